@@ -1,0 +1,37 @@
+# Every target sets up what it needs: a fresh clone needs only python3 (3.11+) and make.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test test-quick bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: run the quickstart scenario, print its summary, write tables and plots to results/
+run: $(STAMP)
+	$(BIN)/simulator run scenarios/quickstart.yaml --out results/quickstart --plots
+
+## test: the whole suite, validation against theory included, on all cores
+test: $(STAMP)
+	$(BIN)/python -m pytest -n auto -q
+
+## test-quick: the suite without the slow theory-validation runs
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -n auto -q -m "not slow"
+
+## bench: framework vs hand-written SimPy, side by side
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+## lint: ruff and mypy
+lint: $(STAMP)
+	$(BIN)/ruff check simulator tests benchmarks
+	$(BIN)/mypy simulator
+
+clean:
+	rm -rf $(VENV) results build *.egg-info

@@ -1,0 +1,164 @@
+"""Small timing and memory helpers for comparing baselines with framework scenarios.
+
+The helpers are deliberately simple: wall-clock time with :func:`time.perf_counter`,
+peak Python heap with :mod:`tracemalloc`, and a round-robin :func:`interleave` so that
+slow drift of the machine (thermal, other load) affects every case alike.
+
+Time and memory should be measured in separate runs: :mod:`tracemalloc` slows Python
+code down considerably.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+import tracemalloc
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pandas as pd
+
+T = TypeVar("T")
+
+
+def time_call(fn: Callable[[], T]) -> tuple[float, T]:
+    """Call ``fn()`` once and measure its wall-clock time.
+
+    Parameters
+    ----------
+    fn : Callable[[], T]
+        Zero-argument callable (use :func:`functools.partial` or a lambda to bind args).
+
+    Returns
+    -------
+    tuple[float, T]
+        Elapsed seconds and the value returned by ``fn``.
+    """
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def peak_memory(fn: Callable[[], T]) -> tuple[int, T]:
+    """Call ``fn()`` once and measure the peak Python heap it allocated, via tracemalloc.
+
+    The peak is measured relative to the memory traced when the call starts. If
+    tracemalloc is already tracing, it is left running; otherwise it is started and
+    stopped around the call.
+
+    Parameters
+    ----------
+    fn : Callable[[], T]
+        Zero-argument callable.
+
+    Returns
+    -------
+    tuple[int, T]
+        Peak additional traced memory in bytes, and the value returned by ``fn``.
+    """
+    started_here = not tracemalloc.is_tracing()
+    if started_here:
+        tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base, _ = tracemalloc.get_traced_memory()
+        result = fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        if started_here:
+            tracemalloc.stop()
+    return max(peak - base, 0), result
+
+
+def measure(fn: Callable[..., Any], *args: Any, repeat: int = 5) -> dict[str, Any]:
+    """Call ``fn(*args)`` ``repeat`` times back to back and summarise the wall times.
+
+    Interleaving with other cases is not done here; use :func:`interleave` (or loop
+    over cases yourself) when comparing several implementations.
+
+    Parameters
+    ----------
+    fn : Callable[..., Any]
+        Callable to time.
+    *args : Any
+        Positional arguments passed to ``fn`` on every call.
+    repeat : int, default 5
+        Number of timed calls (at least 1).
+
+    Returns
+    -------
+    dict[str, Any]
+        ``{"seconds": list of per-call times, "median_seconds", "min_seconds",
+        "max_seconds", "result": value returned by the last call}``.
+    """
+    if repeat < 1:
+        raise ValueError("repeat must be at least 1")
+    times: list[float] = []
+    result: Any = None
+    for _ in range(repeat):
+        gc.collect()
+        seconds, result = time_call(lambda: fn(*args))
+        times.append(seconds)
+    return {
+        "seconds": times,
+        "median_seconds": statistics.median(times),
+        "min_seconds": min(times),
+        "max_seconds": max(times),
+        "result": result,
+    }
+
+
+def interleave(
+    cases: dict[str, Callable[[], int]], repeat: int, *, warmup: bool = True
+) -> pd.DataFrame:
+    """Run every case once per round, round-robin, and report per-case medians.
+
+    In round ``r`` the cases run in their dict order rotated by ``r`` positions, so no
+    case is always first or always last. Each run is timed with :func:`time_call` after
+    a :func:`gc.collect`.
+
+    Parameters
+    ----------
+    cases : dict[str, Callable[[], int]]
+        Case name -> zero-argument callable returning the number of requests completed.
+    repeat : int
+        Number of rounds (timed runs per case, at least 1).
+    warmup : bool, default True
+        If true, run every case once, untimed, before the first round.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by case name (in the given order), with columns ``runs``, ``seconds``
+        (median wall time), ``requests`` (median requests completed) and
+        ``requests_per_second`` (median over runs of requests / seconds).
+    """
+    if repeat < 1:
+        raise ValueError("repeat must be at least 1")
+    names = list(cases)
+    if warmup:
+        for name in names:
+            cases[name]()
+    rows: list[dict[str, Any]] = []
+    for r in range(repeat):
+        k = r % len(names) if names else 0
+        for name in names[k:] + names[:k]:
+            gc.collect()
+            seconds, requests = time_call(cases[name])
+            rows.append(
+                {
+                    "case": name,
+                    "round": r,
+                    "seconds": seconds,
+                    "requests": requests,
+                    "requests_per_second": requests / seconds,
+                }
+            )
+    columns = ["seconds", "requests", "requests_per_second"]
+    if not rows:
+        return pd.DataFrame(columns=["runs", *columns], index=pd.Index([], name="case"))
+    runs = pd.DataFrame(rows)
+    summary = runs.groupby("case", sort=False)[columns].median()
+    summary.insert(0, "runs", runs.groupby("case", sort=False).size())
+    return summary.reindex(names)

@@ -1,0 +1,1 @@
+"""Statistics, summaries and plots computed from result tables (no simulation here)."""

@@ -1,0 +1,69 @@
+"""Call edges: how a workload or a service calls a downstream component.
+
+A call names its target and, optionally, the operation to ask for. A service's ``calls`` block
+maps each operation to a list of steps run in sequence; a step is one call or a ``parallel``
+fan-out whose latency is that of the slowest branch. Resilience policies (timeouts, retries,
+breakers...) attach to these edges.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
+
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
+
+
+def _coerce_call(value: Any) -> Any:
+    if isinstance(value, str):
+        return {"to": value}
+    return value
+
+
+class CallSpec(BaseModel):
+    """One call to a downstream component.
+
+    Parameters
+    ----------
+    to
+        Name of the target component (a replicated component means its whole group).
+    op
+        Operation to request; by default the operation of the request being served.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    to: str = Field(pattern=NAME_PATTERN, description="Name of the target component.")
+    op: str | None = Field(None, description="Operation to request (default: the caller's).")
+
+
+Call = Annotated[CallSpec, BeforeValidator(_coerce_call)]
+"""A call: ``db`` or ``{to: db, op: write}``."""
+
+
+class ParallelSpec(BaseModel):
+    """Calls made concurrently; the step ends when the slowest branch ends (latency = max)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    parallel: list[Call] = Field(min_length=1)
+
+
+def _step_discriminator(value: Any) -> str:
+    if isinstance(value, dict):
+        return "parallel" if "parallel" in value else "call"
+    return "parallel" if isinstance(value, ParallelSpec) else "call"
+
+
+Step = Annotated[
+    Annotated[CallSpec, Tag("call")] | Annotated[ParallelSpec, Tag("parallel")],
+    Discriminator(_step_discriminator),
+    BeforeValidator(_coerce_call),
+]
+"""One step of a service's work for an operation: a call, or ``{parallel: [a, b]}``."""
+
+
+def step_calls(step: CallSpec | ParallelSpec) -> list[CallSpec]:
+    """Return the calls a step makes."""
+    return list(step.parallel) if isinstance(step, ParallelSpec) else [step]

@@ -1,0 +1,176 @@
+"""What every component is: typed parameters, a ``handle`` generator, gauges, and wiring.
+
+A component class registers a ``kind`` (see :mod:`simulator.registry`) and declares a pydantic
+``Params`` model. The topology creates one instance per replica, wires references, and the
+engine starts background processes. Serving a request is one generator, ``handle(request, op)``,
+which yields SimPy events and returns a :class:`~simulator.messages.Status` code. Downstream calls
+are plain generator delegation (``yield from target.handle(...)``), so a hop costs no Process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import simpy
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from simulator.distributions import _Dist
+    from simulator.messages import Request
+    from simulator.metrics.recorder import Recorder
+    from simulator.rng import Streams
+
+KeyPath = tuple[str | int, ...]
+Handler = Generator[simpy.Event, Any, int]
+"""What ``handle`` returns: a generator yielding SimPy events and returning a status code."""
+
+
+class ComponentParams(BaseModel):
+    """Parameters every component kind accepts.
+
+    Parameters
+    ----------
+    kind
+        The registered kind.
+    replicas
+        Number of identical instances, named ``name[0]`` ... ``name[n-1]``. A reference to
+        ``name`` means the whole group.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str
+    replicas: int = Field(1, ge=1, le=100_000, description="Number of instances.")
+
+    def references(self) -> Iterable[tuple[KeyPath, str]]:
+        """Yield (key path inside this component, name of a referenced component)."""
+        return ()
+
+    def cross_check(self, components: dict[str, ComponentParams]) -> Iterable[tuple[KeyPath, str]]:
+        """Yield (key path, message) for problems that depend on other components.
+
+        Called only once every reference is known to exist.
+        """
+        return ()
+
+
+class Target(Protocol):
+    """Anything a call can be sent to: one instance or a group."""
+
+    name: str
+
+    @property
+    def instances(self) -> list[Component]: ...
+
+    def handle(self, req: Request, op: str) -> Handler: ...
+
+
+@dataclass
+class BuildContext:
+    """What components get at construction: the environment, streams, recorder and settings."""
+
+    env: simpy.Environment
+    streams: Streams
+    recorder: Recorder
+    record_spans: bool
+    _samplers: dict[tuple[str, str], Callable[[], float]] = field(default_factory=dict)
+
+    def sampler(self, scope: str, purpose: str, dist: _Dist) -> Callable[[], float]:
+        """Return the shared batched sampler of ``dist`` for (scope, purpose).
+
+        Instances of one group ask with the group's name as scope, so they share one stream:
+        the n-th request reaching the group gets the n-th draw whichever instance serves it,
+        which keeps routing variants on common random numbers.
+        """
+        key = (scope, purpose)
+        s = self._samplers.get(key)
+        if s is None:
+            s = dist.sampler(self.streams.generator(scope, purpose))
+            self._samplers[key] = s
+        return s
+
+    def generator(self, scope: str, purpose: str) -> np.random.Generator:
+        """Return a fresh generator for (scope, purpose)."""
+        return self.streams.generator(scope, purpose)
+
+
+class Component:
+    """Base class of component instances.
+
+    Parameters
+    ----------
+    group
+        Name of the component in the scenario.
+    index
+        Replica index, from 0.
+    params
+        Validated parameters (the class's ``Params``).
+    ctx
+        Build context.
+    """
+
+    kind: ClassVar[str]
+    Params: ClassVar[type[ComponentParams]] = ComponentParams
+
+    def __init__(self, group: str, index: int, params: Any, ctx: BuildContext) -> None:
+        self.group = group
+        self.index = index
+        self.params = params
+        self.env = ctx.env
+        self.ctx = ctx
+        self.name = f"{group}[{index}]" if params.replicas > 1 else group
+
+    @property
+    def instances(self) -> list[Component]:
+        """This instance alone (a group lists all of its instances)."""
+        return [self]
+
+    def wire(self, resolve: Callable[[str], Target]) -> None:
+        """Resolve the names this component references into targets."""
+
+    def start(self) -> None:
+        """Start background processes; called by the engine when simulated time begins."""
+
+    def gauges(self) -> Iterable[tuple[str, str, Callable[[], float]]]:
+        """Yield (metric, label, read function) sampled every ``metrics.interval``.
+
+        ``label`` qualifies per-peer metrics (a balancer's per-backend counts); otherwise "".
+        Metrics ending in ``_total`` are cumulative.
+        """
+        return ()
+
+    def handle(self, req: Request, op: str) -> Handler:
+        """Serve ``req`` for operation ``op``; yield SimPy events, return a status code."""
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+
+class Group:
+    """All instances of a replicated component; a call to the group picks one uniformly at random.
+
+    The random pick models a plain service address spread by the network layer (as kube-proxy's
+    iptables mode does); put a ``load_balancer`` in front for any other strategy.
+    """
+
+    def __init__(self, name: str, members: list[Component], ctx: BuildContext) -> None:
+        self.name = name
+        self.members = members
+        n = len(members)
+
+        pick = ctx.streams.batched(name, "spread", lambda rng, k: rng.integers(0, n, k))
+        handlers = [m.handle for m in members]
+        self._pick = pick
+        self._handlers = handlers
+
+    @property
+    def instances(self) -> list[Component]:
+        """Every instance of the group."""
+        return list(self.members)
+
+    def handle(self, req: Request, op: str) -> Handler:
+        """Send the request to one instance picked uniformly at random."""
+        return self._handlers[int(self._pick())](req, op)

@@ -1,0 +1,200 @@
+"""Clients: the runtime of a workload, creating requests and recording their outcomes.
+
+Not a component kind: workloads are declared in the scenario's ``workloads`` block. Each
+request's operation, key and work are drawn at creation from the workload's own streams
+(purposes ``ops``, ``keys``, ``work``), and arrival times from ``arrivals``, so that variants of
+a design receive identical requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterator
+from typing import Any
+
+import numpy as np
+from simpy import Event, Timeout
+
+from simulator.components.base import BuildContext, Handler, Target
+from simulator.messages import Request
+from simulator.rng import batched
+from simulator.workloads import Closed, ConstantRate, OnOff, Poisson, Schedule, Workload
+
+
+class Client:
+    """The clients of one workload.
+
+    Parameters
+    ----------
+    name
+        Workload name.
+    index
+        Workload index (its code in the ``requests`` table).
+    spec
+        Validated workload.
+    ctx
+        Build context.
+    stop_at
+        No request is created at or after this time.
+    """
+
+    def __init__(
+        self, name: str, index: int, spec: Workload, ctx: BuildContext, stop_at: float
+    ) -> None:
+        self.name = name
+        self.index = index
+        self.spec = spec
+        self.env = ctx.env
+        self.ctx = ctx
+        self.stop_at = stop_at
+        self._rec = ctx.recorder
+        gen = ctx.generator
+        self._key: Callable[[], Any] = (
+            spec.keys.sampler(gen(name, "keys")) if spec.keys is not None else (lambda: -1)
+        )
+        ops = list(spec.mix)
+        if len(ops) == 1:
+            only = ops[0]
+            self._op: Callable[[], str] = lambda: only
+        else:
+            w = np.array([spec.mix[o] for o in ops], dtype=float)
+            pick = batched(gen(name, "ops"), lambda rng, k: rng.choice(len(ops), k, p=w / w.sum()))
+            self._op = lambda: ops[int(pick())]
+        self._work: Callable[[], float] = (
+            spec.work.sampler(gen(name, "work")) if spec.work is not None else (lambda: 1.0)
+        )
+        self._target: Callable[[Request, str], Handler] | None = None
+        self._target_op = spec.target.op
+
+    def wire(self, resolve: Callable[[str], Target]) -> None:
+        """Resolve the workload's target."""
+        self._target = resolve(self.spec.target.to).handle
+
+    def start(self) -> None:
+        """Start generating requests."""
+        arrivals = self.spec.arrivals
+        if isinstance(arrivals, Closed):
+            think = arrivals.think_time.sampler(self.ctx.generator(self.name, "think_time"))
+            for _ in range(arrivals.users):
+                self.env.process(self._user(think))
+        else:
+            self.env.process(self._open(self._arrival_times(arrivals)))
+
+    # ---- request life cycle -------------------------------------------------------------
+    def _new(self) -> Request:
+        rec = self._rec
+        now = self.env._now
+        op = self._op()
+        key = self._key()
+        rid = len(rec.req_start)
+        rec.req_workload.append(self.index)
+        rec.req_op.append(op)
+        rec.req_key.append(key)
+        rec.req_start.append(now)
+        return Request(rid, self.index, op, key, self._work(), now)
+
+    def _done(self, req: Request, status: int) -> None:
+        rec = self._rec
+        rec.done_id.append(req.id)
+        rec.done_end.append(self.env._now)
+        rec.done_status.append(status)
+        rec.done_attempts.append(req.attempts)
+
+    def _serve(self, req: Request) -> Generator[Event, Any, None]:
+        assert self._target is not None
+        status = yield from self._target(req, self._target_op or req.op)
+        self._done(req, status)
+
+    def _open(self, times: Iterator[float]) -> Generator[Event, Any, None]:
+        env = self.env
+        stop = self.stop_at
+        new, serve, process = self._new, self._serve, env.process
+        for t in times:
+            if t >= stop:
+                return
+            yield Timeout(env, t - env._now)
+            process(serve(new()))
+
+    def _user(self, think: Callable[[], float]) -> Generator[Event, Any, None]:
+        env = self.env
+        stop = self.stop_at
+        assert self._target is not None
+        target, op = self._target, self._target_op
+        while True:
+            yield Timeout(env, think())
+            if env._now >= stop:
+                return
+            req = self._new()
+            status = yield from target(req, op or req.op)
+            self._done(req, status)
+
+    # ---- arrival processes: iterators of absolute arrival times --------------------------
+    def _arrival_times(self, arrivals: Any) -> Iterator[float]:
+        rng = self.ctx.generator(self.name, "arrivals")
+        unit = batched(rng, lambda r, k: r.exponential(1.0, k))  # Exp(1) "work" to consume
+        if isinstance(arrivals, Poisson):
+            return _poisson(unit, arrivals.rate)
+        if isinstance(arrivals, ConstantRate):
+            return _constant(1.0 / arrivals.rate)
+        if isinstance(arrivals, Schedule):
+            steps = [(s.at, s.rate) for s in arrivals.steps]
+            return _piecewise(unit, _schedule_segments(steps))
+        if isinstance(arrivals, OnOff):
+            on = arrivals.on.sampler(self.ctx.generator(self.name, "on"))
+            off = arrivals.off.sampler(self.ctx.generator(self.name, "off"))
+            return _piecewise(unit, _on_off_segments(arrivals.rate, on, off))
+        raise TypeError(f"unsupported arrival process {arrivals!r}")
+
+
+def _poisson(unit: Callable[[], float], rate: float) -> Iterator[float]:
+    mean = 1.0 / rate
+    t = 0.0
+    while True:
+        t += unit() * mean
+        yield t
+
+
+def _constant(gap: float) -> Iterator[float]:
+    k = 1
+    while True:
+        yield k * gap
+        k += 1
+
+
+def _schedule_segments(steps: list[tuple[float, float]]) -> Iterator[tuple[float, float]]:
+    for (at, rate), nxt in zip(steps, [*steps[1:], (float("inf"), 0.0)], strict=True):
+        yield nxt[0] - at, rate
+
+
+def _on_off_segments(
+    rate: float, on: Callable[[], float], off: Callable[[], float]
+) -> Iterator[tuple[float, float]]:
+    while True:
+        yield on(), rate
+        yield off(), 0.0
+
+
+def _piecewise(
+    unit: Callable[[], float], segments: Iterator[tuple[float, float]]
+) -> Iterator[float]:
+    """Arrival times of a Poisson process whose rate is constant on consecutive segments.
+
+    Each gap is an Exp(1) amount of "rate x time" consumed across segments, which is exact for
+    a piecewise-constant intensity (time change of a unit Poisson process).
+    """
+    seg_start = 0.0
+    seg_len, rate = next(segments)
+    t = 0.0
+    need = unit()
+    while True:
+        seg_end = seg_start + seg_len
+        if rate > 0 and t + need / rate < seg_end:
+            t += need / rate
+            yield t
+            need = unit()
+            continue
+        if rate > 0:
+            need -= (seg_end - t) * rate
+        if seg_end == float("inf"):
+            return
+        t = seg_start = seg_end
+        seg_len, rate = next(segments)

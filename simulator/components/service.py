@@ -1,0 +1,248 @@
+"""A service: a fleet of instances with workers, a bounded queue, and downstream calls."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Generator, Iterable
+from typing import Any, Literal, Self
+
+from pydantic import Field, model_validator
+from simpy import AllOf, Event, Timeout
+
+from simulator.calls import CallSpec, ParallelSpec, Step, step_calls
+from simulator.components.base import (
+    BuildContext,
+    Component,
+    ComponentParams,
+    Handler,
+    KeyPath,
+    Target,
+)
+from simulator.distributions import Distribution
+from simulator.messages import OK, REJECTED, Request
+from simulator.registry import register
+
+
+class ServiceParams(ComponentParams):
+    """Parameters of ``kind: service``.
+
+    Parameters
+    ----------
+    workers
+        Requests one instance serves at once (threads, event-loop slots).
+    queue_limit
+        Requests allowed to wait for a worker at one instance; an arrival that finds the queue
+        full is rejected at once (status ``rejected``). Omitted: unbounded. A queue limit of
+        ``K - workers`` gives the M/M/c/K model.
+    queue_discipline
+        ``fifo`` or ``lifo`` (newest waiting request served first).
+    service_time
+        Distribution of the time a worker spends on one request (seconds).
+    service_time_by_op
+        Per-operation service-time distributions, overriding ``service_time``.
+    speed
+        Speed factor of each instance (one number for all, or one per replica); service time
+        is divided by it, so ``2`` serves twice as fast.
+    hold_worker
+        Whether a worker stays busy while the request's downstream calls are in progress
+        (thread-per-request servers: true; asynchronous servers and pipelines: false).
+    calls
+        Per operation, the steps taken after the local work, in sequence: a call to a
+        component, or ``{parallel: [...]}``. The key ``"*"`` applies to operations not listed.
+    """
+
+    kind: Literal["service"] = "service"
+    workers: int = Field(1, ge=1, le=1_000_000)
+    queue_limit: int | None = Field(None, ge=0)
+    queue_discipline: Literal["fifo", "lifo"] = "fifo"
+    service_time: Distribution = Field(0.0)
+    service_time_by_op: dict[str, Distribution] = Field(default_factory=dict)
+    speed: float | list[float] = 1.0
+    hold_worker: bool = True
+    calls: dict[str, list[Step]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        speeds = self.speed if isinstance(self.speed, list) else [self.speed]
+        if isinstance(self.speed, list) and len(self.speed) != self.replicas:
+            raise ValueError(
+                f"speed lists {len(self.speed)} values but replicas is {self.replicas}"
+            )
+        if any(s <= 0 for s in speeds):
+            raise ValueError("speed must be > 0")
+        return self
+
+    def references(self) -> Iterable[tuple[KeyPath, str]]:
+        for op, steps in self.calls.items():
+            for i, step in enumerate(steps):
+                if isinstance(step, ParallelSpec):
+                    for j, call in enumerate(step.parallel):
+                        yield ("calls", op, i, "parallel", j), call.to
+                else:
+                    yield ("calls", op, i), step.to
+
+    def speed_of(self, index: int) -> float:
+        """Speed factor of replica ``index``."""
+        return self.speed[index] if isinstance(self.speed, list) else self.speed
+
+
+_Single = tuple[Callable[[Request, str], Handler], str | None]
+_Plan = list[_Single | list[_Single]]
+
+
+@register("service")
+class Service(Component):
+    """One instance of a service: ``workers`` servers in front of one queue.
+
+    Modelling assumptions: a request first waits for a worker (FIFO or LIFO), then the worker
+    spends the service time on it (the draw times the request's ``work`` divided by the
+    instance's ``speed``), then the request's downstream calls for its operation run in order.
+    Service times are drawn on arrival from one stream shared by the group, so routing variants
+    see the same work per request. A rejected request is answered at once.
+
+    Records one span per request served or rejected. Gauges: ``queue_length``, ``busy``
+    (workers busy), ``in_system`` (waiting + holding a worker), and the cumulative
+    ``busy_time_total``, ``queue_time_total``, ``system_time_total`` (integrals over time, from
+    which utilisation, Lq and L over any window follow exactly), ``served_total``,
+    ``rejected_total``.
+    """
+
+    Params = ServiceParams
+
+    def __init__(self, group: str, index: int, params: ServiceParams, ctx: BuildContext) -> None:
+        super().__init__(group, index, params, ctx)
+        self.workers = params.workers
+        self._queue_limit = math.inf if params.queue_limit is None else params.queue_limit
+        self._queue: deque[Event] = deque()
+        self._pop = self._queue.pop if params.queue_discipline == "lifo" else self._queue.popleft
+        self._inv_speed = 1.0 / params.speed_of(index)
+        self._draw = ctx.sampler(group, "service_time", params.service_time)
+        self._draw_by_op = {
+            op: ctx.sampler(group, f"service_time:{op}", d)
+            for op, d in params.service_time_by_op.items()
+        }
+        self._hold = params.hold_worker
+        self._plans: dict[str, _Plan] = {}
+        self._default_plan: _Plan | None = None
+        self.busy = 0
+        self.in_system = 0
+        self.served_total = 0
+        self.rejected_total = 0
+        # integrals kept as "sum of -t at entry and +t at exit"; value at t adds count * t
+        self._busy_area = 0.0
+        self._queue_area = 0.0
+        self._system_area = 0.0
+        rec = ctx.recorder
+        self._rec = rec if ctx.record_spans else None
+        self._code = rec.instance_code(group, self.name)
+
+    def wire(self, resolve: Callable[[str], Target]) -> None:
+        def single(call: CallSpec) -> _Single:
+            return resolve(call.to).handle, call.op
+
+        for op, steps in self.params.calls.items():
+            plan: _Plan = []
+            for step in steps:
+                calls = [single(c) for c in step_calls(step)]
+                plan.append(calls if isinstance(step, ParallelSpec) else calls[0])
+            if op == "*":
+                self._default_plan = plan
+            else:
+                self._plans[op] = plan
+
+    def gauges(self) -> Iterable[tuple[str, str, Callable[[], float]]]:
+        env = self.env
+        yield "workers", "", lambda: self.workers
+        yield "queue_length", "", lambda: len(self._queue)
+        yield "busy", "", lambda: self.busy
+        yield "in_system", "", lambda: self.in_system
+        yield "busy_time_total", "", lambda: self._busy_area + self.busy * env.now
+        yield "queue_time_total", "", lambda: self._queue_area + len(self._queue) * env.now
+        yield "system_time_total", "", lambda: self._system_area + self.in_system * env.now
+        yield "served_total", "", lambda: self.served_total
+        yield "rejected_total", "", lambda: self.rejected_total
+
+    @property
+    def queue_length(self) -> int:
+        """Requests waiting for a worker now."""
+        return len(self._queue)
+
+    def handle(self, req: Request, op: str) -> Handler:
+        env = self.env
+        arrival = env._now
+        draw = self._draw_by_op.get(op, self._draw) if self._draw_by_op else self._draw
+        work = draw() * req.work * self._inv_speed
+        if self.busy < self.workers:
+            self.busy += 1
+            start = arrival
+            self.in_system += 1
+            self._system_area -= arrival
+        elif len(self._queue) >= self._queue_limit:
+            self.rejected_total += 1
+            rec = self._rec
+            if rec is not None:
+                rec.span_id.append(req.id)
+                rec.span_instance.append(self._code)
+                rec.span_op.append(op)
+                rec.span_arrival.append(arrival)
+                rec.span_start.append(math.nan)
+                rec.span_end.append(arrival)
+                rec.span_status.append(REJECTED)
+            return REJECTED
+        else:
+            ev = Event(env)
+            self._queue.append(ev)
+            self._queue_area -= arrival
+            self.in_system += 1
+            self._system_area -= arrival
+            yield ev
+            start = env._now
+            self._queue_area += start
+        self._busy_area -= start
+        yield Timeout(env, work)
+        plan = self._plans.get(op, self._default_plan)
+        if plan is None:
+            status = OK
+            self._release()
+        elif self._hold:
+            status = yield from self._run(req, op, plan)
+            self._release()
+        else:
+            self._release()
+            status = yield from self._run(req, op, plan)
+        rec = self._rec
+        if rec is not None:
+            rec.span_id.append(req.id)
+            rec.span_instance.append(self._code)
+            rec.span_op.append(op)
+            rec.span_arrival.append(arrival)
+            rec.span_start.append(start)
+            rec.span_end.append(env._now)
+            rec.span_status.append(status)
+        return status
+
+    def _release(self) -> None:
+        now = self.env._now
+        self._busy_area += now
+        self._system_area += now
+        self.in_system -= 1
+        self.served_total += 1
+        if self._queue:
+            self._pop().succeed()
+        else:
+            self.busy -= 1
+
+    def _run(self, req: Request, op: str, plan: _Plan) -> Generator[Event, Any, int]:
+        env = self.env
+        for step in plan:
+            if isinstance(step, tuple):
+                handle, call_op = step
+                status = yield from handle(req, call_op or op)
+            else:
+                procs = [env.process(h(req, o or op)) for h, o in step]
+                yield AllOf(env, procs)
+                status = next((p.value for p in procs if p.value != OK), OK)
+            if status != OK:
+                return status
+        return OK

@@ -1,0 +1,77 @@
+"""What flows through the simulated system: requests and their final statuses."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Status(IntEnum):
+    """Final status of a request or of one hop.
+
+    Modelled failures are values, never exceptions. ``IN_FLIGHT`` marks requests still
+    unfinished when the run ends, so that every generated request is accounted for.
+    """
+
+    OK = 0
+    ERROR = 1
+    REJECTED = 2
+    TIMEOUT = 3
+    SHORT_CIRCUITED = 4
+    DROPPED = 5
+    IN_FLIGHT = 6
+
+    @property
+    def label(self) -> str:
+        """Lower-case name used in tables (``ok``, ``rejected``...)."""
+        return self.name.lower()
+
+
+# Plain ints for the hot path: comparing ints is cheaper than enum attribute lookups.
+OK = int(Status.OK)
+ERROR = int(Status.ERROR)
+REJECTED = int(Status.REJECTED)
+TIMEOUT = int(Status.TIMEOUT)
+SHORT_CIRCUITED = int(Status.SHORT_CIRCUITED)
+DROPPED = int(Status.DROPPED)
+IN_FLIGHT = int(Status.IN_FLIGHT)
+
+STATUS_LABELS = [s.label for s in Status]
+
+
+class Request:
+    """One client request as it travels through the system.
+
+    The key, operation and work are drawn when the request is created, from the workload's own
+    streams, so that two variants of a design see exactly the same requests (common random
+    numbers).
+
+    Attributes
+    ----------
+    id
+        Sequence number within the run, from 0.
+    workload
+        Index of the workload that created it.
+    op
+        Operation name (``read``, ``write``...).
+    key
+        Key touched, ``0 .. n-1`` by popularity rank (-1 when the workload has no keys).
+    work
+        Size multiplier applied to every service time the request incurs (1.0 by default).
+    created_at
+        Simulated time of creation (seconds).
+    attempts
+        Number of attempts made so far (1 without retries).
+    """
+
+    __slots__ = ("attempts", "created_at", "id", "key", "op", "work", "workload")
+
+    def __init__(
+        self, id: int, workload: int, op: str, key: int, work: float, created_at: float
+    ) -> None:
+        self.id = id
+        self.workload = workload
+        self.op = op
+        self.key = key
+        self.work = work
+        self.created_at = created_at
+        self.attempts = 1

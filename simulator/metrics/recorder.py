@@ -1,0 +1,161 @@
+"""The recorder: columnar buffers that components append raw facts to during a run.
+
+Numbers go to ``array.array`` buffers (8 bytes a value, appended at list speed); strings to
+lists of interned names. Nothing here computes a statistic: tables are assembled once, at the
+end, by :meth:`Recorder.tables`.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from simulator.messages import IN_FLIGHT, STATUS_LABELS
+from simulator.metrics.schema import TABLES
+
+
+class Recorder:
+    """Buffers of one run.
+
+    Requests are recorded in two halves: creation (``created``) and completion (``completed``);
+    a request created but never completed is reported with status ``in_flight``.
+    """
+
+    def __init__(self, workloads: list[str]) -> None:
+        self.workloads = workloads
+        # request creation, indexed by request id
+        self.req_workload = array("h")
+        self.req_op: list[str] = []
+        self.req_key = array("q")
+        self.req_start = array("d")
+        # request completion
+        self.done_id = array("q")
+        self.done_end = array("d")
+        self.done_status = array("b")
+        self.done_attempts = array("h")
+        # spans
+        self.span_id = array("q")
+        self.span_instance = array("i")
+        self.span_op: list[str] = []
+        self.span_arrival = array("d")
+        self.span_start = array("d")
+        self.span_end = array("d")
+        self.span_status = array("b")
+        self.instances: list[tuple[str, str]] = []  # (component, instance) by instance code
+        # samples and events (low volume)
+        self.samples: dict[str, list[object]] = {c: [] for c in TABLES["samples"]}
+        self.events: dict[str, list[object]] = {c: [] for c in TABLES["events"]}
+        self._gauges: list[tuple[str, str, str, str, Callable[[], float]]] = []
+
+    # ---- registration -------------------------------------------------------------------
+    def instance_code(self, component: str, instance: str) -> int:
+        """Return the integer code under which ``instance`` records spans."""
+        self.instances.append((component, instance))
+        return len(self.instances) - 1
+
+    def add_gauge(
+        self, component: str, instance: str, metric: str, label: str, read: Callable[[], float]
+    ) -> None:
+        """Sample ``read()`` every interval as ``metric`` (qualified by ``label``) of ``instance``."""
+        self._gauges.append((component, instance, metric, label, read))
+
+    # ---- recording ----------------------------------------------------------------------
+    def sample(self, now: float) -> None:
+        """Record every gauge at ``now``."""
+        s = self.samples
+        for component, instance, metric, label, read in self._gauges:
+            s["time"].append(now)
+            s["component"].append(component)
+            s["instance"].append(instance)
+            s["metric"].append(metric)
+            s["label"].append(label)
+            s["value"].append(float(read()))
+
+    def event(self, now: float, component: str, instance: str, event: str, detail: str = ""
+              ) -> None:
+        """Record a state change."""
+        e = self.events
+        e["time"].append(now)
+        e["component"].append(component)
+        e["instance"].append(instance)
+        e["event"].append(event)
+        e["detail"].append(detail)
+
+    # ---- assembly -----------------------------------------------------------------------
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Assemble the tables (called once, after the run)."""
+        return {
+            "requests": self._requests(),
+            "spans": self._spans(),
+            "samples": _frame("samples", self.samples),
+            "events": _frame("events", self.events),
+        }
+
+    def _requests(self) -> pd.DataFrame:
+        n = len(self.req_start)
+        end = np.full(n, np.nan)
+        status = np.full(n, IN_FLIGHT, dtype=np.int8)
+        attempts = np.ones(n, dtype=np.int16)
+        ids = np.frombuffer(self.done_id, dtype=np.int64) if len(self.done_id) else np.empty(
+            0, np.int64)
+        if len(ids):
+            end[ids] = np.frombuffer(self.done_end, dtype=np.float64)
+            status[ids] = np.frombuffer(self.done_status, dtype=np.int8)
+            attempts[ids] = np.frombuffer(self.done_attempts, dtype=np.int16)
+        start = np.array(self.req_start, dtype=np.float64)
+        workload_codes = np.array(self.req_workload, dtype=np.int16)
+        return pd.DataFrame({
+            "request_id": np.arange(n, dtype=np.int64),
+            "workload": pd.Categorical.from_codes(workload_codes, categories=self.workloads),
+            "op": pd.Categorical(self.req_op),
+            "key": np.array(self.req_key, dtype=np.int64),
+            "start": start,
+            "end": end,
+            "latency": end - start,
+            "status": _status(status),
+            "attempts": attempts,
+        })
+
+    def _spans(self) -> pd.DataFrame:
+        codes = np.array(self.span_instance, dtype=np.int32)
+        comps = [c for c, _ in self.instances]
+        insts = [i for _, i in self.instances]
+        comp_cats = list(dict.fromkeys(comps))
+        comp_of_code = np.array([comp_cats.index(c) for c in comps], dtype=np.int32)
+        return pd.DataFrame({
+            "request_id": np.array(self.span_id, dtype=np.int64),
+            "component": pd.Categorical.from_codes(
+                comp_of_code[codes] if len(codes) else codes, categories=comp_cats),
+            "instance": pd.Categorical.from_codes(codes, categories=_unique(insts)),
+            "op": pd.Categorical(self.span_op),
+            "arrival": np.array(self.span_arrival, dtype=np.float64),
+            "start": np.array(self.span_start, dtype=np.float64),
+            "end": np.array(self.span_end, dtype=np.float64),
+            "status": _status(np.array(self.span_status, dtype=np.int8)),
+        })
+
+
+def _unique(names: list[str]) -> list[str]:
+    if len(set(names)) != len(names):
+        raise ValueError("instance names must be unique")
+    return names
+
+
+def _status(codes: np.ndarray) -> pd.Categorical:
+    return pd.Categorical.from_codes(codes.astype(np.int8), categories=STATUS_LABELS)
+
+
+def _frame(table: str, columns: dict[str, list[object]]) -> pd.DataFrame:
+    out = {}
+    for name, (dtype, _) in TABLES[table].items():
+        values = columns[name]
+        if dtype == "category":
+            out[name] = pd.Categorical(values)
+        elif dtype == "object":
+            out[name] = pd.Series(values, dtype=object)
+        else:
+            out[name] = np.array(values, dtype=dtype)
+    return pd.DataFrame(out)

@@ -1,0 +1,59 @@
+"""Building and wiring the components of a scenario through the registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from simulator import registry
+from simulator.components.base import BuildContext, Component, Group, Target
+from simulator.components.client import Client
+from simulator.errors import TopologyError
+from simulator.scenario import Scenario
+
+
+@dataclass
+class Topology:
+    """The built system: component instances by group, resolvable targets, and clients."""
+
+    groups: dict[str, list[Component]]
+    targets: dict[str, Target]
+    clients: list[Client]
+
+    @property
+    def components(self) -> list[Component]:
+        """Every component instance, in scenario order."""
+        return [c for members in self.groups.values() for c in members]
+
+    def resolve(self, name: str) -> Target:
+        """Return the target a reference to ``name`` means (an instance or a whole group)."""
+        try:
+            return self.targets[name]
+        except KeyError:
+            raise TopologyError(f"unknown component {name!r}") from None
+
+
+def build_topology(scenario: Scenario, ctx: BuildContext) -> Topology:
+    """Create every instance and client, then wire references. Schedules nothing."""
+    groups: dict[str, list[Component]] = {}
+    targets: dict[str, Target] = {}
+    for name, params in scenario.components.items():
+        cls = registry.component_class(params.kind)
+        members = [cls(name, i, params, ctx) for i in range(params.replicas)]
+        groups[name] = members
+        targets[name] = members[0] if len(members) == 1 else Group(name, members, ctx)
+    clients = [
+        Client(name, i, spec, ctx, stop_at=scenario.duration)
+        for i, (name, spec) in enumerate(scenario.workloads.items())
+    ]
+    topo = Topology(groups, targets, clients)
+    for component in topo.components:
+        try:
+            component.wire(topo.resolve)
+        except ValueError as exc:
+            raise TopologyError(f"components.{component.group}: {exc}") from None
+    for client in clients:
+        client.wire(topo.resolve)
+    for component in topo.components:
+        for metric, label, read in component.gauges():
+            ctx.recorder.add_gauge(component.group, component.name, metric, label, read)
+    return topo

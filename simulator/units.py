@@ -1,0 +1,86 @@
+"""Units in scenarios: durations (``250ms``, ``1.5s``, ``2m``) and rates (``800/s``, ``5k/s``).
+
+Inside the simulator, time is a float number of simulated seconds and a rate is per second.
+A bare number in a scenario means seconds (durations) or per second (rates).
+"""
+
+from __future__ import annotations
+
+import re
+
+_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "sec": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+}
+_MULTIPLIERS = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6}
+_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+_DURATION_RE = re.compile(rf"^\s*({_NUMBER})\s*([a-zµ]*)\s*$")
+_RATE_RE = re.compile(rf"^\s*({_NUMBER})\s*([kKM]?)\s*/\s*([a-zµ]*)\s*$")
+
+DURATION_PATTERN = rf"^{_NUMBER}\s*(ns|us|µs|ms|s|sec|m|min|h|d)?$"
+RATE_PATTERN = rf"^{_NUMBER}\s*[kKM]?\s*/\s*(ns|us|µs|ms|s|sec|m|min|h|d)$"
+
+
+def parse_duration(value: object) -> float:
+    """Return a duration in seconds from a number (seconds) or a string with a unit.
+
+    Raises
+    ------
+    ValueError
+        With a message naming the accepted units, for anything else.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as 250ms or 2s, got {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION_RE.match(value)
+        if m:
+            number, unit = m.groups()
+            if unit == "":
+                return float(number)
+            if unit in _DURATION_UNITS:
+                return float(number) * _DURATION_UNITS[unit]
+            raise ValueError(
+                f"unknown time unit {unit!r} in {value!r}; use one of "
+                + ", ".join(u for u in _DURATION_UNITS if u != "µs")
+            )
+    raise ValueError(f"expected a duration such as 250ms or 2s, got {value!r}")
+
+
+def parse_rate(value: object) -> float:
+    """Return a rate per second from a number (per second) or a string such as ``5k/s``.
+
+    Raises
+    ------
+    ValueError
+        With a message naming the accepted forms, for anything else.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a rate such as 800/s or 5k/s, got {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        m = _RATE_RE.match(value)
+        if m:
+            number, mult, unit = m.groups()
+            per = _DURATION_UNITS.get(unit or "s")
+            if per is None:
+                raise ValueError(
+                    f"unknown time unit {unit!r} in rate {value!r}; use for example 800/s, "
+                    "5k/s, 30/min or 2/ms"
+                )
+            return float(number) * _MULTIPLIERS[mult] / per
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise ValueError(f"expected a rate such as 800/s or 5k/s, got {value!r}")

@@ -1,0 +1,156 @@
+"""Workload models: how requests arrive, what they ask for, and where they go.
+
+Open-loop workloads generate arrivals regardless of how the system copes (Poisson, constant
+rate, on/off bursts, a rate schedule); closed-loop workloads have a fixed number of users who
+each wait for their reply and think before the next request.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from simulator.calls import Call
+from simulator.distributions import Distribution, Duration
+from simulator.keys import KeySpace
+from simulator.units import RATE_PATTERN, parse_rate
+
+Rate = Annotated[
+    float,
+    BeforeValidator(parse_rate),
+    Field(json_schema_extra={"anyOf": [{"type": "number"}, {"type": "string",
+                                                             "pattern": RATE_PATTERN}]}),
+]
+"""A rate per second; accepts numbers (per second) and strings (``800/s``, ``5k/s``)."""
+
+
+class _Arrivals(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Poisson(_Arrivals):
+    """Poisson arrivals: independent exponential gaps with mean 1/rate."""
+
+    process: Literal["poisson"] = "poisson"
+    rate: Rate = Field(gt=0, description="Mean arrivals per second.")
+
+    def mean_rate(self) -> float:
+        """Long-run arrivals per second."""
+        return self.rate
+
+
+class ConstantRate(_Arrivals):
+    """Evenly spaced arrivals, one every 1/rate seconds."""
+
+    process: Literal["constant"] = "constant"
+    rate: Rate = Field(gt=0, description="Arrivals per second.")
+
+    def mean_rate(self) -> float:
+        """Long-run arrivals per second."""
+        return self.rate
+
+
+class OnOff(_Arrivals):
+    """Bursts: Poisson at ``rate`` during on periods, nothing during off periods.
+
+    On and off period lengths are distributions (a bare duration means a fixed length); the
+    workload starts with an on period.
+    """
+
+    process: Literal["on_off"] = "on_off"
+    rate: Rate = Field(gt=0, description="Arrivals per second while on.")
+    on: Distribution = Field(description="Length of an on period.")
+    off: Distribution = Field(description="Length of an off period.")
+
+    def mean_rate(self) -> float:
+        """Long-run arrivals per second."""
+        on, off = self.on.mean, self.off.mean
+        return self.rate * on / (on + off) if on + off > 0 else self.rate
+
+
+class RateStep(BaseModel):
+    """From ``at`` on, arrivals come at ``rate`` (until the next step)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: Duration = Field(ge=0)
+    rate: Rate = Field(ge=0)
+
+
+class Schedule(_Arrivals):
+    """Poisson arrivals whose rate changes over time, piecewise constant (a step, a spike).
+
+    ``steps`` must start at 0s and be in increasing time order; the last rate holds to the end.
+    """
+
+    process: Literal["schedule"] = "schedule"
+    steps: list[RateStep] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.steps[0].at != 0:
+            raise ValueError("the first step must be at 0s")
+        ats = [s.at for s in self.steps]
+        if any(b <= a for a, b in zip(ats, ats[1:], strict=False)):
+            raise ValueError("steps must be in strictly increasing order of 'at'")
+        if all(s.rate == 0 for s in self.steps):
+            raise ValueError("at least one step must have a rate above 0")
+        return self
+
+    def mean_rate(self) -> float:
+        """Highest rate of the schedule (used for run-size estimates)."""
+        return max(s.rate for s in self.steps)
+
+
+class Closed(_Arrivals):
+    """Closed loop: ``users`` users, each sends a request, waits for the reply, then thinks."""
+
+    process: Literal["closed"] = "closed"
+    users: int = Field(ge=1, le=1_000_000)
+    think_time: Distribution = Field(0.0, description="Pause between a reply and the next request.")
+
+    def mean_rate(self) -> float:
+        """Upper bound of arrivals per second (zero response time)."""
+        think = self.think_time.mean
+        return self.users / think if think > 0 else float("inf")
+
+
+Arrivals = Annotated[
+    Poisson | ConstantRate | OnOff | Schedule | Closed, Field(discriminator="process")
+]
+
+
+class Workload(BaseModel):
+    """One population of clients.
+
+    Parameters
+    ----------
+    arrivals
+        The arrival process (``process: poisson | constant | on_off | schedule | closed``).
+    target
+        Where requests go: a component name or ``{to: name, op: ...}``.
+    keys
+        Key popularity (``{popularity: zipf, n: 100000, s: 0.9}``); none means key -1.
+    mix
+        Operation mix: operation name -> weight (normalised). Default: all ``read``.
+    work
+        Size multiplier of each request, applied to every service time it incurs; drawn at
+        creation so that variants of a design see the same requests. Default 1.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    arrivals: Arrivals
+    target: Call
+    keys: KeySpace | None = None
+    mix: dict[str, float] = Field(default_factory=lambda: {"read": 1.0})
+    work: Distribution | None = None
+
+    @model_validator(mode="after")
+    def _check_mix(self) -> Self:
+        if not self.mix:
+            raise ValueError("mix must name at least one operation")
+        if any(w < 0 for w in self.mix.values()) or sum(self.mix.values()) <= 0:
+            raise ValueError("mix weights must be >= 0 and not all zero")
+        return self

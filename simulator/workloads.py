@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from simulator.calls import Call
-from simulator.distributions import Distribution, Duration
+from simulator.distributions import Constant, Distribution, Duration
 from simulator.keys import KeySpace
 from simulator.units import RATE_PATTERN, parse_rate
 
@@ -108,7 +108,10 @@ class Closed(_Arrivals):
 
     process: Literal["closed"] = "closed"
     users: int = Field(ge=1, le=1_000_000)
-    think_time: Distribution = Field(0.0, description="Pause between a reply and the next request.")
+    think_time: Distribution = Field(
+        default_factory=lambda: Constant(value=0.0),
+        description="Pause between a reply and the next request.",
+    )
 
     def mean_rate(self) -> float:
         """Upper bound of arrivals per second (zero response time)."""

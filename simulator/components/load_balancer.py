@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import math
 from collections.abc import Callable, Iterable
@@ -140,8 +141,8 @@ class LoadBalancer(Component):
 
     def gauges(self) -> Iterable[tuple[str, str, Callable[[], float]]]:
         for i, b in enumerate(self.backends):
-            yield "outstanding", b.name, lambda i=i: self.outstanding[i]
-            yield "routed_total", b.name, lambda i=i: self.routed[i]
+            yield "outstanding", b.name, functools.partial(self.outstanding.__getitem__, i)
+            yield "routed_total", b.name, functools.partial(self.routed.__getitem__, i)
 
     # ---- serving ------------------------------------------------------------------------
     def handle(self, req: Request, op: str) -> Handler:

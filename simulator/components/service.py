@@ -19,7 +19,7 @@ from simulator.components.base import (
     KeyPath,
     Target,
 )
-from simulator.distributions import Distribution
+from simulator.distributions import Constant, Distribution
 from simulator.messages import OK, REJECTED, Request
 from simulator.registry import register
 
@@ -56,7 +56,7 @@ class ServiceParams(ComponentParams):
     workers: int = Field(1, ge=1, le=1_000_000)
     queue_limit: int | None = Field(None, ge=0)
     queue_discipline: Literal["fifo", "lifo"] = "fifo"
-    service_time: Distribution = Field(0.0)
+    service_time: Distribution = Field(default_factory=lambda: Constant(value=0.0))
     service_time_by_op: dict[str, Distribution] = Field(default_factory=dict)
     speed: float | list[float] = 1.0
     hold_worker: bool = True
@@ -242,7 +242,8 @@ class Service(Component):
             else:
                 procs = [env.process(h(req, o or op)) for h, o in step]
                 yield AllOf(env, procs)
-                status = next((p.value for p in procs if p.value != OK), OK)
+                statuses: list[int] = [p.value for p in procs]
+                status = next((s for s in statuses if s != OK), OK)
             if status != OK:
                 return status
         return OK

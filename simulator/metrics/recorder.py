@@ -109,7 +109,8 @@ class Recorder:
         workload_codes = np.array(self.req_workload, dtype=np.int16)
         return pd.DataFrame({
             "request_id": np.arange(n, dtype=np.int64),
-            "workload": pd.Categorical.from_codes(workload_codes, categories=self.workloads),
+            "workload": pd.Categorical.from_codes(
+                workload_codes, categories=pd.Index(self.workloads)),
             "op": pd.Categorical(self.req_op),
             "key": np.array(self.req_key, dtype=np.int64),
             "start": start,
@@ -128,8 +129,8 @@ class Recorder:
         return pd.DataFrame({
             "request_id": np.array(self.span_id, dtype=np.int64),
             "component": pd.Categorical.from_codes(
-                comp_of_code[codes] if len(codes) else codes, categories=comp_cats),
-            "instance": pd.Categorical.from_codes(codes, categories=_unique(insts)),
+                comp_of_code[codes] if len(codes) else codes, categories=pd.Index(comp_cats)),
+            "instance": pd.Categorical.from_codes(codes, categories=pd.Index(_unique(insts))),
             "op": pd.Categorical(self.span_op),
             "arrival": np.array(self.span_arrival, dtype=np.float64),
             "start": np.array(self.span_start, dtype=np.float64),
@@ -144,12 +145,12 @@ def _unique(names: list[str]) -> list[str]:
     return names
 
 
-def _status(codes: np.ndarray) -> pd.Categorical:
-    return pd.Categorical.from_codes(codes.astype(np.int8), categories=STATUS_LABELS)
+def _status(codes: np.ndarray) -> "pd.Categorical[str]":
+    return pd.Categorical.from_codes(codes.astype(np.int8), categories=pd.Index(STATUS_LABELS))
 
 
 def _frame(table: str, columns: dict[str, list[object]]) -> pd.DataFrame:
-    out = {}
+    out: dict[str, object] = {}
     for name, (dtype, _) in TABLES[table].items():
         values = columns[name]
         if dtype == "category":

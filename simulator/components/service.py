@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, cast
 
 from pydantic import Field, model_validator
 from simpy import AllOf, Event, Timeout
@@ -242,7 +242,7 @@ class Service(Component):
             else:
                 procs = [env.process(h(req, o or op)) for h, o in step]
                 yield AllOf(env, procs)
-                statuses: list[int] = [p.value for p in procs]
+                statuses = [cast(int, p.value) for p in procs]
                 status = next((s for s in statuses if s != OK), OK)
             if status != OK:
                 return status

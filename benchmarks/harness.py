@@ -109,10 +109,10 @@ def measure(fn: Callable[..., Any], *args: Any, repeat: int = 5) -> dict[str, An
     }
 
 
-def interleave(
+def interleave_runs(
     cases: dict[str, Callable[[], int]], repeat: int, *, warmup: bool = True
 ) -> pd.DataFrame:
-    """Run every case once per round, round-robin, and report per-case medians.
+    """Run every case once per round, round-robin, and return one row per timed run.
 
     In round ``r`` the cases run in their dict order rotated by ``r`` positions, so no
     case is always first or always last. Each run is timed with :func:`time_call` after
@@ -130,9 +130,8 @@ def interleave(
     Returns
     -------
     pandas.DataFrame
-        Indexed by case name (in the given order), with columns ``runs``, ``seconds``
-        (median wall time), ``requests`` (median requests completed) and
-        ``requests_per_second`` (median over runs of requests / seconds).
+        Columns ``case``, ``round``, ``seconds``, ``requests`` and
+        ``requests_per_second``, one row per timed run in the order the runs happened.
     """
     if repeat < 1:
         raise ValueError("repeat must be at least 1")
@@ -155,10 +154,57 @@ def interleave(
                     "requests_per_second": requests / seconds,
                 }
             )
+    columns = ["case", "round", "seconds", "requests", "requests_per_second"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def summarise_runs(runs: pd.DataFrame, names: list[str] | None = None) -> pd.DataFrame:
+    """Per-case medians of the rows returned by :func:`interleave_runs`.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        Rows from :func:`interleave_runs`.
+    names : list[str], optional
+        Cases to report, in this order; default: in order of first appearance.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by case name, with columns ``runs``, ``seconds`` (median wall time),
+        ``requests`` (median requests completed) and ``requests_per_second`` (median
+        over runs of requests / seconds).
+    """
     columns = ["seconds", "requests", "requests_per_second"]
-    if not rows:
+    if runs.empty:
         return pd.DataFrame(columns=["runs", *columns], index=pd.Index([], name="case"))
-    runs = pd.DataFrame(rows)
     summary = runs.groupby("case", sort=False)[columns].median()
     summary.insert(0, "runs", runs.groupby("case", sort=False).size())
-    return summary.reindex(names)
+    return summary.reindex(names) if names is not None else summary
+
+
+def interleave(
+    cases: dict[str, Callable[[], int]], repeat: int, *, warmup: bool = True
+) -> pd.DataFrame:
+    """Run every case once per round, round-robin, and report per-case medians.
+
+    Same runs as :func:`interleave_runs`, summarised by :func:`summarise_runs`.
+
+    Parameters
+    ----------
+    cases : dict[str, Callable[[], int]]
+        Case name -> zero-argument callable returning the number of requests completed.
+    repeat : int
+        Number of rounds (timed runs per case, at least 1).
+    warmup : bool, default True
+        If true, run every case once, untimed, before the first round.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by case name (in the given order), with columns ``runs``, ``seconds``
+        (median wall time), ``requests`` (median requests completed) and
+        ``requests_per_second`` (median over runs of requests / seconds).
+    """
+    runs = interleave_runs(cases, repeat, warmup=warmup)
+    return summarise_runs(runs, list(cases))

@@ -76,7 +76,7 @@ def summarize(
                          seconds))
     sp = spans[(spans["arrival"] >= warmup) & (spans["arrival"] < until)]
     util = utilisation(samples, warmup, until)
-    for name, grp in sp.groupby("component", observed=True, sort=False):
+    for name, grp in sp.groupby("component", observed=True, sort=True):
         row = _row("component", str(name), grp["status"],
                    (grp["end"] - grp["arrival"]).to_numpy(), seconds)
         row["utilisation"] = util.get(str(name), np.nan)

@@ -101,6 +101,8 @@ class Recorder:
         attempts = np.ones(n, dtype=np.int16)
         ids = np.frombuffer(self.done_id, dtype=np.int64) if len(self.done_id) else np.empty(
             0, np.int64)
+        if len(np.unique(ids)) != len(ids):
+            raise AssertionError("a request completed twice (simulator bug)")
         if len(ids):
             end[ids] = np.frombuffer(self.done_end, dtype=np.float64)
             status[ids] = np.frombuffer(self.done_status, dtype=np.int8)

@@ -1,0 +1,66 @@
+"""Smoke test of ``benchmarks/run.py`` (``make bench``): it runs and reports both systems.
+
+No timing assertions: timings belong to the benchmark itself, not to the test suite.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pandas as pd
+import simpy
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = ROOT / "benchmarks" / "run.py"
+
+
+def _load_run() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_run", RUN)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_run_prints_both_systems(tmp_path: Path) -> None:
+    csv = tmp_path / "bench.csv"
+    proc = subprocess.run(
+        [sys.executable, str(RUN), "--quick", "--csv", str(csv)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    rows = [line.split() for line in out.splitlines()]
+    for system in ("p2c", "mmc"):
+        assert [system, "hand-written"] in [r[:2] for r in rows], out
+    assert sum(r[:1] == ["framework"] for r in rows) == 2, out
+    assert "spans off" in out
+
+    table = pd.read_csv(csv, index_col=["system", "implementation"])
+    assert list(table.index) == [
+        ("p2c", "hand-written"),
+        ("p2c", "framework"),
+        ("mmc", "hand-written"),
+        ("mmc", "framework"),
+    ]
+    assert (table["requests"] > 0).all()
+    assert (table["events_per_request"] > 0).all()
+
+
+def test_step_counter_matches_the_baselines_own_count() -> None:
+    bench = _load_run()
+    original = simpy.core.Environment.step
+    counted = bench.baseline_mmc.run(5600.0, 0.2, 3, count_events=True)
+    with bench.counting_steps() as count:
+        plain = bench.baseline_mmc.run(5600.0, 0.2, 3, count_events=False)
+    assert simpy.core.Environment.step is original
+    assert plain["requests"] == counted["requests"]
+    assert count[0] == counted["events"]

@@ -61,8 +61,8 @@ def topologies(draw: st.DrawFn) -> dict[str, Any]:
         workloads[f"w{w}"] = {"arrivals": arrivals, "target": entry,
                               "keys": {"popularity": "zipf", "n": 50, "s": 1.0},
                               "mix": {"read": 0.7, "write": 0.3}}
-    return {"duration": draw(st.floats(0.5, 3.0)), "drain": draw(st.sampled_from([0, 60])),
-            "workloads": workloads, "components": components, "metrics": {"interval": 0.25}}
+    return {"duration": draw(st.floats(0.5, 3.0)), "drain": draw(st.sampled_from([0, 1000])),
+            "workloads": workloads, "components": components, "metrics": {"interval": 1.0}}
 
 
 def final(samples: pd.DataFrame, metric: str) -> pd.Series:

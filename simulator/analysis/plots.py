@@ -70,7 +70,7 @@ class PlotAccessor:
         ax.set_ylabel("latency (ms)")
         ax.set_title(f"{r.scenario.name}: latency percentiles per {window:g}s")
         ax.grid(True, alpha=0.3)
-        ax.legend()
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
         return ax
 
     def throughput_over_time(self, ax: Axes | None = None, window: float | None = None) -> Axes:
@@ -87,9 +87,10 @@ class PlotAccessor:
         _shade_warmup(ax, r)
         ax.set_xlabel("time (s)")
         ax.set_ylabel("requests per second")
+        ax.set_ylim(bottom=0)
         ax.set_title(f"{r.scenario.name}: throughput by status")
         ax.grid(True, alpha=0.3)
-        ax.legend()
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
         return ax
 
     def backend_share(self, ax: Axes | None = None) -> Axes:

@@ -194,7 +194,7 @@ class Gamma(_Dist):
 
 
 class Pareto(_Dist):
-    """Pareto (type I) with tail index ``alpha`` and minimum ``scale``: P(X > x) = (scale/x)^alpha."""
+    """Pareto (type I), tail index ``alpha``, minimum ``scale``: P(X > x) = (scale/x)^alpha."""
 
     dist: Literal["pareto"] = "pareto"
     alpha: float = Field(gt=0)

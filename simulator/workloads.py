@@ -7,6 +7,7 @@ each wait for their reply and think before the next request.
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -92,7 +93,7 @@ class Schedule(_Arrivals):
         if self.steps[0].at != 0:
             raise ValueError("the first step must be at 0s")
         ats = [s.at for s in self.steps]
-        if any(b <= a for a, b in zip(ats, ats[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(ats)):
             raise ValueError("steps must be in strictly increasing order of 'at'")
         if all(s.rate == 0 for s in self.steps):
             raise ValueError("at least one step must have a rate above 0")

@@ -59,7 +59,7 @@ class Recorder:
     def add_gauge(
         self, component: str, instance: str, metric: str, label: str, read: Callable[[], float]
     ) -> None:
-        """Sample ``read()`` every interval as ``metric`` (qualified by ``label``) of ``instance``."""
+        """Sample ``read()`` every interval as ``metric`` of ``instance`` (with ``label``)."""
         self._gauges.append((component, instance, metric, label, read))
 
     # ---- recording ----------------------------------------------------------------------
@@ -147,7 +147,7 @@ def _unique(names: list[str]) -> list[str]:
     return names
 
 
-def _status(codes: np.ndarray) -> "pd.Categorical[str]":
+def _status(codes: np.ndarray) -> pd.Categorical[str]:
     return pd.Categorical.from_codes(codes.astype(np.int8), categories=pd.Index(STATUS_LABELS))
 
 

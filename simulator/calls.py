@@ -12,6 +12,16 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 
+from simulator.distributions import Duration
+from simulator.policies import (
+    BreakerPolicy,
+    BulkheadPolicy,
+    FallbackPolicy,
+    HedgePolicy,
+    RateLimitPolicy,
+    RetryPolicy,
+)
+
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 
 
@@ -22,7 +32,7 @@ def _coerce_call(value: Any) -> Any:
 
 
 class CallSpec(BaseModel):
-    """One call to a downstream component.
+    """One call to a downstream component, with its resilience policies.
 
     Parameters
     ----------
@@ -30,12 +40,33 @@ class CallSpec(BaseModel):
         Name of the target component (a replicated component means its whole group).
     op
         Operation to request; by default the operation of the request being served.
+    timeout
+        Give up on one attempt after this long (status ``timeout``); the callee is not told
+        and finishes its work.
+    retry, breaker, hedge, rate_limit, bulkhead, fallback
+        See :mod:`simulator.policies`. Each calling instance keeps its own policy state (its
+        own breaker, budget, bucket), as a client library does.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     to: str = Field(pattern=NAME_PATTERN, description="Name of the target component.")
     op: str | None = Field(None, description="Operation to request (default: the caller's).")
+    timeout: Duration | None = Field(None, gt=0)
+    retry: RetryPolicy | None = None
+    breaker: BreakerPolicy | None = None
+    hedge: HedgePolicy | None = None
+    rate_limit: RateLimitPolicy | None = None
+    bulkhead: BulkheadPolicy | None = None
+    fallback: FallbackPolicy | None = None
+
+    @property
+    def has_policies(self) -> bool:
+        """Whether any policy wraps this call."""
+        return any(getattr(self, f) is not None for f in POLICY_FIELDS)
+
+
+POLICY_FIELDS = ("timeout", "retry", "breaker", "hedge", "rate_limit", "bulkhead", "fallback")
 
 
 Call = Annotated[CallSpec, BeforeValidator(_coerce_call)]

@@ -9,9 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+import textwrap
+import types
+import typing
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -59,8 +62,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc.render(), file=sys.stderr)
         return EXIT_BAD_INPUT
     except TopologyError as exc:
-        print(f"{getattr(args, 'file', '')}: {exc}", file=sys.stderr)
+        print(_locate(getattr(args, "file", ""), str(exc)), file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+def _locate(file: str, message: str) -> str:
+    """Prefix a ``key.path: message`` with ``file:line`` where the key path is found."""
+    from simulator.yamlfile import load_yaml_file
+
+    head, sep, _ = message.partition(": ")
+    line = None
+    if sep and " " not in head:
+        try:
+            _, smap = load_yaml_file(file)
+        except ScenarioError:
+            pass
+        else:
+            path = tuple(int(p) if p.isdigit() else p for p in head.split("."))
+            line = smap.line_of(path)
+    return f"{file}:{line}: {message}" if line is not None else f"{file}: {message}"
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -69,6 +89,13 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.plots and args.out is None:
         print("simulator run: --plots needs --out DIR", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.seed is not None and not 0 <= args.seed < 2**63:
+        print(f"simulator run: --seed must be between 0 and 2**63 - 1, got {args.seed}",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.out is not None and (problem := _out_problem(args.out)):
+        print(f"simulator run: --out {args.out}: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     scenario = load_scenario(args.file, args.overrides)
     results = simulate(scenario, seed=args.seed)
@@ -84,9 +111,26 @@ def _run(args: argparse.Namespace) -> int:
         print("per-backend share")
         print(share.to_string(index=False, formatters={"share": "{:.1%}".format}))
     if args.out is not None:
-        path = results.write(args.out, fmt=args.format, plots=args.plots)
+        try:
+            path = results.write(args.out, fmt=args.format, plots=args.plots)
+        except OSError as exc:
+            print(f"simulator run: --out {args.out}: cannot write: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return EXIT_BAD_INPUT
         print(f"\ntables written to {path}/")
     return 0
+
+
+def _out_problem(out: Path) -> str | None:
+    """Why ``out`` must not be used as an output directory (it is replaced whole), or None."""
+    if not out.exists():
+        return None
+    if not out.is_dir():
+        return "exists and is not a directory; refusing to replace it"
+    if any(out.iterdir()) and not (out / "manifest.json").is_file():
+        return ("is a non-empty directory that holds no previous results (no manifest.json); "
+                "refusing to replace it, choose a new directory")
+    return None
 
 
 def format_summary(summary: pd.DataFrame) -> str:
@@ -95,12 +139,14 @@ def format_summary(summary: pd.DataFrame) -> str:
     for col in ("mean", "p50", "p95", "p99", "p999"):
         df[col] = df[col] * 1e3
     df = df.rename(columns={c: f"{c}_ms" for c in ("mean", "p50", "p95", "p99", "p999")})
-    pct = {c: (lambda v: "-" if pd.isna(v) else f"{v:.2%}")
-           for c in ("error_ratio", "rejection_ratio", "timeout_ratio", "utilisation")}
-    num = {c: "{:.1f}".format for c in ("throughput", "goodput")}
-    ms = {f"{c}_ms": (lambda v: "-" if pd.isna(v) else f"{v:.3f}")
-          for c in ("mean", "p50", "p95", "p99", "p999")}
-    return df.to_string(index=False, na_rep="-", formatters={**pct, **num, **ms})
+    fmt: dict[str, Callable[[Any], str]] = {}
+    for c in ("error_ratio", "rejection_ratio", "timeout_ratio", "utilisation"):
+        fmt[c] = lambda v: "-" if pd.isna(v) else f"{v:.2%}"
+    for c in ("throughput", "goodput"):
+        fmt[c] = "{:.1f}".format
+    for c in ("mean", "p50", "p95", "p99", "p999"):
+        fmt[f"{c}_ms"] = lambda v: "-" if pd.isna(v) else f"{v:.3f}"
+    return df.to_string(index=False, na_rep="-", formatters=fmt)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -134,28 +180,132 @@ def _kinds(args: argparse.Namespace) -> int:
     for kind, cls in kinds().items():
         doc = (cls.__doc__ or "").strip().splitlines()[0]
         print(f"{kind}: {doc}")
+        rows = []
         for name, f in cls.Params.model_fields.items():
             if name == "kind":
                 continue
+            text = type_text(f.annotation, f.metadata)
             if f.default is not PydanticUndefined:
-                default = repr(f.default)
+                default = "default " + default_text(f.default, text)
             elif f.default_factory is not None:
-                default = repr(f.default_factory())  # type: ignore[call-arg]
+                default = "default " + default_text(f.default_factory(), text)  # type: ignore[call-arg]
             else:
-                default = "(required)"
-            print(f"    {f.alias or name:<20} {_type_name(f.annotation):<28} {default}")
+                default = "required"
+            rows.append((f.alias or name, text, default))
+        width = min(max(len(t) for _, t, _ in rows), 44)
+        for name, text, default in rows:
+            lines = textwrap.wrap(text, width) or [""]
+            print(f"    {name:<20} {lines[0]:<{width}}  {default}")
+            for more in lines[1:]:
+                print(f"    {'':<20}   {more}")
         print()
     return 0
 
 
-def _type_name(tp: Any) -> str:
-    text = getattr(tp, "__name__", None) if isinstance(tp, type) else None
-    text = text or str(tp)
-    for noise in ("typing.", "simulator.calls.", "simulator.distributions.", "Annotated["):
-        text = text.replace(noise, "")
-    if ("dist" in text.lower() and "Union" in text) or "Constant |" in text:
-        return "distribution"
-    return text if len(text) <= 28 else text[:25] + "..."
+def type_text(tp: Any, metadata: Sequence[Any] = ()) -> str:
+    """Describe a parameter's type in words (``duration``, ``one of: fifo, lifo``...)."""
+    from pydantic import BaseModel, BeforeValidator
+
+    from simulator.units import parse_duration, parse_rate
+
+    funcs = [m.func for m in metadata if isinstance(m, BeforeValidator)]
+    bounds = _bounds(metadata)
+    if parse_duration in funcs:
+        return _join("duration", bounds)
+    if parse_rate in funcs:
+        return _join("rate", bounds)
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        inner, *more = typing.get_args(tp)
+        return _join(type_text(inner, more), bounds)
+    if origin in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(tp) if a is not type(None)]
+        optional = len(members) < len(typing.get_args(tp))
+        models = [typing.get_args(m)[0] if typing.get_origin(m) is typing.Annotated else m
+                  for m in members]
+        text = _family(models) or " or ".join(type_text(m) for m in members)
+        return _join(text + (", optional" if optional else ""), bounds)
+    if origin is Literal:
+        return "one of: " + ", ".join(str(a) for a in typing.get_args(tp))
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        return _join("list of " + _plural(type_text(item)), bounds)
+    if origin is dict:
+        _, value = typing.get_args(tp)
+        return _join(f"mapping of name to {type_text(value)}", bounds)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return _family([tp]) or tp.__name__
+    names = {int: "integer", float: "number", str: "name", bool: "true/false"}
+    return _join(names.get(tp, getattr(tp, "__name__", str(tp))), bounds)
+
+
+def _family(models: list[Any]) -> str | None:
+    """Name a union of scenario models by what they are (every distribution has ``dist``...)."""
+    from pydantic import BaseModel
+
+    if not models or not all(isinstance(m, type) and issubclass(m, BaseModel) for m in models):
+        return None
+    for key, name in (("dist", "distribution"), ("popularity", "key popularity"),
+                      ("process", "arrival process")):
+        if all(key in m.model_fields for m in models):
+            return name
+    names = {m.__name__ for m in models}
+    if names == {"CallSpec", "ParallelSpec"}:
+        return "step (a call or {parallel: [calls]})"
+    if names == {"CallSpec"}:
+        return "call (a name or {to, op})"
+    return None
+
+
+def _plural(text: str) -> str:
+    head, sep, rest = text.partition(" ")
+    if head in ("name", "number", "integer", "distribution", "duration", "rate", "step", "call"):
+        return head + "s" + sep + rest
+    return text
+
+
+def _bounds(metadata: Sequence[Any]) -> str:
+    signs = {"Ge": ">=", "Gt": ">", "Le": "<=", "Lt": "<"}
+    parts = []
+    for m in metadata:
+        name = type(m).__name__
+        if name in signs:
+            value = getattr(m, name.lower())
+            parts.append(f"{signs[name]} {value:g}" if isinstance(value, float)
+                         else f"{signs[name]} {value}")
+        elif name == "MinLen":
+            parts.append(f"at least {m.min_length}")
+    return ", ".join(parts)
+
+
+def _join(text: str, bounds: str) -> str:
+    if not bounds:
+        return text
+    if text.endswith(", optional"):
+        return _join(text.removesuffix(", optional"), bounds) + ", optional"
+    return f"{text}, {bounds}" if bounds.startswith("at") else f"{text} {bounds}"
+
+
+def default_text(value: Any, type_desc: str = "") -> str:
+    """Render a default value as it would be written in a scenario."""
+    from pydantic import BaseModel
+
+    if isinstance(value, BaseModel):
+        if getattr(value, "dist", None) == "constant":
+            value = value.value  # type: ignore[attr-defined]
+        else:
+            return json.dumps(value.model_dump(mode="json", by_alias=True,
+                                               exclude_defaults=True))
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        unit = "s" if type_desc.startswith(("duration", "distribution")) else ""
+        return f"{value:g}{unit}"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
 
 
 _COMMANDS = {"run": _run, "validate": _validate, "schema": _schema, "kinds": _kinds}

@@ -10,6 +10,7 @@ class Status(IntEnum):
 
     Modelled failures are values, never exceptions. ``IN_FLIGHT`` marks requests still
     unfinished when the run ends, so that every generated request is accounted for.
+    ``FALLBACK`` is a degraded answer given by a fallback policy after a failure.
     """
 
     OK = 0
@@ -19,6 +20,7 @@ class Status(IntEnum):
     SHORT_CIRCUITED = 4
     DROPPED = 5
     IN_FLIGHT = 6
+    FALLBACK = 7
 
     @property
     def label(self) -> str:
@@ -34,6 +36,7 @@ TIMEOUT = int(Status.TIMEOUT)
 SHORT_CIRCUITED = int(Status.SHORT_CIRCUITED)
 DROPPED = int(Status.DROPPED)
 IN_FLIGHT = int(Status.IN_FLIGHT)
+FALLBACK = int(Status.FALLBACK)
 
 STATUS_LABELS = [s.label for s in Status]
 

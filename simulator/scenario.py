@@ -13,13 +13,13 @@ import copy
 import difflib
 import functools
 import math
+import re
 import types
 import typing
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self, Union
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -33,11 +33,13 @@ from simulator import registry
 from simulator.components.base import ComponentParams, KeyPath
 from simulator.distributions import Duration
 from simulator.errors import Problem, ScenarioError
-from simulator.workloads import Closed, Workload
-from simulator.yamlfile import SourceMap, load_yaml_file, load_yaml_text
+from simulator.workloads import Closed, OnOff, Workload
+from simulator.yamlfile import SourceMap, load_yaml_file, load_yaml_text, load_yaml_value
 
 #: Runs estimated to create more requests than this are refused up front.
 MAX_REQUESTS = 200_000_000
+#: Runs whose gauge sampling would record more than this many (instance, time) pairs are refused.
+MAX_SAMPLES = 20_000_000
 
 
 class Metrics(BaseModel):
@@ -113,6 +115,8 @@ class Scenario(BaseModel):
                 rate = w.arrivals.users / max(w.arrivals.think_time.mean, 1e-3)
             else:
                 rate = w.arrivals.mean_rate()
+                if math.isnan(rate) and isinstance(w.arrivals, OnOff):
+                    rate = w.arrivals.rate  # heavy-tailed periods: bound by the on rate
             total += rate * self.duration
         return total
 
@@ -128,11 +132,11 @@ def scenario_model() -> type[Scenario]:
     """Return the validating Scenario model, with a member per registered component kind."""
     members = tuple(cls.Params for cls in registry.kinds().values())
     union = Annotated[Union[members], Field(discriminator="kind")]  # type: ignore[valid-type]  # noqa: UP007
-    model: type[Scenario] = create_model(  # type: ignore[call-overload]
+    model: type[Scenario] = create_model(
         "Scenario",
         __base__=Scenario,
         __doc__=Scenario.__doc__,
-        components=(dict[str, union], Field(min_length=1)),  # type: ignore[valid-type]
+        components=(dict[str, union], Field(min_length=1)),
     )
     return model
 
@@ -216,8 +220,8 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str], source: str)
                 source, [Problem(f"bad --set {text!r}: expected key.path=value", "--set")]
             )
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError as exc:
+            value = load_yaml_value(raw) if raw.strip() else ""
+        except ValueError as exc:
             raise ScenarioError(
                 source, [Problem(f"bad --set {text!r}: value is not valid YAML ({exc})", key)]
             ) from None
@@ -225,24 +229,30 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str], source: str)
         if any(p == "" for p in parts):
             raise ScenarioError(source, [Problem(f"bad --set {text!r}: empty key in path", key)])
         node: Any = data
-        for i, part in enumerate(parts[:-1]):
+        for i, part in enumerate(parts):
             here = ".".join(str(p) for p in parts[: i + 1])
-            if (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
-                node = node[part]
-            else:
-                options = list(node) if isinstance(node, dict) else []
+            last = i == len(parts) - 1
+            if isinstance(node, list):
+                if not isinstance(part, int) or part >= len(node):
+                    parent = ".".join(str(p) for p in parts[:i])
+                    raise ScenarioError(source, [Problem(
+                        f"bad --set {text!r}: {parent!r} is a list of {len(node)} item(s); "
+                        f"{part!r} is not one of its indexes (0..{len(node) - 1})", key)])
+            elif not isinstance(node, dict):
+                raise ScenarioError(source, [Problem(
+                    f"bad --set {text!r}: {'.'.join(str(p) for p in parts[:i])!r} is a value, "
+                    "not a mapping", key)])
+            elif part not in node and not last:
+                options = [*node, *(_fields_for(scenario_model(), data, tuple(parts[:i])) or [])]
                 raise ScenarioError(
                     source,
                     [Problem(f"bad --set {text!r}: no key {here!r} in the scenario"
                              + _did_you_mean(str(part), options), key)],
                 )
-        last = parts[-1]
-        if isinstance(node, dict) or (isinstance(node, list) and isinstance(last, int) and last < len(node)):
-            node[last] = value
-        else:
-            raise ScenarioError(
-                source, [Problem(f"bad --set {text!r}: cannot set a key inside a value", key)]
-            )
+            if last:
+                node[part] = value
+            else:
+                node = node[part]
         done.add(tuple(parts))
     return done
 
@@ -259,11 +269,15 @@ def _did_you_mean(word: str, options: Iterable[str]) -> str:
 def _data_path(loc: tuple[str | int, ...], data: Any) -> KeyPath:
     """Map a pydantic error location onto the key path in the data (dropping union tags)."""
     path: list[str | int] = []
-    node = data
+    node: Any = data
     for item in loc:
-        if (isinstance(node, dict) and item in node) or (isinstance(node, list) and isinstance(item, int) and item < len(node)):
+        if _has(node, item):
             path.append(item)
             node = node[item]
+        elif isinstance(node, dict) and any(str(k) == str(item) for k in node):
+            key = next(k for k in node if str(k) == str(item))  # pydantic shows keys as text
+            path.append(key)
+            node = node[key]
         elif isinstance(node, dict | list):
             continue  # a union tag or a validator marker, not a key
         else:
@@ -272,29 +286,41 @@ def _data_path(loc: tuple[str | int, ...], data: Any) -> KeyPath:
     return tuple(path)
 
 
-def _fields_at(model: Any, loc: tuple[str | int, ...]) -> list[str] | None:
-    """Return the field names (aliases) of the model at ``loc``, following pydantic's locations."""
+def _fields_for(model: Any, data: Any, path: KeyPath) -> list[str] | None:
+    """Return the keys (aliases) the model accepts at data ``path``, or None if not a mapping.
+
+    Walks the model's types alongside the data, picking each union member by the data's
+    discriminator value (``kind: service``, ``dist: lognormal``...).
+    """
     tp: Any = model
-    for item in loc:
-        tp = _unwrap(tp, item)
-        if tp is None:
-            return None
+    node: Any = data
+    for item in path:
+        tp = _resolve(tp, node)
         if isinstance(tp, type) and issubclass(tp, BaseModel):
-            f = _field_named(tp, item)
-            if f is not None:
-                tp = f
-                continue
-        origin = typing.get_origin(tp)
-        if origin is dict:
+            tp = _field_named(tp, item)
+            if tp is None:
+                return None
+        elif typing.get_origin(tp) is dict:
             tp = typing.get_args(tp)[1]
-        elif origin is list:
+        elif typing.get_origin(tp) is list:
             tp = typing.get_args(tp)[0]
         else:
             return None
-    tp = _unwrap(tp, None)
+        node = _child(node, item)
+    tp = _resolve(tp, node)
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return [f.alias or n for n, f in tp.model_fields.items()]
     return None
+
+
+def _has(node: Any, item: Any) -> bool:
+    if isinstance(node, dict):
+        return item in node
+    return isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node)
+
+
+def _child(node: Any, item: Any) -> Any:
+    return node[item] if _has(node, item) else None
 
 
 def _field_named(model: type[BaseModel], item: Any) -> Any:
@@ -304,40 +330,45 @@ def _field_named(model: type[BaseModel], item: Any) -> Any:
     return None
 
 
-def _unwrap(tp: Any, tag: Any) -> Any:
-    """Strip Annotated/Optional; pick a union member by its discriminator tag when given."""
+def _resolve(tp: Any, node: Any) -> Any:
+    """Strip Annotated and Optional; pick the union member that ``node`` (the data) selects."""
     while True:
         origin = typing.get_origin(tp)
         if origin is Annotated:
             tp = typing.get_args(tp)[0]
-        elif origin in (Union, types.UnionType):
-            members = [a for a in typing.get_args(tp) if a is not type(None)]
-            chosen = None
-            for m in members:
-                inner = typing.get_args(m)[0] if typing.get_origin(m) is Annotated else m
-                if isinstance(inner, type) and issubclass(inner, BaseModel):
-                    for f in inner.model_fields.values():
-                        if typing.get_origin(f.annotation) is Literal and tag in typing.get_args(
-                            f.annotation
-                        ):
-                            chosen = inner
-                    tags = [
-                        md.tag for md in getattr(m, "__metadata__", ()) if hasattr(md, "tag")
-                    ]
-                    if tag in tags:
-                        chosen = inner
-            if chosen is None and len(members) >= 1:
-                models = [m for m in members if isinstance(_strip(m), type)]
-                chosen = _strip(models[0]) if len(models) == 1 else None
-            if chosen is None:
-                return tp if tag is None else None
-            return chosen
-        else:
+            continue
+        if origin not in (Union, types.UnionType):
             return tp
+        members = [_strip(a) for a in typing.get_args(tp) if a is not type(None)]
+        models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
+        if isinstance(node, dict):
+            for m in models:
+                for name, f in m.model_fields.items():
+                    key = f.alias or name
+                    if (typing.get_origin(f.annotation) is Literal and key in node
+                            and node[key] in typing.get_args(f.annotation)):
+                        return m
+            if len(models) == 1:
+                return models[0]
+            dicts = [m for m in members if typing.get_origin(m) is dict]
+            return dicts[0] if len(dicts) == 1 and not models else None
+        if isinstance(node, list):
+            lists = [m for m in members if typing.get_origin(m) is list]
+            return lists[0] if len(lists) == 1 else None
+        return models[0] if len(models) == 1 else None
 
 
 def _strip(tp: Any) -> Any:
-    return typing.get_args(tp)[0] if typing.get_origin(tp) is Annotated else tp
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _node_at(data: Any, path: KeyPath) -> Any:
+    node = data
+    for item in path:
+        node = _child(node, item)
+    return node
 
 
 def _problem(
@@ -348,7 +379,7 @@ def _problem(
     kind = err["type"]
     ctx = err.get("ctx") or {}
     if kind == "extra_forbidden":
-        fields = _fields_at(model, loc[:-1]) or []
+        fields = _fields_for(model, data, path[:-1]) or []
         message = f"unknown key {path[-1]!r}" + _did_you_mean(str(path[-1]), fields)
         if fields:
             message += f" (allowed: {', '.join(sorted(fields))})"
@@ -374,11 +405,26 @@ def _problem(
         given = err.get("input")
         if kind not in ("value_error",) and not isinstance(given, dict | list):
             msg += f", got {given!r}"
+        if kind == "literal_error" and isinstance(given, str):
+            msg += _did_you_mean(given, re.findall(r"'([^']*)'", str(ctx.get("expected", ""))))
+        if kind in ("value_error", "assertion_error"):
+            path = _blame_field(msg, data, path, model)
         message = msg
     line = None if _is_overridden(path, overridden) else smap.line_of(path)
     if line is None:
         message += " (from --set)" if _is_overridden(path, overridden) else ""
     return Problem(message, ".".join(str(p) for p in path), line)
+
+
+def _blame_field(message: str, data: Any, path: KeyPath, model: Any) -> KeyPath:
+    """Point a whole-model check at the key its message starts with (``warmup (5s) must...``)."""
+    word = re.match(r"[A-Za-z_][A-Za-z0-9_]*", message)
+    node = _node_at(data, path)
+    if word and isinstance(node, dict) and word.group() in node:
+        fields = _fields_for(model, data, path) or []
+        if word.group() in fields:
+            return (*path, word.group())
+    return path
 
 
 def _is_overridden(path: KeyPath, overridden: set[KeyPath]) -> bool:
@@ -460,11 +506,41 @@ def _find_cycle(graph: dict[str, list[tuple[str, KeyPath]]], where: Any, fmt: An
 
 
 def _check_size(scenario: Scenario, smap: SourceMap) -> list[Problem]:
+    problems = []
+    for key in ("duration", "warmup", "drain"):
+        value = getattr(scenario, key)
+        if not math.isfinite(value):
+            problems.append(Problem(f"must be a finite duration, got {value}", key,
+                                    smap.line_of((key,))))
+    if problems:
+        return problems
+    for name, w in scenario.workloads.items():
+        if isinstance(w.arrivals, OnOff):
+            cycle = w.arrivals.on.mean + w.arrivals.off.mean
+            cycles = scenario.duration / cycle if cycle > 0 else math.inf
+            if cycles > MAX_REQUESTS:
+                path = ("workloads", name, "arrivals")
+                problems.append(Problem(
+                    f"on and off periods average {cycle:.3g}s together, about {cycles:.3g} "
+                    f"cycles in the run (limit {MAX_REQUESTS:.0e}); lengthen them"
+                    if cycle > 0 else "on and off periods both have zero length, so time "
+                    "would never advance; lengthen them",
+                    ".".join(path), smap.line_of(path)))
+    if problems:
+        return problems
     n = scenario.expected_requests()
-    if math.isfinite(n) and n <= MAX_REQUESTS:
-        return []
-    estimate = "unbounded" if not math.isfinite(n) else f"about {n:.3g}"
-    return [Problem(
-        f"this run would create {estimate} requests (limit {MAX_REQUESTS:.0e}); lower the "
-        "rates or the duration, or give closed-loop users a think time",
-        "workloads", smap.line_of(("workloads",)))]
+    if not (math.isfinite(n) and n <= MAX_REQUESTS):
+        estimate = "unbounded" if not math.isfinite(n) else f"about {n:.3g}"
+        problems.append(Problem(
+            f"this run would create {estimate} requests (limit {MAX_REQUESTS:.0e}); lower the "
+            "rates or the duration, or give closed-loop users a think time",
+            "workloads", smap.line_of(("workloads",))))
+    ticks = (scenario.duration + scenario.drain) / scenario.metrics.interval
+    instances = sum(c.replicas for c in scenario.components.values())
+    if ticks * instances > MAX_SAMPLES:
+        problems.append(Problem(
+            f"gauge sampling would take about {ticks:.3g} samples of each of {instances} "
+            f"instance(s), {ticks * instances:.3g} in all (limit {MAX_SAMPLES:.0e}); raise "
+            "metrics.interval or shorten the run",
+            "metrics.interval", smap.line_of(("metrics", "interval"))))
+    return problems

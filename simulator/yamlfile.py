@@ -4,10 +4,15 @@ PyYAML's safe loader builds plain Python data but forgets positions and silently
 of two duplicate keys. This module composes the node tree first, records the line of every key
 path, rejects duplicate keys, and only then constructs the data, so that later validation errors
 can name the file, the line and the key path.
+
+Booleans follow YAML 1.2: only ``true`` and ``false`` are booleans, so keys and values such as
+``on``, ``off``, ``yes`` and ``no`` stay strings (YAML 1.1 would silently turn the ``on``/``off``
+keys of an on/off workload into ``True``/``False``).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +22,28 @@ import yaml
 from simulator.errors import Problem, ScenarioError
 
 KeyPath = tuple[str | int, ...]
+
+#: Nodes a document may expand to (aliases counted each time they are used): a guard against
+#: "billion laughs" alias bombs.
+MAX_NODES = 1_000_000
+#: Deepest nesting accepted.
+MAX_DEPTH = 64
+
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader (no tags, no code) with YAML 1.2 booleans (``true``/``false`` only)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 @dataclass
@@ -36,15 +63,48 @@ class SourceMap:
         return self.lines.get((), None)
 
 
-def _walk(node: yaml.Node, path: KeyPath, smap: SourceMap, problems: list[Problem]) -> None:
+class _TooBigError(Exception):
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+
+
+@dataclass
+class _Walk:
+    loader: yaml.SafeLoader
+    smap: SourceMap
+    problems: list[Problem]
+    nodes: int = 0
+
+
+def _key_of(key_node: yaml.Node, loader: yaml.SafeLoader) -> Any:
+    """The key as the data will hold it (``5`` is an int, ``~`` is None), for scalar keys."""
+    if isinstance(key_node, yaml.ScalarNode):
+        return loader.construct_object(key_node)
+    return str(key_node.value)
+
+
+def _walk(node: yaml.Node, path: KeyPath, w: _Walk) -> None:
+    w.nodes += 1
+    if w.nodes > MAX_NODES:
+        raise _TooBigError(Problem(
+            f"the document expands to more than {MAX_NODES:,} values (counting every use of "
+            "an alias); is it an alias bomb?", "", node.start_mark.line + 1))
+    if len(path) > MAX_DEPTH:
+        raise _TooBigError(Problem(f"nested more than {MAX_DEPTH} levels deep",
+                                   ".".join(str(k) for k in path), node.start_mark.line + 1))
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, int] = {}
+        merged: list[yaml.Node] = []
         for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+            if key_node.tag == _MERGE_TAG:  # "<<: *defaults": its keys belong to this mapping
+                merged.extend(value_node.value if isinstance(value_node, yaml.SequenceNode)
+                              else [value_node])
+                continue
+            key = _key_of(key_node, w.loader)
             line = key_node.start_mark.line + 1
             child = (*path, key)
             if key in seen:
-                problems.append(
+                w.problems.append(
                     Problem(
                         f"duplicate key {key!r} (first defined on line {seen[key]})",
                         ".".join(str(k) for k in child),
@@ -52,13 +112,53 @@ def _walk(node: yaml.Node, path: KeyPath, smap: SourceMap, problems: list[Proble
                     )
                 )
             seen[key] = line
-            smap.lines.setdefault(child, line)
-            _walk(value_node, child, smap, problems)
+            w.smap.lines.setdefault(child, line)
+            _walk(value_node, child, w)
+        for m in merged:  # explicit keys win, so their lines were recorded first
+            if isinstance(m, yaml.MappingNode):
+                _walk(m, path, w)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             child = (*path, i)
-            smap.lines.setdefault(child, item.start_mark.line + 1)
-            _walk(item, child, smap, problems)
+            w.smap.lines.setdefault(child, item.start_mark.line + 1)
+            _walk(item, child, w)
+
+
+def _yaml_message(exc: yaml.MarkedYAMLError) -> str:
+    """One line saying what is wrong, in the user's terms."""
+    problem, context = exc.problem or "", exc.context or ""
+    if "single document" in context:
+        return "found a second YAML document ('---'); a scenario file holds exactly one"
+    tag = re.search(r"constructor for the tag '([^']*)'", problem)
+    if tag:
+        name = tag.group(1).replace("tag:yaml.org,2002:", "!!")
+        return f"YAML tag {name!r} is not allowed (scenarios are plain data: no tags, no code)"
+    what = problem or context or "malformed YAML"
+    if "'\\t'" in what:
+        what += " (indent with spaces, not tabs)"
+    cm, pm = exc.context_mark, exc.problem_mark
+    if problem and context and cm is not None and pm is not None and cm.line != pm.line:
+        what += f" ({context} started on line {cm.line + 1})"
+    return what
+
+
+def load_yaml_value(text: str) -> Any:
+    """Parse a YAML value (as given to ``--set``) with the same rules as scenario files.
+
+    Raises
+    ------
+    ValueError
+        With a one-line reason when ``text`` is not valid YAML.
+    """
+    loader = _Loader(text)
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        raise ValueError(_yaml_message(exc)) from None
+    except (yaml.YAMLError, RecursionError) as exc:
+        raise ValueError(str(exc).splitlines()[0] if str(exc) else "malformed YAML") from None
+    finally:
+        loader.dispose()
 
 
 def load_yaml_text(text: str, source: str) -> tuple[Any, SourceMap]:
@@ -71,25 +171,30 @@ def load_yaml_text(text: str, source: str) -> tuple[Any, SourceMap]:
         an empty document.
     """
     smap = SourceMap(source)
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
             raise ScenarioError(source, [Problem("the file is empty; expected a scenario mapping")])
         smap.lines[()] = node.start_mark.line + 1
         problems: list[Problem] = []
-        _walk(node, (), smap, problems)
+        _walk(node, (), _Walk(loader, smap, problems))
         if problems:
             raise ScenarioError(source, problems)
         data = loader.construct_document(node)
+    except _TooBigError as exc:
+        raise ScenarioError(source, [exc.problem]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         column = f", column {mark.column + 1}" if mark is not None else ""
-        what = exc.problem or exc.context or "malformed YAML"
+        what = _yaml_message(exc)
         raise ScenarioError(source, [Problem(f"invalid YAML{column}: {what}", "", line)]) from None
     except yaml.YAMLError as exc:
-        raise ScenarioError(source, [Problem(f"invalid YAML: {exc}")]) from None
+        first = str(exc).splitlines()[0] if str(exc) else "malformed YAML"
+        raise ScenarioError(source, [Problem(f"invalid YAML: {first}")]) from None
+    except RecursionError:
+        raise ScenarioError(source, [Problem("invalid YAML: nested too deeply")]) from None
     finally:
         loader.dispose()
     return data, smap

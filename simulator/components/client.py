@@ -15,6 +15,7 @@ import numpy as np
 from simpy import Event, Timeout
 
 from simulator.components.base import BuildContext, Handler, Target
+from simulator.components.edge import bind_call
 from simulator.messages import Request
 from simulator.rng import batched
 from simulator.workloads import Closed, ConstantRate, OnOff, Poisson, Schedule, Workload
@@ -63,11 +64,12 @@ class Client:
             spec.work.sampler(gen(name, "work")) if spec.work is not None else (lambda: 1.0)
         )
         self._target: Callable[[Request, str], Handler] | None = None
-        self._target_op = spec.target.op
 
     def wire(self, resolve: Callable[[str], Target]) -> None:
-        """Resolve the workload's target."""
-        self._target = resolve(self.spec.target.to).handle
+        """Resolve the workload's target and bind its call policies."""
+        target = resolve(self.spec.target.to)
+        self._target = bind_call(self.spec.target, target, self.ctx, (self.name, self.name),
+                                 count_attempts=True)
 
     def start(self) -> None:
         """Start generating requests."""
@@ -101,7 +103,7 @@ class Client:
 
     def _serve(self, req: Request) -> Generator[Event, Any, None]:
         assert self._target is not None
-        status = yield from self._target(req, self._target_op or req.op)
+        status = yield from self._target(req, req.op)
         self._done(req, status)
 
     def _open(self, times: Iterator[float]) -> Generator[Event, Any, None]:
@@ -118,13 +120,13 @@ class Client:
         env = self.env
         stop = self.stop_at
         assert self._target is not None
-        target, op = self._target, self._target_op
+        target = self._target
         while True:
             yield Timeout(env, think())
             if env._now >= stop:
                 return
             req = self._new()
-            status = yield from target(req, op or req.op)
+            status = yield from target(req, req.op)
             self._done(req, status)
 
     # ---- arrival processes: iterators of absolute arrival times --------------------------

@@ -19,6 +19,7 @@ from simulator.components.base import (
     KeyPath,
     Target,
 )
+from simulator.components.edge import Bound, bind_call
 from simulator.distributions import Constant, Distribution
 from simulator.messages import OK, REJECTED, Request
 from simulator.registry import register
@@ -87,8 +88,7 @@ class ServiceParams(ComponentParams):
         return self.speed[index] if isinstance(self.speed, list) else self.speed
 
 
-_Single = tuple[Callable[[Request, str], Handler], str | None]
-_Plan = list[_Single | list[_Single]]
+_Plan = list[Bound | list[Bound]]
 
 
 @register("service")
@@ -138,13 +138,13 @@ class Service(Component):
         self._code = rec.instance_code(group, self.name)
 
     def wire(self, resolve: Callable[[str], Target]) -> None:
-        def single(call: CallSpec) -> _Single:
-            return resolve(call.to).handle, call.op
+        def bind(call: CallSpec) -> Bound:
+            return bind_call(call, resolve(call.to), self.ctx, (self.group, self.name))
 
         for op, steps in self.params.calls.items():
             plan: _Plan = []
             for step in steps:
-                calls = [single(c) for c in step_calls(step)]
+                calls = [bind(c) for c in step_calls(step)]
                 plan.append(calls if isinstance(step, ParallelSpec) else calls[0])
             if op == "*":
                 self._default_plan = plan
@@ -236,11 +236,10 @@ class Service(Component):
     def _run(self, req: Request, op: str, plan: _Plan) -> Generator[Event, Any, int]:
         env = self.env
         for step in plan:
-            if isinstance(step, tuple):
-                handle, call_op = step
-                status = yield from handle(req, call_op or op)
+            if not isinstance(step, list):
+                status = yield from step(req, op)
             else:
-                procs = [env.process(h(req, o or op)) for h, o in step]
+                procs = [env.process(call(req, op)) for call in step]
                 yield AllOf(env, procs)
                 statuses = [cast(int, p.value) for p in procs]
                 status = next((s for s in statuses if s != OK), OK)

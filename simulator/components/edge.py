@@ -1,0 +1,287 @@
+"""Binding a call edge: the target's handler wrapped in the edge's resilience policies.
+
+``bind_call`` returns a function ``(request, op) -> handler generator``. Without policies it is
+the target's own ``handle`` (no extra generator frame); each policy adds one wrapper. A timeout
+or a hedge runs the attempt in its own Process, because there the concurrency is real: the
+caller stops waiting while the callee goes on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Generator
+from typing import Any, cast
+
+import numpy as np
+from simpy import AnyOf, Event, Timeout
+
+from simulator.breaker import STATE_CODES, CircuitBreaker
+from simulator.calls import CallSpec
+from simulator.components.base import BuildContext, Handler, Target
+from simulator.messages import (
+    FALLBACK,
+    OK,
+    REJECTED,
+    SHORT_CIRCUITED,
+    TIMEOUT,
+    Request,
+    Status,
+)
+from simulator.policies import (
+    BreakerPolicy,
+    BulkheadPolicy,
+    FallbackPolicy,
+    HedgePolicy,
+    RateLimitPolicy,
+    RetryBudget,
+    RetryPolicy,
+)
+from simulator.rng import batched
+
+Bound = Callable[[Request, str], Handler]
+
+
+def bind_call(
+    call: CallSpec, target: Target, ctx: BuildContext, owner: tuple[str, str],
+    count_attempts: bool = False,
+) -> Bound:
+    """Return the handler of one call edge.
+
+    Parameters
+    ----------
+    call
+        The edge's specification.
+    target
+        What it calls.
+    ctx
+        Build context (environment, streams, recorder).
+    owner
+        (component or workload, instance) making the call; policy state is per owner instance.
+    count_attempts
+        Whether retries on this edge count in ``request.attempts`` (the client's edge).
+    """
+    scope = f"{owner[1]}->{target.name}"
+    handle = target.handle
+    fixed_op = call.op
+    bound: Bound = handle if fixed_op is None else (lambda req, op: handle(req, fixed_op))
+    if call.hedge is not None:
+        bound = _hedge(bound, call.hedge, ctx, scope)
+    if call.timeout is not None:
+        bound = _timeout(bound, call.timeout, ctx)
+    if call.bulkhead is not None:
+        bound = _bulkhead(bound, call.bulkhead, ctx)
+    if call.rate_limit is not None:
+        bound = _rate_limit(bound, call.rate_limit, ctx)
+    if call.breaker is not None:
+        bound = _breaker(bound, call.breaker, ctx, owner, target.name)
+    if call.retry is not None:
+        bound = _retry(bound, call.retry, ctx, scope, count_attempts)
+    if call.fallback is not None:
+        bound = _fallback(bound, call.fallback, ctx)
+    return bound
+
+
+def _timeout(inner: Bound, timeout: float, ctx: BuildContext) -> Bound:
+    env = ctx.env
+
+    def call(req: Request, op: str) -> Handler:
+        attempt = env.process(inner(req, op))
+        timer = Timeout(env, timeout)
+        yield AnyOf(env, (attempt, timer))
+        if attempt.triggered:
+            return cast(int, attempt.value)
+        return TIMEOUT
+
+    return call
+
+
+def _hedge(inner: Bound, policy: HedgePolicy, ctx: BuildContext, scope: str) -> Bound:
+    env = ctx.env
+    observed: list[float] = []
+    cache = {"n": -1, "delay": math.inf}
+
+    def delay() -> float:
+        if policy.delay is not None:
+            return policy.delay
+        n = len(observed)
+        if n < policy.min_samples:
+            return math.inf
+        if n >= 2 * cache["n"] or cache["n"] < 0:  # re-estimate as the sample doubles
+            cache["delay"] = float(np.percentile(np.asarray(observed), float(policy.percentile
+                                                                              or 50.0)))
+            cache["n"] = n
+        return cache["delay"]
+
+    def call(req: Request, op: str) -> Handler:
+        t0 = env._now
+        copies = [env.process(inner(req, op))]
+        wait = delay()
+        while True:
+            pending = [c for c in copies if not c.triggered]
+            if not pending:
+                break
+            hedge_left = len(copies) <= policy.max_hedges and math.isfinite(wait)
+            timer = Timeout(env, wait) if hedge_left else None
+            yield AnyOf(env, pending if timer is None else [*pending, timer])
+            if any(c.triggered and c.value == OK for c in copies):
+                if policy.delay is None:
+                    observed.append(env._now - t0)
+                return OK
+            if timer is not None and timer.triggered:
+                copies.append(env.process(inner(req, op)))  # no success yet: hedge
+        return cast(int, copies[-1].value)  # every copy failed: the last failure stands
+
+    return call
+
+
+def _bulkhead(inner: Bound, policy: BulkheadPolicy, ctx: BuildContext) -> Bound:
+    env = ctx.env
+    state = {"in_flight": 0}
+    waiting: deque[Event] = deque()
+
+    def call(req: Request, op: str) -> Handler:
+        if state["in_flight"] >= policy.max_concurrent_calls:
+            if policy.max_wait <= 0:
+                return REJECTED
+            permit = Event(env)
+            waiting.append(permit)
+            yield AnyOf(env, (permit, Timeout(env, policy.max_wait)))
+            if not permit.triggered:
+                waiting.remove(permit)
+                return REJECTED
+        else:
+            state["in_flight"] += 1
+        try:
+            status = yield from inner(req, op)
+        finally:
+            if waiting:
+                waiting.popleft().succeed()  # hand the slot over
+            else:
+                state["in_flight"] -= 1
+        return status
+
+    return call
+
+
+def _rate_limit(inner: Bound, policy: RateLimitPolicy, ctx: BuildContext) -> Bound:
+    env = ctx.env
+    bucket = {"tokens": float(policy.burst), "at": 0.0}
+
+    def call(req: Request, op: str) -> Handler:
+        now = env._now
+        tokens = min(policy.burst, bucket["tokens"] + (now - bucket["at"]) * policy.rate)
+        bucket["at"] = now
+        if tokens < 1.0:
+            bucket["tokens"] = tokens
+            return REJECTED
+        bucket["tokens"] = tokens - 1.0
+        return (yield from inner(req, op))
+
+    return call
+
+
+def _breaker(
+    inner: Bound, policy: BreakerPolicy, ctx: BuildContext, owner: tuple[str, str], target: str
+) -> Bound:
+    env = ctx.env
+    rec = ctx.recorder
+    failures = {int(getattr(Status, s.upper())) for s in policy.record_statuses}
+
+    def note(at: float, old: str, new: str) -> None:
+        rec.event(at, owner[0], owner[1], "breaker", f"{target}: {old}->{new}")
+
+    breaker = CircuitBreaker(policy, note)
+    rec.add_gauge(owner[0], owner[1], "breaker_state", target,
+                  lambda: STATE_CODES[breaker.state_at(env._now)])
+
+    def call(req: Request, op: str) -> Handler:
+        t0 = env._now
+        if not breaker.allow(t0):
+            return SHORT_CIRCUITED
+        status = yield from inner(req, op)
+        breaker.record(env._now, status in failures, env._now - t0)
+        return status
+
+    return call
+
+
+class _Budget:
+    """Finagle's retry budget over a sliding ``ttl``."""
+
+    def __init__(self, policy: RetryBudget) -> None:
+        self.p = policy
+        self.requests: deque[float] = deque()
+        self.retries: deque[float] = deque()
+
+    def deposit(self, now: float) -> None:
+        self.requests.append(now)
+
+    def withdraw(self, now: float) -> bool:
+        horizon = now - self.p.ttl
+        for q in (self.requests, self.retries):
+            while q and q[0] <= horizon:
+                q.popleft()
+        allowed = self.p.min_retries_per_second * self.p.ttl + self.p.ratio * len(self.requests)
+        if len(self.retries) + 1 > allowed:
+            return False
+        self.retries.append(now)
+        return True
+
+
+def _retry(
+    inner: Bound, policy: RetryPolicy, ctx: BuildContext, scope: str, count_attempts: bool
+) -> Bound:
+    env = ctx.env
+    retry_on = {int(getattr(Status, s.upper())) for s in policy.retry_on}
+    uniform = batched(ctx.generator(scope, "retry_jitter"), lambda rng, k: rng.random(k))
+    budget = _Budget(policy.budget) if policy.budget is not None else None
+    cap = policy.cap
+
+    def sleep(attempt: int, previous: float) -> float:
+        if policy.backoff == "decorrelated":
+            return min(cap, policy.base + uniform() * (max(previous, policy.base) * 3
+                                                       - policy.base))
+        if policy.backoff == "constant":
+            b = min(cap, policy.base)
+        else:
+            b = min(cap, policy.base * policy.multiplier ** (attempt - 1))
+        if policy.jitter == "full":
+            return uniform() * b
+        if policy.jitter == "equal":
+            return b / 2 + uniform() * b / 2
+        return b
+
+    def call(req: Request, op: str) -> Handler:
+        if budget is not None:
+            budget.deposit(env._now)
+        attempt = 1
+        previous = 0.0
+        while True:
+            status = yield from inner(req, op)
+            if status == OK or status not in retry_on or attempt >= policy.attempts:
+                return status
+            if budget is not None and not budget.withdraw(env._now):
+                return status
+            previous = sleep(attempt, previous)
+            if previous > 0:
+                yield Timeout(env, previous)
+            attempt += 1
+            if count_attempts:
+                req.attempts += 1
+
+    return call
+
+
+def _fallback(inner: Bound, policy: FallbackPolicy, ctx: BuildContext) -> Bound:
+    env = ctx.env
+
+    def call(req: Request, op: str) -> Generator[Event, Any, int]:
+        status = yield from inner(req, op)
+        if status == OK:
+            return OK
+        if policy.latency > 0:
+            yield Timeout(env, policy.latency)
+        return FALLBACK
+
+    return call

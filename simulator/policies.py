@@ -1,0 +1,175 @@
+"""Resilience policies on call edges, as a service mesh or a client library applies them.
+
+Every call (a workload's ``target``, each of a service's ``calls``) may carry ``timeout``,
+``retry``, ``breaker``, ``hedge``, ``rate_limit``, ``bulkhead`` and ``fallback``. Names follow
+Envoy, Finagle and resilience4j where those exist. The policies wrap the call from the outside in:
+
+    fallback( retry( breaker( rate_limit( bulkhead( timeout( hedge( call )))))))
+
+so a timeout bounds one attempt (Envoy's ``per_try_timeout``), every retry passes the breaker, and
+a fallback answers once everything else has failed.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from simulator.distributions import Duration
+from simulator.units import parse_rate
+
+RetryableStatus = Literal["error", "timeout", "rejected", "short_circuited", "dropped"]
+
+
+class _Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RetryBudget(_Policy):
+    """Finagle/Envoy-style retry budget: retries may add at most ``ratio`` of the requests.
+
+    Parameters
+    ----------
+    ratio
+        Retries allowed per request over the last ``ttl`` (Finagle ``percentCanRetry``; 0.2 lets
+        retries add at most 20% load).
+    min_retries_per_second
+        Retries always allowed regardless of the ratio (Finagle ``minRetriesPerSec``).
+    ttl
+        Window over which requests and retries are counted (Finagle ``ttl``).
+    """
+
+    ratio: float = Field(0.2, ge=0, le=10)
+    min_retries_per_second: float = Field(10.0, ge=0)
+    ttl: Duration = Field(10.0, gt=0)
+
+
+class RetryPolicy(_Policy):
+    """Retries with backoff and jitter.
+
+    Parameters
+    ----------
+    attempts
+        Attempts in all, the first included (resilience4j ``maxAttempts``; Envoy
+        ``num_retries`` + 1).
+    backoff
+        ``constant`` (always ``base``), ``exponential`` (``base`` x ``multiplier``^(n-1)) or
+        ``decorrelated`` (AWS: uniform between ``base`` and 3 x the previous sleep).
+    base
+        Base interval (Envoy ``base_interval``, default 25 ms).
+    multiplier
+        Growth factor of exponential backoff.
+    max_backoff
+        Cap on any one sleep (Envoy ``max_interval``; default 10 x base).
+    jitter
+        ``none``; ``full`` (uniform in [0, backoff]); ``equal`` (backoff/2 + uniform in
+        [0, backoff/2]). Decorrelated backoff is random by itself and ignores this.
+    retry_on
+        Statuses that are retried (Envoy ``retry_on``).
+    budget
+        Optional retry budget; a retry over budget is not made.
+    """
+
+    attempts: int = Field(3, ge=1, le=100)
+    backoff: Literal["constant", "exponential", "decorrelated"] = "exponential"
+    base: Duration = Field(0.025, ge=0)
+    multiplier: float = Field(2.0, ge=1)
+    max_backoff: Duration | None = Field(None, ge=0)
+    jitter: Literal["none", "full", "equal"] = "full"
+    retry_on: tuple[RetryableStatus, ...] = ("error", "timeout", "rejected")
+    budget: RetryBudget | None = None
+
+    @property
+    def cap(self) -> float:
+        """The largest single sleep."""
+        return self.max_backoff if self.max_backoff is not None else 10 * self.base
+
+
+class BreakerPolicy(_Policy):
+    """Circuit breaker (resilience4j semantics, plus the seed's consecutive-failure breaker).
+
+    CLOSED lets calls through and records outcomes; it opens when ``consecutive_failures`` is set
+    and reached, or when the sliding window holds at least ``minimum_number_of_calls`` and the
+    failure rate or the slow-call rate reaches its threshold. OPEN short-circuits every call
+    (status ``short_circuited``) for ``wait_duration_in_open_state``, then HALF_OPEN permits
+    ``permitted_number_of_calls_in_half_open_state`` calls: if their failure (or slow) rate
+    reaches the threshold it opens again, otherwise it closes. With
+    ``max_wait_duration_in_half_open_state`` > 0, a half-open breaker that has not decided by
+    then opens again. Every transition is recorded in the events table.
+    """
+
+    failure_rate_threshold: float = Field(50.0, gt=0, le=100, description="Percent.")
+    slow_call_rate_threshold: float = Field(100.0, gt=0, le=100, description="Percent.")
+    slow_call_duration_threshold: Duration = Field(60.0, gt=0)
+    sliding_window_type: Literal["count_based", "time_based"] = "count_based"
+    sliding_window_size: int = Field(100, ge=1, description="Calls, or seconds if time based.")
+    minimum_number_of_calls: int = Field(100, ge=1)
+    wait_duration_in_open_state: Duration = Field(60.0, gt=0)
+    permitted_number_of_calls_in_half_open_state: int = Field(10, ge=1)
+    max_wait_duration_in_half_open_state: Duration = Field(0.0, ge=0)
+    consecutive_failures: int | None = Field(None, ge=1)
+    record_statuses: tuple[RetryableStatus, ...] = Field(
+        ("error", "timeout", "rejected", "dropped"), description="Statuses counted as failures.")
+
+
+class HedgePolicy(_Policy):
+    """Hedged requests: if no reply after ``delay``, send another copy; the first reply wins.
+
+    Parameters
+    ----------
+    delay
+        Fixed hedge delay. Give either this or ``percentile``.
+    percentile
+        Hedge after this percentile of the latencies this edge has observed so far (e.g. 95);
+        until ``min_samples`` replies are seen, no hedge is sent.
+    max_hedges
+        Extra copies at most (each after a further delay).
+
+    The first successful reply wins (gRPC semantics: a failed copy does not end the call while
+    another may still succeed). Losers are not cancelled: they finish their work, and every copy
+    sent counts as load.
+    """
+
+    delay: Duration | None = Field(None, ge=0)
+    percentile: float | None = Field(None, gt=0, lt=100)
+    min_samples: int = Field(100, ge=1)
+    max_hedges: int = Field(1, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if (self.delay is None) == (self.percentile is None):
+            raise ValueError("give exactly one of delay or percentile")
+        return self
+
+
+class RateLimitPolicy(_Policy):
+    """Token bucket: ``rate`` tokens per second, at most ``burst`` saved; no token: rejected."""
+
+    rate: float = Field(gt=0)
+    burst: int = Field(1, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rate(cls, data: object) -> object:
+        if isinstance(data, dict) and "rate" in data:
+            data = {**data, "rate": parse_rate(data["rate"])}
+        return data
+
+
+class BulkheadPolicy(_Policy):
+    """At most ``max_concurrent_calls`` in flight on this edge; others wait up to ``max_wait``."""
+
+    max_concurrent_calls: int = Field(ge=1)
+    max_wait: Duration = Field(0.0, ge=0)
+
+
+class FallbackPolicy(_Policy):
+    """What to answer when the call has failed after every retry.
+
+    ``static``: a canned response after ``latency`` (status ``fallback``: the caller gets an
+    answer, but not the real one, so it counts neither as goodput nor as an error).
+    """
+
+    kind: Literal["static"] = "static"
+    latency: Duration = Field(0.0, ge=0)

@@ -1,0 +1,398 @@
+"""Bad input never produces a traceback.
+
+Every row of ``CASES`` is a broken scenario (or a broken command line). Each must exit with code
+2 and print, on stderr, a ``file:line: key.path: message`` line naming the expected line and key
+path and containing the expected fragment of the message, with no traceback. File-level problems
+(empty, missing, unreadable) have no line; ``--set`` problems have no line either, since they come
+from the command line.
+
+Most rows are the tiny valid scenario ``BASE`` with some lines replaced, inserted or deleted, so
+the expected line numbers can be read off ``BASE``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from simulator.cli import main
+
+BASE_LINES = [
+    "name: t",                                              # 1
+    "duration: 2s",                                         # 2
+    "workloads:",                                           # 3
+    "  w:",                                                 # 4
+    "    arrivals: {process: poisson, rate: 10/s}",         # 5
+    "    target: api",                                      # 6
+    "components:",                                          # 7
+    "  api:",                                               # 8
+    "    kind: service",                                    # 9
+    "    workers: 2",                                       # 10
+    "    service_time: {dist: exponential, mean: 10ms}",    # 11
+]
+BASE = "\n".join(BASE_LINES) + "\n"
+
+
+def edit(changes: dict[int, str | None] | None = None, append: str = "") -> str:
+    """BASE with line ``n`` replaced by ``changes[n]`` (None deletes it; may hold several lines)."""
+    out = []
+    for n, line in enumerate(BASE_LINES, start=1):
+        new = (changes or {}).get(n, line)
+        if new is not None:
+            out.append(new)
+    return "\n".join(out) + "\n" + append
+
+
+#: BASE with a load balancer ``lb`` in front of ``api``; ``lb`` is defined on line 12.
+def with_lb(lb: str) -> str:
+    return edit({6: "    target: lb"}, append=f"  lb: {lb}\n")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One broken input and what the error must say.
+
+    ``text`` is written to ``<tmp>/scenario.yaml`` (bytes as they are; None: no file is
+    written). ``args`` is the command line, ``{file}`` and ``{tmp}`` being substituted. ``line``
+    and ``path`` are the expected location (None / "" when there is none), ``fragments`` what the
+    message must contain.
+    """
+
+    id: str
+    text: str | bytes | None
+    line: int | None
+    path: str
+    fragments: tuple[str, ...]
+    args: tuple[str, ...] = ("run", "{file}")
+    file: str = "{tmp}/scenario.yaml"
+
+
+def case(id: str, text: str | bytes | None, line: int | None, path: str, *fragments: str,
+         args: tuple[str, ...] = ("run", "{file}"), file: str = "{tmp}/scenario.yaml") -> Case:
+    return Case(id, text, line, path, fragments, args, file)
+
+
+CASES = [
+    # ---- malformed YAML ----------------------------------------------------------------
+    case("yaml-syntax-error", "name: t\nduration: [2s\nworkloads: {}\n", 3, "",
+         "invalid YAML, column 10", "expected ',' or ']'", "started on line 2"),
+    case("tab-indentation", "name: t\nworkloads:\n\tw: 1\n", 3, "",
+         "invalid YAML, column 1", "indent with spaces, not tabs"),
+    case("duplicate-top-level-key", edit(append="duration: 3s\n"), 12, "duration",
+         "duplicate key 'duration' (first defined on line 2)"),
+    case("duplicate-nested-key", edit({10: "    workers: 2\n    workers: 3"}), 11,
+         "components.api.workers", "duplicate key 'workers' (first defined on line 10)"),
+    case("multi-document", edit(append="---\nname: other\n"), 12, "",
+         "found a second YAML document"),
+    case("python-tag-refused",
+         edit({1: "name: !!python/object/apply:os.system ['touch {tmp}/pwned']"}), 1, "",
+         "YAML tag '!!python/object/apply:os.system' is not allowed"),
+    case("custom-tag-refused", edit({10: "    workers: !int 2"}), 10, "",
+         "YAML tag '!int' is not allowed"),
+    case("unhashable-key", edit(append="? [a, b]\n: 3\n"), 12, "", "found unhashable key"),
+    case("alias-bomb", "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{n}: &{n} [{', '.join(['*' + p] * 10)}]\n"
+        for p, n in zip("abcdefg", "bcdefgh", strict=True)), 1, "", "alias bomb"),
+    case("nested-too-deeply", "a: " + "[" * 3000 + "]" * 3000 + "\n", None, "",
+         "nested too deeply"),
+    case("nested-100-levels", "a: " + "[" * 100 + "]" * 100 + "\n", 1, "a" + ".0" * 64,
+         "nested more than 64 levels deep"),
+    case("non-utf8-bytes", b"name: caf\xe9\nduration: 2s\n", None, "", "not UTF-8 text"),
+    # ---- not a scenario at all -----------------------------------------------------------
+    case("empty-file", "", None, "", "the file is empty"),
+    case("only-a-comment", "# nothing here yet\n", None, "", "the file is empty"),
+    case("top-level-list", "- name: t\n- duration: 2s\n", 1, "",
+         "expected a mapping of scenario keys, got list"),
+    case("missing-file", None, None, "", "no such file", file="{tmp}/nope.yaml"),
+    case("directory-instead-of-file", None, None, "", "is a directory", file="{tmp}"),
+    # ---- unknown keys and kinds ----------------------------------------------------------
+    case("unknown-top-level-key", edit(append="metrix: {interval: 1s}\n"), 12, "metrix",
+         "unknown key 'metrix'; did you mean 'metrics'?", "allowed: components"),
+    case("unknown-component-key", edit({10: "    worker: 2"}), 10, "components.api.worker",
+         "unknown key 'worker'; did you mean 'workers'?"),
+    case("unknown-call-key", edit({6: "    target: {to: api, opp: read}"}), 6,
+         "workloads.w.target.opp", "did you mean 'op'?"),
+    case("unknown-distribution-key", edit({11: "    service_time: {dist: exponential, meen: 1s}"}),
+         11, "components.api.service_time.meen", "did you mean 'mean'?"),
+    case("unknown-kind", edit({9: "    kind: servce"}), 9, "components.api.kind",
+         "unknown kind 'servce'; did you mean 'service'?", "load_balancer"),
+    case("missing-kind", edit({9: None}), 8, "components.api", "missing required key 'kind'"),
+    case("unknown-distribution", edit({11: "    service_time: {dist: exponentail, mean: 1s}"}),
+         11, "components.api.service_time.dist", "did you mean 'exponential'?"),
+    case("unknown-arrival-process", edit({5: "    arrivals: {process: poison, rate: 10/s}"}), 5,
+         "workloads.w.arrivals.process", "unknown process 'poison'; did you mean 'poisson'?"),
+    case("unknown-key-popularity",
+         edit({6: "    target: api\n    keys: {popularity: zipff, n: 9}"}), 7,
+         "workloads.w.keys.popularity", "did you mean 'zipf'?"),
+    case("unknown-lb-strategy", with_lb("{kind: load_balancer, strategy: round_robn, "
+                                        "backends: [api]}"),
+         12, "components.lb.strategy", "got 'round_robn'", "did you mean 'round_robin'?"),
+    # ---- wrong types and out-of-range numbers --------------------------------------------
+    case("string-for-int", edit({10: "    workers: lots"}), 10, "components.api.workers",
+         "valid integer", "got 'lots'"),
+    case("fraction-for-int", edit({10: "    workers: 2.5"}), 10, "components.api.workers",
+         "fractional part"),
+    case("null-for-int", edit({10: "    workers:"}), 10, "components.api.workers",
+         "valid integer", "got None"),
+    case("component-not-a-mapping", edit({8: "  api: 5", 9: None, 10: None, 11: None}), 8,
+         "components.api", "got 5"),
+    case("negative-workers", edit({10: "    workers: -1"}), 10, "components.api.workers",
+         "greater than or equal to 1", "got -1"),
+    case("zero-rate", edit({5: "    arrivals: {process: poisson, rate: 0}"}), 5,
+         "workloads.w.arrivals.rate", "greater than 0"),
+    case("negative-rate", edit({5: "    arrivals: {process: poisson, rate: -5/s}"}), 5,
+         "workloads.w.arrivals.rate", "greater than 0", "-5"),
+    case("boolean-rate", edit({5: "    arrivals: {process: poisson, rate: true}"}), 5,
+         "workloads.w.arrivals.rate", "expected a rate such as 800/s"),
+    case("negative-seed", edit(append="seed: -1\n"), 12, "seed", "greater than or equal to 0"),
+    case("bad-name-in-target", edit({6: "    target: 'a pi'"}), 6, "workloads.w.target.to",
+         "got 'a pi'"),
+    # ---- units ----------------------------------------------------------------------------
+    case("rate-unknown-unit", edit({5: "    arrivals: {process: poisson, rate: 5/fortnight}"}), 5,
+         "workloads.w.arrivals.rate", "unknown time unit 'fortnight'"),
+    case("duration-unknown-unit", edit({2: "duration: 10 parsecs"}), 2, "duration",
+         "unknown time unit 'parsecs'", "use one of ns, us, ms, s"),
+    case("distribution-unknown-unit",
+         edit({11: "    service_time: {dist: exponential, mean: 5 fortnights}"}), 11,
+         "components.api.service_time.mean", "unknown time unit 'fortnights'"),
+    # ---- inconsistent values --------------------------------------------------------------
+    case("warmup-not-shorter-than-duration", edit({2: "duration: 2s\nwarmup: 5s"}), 3, "warmup",
+         "warmup (5s) must be shorter than duration (2s)"),
+    case("missing-duration", edit({2: None}), 1, "duration", "missing required key 'duration'"),
+    case("infinite-duration", edit({2: "duration: .inf"}), 2, "duration",
+         "must be a finite duration"),
+    case("lognormal-mean-without-cv",
+         edit({11: "    service_time: {dist: lognormal, mean: 10ms}"}), 11,
+         "components.api.service_time", "give exactly one of: mean and cv"),
+    case("uniform-high-below-low",
+         edit({11: "    service_time: {dist: uniform, low: 2s, high: 1s}"}), 11,
+         "components.api.service_time.high", "high must be greater than low"),
+    case("empirical-weights-count",
+         edit({11: "    service_time: {dist: empirical, values: [1ms, 2ms], weights: [1]}"}), 11,
+         "components.api.service_time.weights", "as many entries as values"),
+    case("speed-list-length-not-replicas",
+         edit({10: "    workers: 2\n    replicas: 3\n    speed: [1, 2]"}), 12,
+         "components.api.speed", "speed lists 2 values but replicas is 3"),
+    case("lb-weights-count-mismatch",
+         with_lb("{kind: load_balancer, strategy: weighted_random, backends: [api], "
+                 "weights: [1, 2]}"),
+         12, "components.lb.weights", "one weight per backend instance (1), got 2"),
+    case("lb-no-backends", with_lb("{kind: load_balancer, backends: []}"), 12,
+         "components.lb.backends", "at least 1 item"),
+    case("mix-all-zero-weights", edit({6: "    target: api\n    mix: {read: 0, write: 0}"}), 7,
+         "workloads.w.mix", "not all zero"),
+    case("schedule-not-starting-at-zero",
+         edit({5: "    arrivals: {process: schedule, steps: [{at: 1s, rate: 5}]}"}), 5,
+         "workloads.w.arrivals", "the first step must be at 0s"),
+    # ---- references -----------------------------------------------------------------------
+    case("missing-target", edit({6: None}), 4, "workloads.w.target",
+         "missing required key 'target'"),
+    case("target-unknown-component", edit({6: "    target: apii"}), 6, "workloads.w.target",
+         "unknown component 'apii'; did you mean 'api'?"),
+    case("lb-backend-unknown", with_lb("{kind: load_balancer, backends: [apx]}"), 12,
+         "components.lb.backends.0", "unknown component 'apx'; did you mean 'api'?"),
+    case("call-to-unknown-component",
+         edit(append="    calls: {read: [dbb]}\n  db: {kind: service}\n"), 12,
+         "components.api.calls.read.0", "unknown component 'dbb'; did you mean 'db'?"),
+    case("reference-cycle",
+         edit(append="    calls: {read: [b]}\n  b: {kind: service, calls: {read: [api]}}\n"), 13,
+         "components.b.calls.read.0", "reference cycle: api -> b -> api"),
+    case("self-reference", edit(append="    calls: {read: [{parallel: [api]}]}\n"), 12,
+         "components.api.calls.read.0.parallel.0", "component 'api' refers to itself"),
+    case("strategy-needs-what-backend-lacks",
+         with_lb("{kind: load_balancer, strategy: join_shortest_queue, backends: [lb2]}\n"
+                 "  lb2: {kind: load_balancer, backends: [api]}"), 12, "components.lb",
+         "join_shortest_queue needs backends that report in_system"),
+    # ---- runs that would never end --------------------------------------------------------
+    case("rate-too-high-to-ever-finish",
+         edit({2: "duration: 1000s", 5: "    arrivals: {process: poisson, rate: 1e12/s}"}), 3,
+         "workloads", "about 1e+15 requests"),
+    case("sampling-interval-too-small", edit(append="metrics: {interval: 1ns}\n"), 12,
+         "metrics.interval", "about 2e+09 samples"),
+    case("on-off-periods-of-zero-length",
+         edit({5: "    arrivals: {process: on_off, rate: 10, on: 0s, off: 0s}"}), 5,
+         "workloads.w.arrivals", "time would never advance"),
+    # ---- --set overrides ------------------------------------------------------------------
+    case("set-without-equals", BASE, None, "--set", "bad --set 'duration'",
+         "expected key.path=value", args=("run", "{file}", "--set", "duration")),
+    case("set-unknown-path-did-you-mean", BASE, None, "component.api.workers",
+         "no key 'component' in the scenario; did you mean 'components'?",
+         args=("run", "{file}", "--set", "component.api.workers=3")),
+    case("set-unknown-section-did-you-mean", BASE, None, "metrix.interval",
+         "did you mean 'metrics'?", args=("run", "{file}", "--set", "metrix.interval=2s")),
+    case("set-unknown-leaf-key", BASE, None, "components.api.wrkers",
+         "did you mean 'workers'?", "(from --set)",
+         args=("run", "{file}", "--set", "components.api.wrkers=3")),
+    case("set-invalid-value-type", BASE, None, "components.api.workers",
+         "valid integer", "got 'many'", "(from --set)",
+         args=("run", "{file}", "--set", "components.api.workers=many")),
+    case("set-value-not-yaml", BASE, None, "components.api.workers",
+         "value is not valid YAML",
+         args=("run", "{file}", "--set", "components.api.workers=[1")),
+    case("set-inside-a-value", BASE, None, "duration.x", "'duration' is a value, not a mapping",
+         args=("run", "{file}", "--set", "duration.x=1")),
+    case("set-list-index-out-of-range", with_lb("{kind: load_balancer, backends: [api]}"), None,
+         "components.lb.backends.3", "is a list of 1 item(s)",
+         args=("run", "{file}", "--set", "components.lb.backends.3=api")),
+    case("set-on-validate", BASE, None, "components.api.workers", "greater than or equal to 1",
+         args=("validate", "{file}", "--set", "components.api.workers=0")),
+]
+
+
+def test_the_table_is_big_and_distinct() -> None:
+    assert len(CASES) >= 30
+    assert len({c.id for c in CASES}) == len(CASES)
+    assert len({(c.text, c.args, c.file) for c in CASES}) == len(CASES)
+
+
+def _prepare(c: Case, tmp_path: Path) -> tuple[list[str], str]:
+    file = c.file.format(tmp=tmp_path)
+    if isinstance(c.text, bytes):
+        Path(file).write_bytes(c.text)
+    elif c.text is not None:
+        Path(file).write_text(c.text.replace("{tmp}", str(tmp_path)), encoding="utf-8")
+    return [a.format(file=file, tmp=tmp_path) for a in c.args], file
+
+
+def _expected_prefix(c: Case, file: str) -> str:
+    where = file if c.line is None else f"{file}:{c.line}"
+    return f"{where}: {c.path}: " if c.path else f"{where}: "
+
+
+def _check(c: Case, file: str, code: int, err: str) -> None:
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert lines, "nothing on stderr"
+    prefix = _expected_prefix(c, file)
+    matching = [ln for ln in lines if ln.startswith(prefix)]
+    assert matching, f"no line starts with {prefix!r}:\n{err}"
+    assert any(all(f in ln for f in c.fragments) for ln in matching), (
+        f"no line starting with {prefix!r} contains {c.fragments}:\n{err}")
+
+
+@pytest.mark.parametrize("c", CASES, ids=lambda c: c.id)
+def test_bad_input_gives_exit_code_2_and_a_located_message(
+    c: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv, file = _prepare(c, tmp_path)
+    code = main(argv)
+    out, err = capsys.readouterr()
+    _check(c, file, code, err)
+    assert out == ""  # a failed run prints no summary
+    assert not (tmp_path / "pwned").exists()  # no YAML tag ever runs code
+
+
+SUBPROCESS_CASES = [c for c in CASES if c.id in (
+    "yaml-syntax-error", "python-tag-refused", "unknown-component-key", "set-without-equals",
+    "missing-file", "rate-too-high-to-ever-finish")]
+
+
+@pytest.mark.parametrize("c", SUBPROCESS_CASES, ids=lambda c: c.id)
+def test_bad_input_in_a_real_process(c: Case, tmp_path: Path) -> None:
+    argv, file = _prepare(c, tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "simulator", *argv], capture_output=True,
+                          text=True, timeout=120)
+    _check(c, file, proc.returncode, proc.stderr)
+    assert proc.stdout == ""
+    assert not (tmp_path / "pwned").exists()
+
+
+# ---- command-line problems that are not about a scenario's content ------------------------
+
+CLI_CASES = [
+    ("negative-seed", ("run", "{file}", "--seed", "-1"), "--seed must be between 0 and"),
+    ("huge-seed", ("run", "{file}", "--seed", str(2**70)), "--seed must be between 0 and"),
+    ("plots-without-out", ("run", "{file}", "--plots"), "--plots needs --out"),
+    ("out-is-a-file", ("run", "{file}", "--out", "{file}"), "exists and is not a directory"),
+    ("out-is-a-foreign-directory", ("run", "{file}", "--out", "{tmp}/precious"),
+     "refusing to replace it"),
+    ("unknown-format", ("run", "{file}", "--format", "xlsx"), "invalid choice: 'xlsx'"),
+    ("unknown-command", ("frobnicate",), "invalid choice: 'frobnicate'"),
+    ("no-command", (), "the following arguments are required"),
+]
+
+
+@pytest.mark.parametrize(("args", "fragment"), [c[1:] for c in CLI_CASES],
+                         ids=[c[0] for c in CLI_CASES])
+def test_bad_command_lines(args: tuple[str, ...], fragment: str, tmp_path: Path,
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    file = tmp_path / "scenario.yaml"
+    file.write_text(BASE)
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    argv = [a.format(file=file, tmp=tmp_path) for a in args]
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        code = int(exc.code or 0)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Traceback" not in err
+    assert fragment in err
+    assert file.read_text() == BASE  # nothing was overwritten
+    assert (precious / "notes.txt").read_text() == "keep me"
+
+
+# ---- validate -----------------------------------------------------------------------------
+
+def test_validate_reports_every_bad_file(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(BASE)
+    workers = tmp_path / "workers.yaml"
+    workers.write_text(edit({10: "    workers: 0"}))
+    kind = tmp_path / "kind.yaml"
+    kind.write_text(edit({9: "    kind: servise"}))
+    missing = tmp_path / "missing.yaml"
+    code = main(["validate", str(good), str(workers), str(missing), str(kind)])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert f"{good}: ok" in out
+    assert f"{workers}:10: components.api.workers: " in err
+    assert f"{missing}: no such file" in err
+    assert f"{kind}:9: components.api.kind: unknown kind 'servise'; did you mean 'service'?" in err
+    assert "Traceback" not in err
+
+
+def test_validate_all_good_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    files = []
+    for i in range(2):
+        f = tmp_path / f"s{i}.yaml"
+        f.write_text(BASE)
+        files.append(str(f))
+    assert main(["validate", *files]) == 0
+    out, err = capsys.readouterr()
+    assert out.count(": ok") == 2 and err == ""
+
+
+# ---- YAML that must keep its meaning ------------------------------------------------------
+
+def test_on_and_off_are_keys_not_booleans(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """YAML 1.1 reads ``on:``/``off:`` as True/False; scenarios use YAML 1.2 booleans."""
+    f = tmp_path / "s.yaml"
+    f.write_text(edit({5: "    arrivals: {process: on_off, rate: 10, on: 1s, off: 1s}"}))
+    assert main(["validate", str(f)]) == 0, capsys.readouterr().err
+
+
+def test_yes_and_no_still_work_for_booleans(tmp_path: Path) -> None:
+    from simulator.scenario import load_scenario
+
+    f = tmp_path / "s.yaml"
+    f.write_text(edit({10: "    workers: 2\n    hold_worker: no"}))
+    assert load_scenario(f).components["api"].hold_worker is False  # type: ignore[attr-defined]
+
+
+def test_merge_keys_are_located_and_not_duplicates(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "s.yaml"
+    f.write_text(edit(append="  api2:\n    <<: {kind: service, workers: -3}\n    replicas: 2\n"))
+    assert main(["validate", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert f"{f}:13: components.api2.workers: input should be greater than or equal to 1" in err

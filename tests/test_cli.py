@@ -1,0 +1,172 @@
+"""The command line: run, validate, schema, kinds, and ``python -m simulator``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from simulator.cli import main
+from simulator.registry import kinds
+
+SCENARIO = """\
+name: tiny
+duration: 3s
+workloads:
+  shoppers:
+    arrivals: {process: poisson, rate: 40/s}
+    target: lb
+components:
+  lb: {kind: load_balancer, strategy: round_robin, backends: [api]}
+  api:
+    kind: service
+    replicas: 2
+    workers: 1
+    service_time: {dist: exponential, mean: 10ms}
+"""
+
+TABLES = ("requests", "spans", "samples", "events", "summary", "backend_share")
+
+
+@pytest.fixture
+def scenario(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(SCENARIO)
+    return path
+
+
+def run_ok(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert err == ""
+    return out
+
+
+def test_run_prints_a_summary(scenario: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_ok(capsys, "run", str(scenario))
+    assert out.startswith("tiny: ")
+    assert "requests in 3s simulated (seed 1" in out
+    for word in ("scope", "throughput", "p99_ms", "shoppers", "per-backend share", "api[0]",
+                 "api[1]"):
+        assert word in out
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_run_writes_tables(scenario: Path, tmp_path: Path, fmt: str,
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    out_dir = tmp_path / "out"
+    out = run_ok(capsys, "run", str(scenario), "--out", str(out_dir), "--format", fmt)
+    assert f"tables written to {out_dir}/" in out
+    read = pd.read_parquet if fmt == "parquet" else pd.read_csv
+    tables = {name: read(out_dir / f"{name}.{fmt}") for name in TABLES}
+    assert len(tables["requests"]) > 50  # about 40/s for 3 s
+    assert {"start", "end", "latency", "status"} <= set(tables["requests"].columns)
+    assert len(tables["spans"]) >= len(tables["requests"]) - 5
+    assert set(tables["samples"]["component"]) >= {"api", "lb"}
+    assert set(tables["summary"]["name"]) >= {"shoppers", "api"}
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    assert manifest["seed"] == 1 and manifest["scenario"]["name"] == "tiny"
+    assert not list(out_dir.glob("plots"))
+
+
+def test_run_rewrites_its_own_output_directory(scenario: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    out_dir = tmp_path / "out"
+    run_ok(capsys, "run", str(scenario), "--out", str(out_dir))
+    run_ok(capsys, "run", str(scenario), "--out", str(out_dir), "--seed", "5")
+    assert json.loads((out_dir / "manifest.json").read_text())["seed"] == 5
+
+
+def test_run_writes_plots(scenario: Path, tmp_path: Path,
+                          capsys: pytest.CaptureFixture[str]) -> None:
+    out_dir = tmp_path / "out"
+    run_ok(capsys, "run", str(scenario), "--out", str(out_dir), "--plots")
+    pngs = sorted(p.name for p in (out_dir / "plots").glob("*.png"))
+    assert "latency_cdf.png" in pngs and "backend_share.png" in pngs
+    for name in pngs:
+        assert (out_dir / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _requests(capsys: pytest.CaptureFixture[str], scenario: Path, out_dir: Path,
+              *extra: str) -> pd.DataFrame:
+    run_ok(capsys, "run", str(scenario), "--out", str(out_dir), *extra)
+    return pd.read_parquet(out_dir / "requests.parquet")
+
+
+def test_seed_changes_results_and_same_seed_repeats(scenario: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    a = _requests(capsys, scenario, tmp_path / "a", "--seed", "7")
+    b = _requests(capsys, scenario, tmp_path / "b", "--seed", "7")
+    c = _requests(capsys, scenario, tmp_path / "c", "--seed", "8")
+    pd.testing.assert_frame_equal(a, b)
+    assert len(a) != len(c) or not a["start"].equals(c["start"])
+    assert json.loads((tmp_path / "c" / "manifest.json").read_text())["seed"] == 8
+
+
+def test_set_overrides_take_effect(scenario: Path, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_ok(capsys, "run", str(scenario), "--out", str(tmp_path / "o"),
+                 "--set", "components.api.workers=3",
+                 "--set", "components.api.replicas=3",
+                 "--set", "duration=1s",
+                 "--set", "workloads.shoppers.arrivals.rate=5/s")
+    assert "requests in 1s simulated" in out
+    assert "api[2]" in out
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())["scenario"]
+    assert manifest["components"]["api"]["workers"] == 3
+    assert manifest["components"]["api"]["replicas"] == 3
+    assert manifest["workloads"]["shoppers"]["arrivals"]["rate"] == 5.0
+    requests = pd.read_parquet(tmp_path / "o" / "requests.parquet")
+    assert requests["start"].max() < 1.0
+    assert len(requests) < 25  # about 5
+
+
+def test_validate_good_file(scenario: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_ok(capsys, "validate", str(scenario))
+    assert out.strip() == f"{scenario}: ok (tiny: 2 components, 1 workloads)"
+
+
+def test_schema_is_json_with_every_kind(capsys: pytest.CaptureFixture[str]) -> None:
+    schema = json.loads(run_ok(capsys, "schema"))
+    assert schema["$schema"].startswith("https://json-schema.org/")
+    assert {"duration", "workloads", "components"} <= set(schema["properties"])
+    text = json.dumps(schema)
+    for kind in kinds():
+        assert f'"const": "{kind}"' in text or f'"enum": ["{kind}"]' in text, kind
+
+
+def test_kinds_lists_parameters_types_and_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_ok(capsys, "kinds")
+    blocks = {b.split(":", 1)[0]: b for b in out.strip().split("\n\n")}
+    assert set(blocks) == set(kinds())
+    for kind, cls in kinds().items():
+        for name, f in cls.Params.model_fields.items():
+            if name != "kind":
+                assert f"    {f.alias or name} " in blocks[kind], (kind, name)
+    for noise in ("typing.", "Literal[", "Annotated[", "Union[", "<class", "simulator."):
+        assert noise not in out
+    service = {ln.split()[0]: ln for ln in blocks["service"].splitlines()[1:]
+               if ln.startswith("    ") and ln.split()}
+    assert "integer >= 1" in service["workers"] and "default 1" in service["workers"]
+    assert "distribution" in service["service_time"] and "default 0s" in service["service_time"]
+    assert "one of: fifo, lifo" in service["queue_discipline"]
+    lb = blocks["load_balancer"]
+    assert "one of: round_robin, weighted_round_robin" in lb
+    assert "list of names" in lb and "required" in lb
+    assert "duration > 0" in lb and "default 10s" in lb
+
+
+def test_python_m_simulator_help() -> None:
+    proc = subprocess.run([sys.executable, "-m", "simulator", "--help"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0
+    for command in ("run", "validate", "schema", "kinds"):
+        assert command in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "simulator", "run", "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "--set" in proc.stdout and "--seed" in proc.stdout

@@ -13,6 +13,7 @@ from simulator.metrics.recorder import Recorder
 from simulator.results import Results
 from simulator.rng import Streams
 from simulator.scenario import Scenario
+from simulator.timeline import start_faults
 from simulator.topology import build_topology
 
 
@@ -43,6 +44,7 @@ def simulate(scenario: Scenario, seed: int | None = None, replication: int = 0) 
         component.start()
     for client in topology.clients:
         client.start()
+    start_faults(scenario, topology.groups, ctx)
     end = scenario.duration + scenario.drain
     env.process(_sample(env, recorder, scenario.metrics.interval, end))
     env.run(until=end)

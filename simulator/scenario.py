@@ -33,7 +33,8 @@ from simulator import registry
 from simulator.components.base import ComponentParams, KeyPath
 from simulator.distributions import Duration
 from simulator.errors import Problem, ScenarioError
-from simulator.workloads import Closed, OnOff, Workload
+from simulator.faults import Fault, PartitionFault, SpikeFault, split_target
+from simulator.workloads import Closed, ConstantRate, OnOff, Workload
 from simulator.yamlfile import SourceMap, load_yaml_file, load_yaml_text, load_yaml_value
 
 #: Runs estimated to create more requests than this are refused up front.
@@ -84,6 +85,8 @@ class Scenario(BaseModel):
         Components by name; each has a ``kind`` and that kind's parameters.
     metrics
         Recording settings.
+    faults
+        Faults on the timeline (see :mod:`simulator.faults`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -97,6 +100,7 @@ class Scenario(BaseModel):
     workloads: dict[str, Workload] = Field(min_length=1)
     components: dict[str, ComponentParams] = Field(min_length=1)
     metrics: Metrics = Metrics()
+    faults: list[Fault] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check_times(self) -> Self:
@@ -199,6 +203,7 @@ def parse_scenario(
             smap.source, [_problem(e, data, smap, overridden, model) for e in exc.errors()]
         ) from None
     problems = list(_check_references(scenario, smap, overridden))
+    problems += _check_faults(scenario, smap, overridden)
     problems += _check_size(scenario, smap)
     if problems:
         raise ScenarioError(smap.source, problems)
@@ -473,6 +478,53 @@ def _check_references(
         for rel, message in params.cross_check(scenario.components):
             path = ("components", cname, *rel)
             yield Problem(message, fmt(path), where(path))
+
+
+def _check_faults(
+    scenario: Scenario, smap: SourceMap, overridden: set[KeyPath]
+) -> Iterator[Problem]:
+    names = scenario.components
+
+    def problem(i: int, key: str, message: str) -> Problem:
+        path: KeyPath = ("faults", i, key)
+        line = None if _is_overridden(path, overridden) else smap.line_of(path)
+        return Problem(message, ".".join(str(p) for p in path), line)
+
+    for i, fault in enumerate(scenario.faults):
+        if fault.at >= scenario.duration + scenario.drain:
+            yield problem(i, "at", f"starts at {fault.at:g}s, after the run has ended")
+        if isinstance(fault, SpikeFault):
+            w = scenario.workloads.get(fault.workload)
+            if w is None:
+                yield problem(i, "workload", f"unknown workload {fault.workload!r}"
+                              + _did_you_mean(fault.workload, scenario.workloads))
+            elif isinstance(w.arrivals, Closed | ConstantRate):
+                yield problem(i, "workload", f"workload {fault.workload!r} has "
+                              f"{w.arrivals.process} arrivals; a spike needs poisson, schedule "
+                              "or on_off arrivals")
+            continue
+        if isinstance(fault, PartitionFault):
+            for name in fault.between:
+                if name not in names:
+                    yield problem(i, "between", f"unknown component {name!r}"
+                                  + _did_you_mean(name, names))
+            if fault.between[0] == fault.between[1]:
+                yield problem(i, "between", "a partition needs two different components")
+            continue
+        group, index = split_target(fault.target)
+        if group not in names:
+            yield problem(i, "target", f"unknown component {group!r}"
+                          + _did_you_mean(group, names))
+            continue
+        params = names[group]
+        if index is not None and index >= params.replicas:
+            yield problem(i, "target", f"{group!r} has {params.replicas} replica(s): "
+                          f"{fault.target!r} does not exist")
+        supported = registry.component_class(params.kind).supported_faults
+        if fault.kind not in supported:
+            yield problem(i, "kind", f"a {params.kind} does not support {fault.kind} faults"
+                          + (f" (supported: {', '.join(sorted(supported))})" if supported
+                             else ""))
 
 
 def _find_cycle(graph: dict[str, list[tuple[str, KeyPath]]], where: Any, fmt: Any

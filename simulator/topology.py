@@ -8,7 +8,9 @@ from simulator import registry
 from simulator.components.base import BuildContext, Component, Group, Target
 from simulator.components.client import Client
 from simulator.errors import TopologyError
+from simulator.faults import SpikeFault
 from simulator.scenario import Scenario
+from simulator.timeline import prepare_faults
 
 
 @dataclass
@@ -42,10 +44,13 @@ def build_topology(scenario: Scenario, ctx: BuildContext) -> Topology:
         groups[name] = members
         targets[name] = members[0] if len(members) == 1 else Group(name, members, ctx)
     clients = [
-        Client(name, i, spec, ctx, stop_at=scenario.duration)
+        Client(name, i, spec, ctx, stop_at=scenario.duration,
+               spikes=[(f.at, f.end, f.factor) for f in scenario.faults
+                       if isinstance(f, SpikeFault) and f.workload == name])
         for i, (name, spec) in enumerate(scenario.workloads.items())
     ]
     topo = Topology(groups, targets, clients)
+    prepare_faults(scenario, groups, ctx)
     for component in topo.components:
         try:
             component.wire(topo.resolve)

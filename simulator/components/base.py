@@ -77,6 +77,10 @@ class BuildContext:
     streams: Streams
     recorder: Recorder
     record_spans: bool
+    #: pairs of component names that some partition fault may separate
+    partitionable: set[frozenset[str]] = field(default_factory=set)
+    #: pairs separated now, mapped to whether calls hang (black hole) rather than fail
+    partitioned: dict[frozenset[str], bool] = field(default_factory=dict)
     _samplers: dict[tuple[str, str], Callable[[], float]] = field(default_factory=dict)
 
     def sampler(self, scope: str, purpose: str, dist: _Dist) -> Callable[[], float]:
@@ -115,6 +119,8 @@ class Component:
 
     kind: ClassVar[str]
     Params: ClassVar[type[ComponentParams]] = ComponentParams
+    #: Fault kinds (``crash``, ``slow``, ``error``, ``latency``) this kind can suffer.
+    supported_faults: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, group: str, index: int, params: Any, ctx: BuildContext) -> None:
         self.group = group
@@ -147,6 +153,22 @@ class Component:
         """Serve ``req`` for operation ``op``; yield SimPy events, return a status code."""
         raise NotImplementedError
         yield  # pragma: no cover
+
+    # ---- faults (only the kinds listed in ``supported_faults`` are ever called) ---------
+    def prepare_faults(self, kinds: set[str]) -> None:
+        """Called before the run with the fault kinds this instance will suffer."""
+
+    def crash(self, black_hole: bool) -> None:
+        """Crash now: fail what is held; refuse (or black-hole) what comes."""
+        raise NotImplementedError
+
+    def recover(self) -> None:
+        """Come back up, empty."""
+        raise NotImplementedError
+
+    def set_fault(self, kind: str, value: Any) -> None:
+        """Start (value) or end (None) a ``slow``, ``error`` or ``latency`` fault."""
+        raise NotImplementedError
 
 
 class Group:

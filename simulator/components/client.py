@@ -8,6 +8,7 @@ a design receive identical requests.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
@@ -36,10 +37,13 @@ class Client:
         Build context.
     stop_at
         No request is created at or after this time.
+    spikes
+        Load spikes as (start, end, factor): the arrival rate is multiplied meanwhile.
     """
 
     def __init__(
-        self, name: str, index: int, spec: Workload, ctx: BuildContext, stop_at: float
+        self, name: str, index: int, spec: Workload, ctx: BuildContext, stop_at: float,
+        spikes: list[tuple[float, float, float]] | None = None,
     ) -> None:
         self.name = name
         self.index = index
@@ -47,6 +51,7 @@ class Client:
         self.env = ctx.env
         self.ctx = ctx
         self.stop_at = stop_at
+        self.spikes = spikes or []
         self._rec = ctx.recorder
         gen = ctx.generator
         self._key: Callable[[], Any] = (
@@ -133,18 +138,23 @@ class Client:
     def _arrival_times(self, arrivals: Any) -> Iterator[float]:
         rng = self.ctx.generator(self.name, "arrivals")
         unit = batched(rng, lambda r, k: r.exponential(1.0, k))  # Exp(1) "work" to consume
-        if isinstance(arrivals, Poisson):
+        if isinstance(arrivals, Poisson) and not self.spikes:
             return _poisson(unit, arrivals.rate)
         if isinstance(arrivals, ConstantRate):
             return _constant(1.0 / arrivals.rate)
-        if isinstance(arrivals, Schedule):
+        segments: Iterator[tuple[float, float]]
+        if isinstance(arrivals, Poisson):
+            segments = iter([(float("inf"), arrivals.rate)])
+        elif isinstance(arrivals, Schedule):
             steps = [(s.at, s.rate) for s in arrivals.steps]
-            return _piecewise(unit, _schedule_segments(steps))
-        if isinstance(arrivals, OnOff):
+            segments = _schedule_segments(steps)
+        elif isinstance(arrivals, OnOff):
             on = arrivals.on.sampler(self.ctx.generator(self.name, "on"))
             off = arrivals.off.sampler(self.ctx.generator(self.name, "off"))
-            return _piecewise(unit, _on_off_segments(arrivals.rate, on, off))
-        raise TypeError(f"unsupported arrival process {arrivals!r}")
+            segments = _on_off_segments(arrivals.rate, on, off)
+        else:
+            raise TypeError(f"unsupported arrival process {arrivals!r}")
+        return _piecewise(unit, _with_spikes(segments, self.spikes))
 
 
 def _poisson(unit: Callable[[], float], rate: float) -> Iterator[float]:
@@ -173,6 +183,21 @@ def _on_off_segments(
     while True:
         yield on(), rate
         yield off(), 0.0
+
+
+def _with_spikes(
+    segments: Iterator[tuple[float, float]], spikes: list[tuple[float, float, float]]
+) -> Iterator[tuple[float, float]]:
+    """Split rate segments at spike boundaries and multiply the rate inside spikes."""
+    cuts = sorted({x for a, b, _ in spikes for x in (a, b) if math.isfinite(x)})
+    t = 0.0
+    for length, rate in segments:
+        end = t + length
+        while t < end:
+            nxt = min([c for c in cuts if c > t] + [end])
+            factor = math.prod(f for a, b, f in spikes if a <= t < b)
+            yield nxt - t, rate * factor
+            t = nxt
 
 
 def _piecewise(

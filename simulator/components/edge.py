@@ -20,6 +20,7 @@ from simulator.breaker import STATE_CODES, CircuitBreaker
 from simulator.calls import CallSpec
 from simulator.components.base import BuildContext, Handler, Target
 from simulator.messages import (
+    ERROR,
     FALLBACK,
     OK,
     REJECTED,
@@ -65,6 +66,9 @@ def bind_call(
     handle = target.handle
     fixed_op = call.op
     bound: Bound = handle if fixed_op is None else (lambda req, op: handle(req, fixed_op))
+    pair = frozenset((owner[0], target.name))
+    if pair in ctx.partitionable:
+        bound = _partition(bound, pair, ctx)
     if call.hedge is not None:
         bound = _hedge(bound, call.hedge, ctx, scope)
     if call.timeout is not None:
@@ -80,6 +84,22 @@ def bind_call(
     if call.fallback is not None:
         bound = _fallback(bound, call.fallback, ctx)
     return bound
+
+
+def _partition(inner: Bound, pair: frozenset[str], ctx: BuildContext) -> Bound:
+    """Each attempt crossing a partitioned link fails at once, or hangs if it is a black hole."""
+    env = ctx.env
+    partitioned = ctx.partitioned
+
+    def call(req: Request, op: str) -> Handler:
+        black_hole = partitioned.get(pair)
+        if black_hole is None:
+            return (yield from inner(req, op))
+        if black_hole:
+            yield Event(env)  # never answered
+        return ERROR
+
+    return call
 
 
 def _timeout(inner: Bound, timeout: float, ctx: BuildContext) -> Bound:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Generator, Iterable
 from typing import Any, Literal, Self, cast
 
 from pydantic import Field, model_validator
-from simpy import AllOf, Event, Timeout
+from simpy import AllOf, AnyOf, Event, Timeout
 
 from simulator.calls import CallSpec, ParallelSpec, Step, step_calls
 from simulator.components.base import (
@@ -21,7 +21,7 @@ from simulator.components.base import (
 )
 from simulator.components.edge import Bound, bind_call
 from simulator.distributions import Constant, Distribution
-from simulator.messages import OK, REJECTED, Request
+from simulator.messages import ERROR, OK, REJECTED, Request
 from simulator.registry import register
 
 
@@ -105,10 +105,17 @@ class Service(Component):
     (workers busy), ``in_system`` (waiting + holding a worker), and the cumulative
     ``busy_time_total``, ``queue_time_total``, ``system_time_total`` (integrals over time, from
     which utilisation, Lq and L over any window follow exactly), ``served_total``,
-    ``rejected_total``.
+    ``rejected_total``, ``failed_total`` (failed by a fault).
+
+    Faults: ``crash`` fails every request the instance holds, queued, in service or awaiting
+    its downstream calls, at the instant of the crash (the callees carry on), then refuses or
+    black-holes new ones until it recovers, empty; ``slow`` multiplies the service time of
+    requests arriving meanwhile; ``error`` fails arriving requests at once with a probability;
+    ``latency`` delays arriving requests before they queue.
     """
 
     Params = ServiceParams
+    supported_faults = frozenset({"crash", "slow", "error", "latency"})
 
     def __init__(self, group: str, index: int, params: ServiceParams, ctx: BuildContext) -> None:
         super().__init__(group, index, params, ctx)
@@ -136,6 +143,18 @@ class Service(Component):
         rec = ctx.recorder
         self._rec = rec if ctx.record_spans else None
         self._code = rec.instance_code(group, self.name)
+        # faults: the hot path checks only ``_faulted`` and ``_crashable``
+        self.failed_total = 0
+        self.up = True
+        self._faulted = False
+        self._crashable = False
+        self._black_hole = False
+        self._epoch = 0
+        self._crash_event = Event(ctx.env)
+        self._slow_factor = 1.0
+        self._error_probability = 0.0
+        self._added_latency: Callable[[], float] | None = None
+        self._fault_draw = ctx.streams.batched(self.name, "fault", lambda rng, k: rng.random(k))
 
     def wire(self, resolve: Callable[[str], Target]) -> None:
         def bind(call: CallSpec) -> Bound:
@@ -162,6 +181,7 @@ class Service(Component):
         yield "system_time_total", "", lambda: self._system_area + self.in_system * env.now
         yield "served_total", "", lambda: self.served_total
         yield "rejected_total", "", lambda: self.rejected_total
+        yield "failed_total", "", lambda: self.failed_total
 
     @property
     def queue_length(self) -> int:
@@ -173,23 +193,26 @@ class Service(Component):
         arrival = env._now
         draw = self._draw_by_op.get(op, self._draw) if self._draw_by_op else self._draw
         work = draw() * req.work * self._inv_speed
+        if self._faulted:
+            if not self.up:
+                if self._black_hole:
+                    yield Event(env)  # never answered: only the caller's timeout ends it
+                return self._fail(req, op, arrival, math.nan)
+            if self._error_probability and self._fault_draw() < self._error_probability:
+                return self._fail(req, op, arrival, math.nan)
+            if self._added_latency is not None:
+                yield Timeout(env, self._added_latency())
+                arrival = env._now
+            work *= self._slow_factor
+        if self._crashable:
+            return (yield from self._handle_crashable(req, op, arrival, work))
         if self.busy < self.workers:
             self.busy += 1
             start = arrival
             self.in_system += 1
             self._system_area -= arrival
         elif len(self._queue) >= self._queue_limit:
-            self.rejected_total += 1
-            rec = self._rec
-            if rec is not None:
-                rec.span_id.append(req.id)
-                rec.span_instance.append(self._code)
-                rec.span_op.append(op)
-                rec.span_arrival.append(arrival)
-                rec.span_start.append(math.nan)
-                rec.span_end.append(arrival)
-                rec.span_status.append(REJECTED)
-            return REJECTED
+            return self._reject(req, op, arrival)
         else:
             ev = Event(env)
             self._queue.append(ev)
@@ -221,6 +244,114 @@ class Service(Component):
             rec.span_end.append(env._now)
             rec.span_status.append(status)
         return status
+
+    def _handle_crashable(self, req: Request, op: str, arrival: float, work: float) -> Handler:
+        """The same service, for an instance that may crash: every wait races the crash."""
+        env = self.env
+        epoch = self._epoch
+        crashed = self._crash_event
+        if self.busy < self.workers:
+            self.busy += 1
+            start = arrival
+            self.in_system += 1
+            self._system_area -= arrival
+        elif len(self._queue) >= self._queue_limit:
+            return self._reject(req, op, arrival)
+        else:
+            ev = Event(env)
+            self._queue.append(ev)
+            self._queue_area -= arrival
+            self.in_system += 1
+            self._system_area -= arrival
+            yield ev
+            if self._epoch != epoch:
+                return self._fail(req, op, arrival, math.nan)
+            start = env._now
+            self._queue_area += start
+        self._busy_area -= start
+        yield AnyOf(env, (Timeout(env, work), crashed))
+        if self._epoch != epoch:
+            return self._fail(req, op, arrival, start)
+        plan = self._plans.get(op, self._default_plan)
+        if plan is None:
+            self._release()
+            status = OK
+        else:
+            if not self._hold:
+                self._release()
+            calls = env.process(self._run(req, op, plan))
+            yield AnyOf(env, (calls, crashed))
+            if self._epoch != epoch:  # the reply has nowhere to go; the callees carry on
+                return self._fail(req, op, arrival, start)
+            status = cast(int, calls.value)
+            if self._hold:
+                self._release()
+        self._span(req, op, arrival, start, env._now, status)
+        return status
+
+    def _span(self, req: Request, op: str, arrival: float, start: float, end: float,
+              status: int) -> None:
+        rec = self._rec
+        if rec is not None:
+            rec.span_id.append(req.id)
+            rec.span_instance.append(self._code)
+            rec.span_op.append(op)
+            rec.span_arrival.append(arrival)
+            rec.span_start.append(start)
+            rec.span_end.append(end)
+            rec.span_status.append(status)
+
+    def _reject(self, req: Request, op: str, arrival: float) -> int:
+        self.rejected_total += 1
+        self._span(req, op, arrival, math.nan, arrival, REJECTED)
+        return REJECTED
+
+    def _fail(self, req: Request, op: str, arrival: float, start: float) -> int:
+        self.failed_total += 1
+        self._span(req, op, arrival, start, self.env._now, ERROR)
+        return ERROR
+
+    # ---- faults -------------------------------------------------------------------------
+    def prepare_faults(self, kinds: set[str]) -> None:
+        self._crashable = "crash" in kinds
+
+    def crash(self, black_hole: bool) -> None:
+        now = self.env._now
+        self.up = False
+        self._black_hole = black_hole
+        self._epoch += 1
+        # close the integrals of everything the crash drops
+        self._busy_area += self.busy * now
+        self._queue_area += len(self._queue) * now
+        self._system_area += self.in_system * now
+        self.busy = 0
+        self.in_system = 0
+        waiting = list(self._queue)
+        self._queue.clear()
+        for ev in waiting:
+            ev.succeed()
+        crashed, self._crash_event = self._crash_event, Event(self.env)
+        crashed.succeed()
+        self._update_faulted()
+
+    def recover(self) -> None:
+        self.up = True
+        self._update_faulted()
+
+    def set_fault(self, kind: str, value: Any) -> None:
+        if kind == "slow":
+            self._slow_factor = 1.0 if value is None else float(value)
+        elif kind == "error":
+            self._error_probability = 0.0 if value is None else float(value)
+        elif kind == "latency":
+            self._added_latency = value
+        else:
+            raise ValueError(f"unsupported fault {kind!r}")
+        self._update_faulted()
+
+    def _update_faulted(self) -> None:
+        self._faulted = (not self.up or self._slow_factor != 1.0 or self._error_probability > 0
+                         or self._added_latency is not None)
 
     def _release(self) -> None:
         now = self.env._now

@@ -1,0 +1,97 @@
+"""Faults on the timeline: prepares the instances they hit and runs them in simulated time."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import simpy
+
+from simulator.components.base import BuildContext, Component
+from simulator.faults import (
+    INSTANCE_FAULTS,
+    CrashFault,
+    ErrorFault,
+    LatencyFault,
+    PartitionFault,
+    SlowFault,
+    SpikeFault,
+    split_target,
+)
+from simulator.scenario import Scenario
+
+
+def fault_targets(groups: dict[str, list[Component]], target: str) -> list[Component]:
+    """The instances a fault target names: one (``db[2]``) or all of a component (``db``)."""
+    group, index = split_target(target)
+    members = groups[group]
+    return members if index is None else [members[index]]
+
+
+def prepare_faults(scenario: Scenario, groups: dict[str, list[Component]],
+                   ctx: BuildContext) -> None:
+    """Tell instances which faults they will suffer and mark partitionable pairs.
+
+    Called before wiring, so that call edges crossing a possible partition can check it.
+    """
+    kinds: dict[int, set[str]] = {}
+    members: dict[int, Component] = {}
+    for fault in scenario.faults:
+        if isinstance(fault, PartitionFault):
+            ctx.partitionable.add(frozenset(fault.between))
+        elif fault.kind in INSTANCE_FAULTS:
+            for inst in fault_targets(groups, fault.target):  # type: ignore[union-attr]
+                kinds.setdefault(id(inst), set()).add(fault.kind)
+                members[id(inst)] = inst
+    for key, inst in members.items():
+        inst.prepare_faults(kinds[key])
+
+
+def start_faults(scenario: Scenario, groups: dict[str, list[Component]],
+                 ctx: BuildContext) -> None:
+    """Start one process per fault (spikes are applied by the workloads themselves)."""
+    for i, fault in enumerate(scenario.faults):
+        if not isinstance(fault, SpikeFault):
+            ctx.env.process(_run(fault, i, groups, ctx))
+
+
+def _run(fault: Any, i: int, groups: dict[str, list[Component]], ctx: BuildContext
+         ) -> Generator[simpy.Event, Any, None]:
+    env, rec = ctx.env, ctx.recorder
+    yield env.timeout(fault.at)
+    if isinstance(fault, PartitionFault):
+        pair = frozenset(fault.between)
+        a, b = fault.between
+        ctx.partitioned[pair] = fault.mode == "black_hole"
+        rec.event(env.now, a, a, "fault", f"partition {a} | {b} starts")
+        if fault.duration is not None:
+            yield env.timeout(fault.duration)
+            ctx.partitioned.pop(pair, None)
+            rec.event(env.now, a, a, "fault", f"partition {a} | {b} ends")
+        return
+    targets = fault_targets(groups, fault.target)
+    for inst in targets:
+        _apply(fault, inst, i, ctx)
+        rec.event(env.now, inst.group, inst.name, "fault", f"{fault.kind} starts")
+    if fault.duration is None:
+        return
+    yield env.timeout(fault.duration)
+    for inst in targets:
+        if isinstance(fault, CrashFault):
+            inst.recover()
+        else:
+            inst.set_fault(fault.kind, None)
+        rec.event(env.now, inst.group, inst.name, "fault", f"{fault.kind} ends")
+
+
+def _apply(fault: Any, inst: Component, i: int, ctx: BuildContext) -> None:
+    if isinstance(fault, CrashFault):
+        inst.crash(black_hole=fault.mode == "black_hole")
+    elif isinstance(fault, SlowFault):
+        inst.set_fault("slow", fault.factor)
+    elif isinstance(fault, ErrorFault):
+        inst.set_fault("error", fault.probability)
+    elif isinstance(fault, LatencyFault):
+        inst.set_fault("latency", fault.added.sampler(ctx.generator(inst.name, f"fault{i}")))
+    else:  # pragma: no cover - scenario validation admits no other kind
+        raise TypeError(f"unsupported fault {fault!r}")

@@ -87,6 +87,9 @@ class Scenario(BaseModel):
         Recording settings.
     faults
         Faults on the timeline (see :mod:`simulator.faults`).
+    variants
+        Named alternatives for ``simulator compare``: each is a list of ``key.path=value``
+        overrides applied to this scenario (an empty list is the scenario as written).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -101,6 +104,7 @@ class Scenario(BaseModel):
     components: dict[str, ComponentParams] = Field(min_length=1)
     metrics: Metrics = Metrics()
     faults: list[Fault] = Field(default_factory=list)
+    variants: dict[str, list[str]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check_times(self) -> Self:
@@ -205,9 +209,49 @@ def parse_scenario(
     problems = list(_check_references(scenario, smap, overridden))
     problems += _check_faults(scenario, smap, overridden)
     problems += _check_size(scenario, smap)
+    if not problems and scenario.variants:
+        problems += _check_variants(data, smap)
     if problems:
         raise ScenarioError(smap.source, problems)
     return scenario
+
+
+def _check_variants(data: dict[str, Any], smap: SourceMap) -> list[Problem]:
+    """Check that every variant's overrides apply and give a valid scenario.
+
+    A problem is reported at the line of the variant (or of its offending override), with the
+    variant's name and, for an invalid result, the key path and message of the inner problem.
+    """
+    problems: list[Problem] = []
+    base = {k: v for k, v in data.items() if k != "variants"}
+    for name, overrides in data.get("variants", {}).items():
+        where: KeyPath = ("variants", name)
+        bad = False
+        for i, text in enumerate(overrides):
+            try:
+                apply_overrides(copy.deepcopy(base), [text], smap.source)
+            except ScenarioError as exc:
+                bad = True
+                path = (*where, i)
+                problems += [Problem(p.message.replace("bad --set", "bad override"),
+                                     ".".join(map(str, path)), smap.line_of(path))
+                             for p in exc.problems]
+        if bad:
+            continue
+        try:
+            parse_scenario(base, SourceMap(smap.source), overrides)
+        except ScenarioError as exc:
+            for p in exc.problems:
+                path = where
+                for i, text in enumerate(overrides):  # blame the override that set the key
+                    key = text.partition("=")[0].strip()
+                    if p.path == key or p.path.startswith(key + "."):
+                        path = (*where, i)
+                problems.append(Problem(
+                    f"variant {name!r} gives an invalid scenario: "
+                    f"{p.path + ': ' if p.path else ''}{p.message.removesuffix(' (from --set)')}",
+                    ".".join(map(str, path)), smap.line_of(path)))
+    return problems
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str], source: str) -> set[KeyPath]:

@@ -411,8 +411,15 @@ def test_reference_cases_are_the_published_ones() -> None:
     vs.check_against_reference(cases[t.id], t.arrivals, t.expected, t.caps)
     assert [s["mu"] for s in cases[t.id]["params"]["stations"]] == list(t.mus)
     assert cases[t.id]["params"]["lambda"] == t.rate
-    params = cases["MM1K-K10-rho0.9"]["params"]
-    assert params["K_max_in_system"] == 1 + REFERENCE_STATION_CASES[5].queue_limit
+    for case in REFERENCE_STATION_CASES:
+        params = cases[case.id]["params"]
+        assert params["servers"] == case.workers
+        lam = params["lambda"]
+        assert case.rate == lam
+        if "K_max_in_system" in params:
+            assert case.queue_limit == params["K_max_in_system"] - case.workers
+        else:
+            assert case.queue_limit is None
 
 
 def test_measurements_are_exact_on_a_small_run() -> None:

@@ -51,6 +51,10 @@ class ServiceParams(ComponentParams):
     calls
         Per operation, the steps taken after the local work, in sequence: a call to a
         component, or ``{parallel: [...]}``. The key ``"*"`` applies to operations not listed.
+    on_failure
+        Per operation, compensating steps run when a step of ``calls`` fails (a saga's
+        compensation: release the stock when the payment fails). Their outcome is recorded in
+        their own spans; the request keeps the status of the failed step.
     """
 
     kind: Literal["service"] = "service"
@@ -62,6 +66,7 @@ class ServiceParams(ComponentParams):
     speed: float | list[float] = 1.0
     hold_worker: bool = True
     calls: dict[str, list[Step]] = Field(default_factory=dict)
+    on_failure: dict[str, list[Step]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -75,13 +80,14 @@ class ServiceParams(ComponentParams):
         return self
 
     def references(self) -> Iterable[tuple[KeyPath, str]]:
-        for op, steps in self.calls.items():
-            for i, step in enumerate(steps):
-                if isinstance(step, ParallelSpec):
-                    for j, call in enumerate(step.parallel):
-                        yield ("calls", op, i, "parallel", j), call.to
-                else:
-                    yield ("calls", op, i), step.to
+        for block in ("calls", "on_failure"):
+            for op, steps in getattr(self, block).items():
+                for i, step in enumerate(steps):
+                    if isinstance(step, ParallelSpec):
+                        for j, call in enumerate(step.parallel):
+                            yield (block, op, i, "parallel", j), call.to
+                    else:
+                        yield (block, op, i), step.to
 
     def speed_of(self, index: int) -> float:
         """Speed factor of replica ``index``."""
@@ -132,6 +138,7 @@ class Service(Component):
         self._hold = params.hold_worker
         self._plans: dict[str, _Plan] = {}
         self._default_plan: _Plan | None = None
+        self._compensations: dict[str, _Plan] = {}
         self.busy = 0
         self.in_system = 0
         self.served_total = 0
@@ -160,15 +167,20 @@ class Service(Component):
         def bind(call: CallSpec) -> Bound:
             return bind_call(call, resolve(call.to), self.ctx, (self.group, self.name))
 
-        for op, steps in self.params.calls.items():
+        def compile_steps(steps: list[CallSpec | ParallelSpec]) -> _Plan:
             plan: _Plan = []
             for step in steps:
                 calls = [bind(c) for c in step_calls(step)]
                 plan.append(calls if isinstance(step, ParallelSpec) else calls[0])
+            return plan
+
+        for op, steps in self.params.calls.items():
             if op == "*":
-                self._default_plan = plan
+                self._default_plan = compile_steps(steps)
             else:
-                self._plans[op] = plan
+                self._plans[op] = compile_steps(steps)
+        self._compensations = {op: compile_steps(steps)
+                               for op, steps in self.params.on_failure.items()}
 
     def gauges(self) -> Iterable[tuple[str, str, Callable[[], float]]]:
         env = self.env
@@ -375,5 +387,17 @@ class Service(Component):
                 statuses = [cast(int, p.value) for p in procs]
                 status = next((s for s in statuses if s != OK), OK)
             if status != OK:
+                compensation = self._compensations.get(op, self._compensations.get("*"))
+                if compensation is not None:
+                    yield from self._run_all(req, op, compensation)
                 return status
         return OK
+
+    def _run_all(self, req: Request, op: str, plan: _Plan) -> Generator[Event, Any, None]:
+        """Run every step whatever its outcome (compensations must not stop half-way)."""
+        env = self.env
+        for step in plan:
+            if not isinstance(step, list):
+                yield from step(req, op)
+            else:
+                yield AllOf(env, [env.process(call(req, op)) for call in step])

@@ -1,0 +1,202 @@
+"""Resilience policies on call edges do what their names say."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+import simulator
+from tests.conftest import run
+from tests.theory import retry_multiplier
+
+
+def edge(call: dict[str, Any], components: dict[str, Any], arrivals: dict[str, Any] | None = None,
+         duration: float = 10, **extra: Any) -> simulator.Results:
+    return run({
+        "duration": duration, "drain": 100,
+        "workloads": {"w": {"arrivals": arrivals or {"process": "constant", "rate": 1},
+                            "target": call}},
+        "components": components, **extra,
+    })
+
+
+def statuses(r: simulator.Results) -> list[str]:
+    return r.requests["status"].astype(str).tolist()
+
+
+def test_timeout_gives_up_but_the_callee_finishes() -> None:
+    r = edge({"to": "slow", "timeout": 0.3}, {"slow": {"kind": "service", "service_time": 1.0,
+                                                       "workers": 10}})
+    assert set(statuses(r)) == {"timeout"}
+    assert np.allclose(r.requests["latency"], 0.3)
+    assert (r.spans["status"] == "ok").all()  # the work still happened: timeouts add no relief
+    assert np.allclose(r.spans["end"] - r.spans["start"], 1.0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9, 1.0])
+@pytest.mark.parametrize("r", [1, 3, 5])
+def test_retry_load_multiplier_matches_reference(p: float, r: int) -> None:
+    """RETRY-multiplier: E[attempts] = (1 - p^(r+1)) / (1 - p), within 0.5% on 1M requests."""
+    n = 1_000_000
+    res = run({
+        "duration": n / 500, "metrics": {"spans": False, "interval": 1000},
+        "workloads": {"w": {"arrivals": {"process": "poisson", "rate": 500},
+                            "target": {"to": "s", "retry": {"attempts": r + 1, "base": 0,
+                                                            "jitter": "none",
+                                                            "retry_on": ["error"]}}}},
+        "components": {"s": {"kind": "service", "workers": 1000, "service_time": 0}},
+        "faults": [{"at": 0, "kind": "error", "target": "s", "probability": p}],
+    }, seed=r * 10 + int(p * 10))
+    attempts = res.requests["attempts"].to_numpy()
+    expected = retry_multiplier(p, r)
+    assert abs(len(attempts) - n) < 5 * math.sqrt(n)
+    assert abs(attempts.mean() - expected) / expected < 0.005
+    # and the tolerance is meaningful: 4 standard errors fit inside it
+    assert 4 * attempts.std() / math.sqrt(len(attempts)) / expected < 0.005 or p == 1.0
+
+
+def test_retries_count_attempts_and_stop_at_success() -> None:
+    r = edge({"to": "s", "retry": {"attempts": 4, "base": 0.01, "jitter": "none"}},
+             {"s": {"kind": "service", "service_time": 0.0}},
+             arrivals={"process": "poisson", "rate": 50}, duration=200,
+             faults=[{"at": 0, "kind": "error", "target": "s", "probability": 0.5}])
+    req = r.requests
+    # attempts are geometric truncated at 4; each failure costs its backoff 10, 20, 40 ms
+    ok = req[req["status"] == "ok"]
+    backoff = {1: 0.0, 2: 0.01, 3: 0.03, 4: 0.07}
+    assert np.allclose(ok["latency"], ok["attempts"].map(backoff))
+    assert (req.loc[req["status"] == "error", "attempts"] == 4).all()
+    spans_per_request = r.spans.groupby("request_id").size()
+    assert (spans_per_request.reindex(req["request_id"]).to_numpy()
+            == req["attempts"].to_numpy()).all()
+
+
+@pytest.mark.parametrize(("jitter", "low", "high"), [("none", 0.08, 0.08), ("full", 0.0, 0.08),
+                                                     ("equal", 0.04, 0.08)])
+def test_backoff_jitter_bounds(jitter: str, low: float, high: float) -> None:
+    r = edge({"to": "s", "retry": {"attempts": 2, "base": 0.08, "jitter": jitter}},
+             {"s": {"kind": "service", "service_time": 0.0}},
+             arrivals={"process": "poisson", "rate": 20}, duration=100,
+             faults=[{"at": 0, "kind": "error", "target": "s", "probability": 1.0}])
+    lat = r.requests["latency"].to_numpy()
+    assert lat.min() >= low - 1e-12 and lat.max() <= high + 1e-12
+    if jitter == "full":
+        assert lat.std() > 0.015  # uniform on [0, 80ms] has sd 23 ms
+
+
+def test_retry_budget_caps_retries() -> None:
+    r = edge({"to": "s", "retry": {"attempts": 5, "base": 0, "jitter": "none",
+                                   "budget": {"ratio": 0.2, "min_retries_per_second": 0,
+                                              "ttl": 1}}},
+             {"s": {"kind": "service", "service_time": 0.0}},
+             arrivals={"process": "poisson", "rate": 200}, duration=100,
+             faults=[{"at": 0, "kind": "error", "target": "s", "probability": 1.0}])
+    extra = r.requests["attempts"].sum() / len(r.requests) - 1
+    assert 0.15 < extra <= 0.2 + 1e-9
+
+
+def test_breaker_opens_short_circuits_and_recovers() -> None:
+    r = edge({"to": "s", "breaker": {"consecutive_failures": 5, "wait_duration_in_open_state": 2,
+                                     "permitted_number_of_calls_in_half_open_state": 1}},
+             {"s": {"kind": "service", "service_time": 0.001}},
+             arrivals={"process": "constant", "rate": 10}, duration=30,
+             faults=[{"at": 10, "duration": 5, "kind": "error", "target": "s",
+                      "probability": 1.0}])
+    req = r.requests
+    during = req[(req["start"] >= 10) & (req["start"] < 15)]
+    assert (during["status"] == "error").sum() >= 5
+    assert (during["status"] == "short_circuited").sum() > 30
+    after = req[req["start"] >= 17.5]
+    assert (after["status"] == "ok").all()
+    transitions = r.events[r.events["event"] == "breaker"]["detail"].tolist()
+    assert transitions[0] == "s: closed->open"
+    assert transitions[-1] == "s: half_open->closed"
+    assert "s: half_open->open" in transitions  # probes during the fault failed
+
+
+def test_rate_limit_is_a_token_bucket() -> None:
+    r = edge({"to": "s", "rate_limit": {"rate": "10/s", "burst": 5}},
+             {"s": {"kind": "service", "service_time": 0}},
+             arrivals={"process": "constant", "rate": 100}, duration=10.005)
+    ok = (r.requests["status"] == "ok").sum()
+    assert abs(ok - (5 + 10 * 10)) <= 2
+    assert set(statuses(r)) == {"ok", "rejected"}
+
+
+def test_bulkhead_limits_concurrency() -> None:
+    r = edge({"to": "s", "bulkhead": {"max_concurrent_calls": 3}},
+             {"s": {"kind": "service", "workers": 100, "service_time": 1.0}},
+             arrivals={"process": "constant", "rate": 10}, duration=10)
+    spans = r.spans
+    t = np.sort(np.concatenate([spans["arrival"], spans["end"]]))
+    concurrent = [((spans["arrival"] <= x) & (spans["end"] > x)).sum() for x in t]
+    assert max(concurrent) == 3
+    assert (r.requests["status"] == "rejected").sum() > 0
+
+
+def test_bulkhead_wait_admits_when_a_slot_frees() -> None:
+    r = edge({"to": "s", "bulkhead": {"max_concurrent_calls": 1, "max_wait": 0.55}},
+             {"s": {"kind": "service", "workers": 100, "service_time": 0.45}},
+             arrivals={"process": "constant", "rate": 4}, duration=1.1)
+    # arrivals at 0.25, 0.5, 0.75, 1.0; one slot, 0.45 s each: the 2nd and 3rd wait 0.2 s and
+    # 0.4 s for the slot, the 4th would wait 0.6 s > 0.55 s and is turned away after 0.55 s
+    assert statuses(r) == ["ok", "ok", "ok", "rejected"]
+    assert np.allclose(r.requests["latency"], [0.45, 0.65, 0.85, 0.55])
+
+
+def test_fallback_answers_after_failures() -> None:
+    r = edge({"to": "s", "retry": {"attempts": 2, "base": 0}, "fallback": {"latency": 0.005}},
+             {"s": {"kind": "service", "service_time": 0.0}},
+             faults=[{"at": 0, "kind": "error", "target": "s", "probability": 1.0}])
+    assert set(statuses(r)) == {"fallback"}
+    assert np.allclose(r.requests["latency"], 0.005)
+    summary = r.summary().set_index("name")
+    assert summary.loc["w", "goodput"] == 0
+
+
+def test_hedge_sends_a_second_copy_after_the_delay() -> None:
+    r = edge({"to": "s", "hedge": {"delay": 0.1}},
+             {"s": {"kind": "service", "replicas": 2, "workers": 10,
+                    "service_time": {"dist": "empirical", "values": [0.05, 1.0]}}},
+             arrivals={"process": "poisson", "rate": 5}, duration=200)
+    lat = r.requests["latency"].to_numpy()
+    # no reply after 100 ms means the first copy drew 1 s; the hedge then answers at 150 ms
+    # or, if it drew 1 s too, the first copy answers at 1 s
+    assert set(np.round(lat, 6)) <= {0.05, 0.15, 1.0}
+    copies = r.spans.groupby("request_id").size()
+    assert copies.max() == 2
+    assert abs((copies == 2).mean() - 0.5) < 0.08
+
+
+@pytest.mark.slow
+def test_hedging_reference_no_queueing() -> None:
+    """HEDGE-A: hedging after the p95 cuts p99 from 224.7 ms to 34.33 ms for 5% extra load."""
+    latency = {"dist": "mixture", "components": [
+        {"weight": 0.97, "of": {"dist": "exponential", "mean": "5ms", "shift": "5ms"}},
+        {"weight": 0.03, "of": {"dist": "exponential", "mean": "200ms", "shift": "5ms"}}]}
+    n = 1_000_000
+    tol = {"mean": 0.01, "p50": 0.01, "p95": 0.01, "p99": 0.01, "p999": 0.015}
+    expected_hedge = {"mean": 0.01071, "p50": 0.008617, "p95": 0.02378, "p99": 0.03433,
+                      "p999": 0.0498}
+    got: dict[str, list[float]] = {k: [] for k in tol}
+    extra: list[float] = []
+    for seed in range(5):
+        r = run({
+            "duration": n / 1000, "metrics": {"spans": True, "interval": 100},
+            "workloads": {"w": {"arrivals": {"process": "poisson", "rate": 1000},
+                                "target": {"to": "s", "hedge": {"delay": "23.78ms"}}}},
+            "components": {"s": {"kind": "service", "replicas": 2, "workers": 100_000,
+                                 "service_time": latency}},
+        }, seed=seed)
+        lat = r.requests["latency"].dropna().to_numpy()
+        got["mean"].append(lat.mean())
+        for k, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)):
+            got[k].append(float(np.quantile(lat, q)))
+        extra.append(len(r.spans) / len(r.requests) - 1)
+    for k, expected in expected_hedge.items():
+        assert abs(np.mean(got[k]) - expected) / expected <= tol[k], k
+    assert abs(np.mean(extra) - 0.05) / 0.05 <= 0.01  # extra copies = P(X > d) = 5%

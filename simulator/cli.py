@@ -110,6 +110,16 @@ def _run(args: argparse.Namespace) -> int:
         print()
         print("per-backend share")
         print(share.to_string(index=False, formatters={"share": "{:.1%}".format}))
+    breakers = results.breakers()
+    if not breakers.empty:
+        print("\ncircuit breakers (seconds in each state over the measured window)")
+        print(breakers.to_string(index=False, float_format="{:.1f}".format))
+    if scenario.faults:
+        recovery = results.recovery()
+        print("\nfaults and recovery (recovery_time after the fault ends, seconds)")
+        print(recovery.to_string(index=False, float_format="{:.3g}".format,
+                                 formatters={"recovered": lambda v: "yes" if v else
+                                             "did not recover"}))
     if args.out is not None:
         try:
             path = results.write(args.out, fmt=args.format, plots=args.plots)
@@ -134,14 +144,25 @@ def _out_problem(out: Path) -> str | None:
 
 
 def format_summary(summary: pd.DataFrame) -> str:
-    """Render a summary table for a terminal: latencies in ms, ratios in %."""
+    """Render a summary table for a terminal: latencies in ms, ratios in %.
+
+    Columns that say nothing in this run (a ratio that is zero everywhere, attempts that are
+    all 1) are left out of the printout; the tables written to disk keep every column.
+    """
     df = summary.copy()
+    for col in ("rejection_ratio", "timeout_ratio", "fallback_ratio"):
+        if df[col].fillna(0).eq(0).all():
+            df = df.drop(columns=col)
+    if df["attempts"].fillna(1).eq(1).all():
+        df = df.drop(columns="attempts")
     for col in ("mean", "p50", "p95", "p99", "p999"):
         df[col] = df[col] * 1e3
     df = df.rename(columns={c: f"{c}_ms" for c in ("mean", "p50", "p95", "p99", "p999")})
     fmt: dict[str, Callable[[Any], str]] = {}
-    for c in ("error_ratio", "rejection_ratio", "timeout_ratio", "utilisation"):
+    for c in ("error_ratio", "rejection_ratio", "timeout_ratio", "fallback_ratio",
+              "utilisation"):
         fmt[c] = lambda v: "-" if pd.isna(v) else f"{v:.2%}"
+    fmt["attempts"] = lambda v: "-" if pd.isna(v) else f"{v:.2f}"
     for c in ("throughput", "goodput"):
         fmt[c] = "{:.1f}".format
     for c in ("mean", "p50", "p95", "p99", "p999"):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 
+from simulator.analysis.diagnostics import breaker_summary, fault_recovery
 from simulator.analysis.summary import backend_share, summarize
 
 if TYPE_CHECKING:
@@ -87,6 +88,16 @@ class Results:
         """Share of requests each balancer sent to each backend in the measured window."""
         t0, t1 = self.window
         return backend_share(self.samples, t0, t1)
+
+    def breakers(self) -> pd.DataFrame:
+        """Time each circuit breaker spent closed, open and half-open, and its openings."""
+        t0, t1 = self.window
+        return breaker_summary(self.events, t0, t1)
+
+    def recovery(self) -> pd.DataFrame:
+        """Recovery time after each fault ends (``recovered`` False: it stayed degraded)."""
+        t0, t1 = self.window
+        return fault_recovery(self.requests, self.scenario.faults, t0, t1)
 
     @cached_property
     def plot(self) -> PlotAccessor:

@@ -48,3 +48,23 @@ def test_storm_amplifies_load() -> None:
     # offered 4 x 70 = 280/s against a capacity of 100/s: the backlog grows by ~180/s
     backlog = r.samples[(r.samples["metric"] == "in_system")].set_index("time")["value"]
     assert backlog[120.0] - backlog[90.0] > 0.8 * 180 * 30
+
+
+def test_summary_reports_recovery_or_its_absence() -> None:
+    storm = simulator.simulate(simulator.load_scenario(SCENARIO)).recovery()
+    calm = simulator.simulate(simulator.load_scenario(
+        SCENARIO, ["workloads.clients.target.retry.attempts=1"])).recovery()
+    assert not storm["recovered"].iloc[0] and storm["recovery_time"].isna().iloc[0]
+    assert calm["recovered"].iloc[0]
+    assert 0 <= calm["recovery_time"].iloc[0] < 20
+
+
+def test_breaker_time_in_states_covers_the_window() -> None:
+    r = simulator.simulate(simulator.load_scenario(SCENARIO, [
+        "workloads.clients.target.breaker={failure_rate_threshold: 50, "
+        "minimum_number_of_calls: 20, sliding_window_size: 50, wait_duration_in_open_state: 2s}"]))
+    b = r.breakers()
+    assert len(b) == 1
+    row = b.iloc[0]
+    assert row["closed_s"] + row["open_s"] + row["half_open_s"] == pytest.approx(110)
+    assert row["openings"] >= 1 and row["open_s"] >= 2 * row["openings"] - 1e-9

@@ -332,7 +332,7 @@ def interval_table(
 def paired_table(
     runs: pd.DataFrame,
     variant: str,
-    baseline: object,
+    baseline: str,
     metrics: Sequence[str],
     pair_on: Sequence[str] = ("seed", "replication"),
     by: Sequence[str] = (),
@@ -365,18 +365,21 @@ def paired_table(
         ``high``, ``diff`` (mean of variant - baseline over paired replications), ``diff_low``,
         ``diff_high``, ``significant`` (the difference interval excludes 0).
     """
-    if baseline not in set(runs[variant]):
+    if baseline not in {str(v) for v in runs[variant]}:
         raise ValueError(f"baseline {baseline!r} is not one of the variants "
                          f"({', '.join(map(str, pd.unique(runs[variant])))})")
-    order = list(pd.unique(runs[variant]))
-    rows = []
+    order = [str(v) for v in pd.unique(runs[variant])]
+    columns = [*by, "metric", "rank", variant, "n", "mean", "low", "high", "diff", "diff_low",
+               "diff_high", "significant"]
+    rows: list[dict[str, object]] = []
     groups = runs.groupby(list(by), sort=False, observed=True) if by else [((), runs)]
     for key, grp in groups:
         key = key if isinstance(key, tuple) else (key,)
-        wide = {v: g.set_index(list(pair_on)) for v, g in grp.groupby(variant, sort=False)}
+        wide: dict[str, pd.DataFrame] = {
+            str(v): g.set_index(list(pair_on)) for v, g in grp.groupby(variant, sort=False)}
         base = wide.get(baseline)
         for metric in metrics:
-            block = []
+            block: list[dict[str, object]] = []
             for v in order:
                 if v not in wide:
                     continue
@@ -386,14 +389,16 @@ def paired_table(
                 else:
                     joined = wide[v][[metric]].join(base[[metric]], rsuffix="_base", how="inner")
                     d = paired_interval(joined[metric], joined[f"{metric}_base"], confidence)
-                block.append([*key, metric, 0, v, iv.n, iv.mean, iv.low, iv.high,
-                              d.mean, d.low, d.high,
-                              bool(d.n > 1 and (d.low > 0 or d.high < 0))])
+                block.append({
+                    **dict(zip(by, key, strict=True)), "metric": metric, "rank": 0,
+                    variant: v, "n": iv.n, "mean": iv.mean, "low": iv.low, "high": iv.high,
+                    "diff": d.mean, "diff_low": d.low, "diff_high": d.high,
+                    "significant": bool(d.n > 1 and (d.low > 0 or d.high < 0)),
+                })
             sign = -1.0 if metric in HIGHER_IS_BETTER else 1.0
-            means = np.array([sign * r[len(key) + 5] for r in block], dtype=np.float64)
+            means = sign * np.array([r["mean"] for r in block], dtype=np.float64)
             ranked = np.argsort(np.where(np.isnan(means), np.inf, means), kind="stable")
             for rank, i in enumerate(ranked, start=1):
-                block[i][len(key) + 1] = rank
+                block[i]["rank"] = rank
                 rows.append(block[i])
-    return pd.DataFrame(rows, columns=[*by, "metric", "rank", variant, "n", "mean", "low",
-                                       "high", "diff", "diff_low", "diff_high", "significant"])
+    return pd.DataFrame(rows, columns=columns)

@@ -2,6 +2,9 @@
 
 The measured window is ``[warmup, duration)``: requests created (and hops arriving) in it count.
 Latency percentiles are over successful (``ok``) requests; failures are counted in the ratios.
+``error_ratio`` counts every completed request that did not succeed, fallbacks excluded (the
+caller got an answer); ``fallback_ratio`` counts the degraded answers; ``goodput`` counts only
+successes. ``attempts`` is the retry amplification: attempts per client request.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99, "p999": 0.999}
 SUMMARY_COLUMNS = [
     "scope", "name", "count", "completed", "in_flight", "throughput", "goodput",
     "mean", "p50", "p95", "p99", "p999",
-    "error_ratio", "rejection_ratio", "timeout_ratio", "utilisation",
+    "error_ratio", "rejection_ratio", "timeout_ratio", "fallback_ratio", "attempts",
+    "utilisation",
 ]
 
 
@@ -25,13 +29,14 @@ def latency_stats(latency: np.ndarray) -> dict[str, float]:
     return {"mean": float(latency.mean()), **dict(zip(QUANTILES, map(float, qs), strict=True))}
 
 
-def _row(scope: str, name: str, status: pd.Series, latency: np.ndarray, seconds: float
-         ) -> dict[str, object]:
+def _row(scope: str, name: str, status: pd.Series, latency: np.ndarray, seconds: float,
+         attempts: float = np.nan) -> dict[str, object]:
     count = len(status)
     in_flight = int((status == "in_flight").sum())
     completed = count - in_flight
     ok = status == "ok"
     n_ok = int(ok.sum())
+    n_fallback = int((status == "fallback").sum())
 
     def ratio(label: str) -> float:
         return float((status == label).sum() / completed) if completed else np.nan
@@ -45,9 +50,11 @@ def _row(scope: str, name: str, status: pd.Series, latency: np.ndarray, seconds:
         "throughput": completed / seconds,
         "goodput": n_ok / seconds,
         **latency_stats(latency[ok.to_numpy()]),
-        "error_ratio": (completed - n_ok) / completed if completed else np.nan,
+        "error_ratio": (completed - n_ok - n_fallback) / completed if completed else np.nan,
         "rejection_ratio": ratio("rejected"),
         "timeout_ratio": ratio("timeout"),
+        "fallback_ratio": ratio("fallback"),
+        "attempts": attempts,
         "utilisation": np.nan,
     }
 
@@ -73,7 +80,7 @@ def summarize(
     req = requests[(requests["start"] >= warmup) & (requests["start"] < until)]
     for name, grp in req.groupby("workload", observed=False, sort=False):
         rows.append(_row("workload", str(name), grp["status"], grp["latency"].to_numpy(),
-                         seconds))
+                         seconds, float(grp["attempts"].mean()) if len(grp) else np.nan))
     sp = spans[(spans["arrival"] >= warmup) & (spans["arrival"] < until)]
     util = utilisation(samples, warmup, until)
     for name, grp in sp.groupby("component", observed=True, sort=True):

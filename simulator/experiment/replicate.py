@@ -23,7 +23,6 @@ from simulator.experiment.runs import (
     RunSpec,
     Source,
     check_warmup,
-    concat,
     run_all,
     scenario_payload,
 )

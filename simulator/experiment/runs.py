@@ -45,7 +45,6 @@ RUN_TABLES = ("summary", "backend_share", "requests", "spans", "samples", "event
 RUN_COLUMNS = ["seed", "replication", "warmup"]
 
 Warmup = float | Literal["auto"] | None
-ScenarioLike = "str | Path | Scenario | Mapping[str, Any] | Source"
 
 
 @dataclass(eq=False)
@@ -86,7 +85,7 @@ class Source:
         elif isinstance(scenario, Mapping):
             src = Source(copy.deepcopy(dict(scenario)), SourceMap("<dict>"), tuple(overrides))
         elif isinstance(scenario, str | os.PathLike):
-            data, smap = load_yaml_file(scenario)
+            data, smap = load_yaml_file(Path(scenario))
             if not isinstance(data, dict):
                 parse_scenario(data, smap)  # raises the usual error
             src = Source(data, smap, tuple(overrides))
@@ -228,7 +227,7 @@ def check_warmup(warmup: Any, scenario: Scenario) -> Warmup:
     from simulator.units import parse_duration
 
     if warmup is None or warmup == "auto":
-        return warmup  # type: ignore[no-any-return]
+        return warmup
     try:
         value = parse_duration(warmup)
     except ValueError as exc:

@@ -1,0 +1,341 @@
+"""Capacity search: the largest load or the smallest resource that meets an SLO, with confidence.
+
+An SLO is a list of conditions on summary metrics of the workloads, such as ``"p99 < 200ms and
+error_ratio < 0.1%"``. A point (a value of the searched parameter) meets it at confidence ``c``
+when, for every condition and every workload, the one-sided ``c`` confidence bound of the
+metric across replications is on the right side of the threshold: for ``p99 < 200ms`` the
+upper bound of the mean p99 over replications must be below 200 ms.
+
+The search assumes the SLO is monotone in the parameter: met below a threshold value and missed
+above it (``find="max"``, for an arrival rate) or the reverse (``find="min"``, for replicas or a
+cache size). It brackets the answer between the ends of the given range and bisects. Every
+point runs the same seed and replications (common random numbers), so the curve it bisects is
+smooth in the parameter.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from simulator.analysis.stats import lower_bound, upper_bound
+from simulator.errors import Problem, ScenarioError
+from simulator.experiment.executors import Executor
+from simulator.experiment.output import executor_for, manifest, write_folder
+from simulator.experiment.runs import (
+    RunCache,
+    RunSpec,
+    Source,
+    check_warmup,
+    concat,
+    run_all,
+    scenario_payload,
+)
+from simulator.experiment.sweep import override
+from simulator.units import parse_duration, parse_rate
+
+LATENCY_METRICS = ("mean", "p50", "p95", "p99", "p999")
+RATIO_METRICS = ("error_ratio", "rejection_ratio", "timeout_ratio", "utilisation")
+RATE_METRICS = ("throughput", "goodput")
+COUNT_METRICS = ("count", "completed", "in_flight")
+ALIASES = {
+    "errors": "error_ratio", "error_rate": "error_ratio", "error": "error_ratio",
+    "rejections": "rejection_ratio", "rejected": "rejection_ratio",
+    "timeouts": "timeout_ratio", "latency": "mean", "mean_latency": "mean",
+}
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+}
+_CONDITION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*(\S.*?)\s*$")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One condition of an SLO: ``metric op threshold`` (threshold in seconds, fraction...)."""
+
+    metric: str
+    op: Literal["<", "<=", ">", ">="]
+    threshold: float
+    text: str
+
+    @property
+    def upper(self) -> bool:
+        """Whether the metric must stay below the threshold."""
+        return self.op in ("<", "<=")
+
+    def bound(self, values: np.ndarray, confidence: float | None) -> float:
+        """The confidence bound that decides the condition (the mean with no confidence).
+
+        A replication without a value (a p99 with no successful request) fails the condition.
+        """
+        v = np.asarray(values, dtype=np.float64)
+        if len(v) == 0 or not np.all(np.isfinite(v)):
+            return math.inf if self.upper else -math.inf
+        if confidence is None:
+            return float(v.mean())
+        return upper_bound(v, confidence) if self.upper else lower_bound(v, confidence)
+
+    def holds(self, bound: float) -> bool:
+        """Whether a bound (see :meth:`bound`) meets the condition."""
+        return bool(np.isfinite(bound) and _OPS[self.op](bound, self.threshold))
+
+
+def parse_slo(text: str) -> list[Condition]:
+    """Parse ``"p99 < 200ms and error_ratio < 0.1%"`` into conditions.
+
+    Conditions are joined by ``and``, ``,`` or ``;``. Metrics are summary columns (``mean``,
+    ``p50``, ``p95``, ``p99``, ``p999``, ``error_ratio``, ``rejection_ratio``,
+    ``timeout_ratio``, ``throughput``, ``goodput``, ``utilisation``...; ``errors`` means
+    ``error_ratio``). Latencies take time units (a bare number is seconds), ratios a ``%`` or a
+    fraction, rates ``/s`` units.
+
+    Raises
+    ------
+    ScenarioError
+        Naming the condition that cannot be read (source ``--slo``).
+    """
+    conditions = []
+    problems = []
+    parts = [p for p in re.split(r"\s+and\s+|,|;|&&", text.strip()) if p.strip()]
+    if not parts:
+        problems.append(Problem("empty SLO; expected for example 'p99 < 200ms and errors < 0.1%'"))
+    for part in parts:
+        m = _CONDITION.match(part)
+        if not m:
+            problems.append(Problem(f"cannot read {part.strip()!r}: expected 'metric < value' "
+                                    "such as 'p99 < 200ms'"))
+            continue
+        raw_metric, op, raw_value = m.groups()
+        metric = ALIASES.get(raw_metric, raw_metric)
+        known = (*LATENCY_METRICS, *RATIO_METRICS, *RATE_METRICS, *COUNT_METRICS)
+        if metric not in known:
+            problems.append(Problem(f"unknown metric {raw_metric!r} in {part.strip()!r}; "
+                                    f"expected one of {', '.join(known)} (or errors)"))
+            continue
+        try:
+            value = _threshold(metric, raw_value)
+        except ValueError as exc:
+            problems.append(Problem(f"bad value in {part.strip()!r}: {exc}"))
+            continue
+        conditions.append(Condition(metric, op, value, part.strip()))  # type: ignore[arg-type]
+    if problems:
+        raise ScenarioError("--slo", problems)
+    return conditions
+
+
+def _threshold(metric: str, raw: str) -> float:
+    raw = raw.strip()
+    if raw.endswith("%"):
+        if metric not in RATIO_METRICS:
+            raise ValueError(f"a percentage fits a ratio, not {metric}")
+        return float(raw[:-1]) / 100.0
+    if metric in LATENCY_METRICS:
+        return parse_duration(raw)
+    if metric in RATE_METRICS:
+        return parse_rate(raw)
+    return float(raw)
+
+
+@dataclass
+class Capacity:
+    """Result of a capacity search.
+
+    Attributes
+    ----------
+    parameter
+        The searched key path.
+    find
+        ``"max"`` (largest value meeting the SLO) or ``"min"`` (smallest).
+    slo
+        The conditions.
+    confidence
+        Confidence of the one-sided bounds (None: point estimates).
+    value
+        The best value found that meets the SLO, or None if none in the range does.
+    failing
+        The nearest value tried that misses it (None if the whole range meets it): the answer
+        lies between :attr:`value` and :attr:`failing`.
+    evaluations
+        One row per point tried, in order: the parameter, ``passes``, and per condition the
+        mean and the deciding bound over replications (worst workload).
+    runs
+        Tidy summaries of every run: the parameter column, ``seed``, ``replication``,
+        ``warmup``, then the summary columns.
+    meta
+        Manifest.
+    """
+
+    parameter: str
+    find: Literal["max", "min"]
+    slo: list[Condition]
+    confidence: float | None
+    value: float | int | None
+    failing: float | int | None
+    evaluations: pd.DataFrame
+    runs: pd.DataFrame
+    meta: dict[str, Any] = field(default_factory=dict)
+    scenario: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def write(self, directory: str | Path,
+              fmt: Literal["parquet", "csv"] = "parquet") -> Path:
+        """Write ``evaluations``, ``runs``, the resolved base scenario and the manifest."""
+        return write_folder(directory, {"evaluations": self.evaluations, "runs": self.runs},
+                            self.meta, {"scenario": self.scenario}, fmt)
+
+
+def _current_value(data: dict[str, Any], path: str) -> Any:
+    node: Any = data
+    for part in path.split("."):
+        key: Any = int(part) if part.isdigit() and isinstance(node, list) else part
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+def capacity(
+    scenario: Any,
+    parameter: str,
+    low: float,
+    high: float,
+    slo: str | Sequence[Condition],
+    *,
+    find: Literal["max", "min"] = "max",
+    integer: bool | None = None,
+    tolerance: float | None = None,
+    replications: int = 5,
+    confidence: float | None = 0.95,
+    workload: str | None = None,
+    seed: int | None = None,
+    warmup: float | str | None = None,
+    overrides: Sequence[str] = (),
+    max_evaluations: int = 40,
+    executor: str | Executor = "processes",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    cache: str | Path | None = None,
+    progress: bool | None = None,
+) -> Capacity:
+    """Search for the largest (or smallest) value of a parameter that meets an SLO.
+
+    Parameters
+    ----------
+    scenario
+        A path, a validated :class:`~simulator.Scenario`, a dict or a
+        :class:`~simulator.experiment.runs.Source`.
+    parameter
+        Key path of the searched value (``workloads.users.arrivals.rate``,
+        ``components.api.replicas``...), in the scenario's base units (per second, seconds).
+    low, high
+        The range searched.
+    slo
+        Conditions, as text (see :func:`parse_slo`) or parsed.
+    find
+        ``"max"``: the SLO holds below some value (a load); ``"min"``: above it (a resource).
+    integer
+        Search whole numbers; default: when the scenario's current value is an integer.
+    tolerance
+        Stop when the bracket is this narrow; default 1 for integers, else 1% of the range.
+    replications
+        Replications per point (at least 2 with a confidence).
+    confidence
+        Confidence of the one-sided bounds; None compares point estimates (means).
+    workload
+        The workload whose summary the SLO applies to; default every workload.
+    seed, warmup, overrides, executor, workers, scheduler, cache, progress
+        As for :func:`~simulator.experiment.replicate`.
+    """
+    conditions = parse_slo(slo) if isinstance(slo, str) else list(slo)
+    if find not in ("max", "min"):
+        raise ValueError(f"find must be 'max' or 'min', got {find!r}")
+    if not low < high:
+        raise ValueError(f"low must be below high, got {low} and {high}")
+    if confidence is not None and replications < 2:
+        raise ValueError("a confidence bound needs at least 2 replications")
+    source = Source.of(scenario, overrides)
+    base = source.resolve()
+    if workload is not None and workload not in base.workloads:
+        raise ScenarioError(source.name, [Problem(
+            f"no workload {workload!r} (workloads: {', '.join(base.workloads)})", "workloads")])
+    if integer is None:
+        current = _current_value(source.raw(), parameter)
+        integer = isinstance(current, int) and not isinstance(current, bool)
+    if integer:
+        low, high = math.ceil(low), math.floor(high)
+    tol = tolerance if tolerance is not None else (1 if integer else (high - low) / 100)
+    seed = base.seed if seed is None else seed
+    rule = check_warmup(warmup, base)
+    store = RunCache(cache) if cache is not None else None
+    rows: list[dict[str, Any]] = []
+    run_parts: list[pd.DataFrame] = []
+
+    with executor_for(executor, workers, scheduler) as ex:
+
+        def evaluate(value: float) -> bool:
+            v: float | int = int(value) if integer else float(value)
+            resolved, payload = scenario_payload(source, [override(parameter, v)])
+            check_warmup(rule, resolved)
+            specs = [RunSpec(payload, seed, r, rule) for r in range(replications)]
+            outs, _ = run_all(specs, ex, store, progress,
+                              desc=f"capacity {parameter}={v:g}")
+            runs = concat([o["summary"] for o in outs], [{parameter: v}] * len(outs))
+            run_parts.append(runs)
+            wl = runs[runs["scope"] == "workload"]
+            if workload is not None:
+                wl = wl[wl["name"] == workload]
+            row: dict[str, Any] = {parameter: v, "passes": True}
+            for c in conditions:
+                means, bounds = [], []
+                for _, g in wl.groupby("name", sort=False):
+                    vals = g[c.metric].to_numpy(dtype=np.float64)
+                    means.append(float(np.mean(vals)) if len(vals) else math.nan)
+                    bounds.append(c.bound(vals, confidence))
+                worst = max(bounds) if c.upper else min(bounds)
+                row[f"{c.metric}_mean"] = max(means) if c.upper else min(means)
+                row[f"{c.metric}_bound"] = worst
+                row["passes"] = row["passes"] and c.holds(worst)
+            rows.append(row)
+            return bool(row["passes"])
+
+        good_end, bad_end = (low, high) if find == "max" else (high, low)
+        value: float | None
+        failing: float | None
+        if not evaluate(good_end):
+            value, failing = None, good_end
+        elif evaluate(bad_end):
+            value, failing = bad_end, None
+        else:
+            value, failing = good_end, bad_end
+            while abs(failing - value) > tol and len(rows) < max_evaluations:
+                mid = (value + failing) / 2
+                if integer:
+                    mid = math.floor(mid) if find == "max" else math.ceil(mid)
+                    if mid in (value, failing):
+                        break
+                if evaluate(mid):
+                    value = mid
+                else:
+                    failing = mid
+        meta = manifest(
+            "capacity", source=source.name, overrides=list(source.overrides),
+            parameter=parameter, low=low, high=high, find=find, integer=integer, tolerance=tol,
+            slo=[c.text for c in conditions], confidence=confidence, workload=workload,
+            seed=seed, replications=list(range(replications)), warmup=rule, value=value,
+            failing=failing, **ex.describe())
+
+    def typed(x: float | None) -> float | int | None:
+        return None if x is None else (int(x) if integer else float(x))
+
+    evaluations = pd.DataFrame(rows)
+    runs = pd.concat(run_parts, ignore_index=True)
+    return Capacity(parameter, find, conditions, confidence, typed(value), typed(failing),
+                    evaluations, runs, meta, base.model_dump(mode="json", by_alias=True))

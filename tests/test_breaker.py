@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from hypothesis import given, settings
@@ -121,7 +122,7 @@ def test_breaker_follows_its_specification(policy: BreakerPolicy,
     times = [t for t, _, _ in transitions]
     assert times == sorted(times)
     assert all((a, b) in LEGAL for _, a, b in transitions)
-    for (_, _, b), (_, a, _) in zip(transitions, transitions[1:], strict=False):
+    for (_, _, b), (_, a, _) in itertools.pairwise(transitions):
         assert b == a  # each transition starts where the last one ended
 
 

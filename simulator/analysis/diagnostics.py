@@ -5,6 +5,7 @@ Computed from the tables of a run; nothing here simulates.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -83,7 +84,7 @@ def fault_recovery(
         row["baseline_ok_ratio"], row["baseline_p99"] = ok_ratio, p99
         edges = np.arange(end, until + 1e-9, bin_width)
         healthy = []
-        for a, b in zip(edges[:-1], edges[1:], strict=True):
+        for a, b in itertools.pairwise(edges):
             sel = (start_all >= a) & (start_all < b)
             if not sel.any():
                 healthy.append(True)

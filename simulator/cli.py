@@ -1,4 +1,5 @@
-"""The command line: ``simulator run | validate | schema | kinds``.
+"""The command line: ``simulator run | validate | schema | kinds | replicate | compare | sweep |
+capacity``.
 
 A thin user of the library. Bad scenarios print ``file:line: key.path: message`` lines on
 stderr and exit with code 2; nothing is written on a failed run.
@@ -50,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the JSON Schema of the scenario format")
     sub.add_parser("kinds", help="list component kinds with their parameters and defaults")
+    from simulator.experiment.cli import add_commands
+
+    add_commands(sub)
     return parser
 
 
@@ -329,4 +333,12 @@ def default_text(value: Any, type_desc: str = "") -> str:
     return json.dumps(value)
 
 
-_COMMANDS = {"run": _run, "validate": _validate, "schema": _schema, "kinds": _kinds}
+def _experiment(args: argparse.Namespace) -> int:
+    from simulator.experiment.cli import run_command
+
+    return run_command(args)
+
+
+_COMMANDS = {"run": _run, "validate": _validate, "schema": _schema, "kinds": _kinds,
+             "replicate": _experiment, "compare": _experiment, "sweep": _experiment,
+             "capacity": _experiment}

@@ -10,7 +10,8 @@ class Status(IntEnum):
 
     Modelled failures are values, never exceptions. ``IN_FLIGHT`` marks requests still
     unfinished when the run ends, so that every generated request is accounted for.
-    ``FALLBACK`` is a degraded answer given by a fallback policy after a failure.
+    ``FALLBACK`` is a degraded answer given by a fallback policy after a failure;
+    ``CANCELLED`` a hedged copy withdrawn because another copy answered first.
     """
 
     OK = 0
@@ -21,6 +22,7 @@ class Status(IntEnum):
     DROPPED = 5
     IN_FLIGHT = 6
     FALLBACK = 7
+    CANCELLED = 8
 
     @property
     def label(self) -> str:
@@ -37,6 +39,7 @@ SHORT_CIRCUITED = int(Status.SHORT_CIRCUITED)
 DROPPED = int(Status.DROPPED)
 IN_FLIGHT = int(Status.IN_FLIGHT)
 FALLBACK = int(Status.FALLBACK)
+CANCELLED = int(Status.CANCELLED)
 
 STATUS_LABELS = [s.label for s in Status]
 
@@ -64,9 +67,12 @@ class Request:
         Simulated time of creation (seconds).
     attempts
         Number of attempts made so far (1 without retries).
+    cancelled
+        Set on a hedged copy whose caller no longer waits for it; a service that has not yet
+        started working on it drops it instead.
     """
 
-    __slots__ = ("attempts", "created_at", "id", "key", "op", "work", "workload")
+    __slots__ = ("attempts", "cancelled", "created_at", "id", "key", "op", "work", "workload")
 
     def __init__(
         self, id: int, workload: int, op: str, key: int, work: float, created_at: float
@@ -78,3 +84,10 @@ class Request:
         self.work = work
         self.created_at = created_at
         self.attempts = 1
+        self.cancelled = False
+
+    def copy(self) -> Request:
+        """A copy with its own cancellation flag (a hedged duplicate of this request)."""
+        twin = Request(self.id, self.workload, self.op, self.key, self.work, self.created_at)
+        twin.attempts = self.attempts
+        return twin

@@ -125,16 +125,20 @@ class HedgePolicy(_Policy):
         until ``min_samples`` replies are seen, no hedge is sent.
     max_hedges
         Extra copies at most (each after a further delay).
+    cancel
+        When a copy succeeds, cancel the others: a copy still waiting for a worker is dropped
+        when its turn comes (status ``cancelled``, no work done); work already started finishes.
+        Without it every copy runs to the end. Either way every copy sent counts as load.
 
     The first successful reply wins (gRPC semantics: a failed copy does not end the call while
-    another may still succeed). Losers are not cancelled: they finish their work, and every copy
-    sent counts as load.
+    another may still succeed).
     """
 
     delay: Duration | None = Field(None, ge=0)
     percentile: float | None = Field(None, gt=0, lt=100)
     min_samples: int = Field(100, ge=1)
     max_hedges: int = Field(1, ge=1, le=10)
+    cancel: bool = True
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -101,7 +101,10 @@ def test_no_request_lost_or_counted_twice(spec: dict[str, Any], seed: int) -> No
     per_instance = spans.groupby("instance", observed=True).size()
     served = final(r.samples, "served_total").droplevel("label")
     rejected = final(r.samples, "rejected_total").droplevel("label")
-    handled = served.add(rejected, fill_value=0)
+    failed = final(r.samples, "failed_total").droplevel("label")
+    cancelled = final(r.samples, "cancelled_total").droplevel("label")
+    handled = served.add(rejected, fill_value=0).add(failed, fill_value=0).add(
+        cancelled, fill_value=0)
     for instance, count in handled.items():
         recorded = int(per_instance.get(instance, 0))
         if spec["drain"]:

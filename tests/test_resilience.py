@@ -172,6 +172,23 @@ def test_hedge_sends_a_second_copy_after_the_delay() -> None:
     assert abs((copies == 2).mean() - 0.5) < 0.08
 
 
+@pytest.mark.parametrize("cancel", [True, False])
+def test_hedge_cancel_drops_queued_losers(cancel: bool) -> None:
+    # two single-worker replicas, busy: hedged copies often wait in a queue
+    r = edge({"to": "s", "hedge": {"delay": 0.02, "cancel": cancel}},
+             {"s": {"kind": "service", "replicas": 2, "workers": 1,
+                    "service_time": {"dist": "exponential", "mean": 0.02}}},
+             arrivals={"process": "poisson", "rate": 40}, duration=200)
+    spans = r.spans
+    dropped = spans[spans["status"] == "cancelled"]
+    if cancel:
+        assert len(dropped) > 100
+        assert (dropped["end"] == dropped["start"]).all()  # no work was done on them
+    else:
+        assert dropped.empty
+    assert (r.requests["status"] == "ok").all()
+
+
 @pytest.mark.slow
 def test_hedging_reference_no_queueing() -> None:
     """HEDGE-A: hedging after the p95 cuts p99 from 224.7 ms to 34.33 ms for 5% extra load."""

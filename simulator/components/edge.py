@@ -135,7 +135,8 @@ def _hedge(inner: Bound, policy: HedgePolicy, ctx: BuildContext, scope: str) -> 
 
     def call(req: Request, op: str) -> Handler:
         t0 = env._now
-        copies = [env.process(inner(req, op))]
+        sent = [req.copy()]
+        copies = [env.process(inner(sent[0], op))]
         wait = delay()
         while True:
             pending = [c for c in copies if not c.triggered]
@@ -145,11 +146,15 @@ def _hedge(inner: Bound, policy: HedgePolicy, ctx: BuildContext, scope: str) -> 
             timer = Timeout(env, wait) if hedge_left else None
             yield AnyOf(env, pending if timer is None else [*pending, timer])
             if any(c.triggered and c.value == OK for c in copies):
+                if policy.cancel:
+                    for twin, c in zip(sent, copies, strict=True):
+                        twin.cancelled = not c.triggered
                 if policy.delay is None:
                     observed.append(env._now - t0)
                 return OK
             if timer is not None and timer.triggered:
-                copies.append(env.process(inner(req, op)))  # no success yet: hedge
+                sent.append(req.copy())  # no success yet: hedge
+                copies.append(env.process(inner(sent[-1], op)))
         return cast(int, copies[-1].value)  # every copy failed: the last failure stands
 
     return call

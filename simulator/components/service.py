@@ -21,7 +21,7 @@ from simulator.components.base import (
 )
 from simulator.components.edge import Bound, bind_call
 from simulator.distributions import Constant, Distribution
-from simulator.messages import ERROR, OK, REJECTED, Request
+from simulator.messages import CANCELLED, ERROR, OK, REJECTED, Request
 from simulator.registry import register
 
 
@@ -111,7 +111,8 @@ class Service(Component):
     (workers busy), ``in_system`` (waiting + holding a worker), and the cumulative
     ``busy_time_total``, ``queue_time_total``, ``system_time_total`` (integrals over time, from
     which utilisation, Lq and L over any window follow exactly), ``served_total``,
-    ``rejected_total``, ``failed_total`` (failed by a fault).
+    ``rejected_total``, ``failed_total`` (failed by a fault), ``cancelled_total`` (hedged
+    copies dropped when their turn came because another copy had already answered).
 
     Faults: ``crash`` fails every request the instance holds, queued, in service or awaiting
     its downstream calls, at the instant of the crash (the callees carry on), then refuses or
@@ -152,6 +153,7 @@ class Service(Component):
         self._code = rec.instance_code(group, self.name)
         # faults: the hot path checks only ``_faulted`` and ``_crashable``
         self.failed_total = 0
+        self.cancelled_total = 0
         self.up = True
         self._faulted = False
         self._crashable = False
@@ -194,6 +196,7 @@ class Service(Component):
         yield "served_total", "", lambda: self.served_total
         yield "rejected_total", "", lambda: self.rejected_total
         yield "failed_total", "", lambda: self.failed_total
+        yield "cancelled_total", "", lambda: self.cancelled_total
 
     @property
     def queue_length(self) -> int:
@@ -235,6 +238,8 @@ class Service(Component):
             start = env._now
             self._queue_area += start
         self._busy_area -= start
+        if req.cancelled:
+            return self._drop_cancelled(req, op, arrival, start)
         yield Timeout(env, work)
         plan = self._plans.get(op, self._default_plan)
         if plan is None:
@@ -281,6 +286,8 @@ class Service(Component):
             start = env._now
             self._queue_area += start
         self._busy_area -= start
+        if req.cancelled:
+            return self._drop_cancelled(req, op, arrival, start)
         yield AnyOf(env, (Timeout(env, work), crashed))
         if self._epoch != epoch:
             return self._fail(req, op, arrival, start)
@@ -317,6 +324,14 @@ class Service(Component):
         self.rejected_total += 1
         self._span(req, op, arrival, math.nan, arrival, REJECTED)
         return REJECTED
+
+    def _drop_cancelled(self, req: Request, op: str, arrival: float, start: float) -> int:
+        """A hedged copy nobody waits for any more: hand the worker on without working."""
+        self._release()
+        self.served_total -= 1  # released, but nothing was served
+        self.cancelled_total += 1
+        self._span(req, op, arrival, start, start, CANCELLED)
+        return CANCELLED
 
     def _fail(self, req: Request, op: str, arrival: float, start: float) -> int:
         self.failed_total += 1

@@ -134,3 +134,69 @@ def test_balancer_replicas_each_keep_their_own_view() -> None:
                        & (r.samples["time"] == r.samples["time"].max())]
     per_lb = routed.groupby("instance", observed=True)["value"].sum()
     assert len(per_lb) == 3 and per_lb.sum() == len(r.requests)
+
+
+def crashed_fleet(lb: dict[str, Any], faults: list[dict[str, Any]], duration: float = 60,
+                  replicas: int = 4) -> Any:
+    return run({
+        "duration": duration, "drain": 10,
+        "workloads": {"w": {"arrivals": {"process": "poisson", "rate": 100}, "target": "lb"}},
+        "components": {
+            "lb": {"kind": "load_balancer", "strategy": "round_robin", "backends": ["api"],
+                   **lb},
+            "api": {"kind": "service", "replicas": replicas, "workers": 4,
+                    "service_time": 0.005},
+        },
+        "faults": faults,
+    })
+
+
+def errors_between(r: Any, a: float, b: float) -> int:
+    req = r.requests
+    return int(((req["start"] >= a) & (req["start"] < b) & (req["status"] != "ok")).sum())
+
+
+def test_health_checks_route_around_a_dead_instance() -> None:
+    crash = [{"at": 10, "duration": 20, "kind": "crash", "target": "api[1]"}]
+    blind = crashed_fleet({}, crash)
+    checked = crashed_fleet({"health_check": {"interval": 1, "unhealthy_threshold": 2}}, crash)
+    assert errors_between(blind, 12.5, 30) > 300  # a quarter of 100/s for 17.5 s
+    assert errors_between(checked, 10, 11.01) > 0  # until two probes have failed
+    assert errors_between(checked, 11.01, 60) == 0
+    events = checked.events[checked.events["event"].isin(["unhealthy", "healthy"])]
+    assert events["event"].tolist() == ["unhealthy", "healthy"]
+    # probes at 10 s (the crash comes first at that instant) and 11 s fail; the probe at 30 s
+    # sees the recovered instance
+    assert events["time"].tolist() == [11.0, 30.0]
+    share = checked.samples[(checked.samples["metric"] == "routed_total")
+                            & (checked.samples["label"] == "api[1]")].set_index("time")["value"]
+    assert share[29.0] == share[12.0]  # no traffic while marked unhealthy
+    assert share[60.0] > share[32.0]  # and traffic again once healthy
+
+
+def test_outlier_detection_ejects_after_consecutive_errors() -> None:
+    faults = [{"at": 10, "duration": 40, "kind": "error", "target": "api[2]",
+               "probability": 1.0}]
+    r = crashed_fleet({"outlier_detection": {"consecutive_errors": 5, "base_ejection_time": 10,
+                                             "max_ejection_percent": 25}}, faults)
+    ejections = r.events[r.events["event"] == "ejected"]
+    assert ejections["detail"].tolist()[:3] == ["api[2] for 10s", "api[2] for 20s",
+                                                "api[2] for 30s"]
+    # exactly 5 errors per ejection: while ejected, it gets no traffic
+    per_ejection = errors_between(r, 10, 50) / len(ejections)
+    assert per_ejection == pytest.approx(5, abs=0.01)
+
+
+def test_max_ejection_percent_and_panic_threshold() -> None:
+    faults = [{"at": 5, "kind": "error", "target": f"api[{i}]", "probability": 1.0}
+              for i in range(3)]
+    r = crashed_fleet({"outlier_detection": {"consecutive_errors": 3, "base_ejection_time": 100,
+                                             "max_ejection_percent": 25}}, faults, duration=30)
+    ejected = r.events[r.events["event"] == "ejected"]
+    assert len(ejected) == 1  # 25% of 4 backends: one at a time
+    everyone = crashed_fleet({"health_check": {"interval": 1, "unhealthy_threshold": 1}},
+                             [{"at": 5, "kind": "crash", "target": f"api[{i}]"}
+                              for i in range(3)], duration=30)
+    late = everyone.requests[everyone.requests["start"] > 10]
+    # 1 of 4 healthy is below the 50% panic threshold: traffic goes to all, 3/4 fails
+    assert (late["status"] != "ok").mean() == pytest.approx(0.75, abs=0.05)

@@ -154,6 +154,10 @@ class Component:
         raise NotImplementedError
         yield  # pragma: no cover
 
+    def healthy(self) -> bool:
+        """What a health-check probe sees: False while the instance is down."""
+        return bool(getattr(self, "up", True))
+
     # ---- faults (only the kinds listed in ``supported_faults`` are ever called) ---------
     def prepare_faults(self, kinds: set[str]) -> None:
         """Called before the run with the fault kinds this instance will suffer."""

@@ -6,11 +6,12 @@ import bisect
 import functools
 import hashlib
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from typing import Any, Literal, Self
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from simpy import Event, Timeout
 
 from simulator.components.base import (
     BuildContext,
@@ -21,7 +22,7 @@ from simulator.components.base import (
     Target,
 )
 from simulator.distributions import Duration
-from simulator.messages import Request
+from simulator.messages import ERROR, REJECTED, TIMEOUT, Request
 from simulator.registry import register
 from simulator.rng import batched
 
@@ -38,6 +39,37 @@ Strategy = Literal[
     "consistent_hash",
     "join_shortest_queue",
 ]
+
+
+class HealthCheck(BaseModel):
+    """Active health checks, as Envoy's.
+
+    Every ``interval`` the balancer probes each backend; ``unhealthy_threshold`` failed probes in
+    a row mark it unhealthy (no traffic), ``healthy_threshold`` passed probes in a row mark it
+    healthy again. A probe fails when the backend is crashed or partitioned from the balancer.
+    Probes are instantaneous and cost the backend nothing.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    interval: Duration = Field(5.0, gt=0)
+    unhealthy_threshold: int = Field(2, ge=1)
+    healthy_threshold: int = Field(1, ge=1)
+
+
+class OutlierDetection(BaseModel):
+    """Passive outlier ejection, as Envoy's ``consecutive_5xx`` detector.
+
+    ``consecutive_errors`` failed replies in a row (``error``, ``timeout`` or ``rejected``) eject
+    the backend for ``base_ejection_time`` x the number of times it has been ejected; at most
+    ``max_ejection_percent`` of the backends are ejected at once (at least one may be).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    consecutive_errors: int = Field(5, ge=1)
+    base_ejection_time: Duration = Field(30.0, gt=0)
+    max_ejection_percent: float = Field(10.0, ge=0, le=100)
 
 
 class LoadBalancerParams(ComponentParams):
@@ -67,6 +99,13 @@ class LoadBalancerParams(ComponentParams):
         Time constant of the latency EWMA (``peak_ewma``, ``least_response_time``), seconds.
     vnodes
         Virtual nodes per backend on the consistent-hash ring.
+    health_check
+        Active health checking (Envoy): probe every backend every ``interval``.
+    outlier_detection
+        Passive outlier ejection (Envoy): eject a backend after consecutive failures.
+    healthy_panic_threshold
+        Percent (Envoy's default 50): when fewer backends than this are available, balance over
+        all of them as if all were healthy, rather than overload the few that are left.
     """
 
     kind: Literal["load_balancer"] = "load_balancer"
@@ -76,6 +115,9 @@ class LoadBalancerParams(ComponentParams):
     choice_count: int = Field(2, ge=2)
     decay_time: Duration = Field(10.0, gt=0)
     vnodes: int = Field(150, ge=1, le=100_000)
+    health_check: HealthCheck | None = None
+    outlier_detection: OutlierDetection | None = None
+    healthy_panic_threshold: float = Field(50.0, ge=0, le=100)
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -101,15 +143,20 @@ class LoadBalancerParams(ComponentParams):
 class LoadBalancer(Component):
     """One balancer instance with its own view of the backends.
 
-    The view is what a real balancer knows: the requests it has outstanding to each backend and
-    the latencies it observed. Several balancer instances (``replicas``) each keep their own view,
-    so herding shows up as it does in real fleets.
+    The view is what a real balancer knows: the requests it has outstanding to each backend, the
+    latencies it observed, its health checks and the failures it saw. Several balancer instances
+    (``replicas``) each keep their own view, so herding shows up as it does in real fleets.
+    Strategies choose among the available backends (healthy and not ejected); below the panic
+    threshold, among all.
 
-    Gauges per backend (``label`` is the backend instance): ``outstanding`` and ``routed_total``.
-    Records no spans: balancing takes no simulated time.
+    Gauges per backend (``label`` is the backend instance): ``outstanding``, ``routed_total``
+    and ``available`` (1 or 0). Events: ``unhealthy``, ``healthy``, ``ejected``, ``returned``.
+    Records no spans: balancing takes no simulated time. Fault: ``crash`` (the balancer
+    refuses or black-holes what it receives).
     """
 
     Params = LoadBalancerParams
+    supported_faults = frozenset({"crash"})
 
     def __init__(
         self, group: str, index: int, params: LoadBalancerParams, ctx: BuildContext
@@ -121,6 +168,8 @@ class LoadBalancer(Component):
         self.outstanding: list[int] = []
         self.routed: list[int] = []
         self._pick: Callable[[Request], int] = lambda req: 0
+        self.up = True
+        self._black_hole = False
 
     def wire(self, resolve: Callable[[str], Target]) -> None:
         p = self.params
@@ -135,17 +184,36 @@ class LoadBalancer(Component):
         self._weights = np.asarray(p.weights if p.weights is not None else [1.0] * n, float)
         self._ewma = [0.0] * n
         self._ewma_at = [0.0] * n
+        # availability: health-check verdicts and ejections; ``_avail`` lists who may be picked
+        self._healthy = [True] * n
+        self._ejected_until = [0.0] * n
+        self._ejections = [0] * n
+        self._errors = [0] * n
+        self._probe_fails = [0] * n
+        self._probe_passes = [0] * n
+        self._avail = list(range(n))
+        self._full = True
+        self._version = 0
+        self._uniform = batched(self._rng, lambda rng, k: rng.random(k))
         self._pick = getattr(self, f"_pick_{p.strategy}")()
-        if p.strategy in ("peak_ewma", "least_response_time"):
-            self.handle = self._handle_timed  # type: ignore[method-assign]
+        timed = p.strategy in ("peak_ewma", "least_response_time")
+        if timed or p.outlier_detection is not None:
+            self.handle = self._handle_watched  # type: ignore[method-assign]
+
+    def start(self) -> None:
+        if self.params.health_check is not None:
+            self.env.process(self._health_checks(self.params.health_check))
 
     def gauges(self) -> Iterable[tuple[str, str, Callable[[], float]]]:
         for i, b in enumerate(self.backends):
             yield "outstanding", b.name, functools.partial(self.outstanding.__getitem__, i)
             yield "routed_total", b.name, functools.partial(self.routed.__getitem__, i)
+            yield "available", b.name, functools.partial(self._is_available, i)
 
     # ---- serving ------------------------------------------------------------------------
     def handle(self, req: Request, op: str) -> Handler:
+        if not self.up:
+            return (yield from self._down())
         i = self._pick(req)
         out = self.outstanding
         out[i] += 1
@@ -154,7 +222,10 @@ class LoadBalancer(Component):
         out[i] -= 1
         return status
 
-    def _handle_timed(self, req: Request, op: str) -> Handler:
+    def _handle_watched(self, req: Request, op: str) -> Handler:
+        """``handle`` for strategies that time replies or detectors that watch failures."""
+        if not self.up:
+            return (yield from self._down())
         i = self._pick(req)
         out = self.outstanding
         out[i] += 1
@@ -163,7 +234,14 @@ class LoadBalancer(Component):
         status = yield from self._handlers[i](req, op)
         out[i] -= 1
         self._observe(i, self.env._now - t0)
+        if self.params.outlier_detection is not None:
+            self._watch(i, status)
         return status
+
+    def _down(self) -> Handler:
+        if self._black_hole:
+            yield Event(self.env)  # never answered
+        return ERROR
 
     def _observe(self, i: int, rtt: float) -> None:
         # Finagle's peak EWMA: jump up to a slower observation at once, decay towards faster ones
@@ -176,7 +254,84 @@ class LoadBalancer(Component):
             self._ewma[i] = cost * w + rtt * (1.0 - w)
         self._ewma_at[i] = now
 
+    # ---- availability -------------------------------------------------------------------
+    def _is_available(self, i: int) -> float:
+        return float(self._healthy[i] and self._ejected_until[i] <= self.env._now)
+
+    def _refresh(self) -> None:
+        n = len(self.backends)
+        now = self.env._now
+        avail = [i for i in range(n) if self._healthy[i] and self._ejected_until[i] <= now]
+        if len(avail) * 100 < self.params.healthy_panic_threshold * n or not avail:
+            avail = list(range(n))  # panic: spread over everyone rather than crush a few
+        self._avail = avail
+        self._full = len(avail) == n
+        self._version += 1
+
+    def _watch(self, i: int, status: int) -> None:
+        od = self.params.outlier_detection
+        assert od is not None
+        if status in (ERROR, TIMEOUT, REJECTED):
+            self._errors[i] += 1
+        else:
+            self._errors[i] = 0
+            return
+        now = self.env._now
+        if self._errors[i] < od.consecutive_errors or self._ejected_until[i] > now:
+            return
+        n = len(self.backends)
+        ejected = sum(1 for t in self._ejected_until if t > now)
+        if ejected >= max(1, math.floor(n * od.max_ejection_percent / 100)):
+            return
+        self._ejections[i] += 1
+        self._errors[i] = 0
+        length = od.base_ejection_time * self._ejections[i]
+        self._ejected_until[i] = now + length
+        self._refresh()
+        name = self.backends[i].name
+        self.ctx.recorder.event(now, self.group, self.name, "ejected", f"{name} for {length:g}s")
+        self.env.process(self._return_after(i, length))
+
+    def _return_after(self, i: int, length: float) -> Generator[Event, Any, None]:
+        yield Timeout(self.env, length)
+        self._refresh()
+        self.ctx.recorder.event(self.env._now, self.group, self.name, "returned",
+                                self.backends[i].name)
+
+    def _health_checks(self, hc: HealthCheck) -> Generator[Event, Any, None]:
+        while True:
+            yield Timeout(self.env, hc.interval)
+            changed = False
+            for i, b in enumerate(self.backends):
+                ok = b.healthy() and frozenset((self.group, b.group)) not in self.ctx.partitioned
+                if ok:
+                    self._probe_passes[i] += 1
+                    self._probe_fails[i] = 0
+                    flip = not self._healthy[i] and self._probe_passes[i] >= hc.healthy_threshold
+                else:
+                    self._probe_fails[i] += 1
+                    self._probe_passes[i] = 0
+                    flip = self._healthy[i] and self._probe_fails[i] >= hc.unhealthy_threshold
+                if flip:
+                    self._healthy[i] = not self._healthy[i]
+                    changed = True
+                    self.ctx.recorder.event(self.env._now, self.group, self.name,
+                                            "healthy" if self._healthy[i] else "unhealthy",
+                                            b.name)
+            if changed:
+                self._refresh()
+
+    # ---- faults -------------------------------------------------------------------------
+    def crash(self, black_hole: bool) -> None:
+        self.up = False
+        self._black_hole = black_hole
+
+    def recover(self) -> None:
+        self.up = True
+
     # ---- strategies: each returns a pick(request) -> backend index function -------------
+    # With every backend available each keeps the draws of the full fleet; otherwise it
+    # chooses among ``self._avail``.
     def _ints(self, high: int) -> Callable[[], float]:
         return batched(self._rng, lambda rng, k: rng.integers(0, high, k))
 
@@ -185,20 +340,24 @@ class LoadBalancer(Component):
         state = [int(self._rng.integers(0, n))]
 
         def pick(req: Request) -> int:
-            i = state[0]
-            state[0] = i + 1 if i + 1 < n else 0
-            return i
+            avail = self._avail
+            i = state[0] % len(avail)
+            state[0] = i + 1
+            return avail[i]
 
         return pick
 
     def _pick_weighted_round_robin(self) -> Callable[[Request], int]:
         weights = self._weights.tolist()
-        total = sum(weights)
         current = [0.0] * len(weights)
 
         def pick(req: Request) -> int:
-            best = 0
-            for i, w in enumerate(weights):
+            avail = self._avail
+            best = avail[0]
+            total = 0.0
+            for i in avail:
+                w = weights[i]
+                total += w
                 current[i] += w
                 if current[i] > current[best]:
                     best = i
@@ -209,72 +368,108 @@ class LoadBalancer(Component):
 
     def _pick_random(self) -> Callable[[Request], int]:
         draw = self._ints(len(self.backends))
-        return lambda req: int(draw())
+        uniform = self._uniform
+
+        def pick(req: Request) -> int:
+            if self._full:
+                return int(draw())
+            avail = self._avail
+            return avail[int(uniform() * len(avail))]
+
+        return pick
 
     def _pick_weighted_random(self) -> Callable[[Request], int]:
         p = self._weights / self._weights.sum()
         n = len(p)
         draw = batched(self._rng, lambda rng, k: rng.choice(n, size=k, p=p))
-        return lambda req: int(draw())
+        uniform = self._uniform
+        cache: dict[str, Any] = {"version": -1}
+
+        def pick(req: Request) -> int:
+            if self._full:
+                return int(draw())
+            if cache["version"] != self._version:
+                cum = np.cumsum(self._weights[self._avail])
+                cache.update(version=self._version, cum=(cum / cum[-1]).tolist())
+            return self._avail[bisect.bisect_right(cache["cum"], uniform())]
+
+        return pick
 
     def _pick_least_connections(self) -> Callable[[Request], int]:
-        return self._argmin_by(lambda: self.outstanding)
+        out = self.outstanding
+        return self._argmin_by(out.__getitem__)
 
     def _pick_join_shortest_queue(self) -> Callable[[Request], int]:
         backends = self.backends
         if not all(hasattr(b, "in_system") for b in backends):
             raise ValueError("join_shortest_queue needs backends that report in_system")
-        return self._argmin_by(lambda: [b.in_system for b in backends])  # type: ignore[attr-defined]
+        return self._argmin_by(lambda i: backends[i].in_system)  # type: ignore[attr-defined]
 
-    def _argmin_by(self, values: Callable[[], list[Any]]) -> Callable[[Request], int]:
-        tie = batched(self._rng, lambda rng, k: rng.random(k))
+    def _argmin_by(self, value: Callable[[int], float]) -> Callable[[Request], int]:
+        tie = self._uniform
 
         def pick(req: Request) -> int:
-            v = values()
-            m = min(v)
-            ties = [i for i, x in enumerate(v) if x == m]
+            avail = self._avail
+            values = [value(i) for i in avail]
+            m = min(values)
+            ties = [i for i, x in zip(avail, values, strict=True) if x == m]
             return ties[0] if len(ties) == 1 else ties[int(tie() * len(ties))]
 
         return pick
 
-    def _pick_power_of_two(self) -> Callable[[Request], int]:
+    def _pair(self) -> Callable[[], tuple[int, int]]:
+        """Two distinct available backends, uniformly at random."""
         n = len(self.backends)
-        if n == 1:
+        draw = self._ints(n * (n - 1))
+        uniform = self._uniform
+
+        def pair() -> tuple[int, int]:
+            if self._full:
+                i, j = divmod(int(draw()), n - 1)
+                return i, j + (j >= i)
+            avail = self._avail
+            k = len(avail)
+            if k == 1:
+                return avail[0], avail[0]
+            a = int(uniform() * k)
+            b = int(uniform() * (k - 1))
+            return avail[a], avail[b + (b >= a)]
+
+        return pair
+
+    def _pick_power_of_two(self) -> Callable[[Request], int]:
+        if len(self.backends) == 1:
             return lambda req: 0
-        pair = self._ints(n * (n - 1))
+        pair = self._pair()
         out = self.outstanding
 
         def pick(req: Request) -> int:
-            i, j = divmod(int(pair()), n - 1)
-            if j >= i:
-                j += 1
+            i, j = pair()
             return i if out[i] <= out[j] else j
 
         return pick
 
-    def _distinct(self, d: int) -> Callable[[], list[int]]:
-        n = len(self.backends)
-        d = min(d, n)
-
-        rows: list[list[int]] = []
-        rng = self._rng
-
-        def draw() -> list[int]:
-            if not rows:
-                block = rng.permuted(np.tile(np.arange(n), (1024, 1)), axis=1)[:, :d]
-                rows.extend(block.tolist()[::-1])
-            return rows.pop()
-
-        return draw
-
     def _pick_power_of_d(self) -> Callable[[Request], int]:
         if self.params.choice_count == 2:
             return self._pick_power_of_two()
-        draw = self._distinct(self.params.choice_count)
+        n = len(self.backends)
+        d = self.params.choice_count
+        rows: list[list[int]] = []
+        rng = self._rng
         out = self.outstanding
 
+        def candidates() -> list[int]:
+            if not self._full:
+                avail = self._avail
+                k = min(d, len(avail))
+                return [avail[int(x)] for x in rng.choice(len(avail), k, replace=False)]
+            if not rows:
+                block = rng.permuted(np.tile(np.arange(n), (1024, 1)), axis=1)[:, :min(d, n)]
+                rows.extend(block.tolist()[::-1])
+            return rows.pop()
+
         def pick(req: Request) -> int:
-            cands = draw()
+            cands = candidates()
             best = cands[0]
             for c in cands[1:]:
                 if out[c] < out[best]:
@@ -284,37 +479,44 @@ class LoadBalancer(Component):
         return pick
 
     def _pick_peak_ewma(self) -> Callable[[Request], int]:
-        n = len(self.backends)
-        if n == 1:
+        if len(self.backends) == 1:
             return lambda req: 0
-        pair = self._ints(n * (n - 1))
+        pair = self._pair()
         out, ewma = self.outstanding, self._ewma
 
         def pick(req: Request) -> int:
-            i, j = divmod(int(pair()), n - 1)
-            if j >= i:
-                j += 1
+            i, j = pair()
             return i if ewma[i] * (out[i] + 1) <= ewma[j] * (out[j] + 1) else j
 
         return pick
 
     def _pick_least_response_time(self) -> Callable[[Request], int]:
         out, ewma = self.outstanding, self._ewma
-        return self._argmin_by(lambda: [e * (o + 1) for e, o in zip(ewma, out, strict=True)])
+        return self._argmin_by(lambda i: ewma[i] * (out[i] + 1))
 
     def _pick_consistent_hash(self) -> Callable[[Request], int]:
         tokens, owners = hash_ring([b.name for b in self.backends], self.params.vnodes)
         cache: dict[int, int] = {}
         n = len(tokens)
+        seen = {"version": 0}
 
         def pick(req: Request) -> int:
             key = req.key
+            if seen["version"] != self._version:
+                cache.clear()
+                seen["version"] = self._version
             i = cache.get(key) if key >= 0 else None
             if i is None:
                 # requests without a key hash their id, so they spread like random
                 name = f"key-{key}" if key >= 0 else f"request-{req.id}"
                 pos = bisect.bisect_left(tokens, hash64(name))
-                i = owners[pos if pos < n else 0]
+                i = owners[pos % n]
+                if not self._full:  # walk clockwise to the first available owner, as Envoy
+                    allowed = set(self._avail)
+                    step = 0
+                    while i not in allowed and step < n:
+                        step += 1
+                        i = owners[(pos + step) % n]
                 if key >= 0:
                     cache[key] = i
             return i

@@ -43,6 +43,10 @@ CANCELLED = int(Status.CANCELLED)
 
 STATUS_LABELS = [s.label for s in Status]
 
+# what the first cache on a request's path answered (requests.cache)
+NO_CACHE, HIT, MISS = 0, 1, 2
+CACHE_LABELS = ["", "hit", "miss"]
+
 
 class Request:
     """One client request as it travels through the system.
@@ -70,9 +74,19 @@ class Request:
     cancelled
         Set on a hedged copy whose caller no longer waits for it; a service that has not yet
         started working on it drops it instead.
+    cache
+        What the first cache on the request's path answered: 0 none consulted, ``HIT`` or
+        ``MISS``.
+    stale
+        Whether any read on the request's path returned a version older than the latest
+        committed one at that instant (measured, never assumed).
+    version
+        Version of the key returned by the last read on the path (-1: none yet); a cache fills
+        itself with the version its backing store returned.
     """
 
-    __slots__ = ("attempts", "cancelled", "created_at", "id", "key", "op", "work", "workload")
+    __slots__ = ("attempts", "cache", "cancelled", "created_at", "id", "key", "op", "stale",
+                 "version", "work", "workload")
 
     def __init__(
         self, id: int, workload: int, op: str, key: int, work: float, created_at: float
@@ -85,9 +99,13 @@ class Request:
         self.created_at = created_at
         self.attempts = 1
         self.cancelled = False
+        self.cache = 0
+        self.stale = False
+        self.version = -1
 
     def copy(self) -> Request:
         """A copy with its own cancellation flag (a hedged duplicate of this request)."""
         twin = Request(self.id, self.workload, self.op, self.key, self.work, self.created_at)
         twin.attempts = self.attempts
+        twin.cache, twin.stale, twin.version = self.cache, self.stale, self.version
         return twin

@@ -105,6 +105,8 @@ class Client:
         rec.done_end.append(self.env._now)
         rec.done_status.append(status)
         rec.done_attempts.append(req.attempts)
+        rec.done_cache.append(req.cache)
+        rec.done_stale.append(req.stale)
 
     def _serve(self, req: Request) -> Generator[Event, Any, None]:
         assert self._target is not None

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from simulator.messages import IN_FLIGHT, STATUS_LABELS
+from simulator.messages import CACHE_LABELS, IN_FLIGHT, STATUS_LABELS
 from simulator.metrics.schema import TABLES
 
 
@@ -36,6 +36,8 @@ class Recorder:
         self.done_end = array("d")
         self.done_status = array("b")
         self.done_attempts = array("h")
+        self.done_cache = array("b")
+        self.done_stale = array("b")
         # spans
         self.span_id = array("q")
         self.span_instance = array("i")
@@ -99,6 +101,8 @@ class Recorder:
         end = np.full(n, np.nan)
         status = np.full(n, IN_FLIGHT, dtype=np.int8)
         attempts = np.ones(n, dtype=np.int16)
+        cache = np.zeros(n, dtype=np.int8)
+        stale = np.zeros(n, dtype=bool)
         ids = np.frombuffer(self.done_id, dtype=np.int64) if len(self.done_id) else np.empty(
             0, np.int64)
         if len(np.unique(ids)) != len(ids):
@@ -107,6 +111,8 @@ class Recorder:
             end[ids] = np.frombuffer(self.done_end, dtype=np.float64)
             status[ids] = np.frombuffer(self.done_status, dtype=np.int8)
             attempts[ids] = np.frombuffer(self.done_attempts, dtype=np.int16)
+            cache[ids] = np.frombuffer(self.done_cache, dtype=np.int8)
+            stale[ids] = np.frombuffer(self.done_stale, dtype=np.int8).astype(bool)
         start = np.array(self.req_start, dtype=np.float64)
         workload_codes = np.array(self.req_workload, dtype=np.int16)
         return pd.DataFrame({
@@ -120,6 +126,8 @@ class Recorder:
             "latency": end - start,
             "status": _status(status),
             "attempts": attempts,
+            "cache": pd.Categorical.from_codes(cache, categories=pd.Index(CACHE_LABELS)),
+            "stale": stale,
         })
 
     def _spans(self) -> pd.DataFrame:

@@ -19,6 +19,9 @@ TABLES: dict[str, dict[str, tuple[str, str]]] = {
         "status": ("category", "ok, error, rejected, timeout, short_circuited, dropped or "
                                "in_flight."),
         "attempts": ("int16", "Attempts made (1 without retries)."),
+        "cache": ("category", "What the first cache on the path answered: hit, miss, or '' "
+                              "(no cache consulted)."),
+        "stale": ("bool", "Whether a read on the path returned an outdated version."),
     },
     "spans": {
         "request_id": ("int64", "Request served."),

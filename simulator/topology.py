@@ -42,7 +42,7 @@ def build_topology(scenario: Scenario, ctx: BuildContext) -> Topology:
         cls = registry.component_class(params.kind)
         members = [cls(name, i, params, ctx) for i in range(params.replicas)]
         groups[name] = members
-        targets[name] = members[0] if len(members) == 1 else Group(name, members, ctx)
+        targets[name] = cls.group_target(name, members, ctx)
     clients = [
         Client(name, i, spec, ctx, stop_at=scenario.duration,
                spikes=[(f.at, f.end, f.factor) for f in scenario.faults

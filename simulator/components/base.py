@@ -135,6 +135,13 @@ class Component:
         """This instance alone (a group lists all of its instances)."""
         return [self]
 
+    @classmethod
+    def group_target(cls, name: str, members: list[Component], ctx: BuildContext) -> Target:
+        """What a reference to the component's name calls: the instance itself when alone,
+        else a :class:`Group` spreading calls at random. Kinds whose instances are not
+        interchangeable (shards) override this to route by key."""
+        return members[0] if len(members) == 1 else Group(name, members, ctx)
+
     def wire(self, resolve: Callable[[str], Target]) -> None:
         """Resolve the names this component references into targets."""
 

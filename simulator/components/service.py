@@ -219,8 +219,7 @@ class Service(Component):
                 yield Timeout(env, self._added_latency())
                 arrival = env._now
             work *= self._slow_factor
-        if self._crashable:
-            return (yield from self._handle_crashable(req, op, arrival, work))
+        epoch = self._epoch
         if self.busy < self.workers:
             self.busy += 1
             start = arrival
@@ -235,16 +234,34 @@ class Service(Component):
             self.in_system += 1
             self._system_area -= arrival
             yield ev
+            if self._epoch != epoch:  # woken by a crash, not by a free worker
+                return self._fail(req, op, arrival, math.nan)
             start = env._now
             self._queue_area += start
         self._busy_area -= start
         if req.cancelled:
             return self._drop_cancelled(req, op, arrival, start)
-        yield Timeout(env, work)
+        crashable = self._crashable
+        if crashable:  # only instances that may crash pay for racing the crash
+            yield AnyOf(env, (Timeout(env, work), self._crash_event))
+            if self._epoch != epoch:
+                return self._fail(req, op, arrival, start)
+        else:
+            yield Timeout(env, work)
         plan = self._plans.get(op, self._default_plan)
         if plan is None:
             status = OK
             self._release()
+        elif crashable:
+            if not self._hold:
+                self._release()
+            calls = env.process(self._run(req, op, plan))
+            yield AnyOf(env, (calls, self._crash_event))
+            if self._epoch != epoch:  # the reply has nowhere to go; the callees carry on
+                return self._fail(req, op, arrival, start)
+            status = cast(int, calls.value)
+            if self._hold:
+                self._release()
         elif self._hold:
             status = yield from self._run(req, op, plan)
             self._release()
@@ -260,52 +277,6 @@ class Service(Component):
             rec.span_start.append(start)
             rec.span_end.append(env._now)
             rec.span_status.append(status)
-        return status
-
-    def _handle_crashable(self, req: Request, op: str, arrival: float, work: float) -> Handler:
-        """The same service, for an instance that may crash: every wait races the crash."""
-        env = self.env
-        epoch = self._epoch
-        crashed = self._crash_event
-        if self.busy < self.workers:
-            self.busy += 1
-            start = arrival
-            self.in_system += 1
-            self._system_area -= arrival
-        elif len(self._queue) >= self._queue_limit:
-            return self._reject(req, op, arrival)
-        else:
-            ev = Event(env)
-            self._queue.append(ev)
-            self._queue_area -= arrival
-            self.in_system += 1
-            self._system_area -= arrival
-            yield ev
-            if self._epoch != epoch:
-                return self._fail(req, op, arrival, math.nan)
-            start = env._now
-            self._queue_area += start
-        self._busy_area -= start
-        if req.cancelled:
-            return self._drop_cancelled(req, op, arrival, start)
-        yield AnyOf(env, (Timeout(env, work), crashed))
-        if self._epoch != epoch:
-            return self._fail(req, op, arrival, start)
-        plan = self._plans.get(op, self._default_plan)
-        if plan is None:
-            self._release()
-            status = OK
-        else:
-            if not self._hold:
-                self._release()
-            calls = env.process(self._run(req, op, plan))
-            yield AnyOf(env, (calls, crashed))
-            if self._epoch != epoch:  # the reply has nowhere to go; the callees carry on
-                return self._fail(req, op, arrival, start)
-            status = cast(int, calls.value)
-            if self._hold:
-                self._release()
-        self._span(req, op, arrival, start, env._now, status)
         return status
 
     def _span(self, req: Request, op: str, arrival: float, start: float, end: float,

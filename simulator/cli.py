@@ -1,5 +1,5 @@
-"""The command line: ``simulator run | validate | schema | kinds | replicate | compare | sweep |
-capacity``.
+"""The command line: ``simulator run | validate | schema | kinds | plot | replicate | compare |
+sweep | capacity``.
 
 A thin user of the library. Bad scenarios print ``file:line: key.path: message`` lines on
 stderr and exit with code 2; nothing is written on a failed run.
@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=None, help="directory to write tables to")
     run.add_argument("--format", choices=["parquet", "csv"], default="parquet")
     run.add_argument("--plots", action="store_true", help="also write PNG plots (needs --out)")
+    run.add_argument("--report", nargs="?", const="", default=None, type=str, metavar="FILE",
+                     help="write a self-contained HTML report (default FILE: OUT/report.html "
+                          "with --out, else NAME-report.html here)")
 
     val = sub.add_parser("validate", help="check scenario files without running them")
     val.add_argument("files", nargs="+")
@@ -51,6 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the JSON Schema of the scenario format")
     sub.add_parser("kinds", help="list component kinds with their parameters and defaults")
+
+    plot = sub.add_parser("plot", help="write the plots (and a report) of a results directory")
+    plot.add_argument("directory", type=Path,
+                      help="written by `run --out` (or by compare / sweep --out)")
+    plot.add_argument("--out", type=Path, default=None,
+                      help="where the PNGs go (default: DIRECTORY/plots)")
+    plot.add_argument("--report", nargs="?", const="", default=None, type=str, metavar="FILE",
+                      help="also write the HTML report of a run (default "
+                           "DIRECTORY/report.html)")
     from simulator.experiment.cli import add_commands
 
     add_commands(sub)
@@ -101,6 +113,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.out is not None and (problem := _out_problem(args.out)):
         print(f"simulator run: --out {args.out}: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.report and (problem := _report_problem(Path(args.report))):
+        print(f"simulator run: --report {args.report}: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     scenario = load_scenario(args.file, args.overrides)
     results = simulate(scenario, seed=args.seed)
     n = len(results.requests)
@@ -114,6 +129,15 @@ def _run(args: argparse.Namespace) -> int:
         print()
         print("per-backend share")
         print(share.to_string(index=False, formatters={"share": "{:.1%}".format}))
+    queues = results.queue_summary()
+    if not queues.empty:
+        print("\nqueues (e2e: enqueue to acknowledgement; times in seconds)")
+        print(format_queue_summary(queues))
+    caches = results.cache_summary()
+    if not caches.empty:
+        print("\ncaches (measured window; workload rows: the first cache on each request's path)")
+        print(format_cache_summary(caches))
+    _print_data_tier(results)
     breakers = results.breakers()
     if not breakers.empty:
         print("\ncircuit breakers (seconds in each state over the measured window)")
@@ -132,6 +156,76 @@ def _run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return EXIT_BAD_INPUT
         print(f"\ntables written to {path}/")
+    if args.report is not None:
+        default = (args.out / "report.html" if args.out is not None
+                   else Path(f"{_file_name(scenario.name)}-report.html"))
+        return _write_report(results, Path(args.report) if args.report else default, "run")
+    return 0
+
+
+def _file_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "scenario"
+
+
+def _report_problem(path: Path) -> str | None:
+    """Why an HTML report cannot be written to ``path``, or None."""
+    if path.is_dir():
+        return "is a directory; give a file name (report.html)"
+    if path.suffix.lower() not in (".html", ".htm"):
+        return "the report is an HTML file: give a name ending in .html"
+    return None
+
+
+def _write_report(results: Any, path: Path, command: str) -> int:
+    from simulator.analysis.report import write_report
+
+    if problem := _report_problem(path):
+        print(f"simulator {command}: --report {path}: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        write_report(results, path)
+    except OSError as exc:
+        print(f"simulator {command}: --report {path}: cannot write: {exc.strerror or exc}",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"report written to {path}")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from simulator.analysis.plots import plot_directory
+    from simulator.results import Results
+
+    directory: Path = args.directory
+    if not (directory / "manifest.json").is_file():
+        print(f"simulator plot: {directory}: not a results directory (no manifest.json); "
+              "write one with `simulator run FILE --out DIR`", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.report is not None and "scenario" not in json.loads(
+            (directory / "manifest.json").read_text()):
+        print(f"simulator plot: --report: {directory} holds an experiment; reports are made "
+              "for a single run", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    out = args.out if args.out is not None else directory / "plots"
+    try:
+        paths = plot_directory(directory, out)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"simulator plot: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        print(f"simulator plot: --out {out}: cannot write: {exc.strerror or exc}",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for path in paths:
+        print(path)
+    if args.report is not None:
+        try:
+            results = Results.read(directory)
+        except FileNotFoundError as exc:
+            print(f"simulator plot: --report: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        return _write_report(results, Path(args.report) if args.report
+                             else directory / "report.html", "plot")
     return 0
 
 
@@ -154,8 +248,8 @@ def format_summary(summary: pd.DataFrame) -> str:
     all 1) are left out of the printout; the tables written to disk keep every column.
     """
     df = summary.copy()
-    for col in ("rejection_ratio", "timeout_ratio", "fallback_ratio"):
-        if df[col].fillna(0).eq(0).all():
+    for col in ("rejection_ratio", "timeout_ratio", "fallback_ratio", "stale_ratio"):
+        if col in df and df[col].fillna(0).eq(0).all():
             df = df.drop(columns=col)
     if df["attempts"].fillna(1).eq(1).all():
         df = df.drop(columns="attempts")
@@ -164,13 +258,69 @@ def format_summary(summary: pd.DataFrame) -> str:
     df = df.rename(columns={c: f"{c}_ms" for c in ("mean", "p50", "p95", "p99", "p999")})
     fmt: dict[str, Callable[[Any], str]] = {}
     for c in ("error_ratio", "rejection_ratio", "timeout_ratio", "fallback_ratio",
-              "utilisation"):
+              "utilisation", "stale_ratio"):
         fmt[c] = lambda v: "-" if pd.isna(v) else f"{v:.2%}"
     fmt["attempts"] = lambda v: "-" if pd.isna(v) else f"{v:.2f}"
     for c in ("throughput", "goodput"):
         fmt[c] = "{:.1f}".format
     for c in ("mean", "p50", "p95", "p99", "p999"):
         fmt[f"{c}_ms"] = lambda v: "-" if pd.isna(v) else f"{v:.3f}"
+    return df.to_string(index=False, na_rep="-", formatters=fmt)
+
+
+def format_queue_summary(queues: pd.DataFrame) -> str:
+    """Render a queue summary for a terminal: counts as integers, times to 3 digits."""
+    fmt: dict[str, Callable[[Any], str]] = {}
+    for c in queues.columns:
+        if c.startswith(("e2e_", "oldest_age", "depth_mean")):
+            fmt[c] = lambda v: "-" if pd.isna(v) else f"{v:.3g}"
+        elif c in ("depth_max", "lag_max", "lag_end"):
+            fmt[c] = lambda v: "-" if pd.isna(v) else f"{v:.0f}"
+    return queues.to_string(index=False, na_rep="-", formatters=fmt)
+
+
+def _print_data_tier(results: Any) -> None:
+    """Print the per-shard load, replication and resharding tables of a run with databases."""
+    shards = results.shard_summary()
+    if not shards.empty:
+        print("\nper-shard load (measured window; skew = busiest shard / mean shard)")
+        print(shards.to_string(index=False, formatters={
+            "share": "{:.1%}".format, "skew": "{:.3f}".format,
+            "hottest": lambda v: "hottest" if v else ""}))
+    replication = results.replication_summary()
+    if not replication.empty:
+        print("\ndatabases: staleness, replica lag and pool waits (times in ms)")
+        df = replication.copy()
+        for c in ("lag_mean", "lag_p50", "lag_p95", "lag_p99", "lag_max", "pool_wait_mean",
+                  "pool_wait_p99"):
+            df[c] = df[c] * 1e3
+        fmt: dict[str, Callable[[Any], str]] = {
+            c: (lambda v: "-" if pd.isna(v) else f"{v:.2%}")
+            for c in ("stale_read_ratio", "pool_timeout_ratio")}
+        print(df.to_string(index=False, na_rep="-", formatters=fmt,
+                           float_format="{:.3g}".format))
+    reshards = results.reshards()
+    if not reshards.empty:
+        print("\nresharding (moved: fraction of the key space whose shard changed)")
+        print(reshards.to_string(index=False, na_rep="-", formatters={
+            c: "{:.2%}".format for c in ("moved_ratio", "moved_to_new_ratio",
+                                         "seen_moved_ratio")}))
+
+
+def format_cache_summary(caches: pd.DataFrame) -> str:
+    """Render a cache summary for a terminal: ratios in %, counts as integers."""
+    df = caches.copy()
+    for col in ("coalesced", "evictions", "expirations", "writes", "lost_writes"):
+        if df[col].fillna(0).eq(0).all():
+            df = df.drop(columns=col)
+    fmt: dict[str, Callable[[Any], str]] = {}
+    for c in df.columns:
+        if c.endswith("_ratio"):
+            fmt[c] = lambda v: "-" if pd.isna(v) else f"{v:.2%}"
+        elif c == "mean_entries":
+            fmt[c] = lambda v: "-" if pd.isna(v) else f"{v:.1f}"
+        elif c not in ("scope", "name"):
+            fmt[c] = lambda v: "-" if pd.isna(v) else f"{v:.0f}"
     return df.to_string(index=False, na_rep="-", formatters=fmt)
 
 
@@ -340,5 +490,6 @@ def _experiment(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"run": _run, "validate": _validate, "schema": _schema, "kinds": _kinds,
+             "plot": _plot,
              "replicate": _experiment, "compare": _experiment, "sweep": _experiment,
              "capacity": _experiment}

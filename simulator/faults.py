@@ -9,9 +9,9 @@ slowed instance keeps its queue; a partition fails exactly the calls that cross 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.distributions import Distribution, Duration
 
@@ -75,6 +75,26 @@ class LatencyFault(_Fault):
     added: Distribution
 
 
+class FlushFault(_Fault):
+    """The target cache drops every entry at ``at`` (an operator's FLUSHALL, a cold restart of
+    the cache tier): the next reads of every key miss. Instantaneous, so it takes no
+    ``duration``."""
+
+    kind: Literal["flush"] = "flush"
+    target: str = Field(pattern=TARGET_PATTERN)
+
+    @model_validator(mode="after")
+    def _instant(self) -> Self:
+        if self.duration is not None:
+            raise ValueError("duration: a flush is instantaneous; remove duration")
+        return self
+
+    @property
+    def end(self) -> float:
+        """A flush ends when it starts (recovery is measured from then)."""
+        return self.at
+
+
 class PartitionFault(_Fault):
     """Calls between the two components fail, in both directions: at once (``refuse``) or
     never answered (``black_hole``: only a caller's timeout ends them)."""
@@ -93,10 +113,31 @@ class SpikeFault(_Fault):
     factor: float = Field(gt=0)
 
 
+class ReshardEvent(BaseModel):
+    """The target database's shard map changes ``at`` a time to ``shards`` shards (adding or
+    removing shards); the fraction of keys that move is recorded as a ``reshard`` event.
+    Instantaneous: it has no duration. ``boundaries`` gives the new split keys of a
+    range-sharded database."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: Duration = Field(ge=0, description="When the shard map changes.")
+    kind: Literal["reshard"] = "reshard"
+    target: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
+    shards: int = Field(ge=1, le=10_000)
+    boundaries: list[int] | None = None
+
+    @property
+    def end(self) -> float:
+        """An instantaneous change ends when it starts."""
+        return self.at
+
+
 Fault = Annotated[
-    CrashFault | SlowFault | ErrorFault | LatencyFault | PartitionFault | SpikeFault,
+    CrashFault | SlowFault | ErrorFault | LatencyFault | FlushFault | PartitionFault
+    | SpikeFault | ReshardEvent,
     Field(discriminator="kind"),
 ]
 """One fault: ``{at: 60s, duration: 15s, kind: crash, target: db[2]}``."""
 
-INSTANCE_FAULTS = ("crash", "slow", "error", "latency")
+INSTANCE_FAULTS = ("crash", "slow", "error", "latency", "flush")

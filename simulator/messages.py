@@ -43,6 +43,30 @@ CANCELLED = int(Status.CANCELLED)
 
 STATUS_LABELS = [s.label for s in Status]
 
+
+class MessageStatus(IntEnum):
+    """Where a message of a queue or topic subscription is (``messages.status``).
+
+    ``QUEUED`` (waiting to be received, or delayed before a retry) and ``IN_FLIGHT`` (received,
+    not yet acknowledged) are where a message can still be when the run ends; ``ACKED`` and
+    ``DEAD_LETTERED`` are final; ``REJECTED`` marks a publish refused by a full queue (the
+    message was never stored).
+    """
+
+    QUEUED = 0
+    IN_FLIGHT = 1
+    ACKED = 2
+    DEAD_LETTERED = 3
+    REJECTED = 4
+
+    @property
+    def label(self) -> str:
+        """Lower-case name used in tables (``acked``, ``dead_lettered``...)."""
+        return self.name.lower()
+
+
+MESSAGE_STATUS_LABELS = [s.label for s in MessageStatus]
+
 # what the first cache on a request's path answered (requests.cache)
 NO_CACHE, HIT, MISS = 0, 1, 2
 CACHE_LABELS = ["", "hit", "miss"]

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Literal
 import pandas as pd
 
 from simulator.analysis.diagnostics import breaker_summary, fault_recovery
-from simulator.analysis.summary import backend_share, summarize
+from simulator.analysis.summary import backend_share, queue_summary, summarize
 
 if TYPE_CHECKING:
     from simulator.analysis.plots import PlotAccessor
     from simulator.scenario import Scenario
 
-TABLE_NAMES = ("requests", "spans", "samples", "events")
+TABLE_NAMES = ("requests", "spans", "samples", "events", "messages")
 
 
 @dataclass
@@ -34,7 +34,8 @@ class Results:
     seed, replication
         What the random streams were derived from.
     tables
-        ``requests``, ``spans``, ``samples`` and ``events`` (see :mod:`simulator.metrics.schema`).
+        ``requests``, ``spans``, ``samples``, ``events`` and ``messages`` (see
+        :mod:`simulator.metrics.schema`).
     wall_seconds
         Wall-clock time the run took (informational; never part of the tables).
     """
@@ -66,6 +67,16 @@ class Results:
         return self.tables["events"]
 
     @property
+    def messages(self) -> pd.DataFrame:
+        """One row per message stored in a queue or topic subscription (or refused)."""
+        if "messages" not in self.tables:  # results assembled before queues existed
+            from simulator.metrics.schema import TABLES
+
+            return pd.DataFrame({c: pd.Series(dtype=d) for c, (d, _) in
+                                 TABLES["messages"].items()})
+        return self.tables["messages"]
+
+    @property
     def window(self) -> tuple[float, float]:
         """The measured window ``(warmup, duration)``."""
         return self.scenario.warmup, self.scenario.duration
@@ -89,6 +100,45 @@ class Results:
         t0, t1 = self.window
         return backend_share(self.samples, t0, t1)
 
+    def queue_summary(self) -> pd.DataFrame:
+        """Per queue and topic subscription: messages published, acknowledged, dead-lettered,
+        still there; redeliveries; end-to-end time; depth, oldest age and lag (seconds)."""
+        t0, t1 = self.window
+        return queue_summary(self.messages, self.samples, t0, t1)
+
+    def cache_summary(self) -> pd.DataFrame:
+        """Per cache and per workload: hit ratio, misses, coalesced loads, evictions, stale
+        reads, mean entries over the measured window (see
+        :func:`simulator.analysis.data.cache_summary`); empty without caches."""
+        from simulator.analysis.data import cache_summary
+
+        t0, t1 = self.window
+        return cache_summary(self.samples, self.requests, t0, t1)
+
+    def shard_summary(self) -> pd.DataFrame:
+        """Per database shard: reads, writes, share of the database's requests, skew (max over
+        mean) and the hottest shard, over the measured window (see
+        :func:`simulator.analysis.data.shard_summary`); empty without databases."""
+        from simulator.analysis.data import shard_summary
+
+        t0, t1 = self.window
+        return shard_summary(self.samples, t0, t1)
+
+    def replication_summary(self) -> pd.DataFrame:
+        """Per database: stale-read ratio, replica lag percentiles (seconds), connection-pool
+        wait and timeouts over the measured window (see
+        :func:`simulator.analysis.data.replication_summary`); empty without databases."""
+        from simulator.analysis.data import replication_summary
+
+        t0, t1 = self.window
+        return replication_summary(self.samples, self.spans, t0, t1)
+
+    def reshards(self) -> pd.DataFrame:
+        """Each reshard of the run: shard counts and the fraction of keys moved."""
+        from simulator.analysis.data import reshard_summary
+
+        return reshard_summary(self.events)
+
     def breakers(self) -> pd.DataFrame:
         """Time each circuit breaker spent closed, open and half-open, and its openings."""
         t0, t1 = self.window
@@ -98,6 +148,35 @@ class Results:
         """Recovery time after each fault ends (``recovered`` False: it stayed degraded)."""
         t0, t1 = self.window
         return fault_recovery(self.requests, self.scenario.faults, t0, t1)
+
+    @classmethod
+    def read(cls, directory: str | Path) -> Results:
+        """Read the results of a run written by :meth:`write` (parquet or csv tables).
+
+        Raises
+        ------
+        FileNotFoundError
+            When ``directory`` holds no ``manifest.json`` or misses a table.
+        simulator.errors.ScenarioError
+            When the scenario in the manifest is not valid (for this version of the code).
+        """
+        from simulator.scenario import parse_scenario
+
+        source = Path(directory)
+        manifest_path = source / "manifest.json"
+        if not manifest_path.is_file():
+            raise FileNotFoundError(f"{source}: no manifest.json (not a results directory "
+                                    "written by `simulator run --out`)")
+        manifest = json.loads(manifest_path.read_text())
+        if "scenario" not in manifest:
+            kind = manifest.get("kind", "unknown")
+            raise FileNotFoundError(f"{source}: holds the results of an experiment ({kind}), "
+                                    "not of one run")
+        scenario = parse_scenario(manifest["scenario"])
+        tables = {name: _read_table(source / name, name, required=name in _REQUIRED_TABLES)
+                  for name in dict.fromkeys([*TABLE_NAMES, *_schema_tables()])}
+        return cls(scenario, int(manifest.get("seed", scenario.seed)),
+                   int(manifest.get("replication", 0)), tables)
 
     @cached_property
     def plot(self) -> PlotAccessor:
@@ -123,6 +202,15 @@ class Results:
                 _write_table(self.tables[name], tmp / name, fmt)
             _write_table(self.summary(), tmp / "summary", fmt)
             _write_table(self.backend_share(), tmp / "backend_share", fmt)
+            _write_table(self.queue_summary(), tmp / "queue_summary", fmt)
+            caches = self.cache_summary()
+            if not caches.empty:
+                _write_table(caches, tmp / "cache_summary", fmt)
+            for stem, table in (("shard_summary", self.shard_summary()),
+                                ("replication_summary", self.replication_summary()),
+                                ("reshards", self.reshards())):
+                if not table.empty:
+                    _write_table(table, tmp / stem, fmt)
             manifest = {
                 "scenario": self.scenario.model_dump(mode="json", by_alias=True),
                 "seed": self.seed,
@@ -151,3 +239,41 @@ def _write_table(df: pd.DataFrame, stem: Path, fmt: str) -> None:
         df.to_parquet(stem.with_suffix(".parquet"), index=False)
     else:
         df.to_csv(stem.with_suffix(".csv"), index=False)
+
+
+#: Tables every results directory has (later tables read as empty when absent).
+_REQUIRED_TABLES = ("requests", "spans", "samples", "events")
+
+
+def _schema_tables() -> list[str]:
+    from simulator.metrics.schema import TABLES
+
+    return list(TABLES)
+
+
+def _read_table(stem: Path, name: str, required: bool = True) -> pd.DataFrame:
+    """Read one table written by :func:`_write_table`, restoring the schema's dtypes.
+
+    A table that is not ``required`` and was not written comes back empty, with its columns.
+    """
+    from simulator.metrics.schema import TABLES
+
+    parquet, csv = stem.with_suffix(".parquet"), stem.with_suffix(".csv")
+    if parquet.is_file():
+        df = pd.read_parquet(parquet)
+    elif csv.is_file():
+        df = pd.read_csv(csv)
+    elif not required:
+        df = pd.DataFrame({c: pd.Series(dtype=d) for c, (d, _) in TABLES[name].items()})
+    else:
+        raise FileNotFoundError(f"{stem.parent}: no {name}.parquet or {name}.csv")
+    for col, (dtype, _) in TABLES.get(name, {}).items():
+        if col not in df or str(df[col].dtype) == dtype:
+            continue
+        if dtype in ("category", "object"):  # csv: empty strings come back as NaN
+            text = df[col].astype(object).where(df[col].notna(), "")
+            df[col] = text.astype(str).astype("category") if dtype == "category" else text
+        else:
+            df[col] = df[col].astype(dtype)  # type: ignore[call-overload]
+    return df
+

@@ -33,7 +33,7 @@ from simulator import registry
 from simulator.components.base import ComponentParams, KeyPath
 from simulator.distributions import Duration
 from simulator.errors import Problem, ScenarioError
-from simulator.faults import Fault, PartitionFault, SpikeFault, split_target
+from simulator.faults import Fault, PartitionFault, ReshardEvent, SpikeFault, split_target
 from simulator.workloads import Closed, ConstantRate, OnOff, Workload
 from simulator.yamlfile import SourceMap, load_yaml_file, load_yaml_text, load_yaml_value
 
@@ -501,6 +501,8 @@ def _check_references(
             yield Problem(
                 f"unknown component {w.target.to!r}" + _did_you_mean(w.target.to, names),
                 fmt(path), where(path))
+        elif (refusal := scenario.components[w.target.to].refuses_calls) is not None:
+            yield Problem(f"{w.target.to!r} {refusal}", fmt(path), where(path))
     graph: dict[str, list[tuple[str, KeyPath]]] = {}
     for cname, params in scenario.components.items():
         edges = graph.setdefault(cname, [])
@@ -511,6 +513,8 @@ def _check_references(
                               fmt(path), where(path))
             elif ref == cname:
                 yield Problem(f"component {cname!r} refers to itself", fmt(path), where(path))
+            elif (refusal := scenario.components[ref].refuses_calls) is not None:
+                yield Problem(f"{ref!r} {refusal}", fmt(path), where(path))
             else:
                 edges.append((ref, path))
     cycle = list(_find_cycle(graph, where, fmt))
@@ -534,6 +538,10 @@ def _check_faults(
         line = None if _is_overridden(path, overridden) else smap.line_of(path)
         return Problem(message, ".".join(str(p) for p in path), line)
 
+    grown: dict[str, int] = {}  # a reshard provisions instances up to its shard count
+    for fault in scenario.faults:
+        if isinstance(fault, ReshardEvent):
+            grown[fault.target] = max(grown.get(fault.target, 0), fault.shards)
     for i, fault in enumerate(scenario.faults):
         if fault.at >= scenario.duration + scenario.drain:
             yield problem(i, "at", f"starts at {fault.at:g}s, after the run has ended")
@@ -561,14 +569,18 @@ def _check_faults(
                           + _did_you_mean(group, names))
             continue
         params = names[group]
-        if index is not None and index >= params.replicas:
-            yield problem(i, "target", f"{group!r} has {params.replicas} replica(s): "
+        count = max(params.replicas, grown.get(group, 0))
+        if index is not None and index >= count:
+            yield problem(i, "target", f"{group!r} has {count} replica(s): "
                           f"{fault.target!r} does not exist")
         supported = registry.component_class(params.kind).supported_faults
         if fault.kind not in supported:
             yield problem(i, "kind", f"a {params.kind} does not support {fault.kind} faults"
                           + (f" (supported: {', '.join(sorted(supported))})" if supported
                              else ""))
+            continue
+        for key, message in params.check_fault(fault):
+            yield problem(i, key, message)
 
 
 def _find_cycle(graph: dict[str, list[tuple[str, KeyPath]]], where: Any, fmt: Any

@@ -12,8 +12,10 @@ from simulator.faults import (
     INSTANCE_FAULTS,
     CrashFault,
     ErrorFault,
+    FlushFault,
     LatencyFault,
     PartitionFault,
+    ReshardEvent,
     SlowFault,
     SpikeFault,
     split_target,
@@ -34,6 +36,10 @@ def prepare_faults(scenario: Scenario, groups: dict[str, list[Component]],
 
     Called before wiring, so that call edges crossing a possible partition can check it.
     """
+    for fault in scenario.faults:  # first, so that faults may name the shards it adds
+        if isinstance(fault, ReshardEvent):
+            group = groups[fault.target]
+            group.extend(group[0].prepare_reshard(fault.shards))
     kinds: dict[int, set[str]] = {}
     members: dict[int, Component] = {}
     for fault in scenario.faults:
@@ -49,10 +55,24 @@ def prepare_faults(scenario: Scenario, groups: dict[str, list[Component]],
 
 def start_faults(scenario: Scenario, groups: dict[str, list[Component]],
                  ctx: BuildContext) -> None:
-    """Start one process per fault (spikes are applied by the workloads themselves)."""
+    """Start one process per fault (spikes are applied by the workloads themselves).
+
+    A reshard is told the key space of the workloads (the largest ``keys.n``), over which the
+    fraction of keys moved is measured.
+    """
+    spaces = [w.keys.n for w in scenario.workloads.values() if w.keys is not None]
+    key_space = max(spaces) if spaces else None
     for i, fault in enumerate(scenario.faults):
-        if not isinstance(fault, SpikeFault):
+        if isinstance(fault, ReshardEvent):
+            ctx.env.process(_reshard(fault, groups[fault.target][0], key_space, ctx))
+        elif not isinstance(fault, SpikeFault):
             ctx.env.process(_run(fault, i, groups, ctx))
+
+
+def _reshard(event: ReshardEvent, inst: Component, key_space: int | None, ctx: BuildContext
+             ) -> Generator[simpy.Event, Any, None]:
+    yield ctx.env.timeout(event.at)
+    inst.reshard(event, key_space)
 
 
 def _run(fault: Any, i: int, groups: dict[str, list[Component]], ctx: BuildContext
@@ -93,5 +113,7 @@ def _apply(fault: Any, inst: Component, i: int, ctx: BuildContext) -> None:
         inst.set_fault("error", fault.probability)
     elif isinstance(fault, LatencyFault):
         inst.set_fault("latency", fault.added.sampler(ctx.generator(inst.name, f"fault{i}")))
+    elif isinstance(fault, FlushFault):
+        inst.flush()
     else:  # pragma: no cover - scenario validation admits no other kind
         raise TypeError(f"unsupported fault {fault!r}")

@@ -68,7 +68,7 @@ def fault_recovery(
     lat_all = requests["latency"].to_numpy()
     for fault in faults:
         end = fault.end
-        label = _label(fault)
+        label = fault_label(fault)
         base_from = warmup if warmup < fault.at else 0.0
         base = (start_all >= base_from) & (start_all < fault.at)
         row: dict[str, Any] = {"fault": label, "start": fault.at, "end": end,
@@ -104,7 +104,8 @@ def fault_recovery(
     return pd.DataFrame(rows, columns=RECOVERY_COLUMNS)
 
 
-def _label(fault: Any) -> str:
+def fault_label(fault: Any) -> str:
+    """A short name for a fault: its kind and what it hits (``crash api[2]``)."""
     what = getattr(fault, "target", None) or getattr(fault, "workload", None)
     if what is None:
         what = " | ".join(getattr(fault, "between", ()))

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy import stats as _st
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -97,8 +96,10 @@ def t_quantile(confidence: float, df: float, two_sided: bool = True) -> float:
         The ``1 - (1 - confidence) / 2`` quantile if true, else the ``confidence`` quantile.
     """
     _check_confidence(confidence)
+    from scipy.special import stdtrit  # scipy.special loads far faster than scipy.stats
+
     p = 1.0 - (1.0 - confidence) / 2.0 if two_sided else confidence
-    return float(_st.t.ppf(p, df))
+    return float(stdtrit(df, p))
 
 
 def _check_confidence(confidence: float) -> None:
@@ -387,8 +388,9 @@ def paired_table(
                 if base is None:
                     d = Interval(math.nan, math.nan, 0, math.nan, confidence)
                 else:
-                    joined = wide[v][[metric]].join(base[[metric]], rsuffix="_base", how="inner")
-                    d = paired_interval(joined[metric], joined[f"{metric}_base"], confidence)
+                    joined = wide[v][[metric]].join(
+                        base[[metric]].rename(columns={metric: "_base"}), how="inner")
+                    d = paired_interval(joined[metric], joined["_base"], confidence)
                 block.append({
                     **dict(zip(by, key, strict=True)), "metric": metric, "rank": 0,
                     variant: v, "n": iv.n, "mean": iv.mean, "low": iv.low, "high": iv.high,

@@ -5,6 +5,8 @@ Latency percentiles are over successful (``ok``) requests; failures are counted 
 ``error_ratio`` counts every completed request that did not succeed, fallbacks excluded (the
 caller got an answer); ``fallback_ratio`` counts the degraded answers; ``goodput`` counts only
 successes. ``attempts`` is the retry amplification: attempts per client request.
+``stale_ratio`` (workloads) is the fraction of successful requests that read a version older
+than the committed one somewhere on their path (``requests.stale``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ SUMMARY_COLUMNS = [
     "scope", "name", "count", "completed", "in_flight", "throughput", "goodput",
     "mean", "p50", "p95", "p99", "p999",
     "error_ratio", "rejection_ratio", "timeout_ratio", "fallback_ratio", "attempts",
-    "utilisation",
+    "utilisation", "stale_ratio",
 ]
 
 
@@ -56,6 +58,7 @@ def _row(scope: str, name: str, status: pd.Series, latency: np.ndarray, seconds:
         "fallback_ratio": ratio("fallback"),
         "attempts": attempts,
         "utilisation": np.nan,
+        "stale_ratio": np.nan,
     }
 
 
@@ -79,8 +82,13 @@ def summarize(
     rows = []
     req = requests[(requests["start"] >= warmup) & (requests["start"] < until)]
     for name, grp in req.groupby("workload", observed=False, sort=False):
-        rows.append(_row("workload", str(name), grp["status"], grp["latency"].to_numpy(),
-                         seconds, float(grp["attempts"].mean()) if len(grp) else np.nan))
+        row = _row("workload", str(name), grp["status"], grp["latency"].to_numpy(),
+                   seconds, float(grp["attempts"].mean()) if len(grp) else np.nan)
+        if "stale" in grp:
+            ok = (grp["status"] == "ok").to_numpy()
+            row["stale_ratio"] = float(grp["stale"].to_numpy()[ok].mean()) if ok.any() \
+                else np.nan
+        rows.append(row)
     sp = spans[(spans["arrival"] >= warmup) & (spans["arrival"] < until)]
     util = utilisation(samples, warmup, until)
     for name, grp in sp.groupby("component", observed=True, sort=True):
@@ -139,3 +147,77 @@ def backend_share(samples: pd.DataFrame, t0: float, t1: float) -> pd.DataFrame:
     out["share"] = out["routed"] / out.groupby("balancer", observed=True)["routed"].transform(
         "sum")
     return out
+
+
+QUEUE_SUMMARY_COLUMNS = [
+    "queue", "published", "rejected", "acked", "dead_lettered", "remaining", "redelivered",
+    "e2e_mean", "e2e_p50", "e2e_p95", "e2e_p99", "depth_mean", "depth_max", "oldest_age_max",
+    "lag_max", "lag_end",
+]
+
+
+def queue_summary(messages: pd.DataFrame, samples: pd.DataFrame, warmup: float, until: float
+                  ) -> pd.DataFrame:
+    """One row per queue and per topic subscription (``topic.subscription``).
+
+    Parameters
+    ----------
+    messages, samples
+        Tables of one run.
+    warmup, until
+        The measured window ``[warmup, until)``: messages enqueued in it are counted, with
+        their status at the end of the run; gauges sampled in it give the depth and age figures.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``published`` (accepted), ``rejected`` (refused by a full queue), ``acked``,
+        ``dead_lettered`` and ``remaining`` (still queued or in flight at the end) messages;
+        ``redelivered`` (deliveries after the first); end-to-end time from enqueue to
+        acknowledgement (``e2e_*``, seconds, over acknowledged messages); ``depth_mean`` and
+        ``depth_max`` (visible messages waiting), ``oldest_age_max`` (seconds) and
+        ``lag_max`` (published, not yet acknowledged or dead-lettered) over the window's
+        samples, and ``lag_end`` at the end of the run.
+    """
+    col = messages["queue"]
+    queues = ([str(c) for c in col.cat.categories] if isinstance(col.dtype, pd.CategoricalDtype)
+              else list(dict.fromkeys(col.astype(str))))
+    if not queues:
+        return pd.DataFrame(columns=QUEUE_SUMMARY_COLUMNS)
+    m = messages[(messages["enqueued"] >= warmup) & (messages["enqueued"] < until)]
+    gauges = samples[samples["metric"].isin(["depth", "oldest_age", "lag"])]
+    if not gauges.empty:
+        label = gauges["label"].astype(str)
+        gauges = gauges.assign(queue=np.where(label == "", gauges["component"].astype(str),
+                                              gauges["component"].astype(str) + "." + label))
+    rows = []
+    for name in queues:
+        q = m[m["queue"].astype(str) == name]
+        status = q["status"].astype(str)
+        accepted = q[status != "rejected"]
+        acked = q[status == "acked"]
+        e2e = (acked["finished"] - acked["enqueued"]).to_numpy()
+        stats = latency_stats(e2e)
+        row: dict[str, object] = {
+            "queue": str(name),
+            "published": len(accepted),
+            "rejected": int((status == "rejected").sum()),
+            "acked": len(acked),
+            "dead_lettered": int((status == "dead_lettered").sum()),
+            "remaining": int(status.isin(["queued", "in_flight"]).sum()),
+            "redelivered": int((accepted["attempts"].astype("int64") - 1).clip(lower=0).sum()),
+            "e2e_mean": stats["mean"], "e2e_p50": stats["p50"], "e2e_p95": stats["p95"],
+            "e2e_p99": stats["p99"],
+        }
+        g = gauges[gauges["queue"] == name] if not gauges.empty else gauges
+        inside = g[(g["time"] >= warmup - 1e-9) & (g["time"] <= until + 1e-9)]
+        for metric, column, how in (("depth", "depth_mean", "mean"),
+                                    ("depth", "depth_max", "max"),
+                                    ("oldest_age", "oldest_age_max", "max"),
+                                    ("lag", "lag_max", "max")):
+            v = inside.loc[inside["metric"] == metric, "value"]
+            row[column] = float(v.agg(how)) if len(v) else np.nan
+        lag = g[g["metric"] == "lag"].sort_values("time")["value"]
+        row["lag_end"] = float(lag.iloc[-1]) if len(lag) else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows, columns=QUEUE_SUMMARY_COLUMNS)

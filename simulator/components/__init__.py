@@ -1,5 +1,5 @@
 """Built-in component kinds; importing this package registers them."""
 
-from simulator.components import load_balancer, service
+from simulator.components import cache, consumer, database, load_balancer, pubsub, queue, service
 
-__all__ = ["load_balancer", "service"]
+__all__ = ["cache", "consumer", "database", "load_balancer", "pubsub", "queue", "service"]

@@ -45,6 +45,8 @@ class ComponentParams(BaseModel):
 
     kind: str
     replicas: int = Field(1, ge=1, le=100_000, description="Number of instances.")
+    #: Why nothing may call this kind (a reference to it is an error), or None if it takes calls.
+    refuses_calls: ClassVar[str | None] = None
 
     def references(self) -> Iterable[tuple[KeyPath, str]]:
         """Yield (key path inside this component, name of a referenced component)."""
@@ -55,6 +57,11 @@ class ComponentParams(BaseModel):
 
         Called only once every reference is known to exist.
         """
+        return ()
+
+    def check_fault(self, fault: Any) -> Iterable[tuple[str, str]]:
+        """Yield (key of the fault, message) for a timeline event aimed at this component that
+        it cannot take (called once the event's kind is known to be supported)."""
         return ()
 
 
@@ -119,7 +126,7 @@ class Component:
 
     kind: ClassVar[str]
     Params: ClassVar[type[ComponentParams]] = ComponentParams
-    #: Fault kinds (``crash``, ``slow``, ``error``, ``latency``) this kind can suffer.
+    #: Fault kinds (``crash``, ``slow``, ``error``, ``latency``, ``flush``) this kind can suffer.
     supported_faults: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, group: str, index: int, params: Any, ctx: BuildContext) -> None:
@@ -179,6 +186,19 @@ class Component:
 
     def set_fault(self, kind: str, value: Any) -> None:
         """Start (value) or end (None) a ``slow``, ``error`` or ``latency`` fault."""
+        raise NotImplementedError
+
+    def prepare_reshard(self, shards: int) -> list[Component]:
+        """Before the run: provision the group for ``shards`` shards; return new instances."""
+        raise NotImplementedError
+
+    def reshard(self, event: Any, key_space: int | None) -> None:
+        """Apply a ``reshard`` event to this instance's group now; ``key_space`` is the number
+        of keys of the scenario's workloads (None if they have none)."""
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Drop every cached entry now (an instantaneous ``flush`` fault)."""
         raise NotImplementedError
 
 

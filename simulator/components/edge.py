@@ -59,9 +59,14 @@ def bind_call(
         Build context (environment, streams, recorder).
     owner
         (component or workload, instance) making the call; policy state is per owner instance.
+        A target with a ``for_caller(instance)`` method is replaced by what it returns for the
+        calling instance.
     count_attempts
         Whether retries on this edge count in ``request.attempts`` (the client's edge).
     """
+    route = getattr(target, "for_caller", None)
+    if route is not None:  # per-instance targets (local caches): instance i calls instance i
+        target = route(owner[1])
     scope = f"{owner[1]}->{target.name}"
     handle = target.handle
     fixed_op = call.op

@@ -19,6 +19,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -116,6 +117,13 @@ class ProcessExecutor(Executor):
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in sorted(done, key=futures.__getitem__):
                     yield futures[fut], fut.result()
+        except BrokenProcessPool as exc:
+            self._pool = None
+            raise RuntimeError(
+                "a worker process died. From a script, call experiments under "
+                "`if __name__ == '__main__':` (workers start with "
+                f"{self.start_method!r} and import the main module), or use "
+                "executor='serial'") from exc
         finally:
             for fut in pending:
                 fut.cancel()
@@ -173,7 +181,7 @@ class DaskExecutor(Executor):
             else:
                 self._cluster = LocalCluster(
                     n_workers=self.workers, threads_per_worker=1, processes=self.processes,
-                    dashboard_address=None, silence_logs=logging.ERROR,
+                    host="127.0.0.1", dashboard_address=":0", silence_logs=logging.ERROR,
                 )
                 self._client = Client(self._cluster)
         return self._client

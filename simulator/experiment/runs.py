@@ -16,6 +16,7 @@ import copy
 import dataclasses
 import functools
 import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -307,13 +308,21 @@ class RunStats:
 
 
 def progress_bar(total: int, desc: str, enabled: bool | None) -> tqdm[Any]:
-    """A tqdm progress bar (a widget in notebooks); ``enabled=None``: only when interactive."""
-    from tqdm.auto import tqdm
+    """A tqdm progress bar; ``enabled=None``: only when interactive (a terminal, a notebook).
+
+    In a notebook with ``ipywidgets`` the bar is a widget; without it, text on stderr.
+    """
+    from tqdm.std import tqdm as text_bar
 
     if enabled is None:
         enabled = _interactive()
-    return tqdm(total=total, desc=desc, unit="run", disable=not enabled, leave=enabled,
-                dynamic_ncols=True)
+    options: dict[str, Any] = {"total": total, "desc": desc, "unit": "run",
+                               "disable": not enabled, "leave": enabled}
+    if enabled and "ipykernel" in sys.modules and importlib.util.find_spec("ipywidgets"):
+        from tqdm.notebook import tqdm as widget_bar
+
+        return widget_bar(**options)
+    return text_bar(dynamic_ncols=True, **options)
 
 
 def _interactive() -> bool:

@@ -13,8 +13,10 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from simulator.messages import CACHE_LABELS, IN_FLIGHT, STATUS_LABELS
+from simulator.messages import CACHE_LABELS, IN_FLIGHT, MESSAGE_STATUS_LABELS, STATUS_LABELS
 from simulator.metrics.schema import TABLES
+
+NAN = float("nan")
 
 
 class Recorder:
@@ -47,6 +49,15 @@ class Recorder:
         self.span_end = array("d")
         self.span_status = array("b")
         self.instances: list[tuple[str, str]] = []  # (component, instance) by instance code
+        # messages of queues and topic subscriptions: one row each, updated in place
+        self.msg_queue = array("i")
+        self.msg_request = array("q")
+        self.msg_enqueued = array("d")
+        self.msg_first = array("d")
+        self.msg_finished = array("d")
+        self.msg_attempts = array("h")
+        self.msg_status = array("b")
+        self.queues: list[str] = []  # queue names by queue code
         # samples and events (low volume)
         self.samples: dict[str, list[object]] = {c: [] for c in TABLES["samples"]}
         self.events: dict[str, list[object]] = {c: [] for c in TABLES["events"]}
@@ -57,6 +68,26 @@ class Recorder:
         """Return the integer code under which ``instance`` records spans."""
         self.instances.append((component, instance))
         return len(self.instances) - 1
+
+    def queue_code(self, name: str) -> int:
+        """Return the integer code under which the queue ``name`` records its messages."""
+        self.queues.append(name)
+        return len(self.queues) - 1
+
+    def new_message(self, queue: int, request_id: int, now: float, status: int) -> int:
+        """Add a message row (queue code, producing request, time, status); return its id.
+
+        The queue updates ``msg_first``, ``msg_finished``, ``msg_attempts`` and ``msg_status``
+        at the returned index as the message moves, so the row is current when the run ends.
+        """
+        self.msg_queue.append(queue)
+        self.msg_request.append(request_id)
+        self.msg_enqueued.append(now)
+        self.msg_first.append(NAN)
+        self.msg_finished.append(NAN)
+        self.msg_attempts.append(0)
+        self.msg_status.append(status)
+        return len(self.msg_status) - 1
 
     def add_gauge(
         self, component: str, instance: str, metric: str, label: str, read: Callable[[], float]
@@ -94,6 +125,7 @@ class Recorder:
             "spans": self._spans(),
             "samples": _frame("samples", self.samples),
             "events": _frame("events", self.events),
+            "messages": self._messages(),
         }
 
     def _requests(self) -> pd.DataFrame:
@@ -146,6 +178,23 @@ class Recorder:
             "start": np.array(self.span_start, dtype=np.float64),
             "end": np.array(self.span_end, dtype=np.float64),
             "status": _status(np.array(self.span_status, dtype=np.int8)),
+        })
+
+
+    def _messages(self) -> pd.DataFrame:
+        n = len(self.msg_status)
+        return pd.DataFrame({
+            "message_id": np.arange(n, dtype=np.int64),
+            "queue": pd.Categorical.from_codes(np.array(self.msg_queue, dtype=np.int32),
+                                               categories=pd.Index(_unique(self.queues))),
+            "request_id": np.array(self.msg_request, dtype=np.int64),
+            "enqueued": np.array(self.msg_enqueued, dtype=np.float64),
+            "first_delivered": np.array(self.msg_first, dtype=np.float64),
+            "finished": np.array(self.msg_finished, dtype=np.float64),
+            "attempts": np.array(self.msg_attempts, dtype=np.int16),
+            "status": pd.Categorical.from_codes(
+                np.array(self.msg_status, dtype=np.int8),
+                categories=pd.Index(MESSAGE_STATUS_LABELS)),
         })
 
 

@@ -48,6 +48,20 @@ TABLES: dict[str, dict[str, tuple[str, str]]] = {
         "event": ("category", "What happened."),
         "detail": ("object", "Free-form detail."),
     },
+    "messages": {
+        "message_id": ("int64", "Sequence number of the message within the run, from 0."),
+        "queue": ("category", "Where it was stored: a queue's name, or topic.subscription (one "
+                              "row per subscription for a message published to a topic)."),
+        "request_id": ("int64", "Request that published it (consumer spans carry the same id)."),
+        "enqueued": ("float64", "When the queue accepted it (or refused it: status rejected)."),
+        "first_delivered": ("float64", "First delivery to a consumer (NaN if never delivered)."),
+        "finished": ("float64", "When it was acknowledged, dead-lettered or rejected (NaN "
+                                "while queued or in flight at the end)."),
+        "attempts": ("int16", "Deliveries to consumers (redeliveries are attempts - 1)."),
+        "status": ("category", "acked, dead_lettered, rejected, or where it was at the end: "
+                               "queued (waiting, or delayed before a retry) or in_flight "
+                               "(delivered, not yet acknowledged)."),
+    },
 }
 
 

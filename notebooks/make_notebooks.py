@@ -1,0 +1,267 @@
+"""Write the notebooks that are generated from code: ``python notebooks/make_notebooks.py``.
+
+Each notebook is a list of cells here, written with nbformat and no outputs (the test suite runs
+every notebook with ``SIMULATOR_NOTEBOOK_SHORT=1`` and checks that none stores outputs). Edit the
+cells here, not the ``.ipynb`` files, and rerun this script. ``quickstart.ipynb`` is kept by hand.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+SETUP = '''\
+from pathlib import Path
+import os
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+import simulator
+from simulator.analysis.plots import comparison_chart, latency_cdf_overlay
+
+# the suite runs notebooks with short durations; by default this runs the files as written
+ROOT = Path.cwd() if (Path.cwd() / "scenarios").exists() else Path.cwd().parent
+SHORT = os.environ.get("SIMULATOR_NOTEBOOK_SHORT") == "1"
+'''
+
+LOAD_BALANCING = [
+    new_markdown_cell('''\
+# Load balancing on a heterogeneous fleet
+
+Eight `api` instances of three hardware generations sit behind one load balancer: two new
+machines twice as fast as the baseline, four baseline machines and two old ones at half speed
+(`speed: [2, 2, 1, 1, 1, 1, 0.5, 0.5]`). Each serves one request at a time, 10 ms of work on
+average at speed 1, so the fleet can serve about 900 requests/s; the clients send 720/s (80%).
+
+Which strategy should the balancer use? The scenario is `scenarios/lb_strategies.yaml`.'''),
+    new_code_cell(SETUP + '''
+PATH = ROOT / "scenarios" / "lb_strategies.yaml"
+overrides = ["duration=20s", "warmup=4s"] if SHORT else []
+base = simulator.load_scenario(PATH, overrides)
+speeds = base.components["api"].speed
+print(base.description)
+print("speeds:", speeds)'''),
+    new_markdown_cell('''\
+## One run of each strategy
+
+Every run uses the same seed, so every strategy sees exactly the same requests (arrival times
+and amounts of work): the differences below come from the routing alone.
+`weighted_round_robin` is given the machines' speeds as weights: it knows the fleet, the others
+learn from what they see.'''),
+    new_code_cell('''\
+STRATEGIES = {
+    "round_robin": ["components.lb.strategy=round_robin"],
+    "random": ["components.lb.strategy=random"],
+    "weighted_round_robin": ["components.lb.strategy=weighted_round_robin",
+                             f"components.lb.weights={list(speeds)}"],
+    "least_connections": ["components.lb.strategy=least_connections"],
+    "power_of_two": ["components.lb.strategy=power_of_two"],
+    "peak_ewma": ["components.lb.strategy=peak_ewma"],
+}
+runs = {name: simulator.simulate(simulator.load_scenario(PATH, [*overrides, *extra]))
+        for name, extra in STRATEGIES.items()}
+
+rows = {name: r.summary().set_index("name").loc["users"] for name, r in runs.items()}
+table = pd.DataFrame(rows).T[["throughput", "mean", "p50", "p99", "p999", "in_flight"]]
+table = table.astype(float)
+table[["mean", "p50", "p99", "p999"]] *= 1e3  # milliseconds
+table.sort_values("p99").round(1)'''),
+    new_markdown_cell('''\
+Round robin and random send every machine an eighth of the traffic: 90 requests/s to the old
+machines, which can serve only 50/s. Their queues grow without bound for as long as the run
+lasts (requests still queued at the end are `in_flight`), and the tail is made of those queues.
+The latency CDFs show it: the blind strategies have a long flat step where a slice of the
+requests waited in a slow machine's queue. The right-hand plot (1 - CDF, log scale) spreads out
+the tail.'''),
+    new_code_cell('''\
+fig, (left, right) = plt.subplots(1, 2, figsize=(14, 4.5))
+latency_cdf_overlay(runs, ax=left)
+latency_cdf_overlay(runs, ax=right, complementary=True)
+left.get_legend().remove()
+fig.tight_layout()'''),
+    new_markdown_cell('''\
+## Where the requests went
+
+The share of requests each backend received (measured window), next to its share of the fleet's
+capacity. Strategies that look at outstanding requests (least connections, power of two choices,
+peak EWMA) discover the speeds by themselves.'''),
+    new_code_cell('''\
+shares = pd.DataFrame({name: r.backend_share().set_index("backend")["share"]
+                       for name, r in runs.items()})
+shares.insert(0, "capacity", pd.Series(speeds, index=shares.index) / sum(speeds))
+ax = (shares * 100).plot.bar(figsize=(12, 4), width=0.85)
+ax.set_ylabel("share of requests (%)")
+ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
+(shares * 100).round(1)'''),
+    new_code_cell('''\
+fig, axes = plt.subplots(1, 2, figsize=(15, 4))
+runs["round_robin"].plot.latency_over_time(ax=axes[0])
+runs["power_of_two"].plot.backend_share_over_time(ax=axes[1])
+fig.tight_layout()'''),
+    new_markdown_cell('''\
+Left: under round robin the p95 and p99 keep growing for as long as the run lasts, because the
+slow machines' queues never drain (the median is served by the machines that keep up). Right:
+power of two choices settles on its shares within a second and keeps them.
+
+## Is the difference real? Replications with confidence intervals
+
+One run is one sample. `simulator.experiment.compare` runs each strategy several times with
+independent seeds (the same seeds for every strategy: common random numbers) and reports each
+strategy's mean with a Student-t confidence interval, and its difference from a baseline paired
+replication by replication, which is much narrower than comparing the intervals.'''),
+    new_code_cell('''\
+from simulator.experiment import compare
+
+cmp = compare(PATH, STRATEGIES, replications=3 if SHORT else 10, overrides=overrides,
+              baseline="power_of_two", executor="serial" if SHORT else "processes",
+              progress=False)
+cmp.table(["p99", "mean"]).round(4)'''),
+    new_code_cell('''\
+ranked = cmp.table(["p99"])
+adaptive = ranked[~ranked["variant"].isin(["round_robin", "random"])]
+fig, (left, right) = plt.subplots(1, 2, figsize=(15, 3.8))
+comparison_chart(cmp, "p99", ax=left)
+comparison_chart(adaptive, "p99", ax=right, difference=True, baseline="power_of_two",
+                 confidence=cmp.confidence)
+fig.tight_layout()'''),
+    new_markdown_cell('''\
+The left chart is on a log scale: the blind strategies are orders of magnitude worse. The right
+chart leaves them out and shows each remaining strategy's p99 minus power of two's, paired by
+replication: red intervals exclude zero (the difference is significant at the 95% level).
+
+Try: lower the load (`workloads.users.arrivals.rate=500/s`) and the blind strategies become
+stable (old machines get 62.5/s for 50/s of capacity, still too much; at 350/s they cope);
+or give the balancer three independent views (`components.lb.replicas=3`) and watch least
+connections lose some of its edge, because each view sees only its own requests.'''),
+]
+
+RESILIENCE = [
+    new_markdown_cell('''\
+# Resilience: a retry storm and its cures
+
+A metastable failure: the system is healthy, a short trigger pushes it over the edge, and it
+stays broken after the trigger has gone. Here (`scenarios/retry_storm.yaml`) an api serves 100
+requests/s (4 workers, 40 ms each) and normally gets 70/s. Clients time out after 200 ms and
+retry up to 3 times. At t = 30 s a 5-second spike doubles the load: the queue grows, waits pass
+the timeout, every timed-out request comes back as more attempts, and the api — which still does
+the work of every attempt it accepted — sees 280 requests/s long after the spike has ended.'''),
+    new_code_cell(SETUP + '''
+PATH = ROOT / "scenarios" / "retry_storm.yaml"
+overrides = ["duration=60s"] if SHORT else []
+RETRY = "workloads.clients.target.retry"
+CURES = {
+    "retries (as written)": [],
+    "no retries": [f"{RETRY}.attempts=1"],
+    "exponential backoff, full jitter": [
+        f"{RETRY}={{attempts: 4, backoff: exponential, base: 100ms, jitter: full, "
+        "retry_on: [timeout, error]}"],
+    "retry budget 10%": [f"{RETRY}.budget={{ratio: 0.1, min_retries_per_second: 1}}"],
+    "circuit breaker": [
+        "workloads.clients.target.breaker={failure_rate_threshold: 50, "
+        "minimum_number_of_calls: 20, sliding_window_size: 50, wait_duration_in_open_state: 2s}"],
+    "bounded queue (load shedding)": ["components.api.queue_limit=20"],
+}
+runs = {name: simulator.simulate(simulator.load_scenario(PATH, [*overrides, *extra]))
+        for name, extra in CURES.items()}
+
+rows = {name: r.summary().set_index("name").loc["clients"] for name, r in runs.items()}
+table = pd.DataFrame(rows).T[["goodput", "p50", "p99", "error_ratio", "timeout_ratio",
+                              "attempts"]].astype(float)
+table[["p50", "p99"]] *= 1e3  # milliseconds
+table.round(3)'''),
+    new_markdown_cell('''\
+## Goodput over time
+
+Successful requests per second (green), all completions (pale blue), failures (red) and the
+clients' own arrivals (dashed), with the spike shaded. As written, goodput collapses to zero at
+the spike and never comes back. Backoff with jitter spreads the retries out but does not reduce
+their number, so it does not help. Removing retries, a retry budget (retries may add at most 10%
+to the load), a circuit breaker (fail fast while the api is drowning) or a bounded queue (reject
+early instead of queueing work that will time out anyway) all recover within seconds.
+
+Near the end of the run (t ≈ 115 s) a burst of arrivals — the same in every variant, which all
+see the same requests — pushes waits past the timeout again. Without retries a few requests time
+out; with the budget the retries it still allows make the episode worse; the breaker and the
+bounded queue absorb it. At 70% utilisation with a 200 ms timeout (five mean service times), the
+system lives close to the edge.'''),
+    new_code_cell('''\
+fig, axes = plt.subplots(3, 2, figsize=(15, 11), sharey=True)
+for ax, (name, r) in zip(axes.flat, runs.items()):
+    r.plot.goodput_over_time(ax=ax)
+    ax.set_title(name)
+    ax.get_legend().remove()
+axes.flat[0].set_ylim(0, 1.05 * max(ax.dataLim.ymax for ax in axes.flat))  # shared y axis
+fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="upper center", ncol=6)
+fig.tight_layout(rect=(0, 0, 1, 0.96))'''),
+    new_markdown_cell('''\
+## What the api really sees
+
+The clients send 70 requests/s throughout (140/s during the spike). The api's arrivals include
+every retry: during the storm they settle near 4 x 70 = 280/s, almost three times its capacity.
+With a retry budget they return to 70/s as soon as the backlog has drained.'''),
+    new_code_cell('''\
+fig, axes = plt.subplots(2, 1, figsize=(11, 6), sharex=True, sharey=True)
+for ax, name in zip(axes, ("retries (as written)", "retry budget 10%")):
+    runs[name].plot.load_over_time(ax=ax)
+    ax.set_title(f"arrivals per second at the api: {name}")
+fig.tight_layout()'''),
+    new_markdown_cell('''\
+## Recovery
+
+`results.recovery()` measures, for each fault, how long after its end the system was healthy
+again: the first stretch of 5 seconds in which the success ratio is back to at least 95% of its
+value before the fault and the p99 at most twice its value before it. "Not recovered" means it
+stayed degraded until the end of the run.'''),
+    new_code_cell('''\
+recovery = pd.concat([r.recovery().assign(variant=name) for name, r in runs.items()])
+recovery.set_index("variant")[["fault", "start", "end", "recovered", "recovery_time"]]'''),
+    new_markdown_cell('''\
+## The breaker at work
+
+The breaker on the clients' calls opens when half of the last 50 calls have failed (after at
+least 20 calls), fails calls fast for 2 seconds, then lets a few probes through (half-open) and
+closes again if they succeed. Its timeline, with the spike hatched, and the time it spent in
+each state over the measured window:'''),
+    new_code_cell('''\
+breaker = runs["circuit breaker"]
+breaker.plot.breaker_timeline()
+breaker.breakers()'''),
+    new_markdown_cell('''\
+Try: a longer spike (`faults.0.duration=15s`), a budget of 20% (`...retry.budget.ratio=0.2`), a
+longer client timeout (`workloads.clients.target.timeout=1s`), or `simulator run
+scenarios/retry_storm.yaml --report` for all of this in one HTML file.'''),
+]
+
+NOTEBOOKS = {
+    "load_balancing.ipynb": LOAD_BALANCING,
+    "resilience.ipynb": RESILIENCE,
+}
+
+
+def build(name: str) -> nbformat.NotebookNode:
+    """The notebook ``name`` (no outputs)."""
+    nb = new_notebook(cells=NOTEBOOKS[name])
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python",
+                                 "name": "python3"}
+    nb.metadata["language_info"] = {"name": "python"}
+    return nb
+
+
+def main(argv: list[str]) -> int:
+    """Write every notebook (or those named on the command line)."""
+    for name in argv or list(NOTEBOOKS):
+        nb = build(name)
+        nbformat.validate(nb)
+        nbformat.write(nb, HERE / name)
+        print(f"wrote {HERE / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,303 @@
+"""A self-contained HTML report of one run: summary tables, plots, diagnostics and the scenario.
+
+One file with nothing to fetch: plots are PNGs embedded as base64 ``data:`` URIs and the style
+sheet is inline, so the report can be mailed, attached to a ticket or opened offline.
+
+>>> from simulator.analysis.report import write_report
+>>> write_report(results, "report.html")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from simulator.results import Results
+
+#: Captions of the plots, by :class:`~simulator.analysis.plots.PlotAccessor` method name.
+CAPTIONS = {
+    "latency_cdf": "Latency CDF of successful requests created in the measured window.",
+    "latency_over_time": "Latency percentiles of successful requests per time window, by "
+                         "completion time.",
+    "throughput_over_time": "Completed requests per second by status, by completion time.",
+    "goodput_over_time": "Arrivals (offered load), throughput, goodput and errors per second.",
+    "load_over_time": "Requests arriving per second at each component (retries and fan-out "
+                      "included).",
+    "hit_ratio_over_time": "Cache hit ratio per time window.",
+    "breaker_timeline": "Circuit breaker states over time, per calling instance and target.",
+    "queue_over_time": "Queue depth and consumer lag.",
+    "backend_share": "Share of requests each balancer sent to each backend (measured window).",
+    "backend_share_over_time": "Share of requests per backend over time.",
+}
+
+_LATENCY_COLUMNS = ("mean", "p50", "p95", "p99", "p999")
+_RATIO_COLUMNS = ("error_ratio", "rejection_ratio", "timeout_ratio", "fallback_ratio",
+                  "utilisation", "share")
+
+_STYLE = """
+body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
+       margin: 2em auto; max-width: 1100px; padding: 0 1em; color: #212121; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em;
+                                   margin-top: 1.6em; }
+.meta { color: #616161; margin-top: 0; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f5f5f5; } td:first-child, th:first-child { text-align: left; }
+tr:nth-child(even) td { background: #fafafa; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #616161; font-size: 0.9em; }
+pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
+.note { color: #616161; font-size: 0.9em; }
+ul.findings li { margin: 0.2em 0; }
+nav a { margin-right: 1em; }
+"""
+
+
+def _fmt_ms(v: Any) -> str:
+    return "-" if pd.isna(v) else f"{v * 1e3:.3f}"
+
+
+def _fmt_pct(v: Any) -> str:
+    return "-" if pd.isna(v) else f"{v:.2%}"
+
+
+def _fmt_num(v: Any) -> str:
+    if isinstance(v, bool | np.bool_):
+        return "yes" if v else "no"
+    if isinstance(v, float | np.floating):
+        return "-" if np.isnan(v) else f"{v:.4g}"
+    return str(v)
+
+
+def table_html(df: pd.DataFrame, drop_empty: Sequence[str] = ()) -> str:
+    """Render a table as HTML: latencies in ms (column renamed ``*_ms``), ratios in %.
+
+    Parameters
+    ----------
+    df
+        The table (a summary, per-backend shares, breaker or recovery table...).
+    drop_empty
+        Columns left out when they are zero or missing in every row (they say nothing).
+    """
+    if df.empty:
+        return '<p class="note">(none)</p>'
+    out = df.copy()
+    for col in drop_empty:
+        if col in out and out[col].fillna(0).eq(0).all():
+            out = out.drop(columns=col)
+    formatters: dict[str, Callable[[Any], str]] = {}
+    renames = {}
+    for col in out.columns:
+        if col in _LATENCY_COLUMNS or col in ("baseline_p99",):
+            renames[col] = f"{col}_ms"
+            formatters[f"{col}_ms"] = _fmt_ms
+        elif col in _RATIO_COLUMNS or col.endswith("_ok_ratio"):
+            formatters[col] = _fmt_pct
+        else:
+            formatters[col] = _fmt_num
+    out = out.rename(columns=renames)
+    body = out.to_html(index=False, border=0, formatters=formatters, escape=True, na_rep="-")
+    return str(body)
+
+
+def _prune(value: Any) -> Any:
+    """Drop null and empty entries of a scenario dump (they mean "not set")."""
+    if isinstance(value, dict):
+        pruned = {k: _prune(v) for k, v in value.items()}
+        return {k: v for k, v in pruned.items() if v not in (None, "", {}, [])}
+    if isinstance(value, list):
+        return [_prune(v) for v in value]
+    return value
+
+
+def scenario_yaml(results: Results, full: bool = False) -> str:
+    """The scenario that ran, as YAML (resolved: overrides applied, units in seconds).
+
+    Without ``full``, settings that are not set (null or empty) are left out.
+    """
+    import yaml
+
+    data = results.scenario.model_dump(mode="json", by_alias=True)
+    return str(yaml.safe_dump(data if full else _prune(data), sort_keys=False,
+                              allow_unicode=True, width=100))
+
+
+def findings(results: Results) -> list[str]:
+    """Plain-language remarks on a run: things a reader should not miss."""
+    notes = []
+    r = results
+    req = r.measured_requests()
+    in_flight = int((req["status"] == "in_flight").sum())
+    if in_flight > 0.005 * len(req):  # a few requests are always cut off by the end
+        notes.append(f"{in_flight} requests of the measured window were still in flight when "
+                     f"the run ended ({in_flight / max(len(req), 1):.1%}): the system did not "
+                     "keep up, or the run ended too early to see them finish.")
+    summary = r.summary()
+    for row in _rows(summary[summary["scope"] == "workload"]):
+        if pd.notna(row["error_ratio"]) and row["error_ratio"] > 0.01:
+            notes.append(f"workload {row['name']}: {row['error_ratio']:.1%} of completed "
+                         "requests failed.")
+        if pd.notna(row["attempts"]) and row["attempts"] > 1.05:
+            notes.append(f"workload {row['name']}: {row['attempts']:.2f} attempts per request "
+                         "(retry amplification).")
+    for row in _rows(summary[(summary["scope"] == "component")
+                             & (summary["utilisation"] > 0.9)]):
+        notes.append(f"component {row['name']} is {row['utilisation']:.0%} busy: near "
+                     "saturation, queues and latency grow quickly with more load.")
+    if r.scenario.faults:
+        for row in _rows(r.recovery()):
+            if row["recovered"]:
+                notes.append(f"fault {row['fault']}: recovered {row['recovery_time']:.3g}s "
+                             "after it ended.")
+            elif np.isfinite(row["end"]) and row["end"] < r.scenario.duration:
+                notes.append(f"fault {row['fault']}: the system did not recover before the "
+                             "end of the run (metastable failure?).")
+    for row in _rows(r.breakers()):
+        notes.append(f"breaker {row['instance']} → {row['target']}: opened {row['openings']} "
+                     f"times, open {row['open_s']:.1f}s of the measured window.")
+    return notes
+
+
+def _rows(df: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): v for k, v in row.items()} for row in df.to_dict("records")]
+
+
+def _img(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def report_html(results: Results, plots: Sequence[str] | None = None,
+                title: str | None = None) -> str:
+    """The report of a run as one HTML document (a string).
+
+    Parameters
+    ----------
+    results
+        The run.
+    plots
+        Plots to include (default: every plot the run has data for).
+    title
+        Page title (default: the scenario's name).
+    """
+    from simulator.analysis.plots import render
+
+    r = results
+    s = r.scenario
+    title = title or s.name
+    esc = html.escape
+    names = list(plots) if plots is not None else r.plot.available()
+    created = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        from importlib.metadata import version
+
+        code = f"simulator {version('simulator')}"
+    except Exception:  # an uninstalled checkout still gets its report
+        code = "simulator"
+    meta = (f"{len(r.requests):,} requests in {s.duration:g}s simulated "
+            f"(warm-up {s.warmup:g}s; seed {r.seed}, replication {r.replication})"
+            + (f", {r.wall_seconds:.2f}s wall time" if r.wall_seconds else "")
+            + f" &middot; {esc(code)} &middot; {created}")
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{esc(title)}: simulation report</title>", f"<style>{_STYLE}</style>",
+        "</head><body>",
+        f"<h1>{esc(title)}</h1>",
+    ]
+    if s.description:
+        parts.append(f"<p>{esc(s.description)}</p>")
+    parts.append(f'<p class="meta">{meta}</p>')
+    parts.append('<nav><a href="#summary">Summary</a><a href="#diagnostics">Diagnostics</a>'
+                 '<a href="#plots">Plots</a><a href="#scenario">Scenario</a></nav>')
+
+    parts.append('<h2 id="summary">Summary</h2>')
+    parts.append('<p class="note">Per workload (end to end) and per component (each hop), '
+                 f"over requests created in the measured window [{s.warmup:g}s, "
+                 f"{s.duration:g}s). Latencies in milliseconds over successful requests; "
+                 "throughput and goodput in requests per second.</p>")
+    summary = r.summary()
+    parts.append(table_html(summary, drop_empty=("rejection_ratio", "timeout_ratio",
+                                                 "fallback_ratio", "in_flight")))
+    share = r.backend_share()
+    if not share.empty:
+        parts.append("<h3>Per-backend share</h3>")
+        parts.append(table_html(share))
+
+    parts.append('<h2 id="diagnostics">Diagnostics</h2>')
+    notes = findings(r)
+    if notes:
+        parts.append('<ul class="findings">'
+                     + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
+    else:
+        parts.append('<p class="note">Nothing remarkable: no failures, retries, saturation, '
+                     "faults or breaker openings.</p>")
+    breakers = r.breakers()
+    if not breakers.empty:
+        parts.append("<h3>Circuit breakers</h3><p class=\"note\">Seconds in each state over "
+                     "the measured window.</p>")
+        parts.append(table_html(breakers))
+    if s.faults:
+        parts.append("<h3>Faults and recovery</h3><p class=\"note\">Recovery time counts from "
+                     "the end of the fault until the success ratio and p99 are back near "
+                     "their values before it.</p>")
+        parts.append(table_html(r.recovery()))
+    events = r.events[r.events["event"] != "end"]
+    if len(events):
+        counts = events.groupby(["component", "event"], observed=True).size().rename(
+            "count").reset_index()
+        parts.append("<h3>Events</h3>")
+        parts.append(table_html(counts))
+
+    parts.append('<h2 id="plots">Plots</h2>')
+    for name in names:
+        png = render(r, name)
+        caption = CAPTIONS.get(name, name.replace("_", " "))
+        parts.append(f"<figure>{_img(png, name)}<figcaption>{esc(caption)}</figcaption>"
+                     "</figure>")
+
+    parts.append('<h2 id="scenario">Scenario</h2>')
+    parts.append('<p class="note">As it ran: overrides applied, times in seconds and rates per '
+                 "second; unset settings left out.</p>")
+    parts.append(f"<pre>{esc(scenario_yaml(r))}</pre>")
+    parts.append("<details><summary>Every setting, defaults included</summary>"
+                 f"<pre>{esc(scenario_yaml(r, full=True))}</pre></details>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(results: Results, path: str | Path, plots: Sequence[str] | None = None,
+                 title: str | None = None) -> Path:
+    """Write the HTML report of a run to ``path`` (whole or not at all); return the path.
+
+    Parameters
+    ----------
+    results
+        The run.
+    path
+        The HTML file; its directory is created if needed.
+    plots, title
+        As for :func:`report_html`.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = report_html(results, plots, title)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+__all__ = ["findings", "report_html", "scenario_yaml", "table_html", "write_report"]

@@ -1,0 +1,399 @@
+"""Consumers: worker pools that pull messages from a queue or a topic subscription.
+
+A consumer is the ``Worker`` of a job queue (BullMQ) or the poller of an SQS queue: each
+instance runs ``concurrency`` long-lived workers, and each worker loops: receive a message
+(waiting if there is none), do the local work, make the calls, then acknowledge the message or
+report the failure. Failed messages come back after a backoff; after ``max_attempts`` deliveries
+they go to the dead-letter queue. Nothing calls a consumer.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Generator, Iterable
+from typing import Any, ClassVar, Literal, cast
+
+from pydantic import BaseModel, ConfigDict, Field
+from simpy import AllOf, Event, Timeout
+
+from simulator.calls import NAME_PATTERN, CallSpec, ParallelSpec, Step, step_calls
+from simulator.components.base import (
+    BuildContext,
+    Component,
+    ComponentParams,
+    KeyPath,
+    Target,
+)
+from simulator.components.edge import Bound, bind_call
+from simulator.components.pubsub import Topic, TopicParams
+from simulator.components.queue import Backlog, Message, Queue, QueueParams, Receiver
+from simulator.distributions import Constant, Distribution, Duration
+from simulator.messages import ERROR, OK, Request
+from simulator.registry import register
+
+SOURCE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)?$"
+
+_Plan = list[Bound | list[Bound]]
+
+
+class Backoff(BaseModel):
+    """Delay before a message whose delivery failed becomes visible again (BullMQ's ``backoff``).
+
+    Parameters
+    ----------
+    type
+        ``constant`` (always ``delay``) or ``exponential`` (``delay`` x ``multiplier``^(n-1)
+        after the n-th failed delivery: 2 s, 4 s, 8 s... for the defaults of BullMQ's
+        ``{type: exponential, delay: 2000}``).
+    delay
+        The first (or every) delay, seconds.
+    multiplier
+        Growth factor of exponential backoff.
+    max_delay
+        Cap on any one delay, seconds (omitted: none).
+    jitter
+        ``none``; ``full`` (uniform in [0, delay]); ``equal`` (delay/2 + uniform in
+        [0, delay/2]).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["constant", "exponential"] = "exponential"
+    delay: Duration = Field(1.0, ge=0)
+    multiplier: float = Field(2.0, ge=1)
+    max_delay: Duration | None = Field(None, ge=0)
+    jitter: Literal["none", "full", "equal"] = "none"
+
+
+class ConsumerParams(ComponentParams):
+    """Parameters of ``kind: consumer``.
+
+    Parameters
+    ----------
+    source
+        Where messages come from: a queue's name, or ``topic.subscription``.
+    replicas
+        Consumer instances (processes); each has its own workers and crashes on its own.
+    concurrency
+        Messages one instance processes at once (BullMQ ``concurrency``): its workers.
+    service_time
+        Local work per message before the calls, seconds (scaled by the request's ``work``).
+    calls
+        Steps made for each message after the local work, in sequence, as a service's
+        ``calls`` for one operation: a call (with its policies: timeout, retry, breaker...) or
+        ``{parallel: [...]}``. The first failed step fails the delivery. A call without ``op``
+        asks for the operation the message was published with.
+    on_failure
+        Compensating steps run, every one whatever its outcome, when a step of ``calls``
+        fails (release the stock when the payment fails); the delivery still fails.
+    ack
+        ``on_success`` (at-least-once: acknowledge after the calls succeed; a failure or a
+        crash brings the message back) or ``on_receive`` (at-most-once: acknowledge at
+        delivery; a failed or interrupted processing loses the work, never the accounting).
+    visibility_timeout
+        A delivered message not acknowledged within this long becomes visible again and is
+        redelivered, even if its first delivery is still being processed (SQS semantics).
+    max_attempts
+        Deliveries of one message in all, the first included (BullMQ ``attempts``, SQS
+        ``maxReceiveCount``); then it is dead-lettered.
+    backoff
+        Delay before a failed message is delivered again.
+    dead_letter
+        Queue that receives messages after ``max_attempts`` (a new message there, with the
+        same request id). Omitted: they are counted and marked ``dead_lettered`` only.
+    reconnect_interval
+        While a ``partition`` fault separates the consumer from its source, each worker tries
+        to reconnect this often, seconds.
+    """
+
+    kind: Literal["consumer"] = "consumer"
+    refuses_calls: ClassVar[str | None] = (
+        "is a consumer, which takes no calls: it pulls messages from its source")
+    source: str = Field(pattern=SOURCE_PATTERN)
+    concurrency: int = Field(1, ge=1, le=100_000)
+    service_time: Distribution = Field(default_factory=lambda: Constant(value=0.0))
+    calls: list[Step] = Field(default_factory=list)
+    on_failure: list[Step] = Field(default_factory=list)
+    ack: Literal["on_success", "on_receive"] = "on_success"
+    visibility_timeout: Duration = Field(30.0, gt=0)
+    max_attempts: int = Field(3, ge=1, le=1000)
+    backoff: Backoff = Field(default_factory=Backoff)
+    dead_letter: str | None = Field(None, pattern=NAME_PATTERN)
+    reconnect_interval: Duration = Field(1.0, gt=0)
+
+    @property
+    def source_component(self) -> str:
+        """The queue or topic named by ``source``."""
+        return self.source.partition(".")[0]
+
+    def references(self) -> Iterable[tuple[KeyPath, str]]:
+        yield ("source",), self.source_component
+        if self.dead_letter is not None:
+            yield ("dead_letter",), self.dead_letter
+        for block in ("calls", "on_failure"):
+            for i, step in enumerate(getattr(self, block)):
+                if isinstance(step, ParallelSpec):
+                    for j, call in enumerate(step.parallel):
+                        yield (block, i, "parallel", j), call.to
+                else:
+                    yield (block, i), step.to
+
+    def cross_check(self, components: dict[str, ComponentParams]) -> Iterable[tuple[KeyPath, str]]:
+        name, _, sub = self.source.partition(".")
+        src = components[name]
+        if isinstance(src, TopicParams):
+            if not sub:
+                yield ("source",), (f"{name!r} is a topic: name one of its subscriptions, "
+                                    f"as {name}.{src.subscriptions[0]}")
+            elif sub not in src.subscriptions:
+                close = difflib.get_close_matches(sub, src.subscriptions, n=1, cutoff=0.6)
+                yield ("source",), (f"topic {name!r} has no subscription {sub!r}"
+                                    + (f"; did you mean {close[0]!r}?" if close else "")
+                                    + f" (subscriptions: {', '.join(src.subscriptions)})")
+        elif isinstance(src, QueueParams):
+            if sub:
+                yield ("source",), f"{name!r} is a queue: it has no subscription {sub!r}"
+        elif src.refuses_calls is None:  # (a consumer as source is reported as a reference)
+            yield ("source",), (f"must be a queue or a topic.subscription; {name!r} is a "
+                                f"{src.kind}")
+        if self.dead_letter is not None:
+            dlq = components[self.dead_letter]
+            if not isinstance(dlq, QueueParams):
+                if dlq.refuses_calls is None:
+                    yield ("dead_letter",), (f"must be a queue; {self.dead_letter!r} is a "
+                                             f"{dlq.kind}")
+            elif self.dead_letter == self.source:
+                yield ("dead_letter",), ("must differ from the source (dead letters would be "
+                                         "delivered again)")
+
+
+@register("consumer")
+class Consumer(Component):
+    """One consumer instance: ``concurrency`` workers pulling from one queue or subscription.
+
+    Modelling assumptions: workers long-poll (a receive waits until a message is visible, at no
+    cost); the local work takes ``service_time`` x the request's ``work`` (x a ``slow``
+    fault's factor); the calls run as a service's steps do, on behalf of the request that
+    published the message (their spans carry its id). Only ``ok`` acknowledges a message;
+    any other status (``fallback`` included) fails the delivery. With ``ack: on_receive`` the
+    message is acknowledged at delivery and failures are only counted.
+
+    Records one span per delivery processed (``arrival`` = ``start`` = delivery, ``end`` =
+    outcome), so a consumer appears in the summary with its processing rate, error ratio,
+    processing time and utilisation. Gauges: ``workers`` (the concurrency), ``busy``
+    (messages being processed), ``busy_time_total`` (its integral), ``processed_total``,
+    ``failed_total`` (deliveries that failed, or were abandoned by a crash).
+
+    Faults: ``crash`` stops the instance at once: its workers stop receiving, and the messages
+    they were processing stay in flight until their visibility timeout brings them back (the
+    calls already made carry on; their outcome is ignored); the instance restarts with fresh
+    workers when the fault ends. ``slow`` multiplies the local work. A ``partition`` between
+    the consumer and its source loses what crosses it: a message received meanwhile stays in
+    flight until its visibility timeout, an acknowledgement or failure report is lost (so the
+    message comes back), and idle workers retry every ``reconnect_interval``. (Dead-lettering is
+    the broker's job and crosses no partition.)
+    """
+
+    Params = ConsumerParams
+    supported_faults = frozenset({"crash", "slow"})
+
+    def __init__(self, group: str, index: int, params: ConsumerParams,
+                 ctx: BuildContext) -> None:
+        super().__init__(group, index, params, ctx)
+        self.concurrency = params.concurrency
+        st = params.service_time
+        self._draw: Callable[[], float] | None = (
+            None if isinstance(st, Constant) and st.value + st.shift == 0
+            else ctx.sampler(group, "service_time", st))
+        self._ack_on_receive = params.ack == "on_receive"
+        self._max_attempts = params.max_attempts
+        self._backoff = params.backoff
+        self._uniform = ctx.streams.batched(self.name, "backoff", lambda rng, k: rng.random(k))
+        self._plan: _Plan = []
+        self._compensation: _Plan = []
+        self._backlog: Backlog | None = None
+        self._dead_letter: Backlog | None = None
+        self._receiver: Receiver | None = None
+        self.busy = 0
+        self._busy_area = 0.0
+        self.processed_total = 0
+        self.failed_total = 0
+        rec = ctx.recorder
+        self._rec = rec if ctx.record_spans else None
+        self._code = rec.instance_code(group, self.name)
+        # faults
+        self.up = True
+        self._epoch = 0
+        self._track = False
+        self._active: dict[tuple[int, int], tuple[Request, str, float]] = {}
+        self._slow = 1.0
+        self._cut: frozenset[str] | None = None  # (consumer, source) if a partition may cut it
+
+    # ---- wiring -------------------------------------------------------------------------
+    def wire(self, resolve: Callable[[str], Target]) -> None:
+        p = cast(ConsumerParams, self.params)
+        name, _, sub = p.source.partition(".")
+        source = resolve(name)
+        if isinstance(source, Topic):
+            self._backlog = source.subscription(sub)
+        elif isinstance(source, Queue):
+            self._backlog = source.backlog
+        else:
+            raise ValueError(f"source {p.source!r} is not a queue or a topic subscription")
+        if p.dead_letter is not None:
+            dlq = resolve(p.dead_letter)
+            if not isinstance(dlq, Queue):
+                raise ValueError(f"dead_letter {p.dead_letter!r} is not a queue")
+            self._dead_letter = dlq.backlog
+        pair = frozenset((self.group, name))
+        self._cut = pair if pair in self.ctx.partitionable else None
+        self._receiver = Receiver(p.visibility_timeout, p.max_attempts, self._ack_on_receive,
+                                  self._dead_letter)
+
+        def compile_steps(steps: list[CallSpec | ParallelSpec]) -> _Plan:
+            plan: _Plan = []
+            for step in steps:
+                calls = [bind_call(c, resolve(c.to), self.ctx, (self.group, self.name))
+                         for c in step_calls(step)]
+                plan.append(calls if isinstance(step, ParallelSpec) else calls[0])
+            return plan
+
+        self._plan = compile_steps(p.calls)
+        self._compensation = compile_steps(p.on_failure)
+
+    def start(self) -> None:
+        for _ in range(self.concurrency):
+            self.env.process(self._worker(self._epoch))
+
+    def gauges(self) -> Iterable[tuple[str, str, Callable[[], float]]]:
+        env = self.env
+        yield "workers", "", lambda: self.concurrency
+        yield "busy", "", lambda: self.busy
+        yield "busy_time_total", "", lambda: self._busy_area + self.busy * env.now
+        yield "processed_total", "", lambda: self.processed_total
+        yield "failed_total", "", lambda: self.failed_total
+
+    # ---- the workers --------------------------------------------------------------------
+    def _worker(self, epoch: int) -> Generator[Event, Any, None]:
+        """One worker slot: receive, process, acknowledge or fail; forever (until a crash)."""
+        env = self.env
+        backlog = self._backlog
+        receiver = self._receiver
+        assert backlog is not None and receiver is not None
+        draw = self._draw
+        plan = self._plan
+        ack_on_receive = self._ack_on_receive
+        cut, partitioned = self._cut, self.ctx.partitioned
+        while True:
+            if cut is not None and cut in partitioned:
+                yield Timeout(env, cast(ConsumerParams, self.params).reconnect_interval)
+                if self._epoch != epoch:
+                    return
+                continue
+            msg: Message | None = backlog.take(receiver)
+            if msg is None:
+                msg = yield backlog.wait(receiver)
+                if msg is None:
+                    return  # the wait was withdrawn: this instance crashed
+            if self._epoch != epoch:
+                return  # crashed as the message arrived: it returns after the visibility timeout
+            if cut is not None and cut in partitioned:
+                continue  # the reply to the receive was lost: in flight until its timeout
+            receipt = msg.attempts
+            req, op = msg.req, msg.op
+            start = env._now
+            self.busy += 1
+            self._busy_area -= start
+            if self._track:
+                self._active[(msg.id, receipt)] = (req, op, start)
+            if draw is not None:
+                yield Timeout(env, draw() * req.work * self._slow)
+            status = (yield from self._run(req, op, plan)) if plan else OK
+            if self._epoch != epoch:
+                return  # the crash has closed this delivery; the message is still in flight
+            if self._track:
+                del self._active[(msg.id, receipt)]
+            now = env._now
+            self.busy -= 1
+            self._busy_area += now
+            self._span(req, op, start, now, status)
+            # the outcome is reported unless acknowledged at receipt or cut off by a partition
+            report = not ack_on_receive and (cut is None or cut not in partitioned)
+            if status == OK:
+                self.processed_total += 1
+                if report:
+                    backlog.ack(msg, receipt)
+            else:
+                self.failed_total += 1
+                if report:
+                    backlog.fail(msg, receipt, self._retry_delay(receipt), self._dead_letter)
+
+    def _retry_delay(self, attempts: int) -> float | None:
+        """Delay before delivery ``attempts + 1``, or None when the attempts are used up."""
+        if attempts >= self._max_attempts:
+            return None
+        b = self._backoff
+        d = b.delay if b.type == "constant" else b.delay * b.multiplier ** (attempts - 1)
+        if b.max_delay is not None:
+            d = min(d, b.max_delay)
+        if b.jitter == "full":
+            return self._uniform() * d
+        if b.jitter == "equal":
+            return d / 2 + self._uniform() * d / 2
+        return d
+
+    def _run(self, req: Request, op: str, plan: _Plan) -> Generator[Event, Any, int]:
+        env = self.env
+        for step in plan:
+            if not isinstance(step, list):
+                status = yield from step(req, op)
+            else:
+                procs = [env.process(call(req, op)) for call in step]
+                yield AllOf(env, procs)
+                status = next((s for s in (cast(int, p.value) for p in procs) if s != OK), OK)
+            if status != OK:
+                for comp in self._compensation:  # every compensation, whatever its outcome
+                    if not isinstance(comp, list):
+                        yield from comp(req, op)
+                    else:
+                        yield AllOf(env, [env.process(call(req, op)) for call in comp])
+                return status
+        return OK
+
+    def _span(self, req: Request, op: str, start: float, end: float, status: int) -> None:
+        rec = self._rec
+        if rec is not None:
+            rec.span_id.append(req.id)
+            rec.span_instance.append(self._code)
+            rec.span_op.append(op)
+            rec.span_arrival.append(start)
+            rec.span_start.append(start)
+            rec.span_end.append(end)
+            rec.span_status.append(status)
+
+    # ---- faults -------------------------------------------------------------------------
+    def prepare_faults(self, kinds: set[str]) -> None:
+        self._track = "crash" in kinds
+
+    def crash(self, black_hole: bool) -> None:
+        now = self.env._now
+        self.up = False
+        self._epoch += 1
+        self._busy_area += self.busy * now
+        self.busy = 0
+        for req, op, start in self._active.values():
+            self.failed_total += 1
+            self._span(req, op, start, now, ERROR)
+        self._active.clear()
+        assert self._backlog is not None and self._receiver is not None
+        self._backlog.cancel(self._receiver)
+
+    def recover(self) -> None:
+        if not self.up:
+            self.up = True
+            self.start()
+
+    def set_fault(self, kind: str, value: Any) -> None:
+        if kind != "slow":
+            raise ValueError(f"unsupported fault {kind!r}")
+        self._slow = 1.0 if value is None else float(value)

@@ -1,0 +1,1132 @@
+"""A database: shards, a leader and followers per shard, a connection pool per node, versions.
+
+A ``kind: database`` component is a set of **shards** (instances ``db[0] .. db[n-1]``); a
+reference to ``db`` routes each request to the shard holding its key (hash mod N, consistent
+hashing with virtual nodes, or key ranges), not at random. Each shard is a **leader** and
+``replication.followers`` **followers**; every node has its own **connection pool**. The store
+keeps a **version per key**: every read reports the version it returned and whether that was
+older than the latest committed one at that instant, so staleness is measured, not assumed.
+
+Modelling assumptions (each stated where it is used):
+
+- A node runs at most ``pool.size`` queries at once, one per connection, each taking its
+  service time regardless of the others (no contention beyond the pool). Requests wait for a
+  connection in FIFO order; one that has waited ``pool.acquire_timeout`` gives up with status
+  ``timeout`` (as HikariCP's ``connectionTimeout``); with ``pool.max_waiting`` set, an arrival
+  that finds that many waiting is refused at once with status ``rejected``. The pool belongs to
+  the node and is shared by every caller, as a pgbouncer in front of each server.
+- A write runs on the shard's leader, commits at the end of its service time (the key's version
+  is bumped then) and is shipped to each follower, which applies it ``lag`` later, drawn
+  independently per write and follower from ``replication.lag`` (network plus apply time; the
+  WARS model of Probabilistically Bounded Staleness). A follower keeps the newest version it
+  has applied of each key. With ``replication.ordered`` writes are applied in commit order,
+  write ``i`` at ``max(applied_{i-1}, committed_i + lag_i)``. Applying costs the follower no
+  connection; writes reaching a crashed shard are applied when it recovers.
+- ``writes: sync`` holds the leader's connection until every follower has applied the write;
+  ``writes: quorum`` until ``write_quorum`` of the ``followers + 1`` nodes have it, the leader
+  counting as one (Dynamo's W; ``write_quorum: 1`` is asynchronous, ``followers + 1`` is
+  synchronous). The write's latency is then the k-th reply.
+- Reads go to the leader, to a follower (``round_robin``, ``random``, ``least_loaded``: fewest
+  requests waiting or in service at the node), or with ``read_your_writes``: a session is the
+  **request's workload and key** — a read of key k by workload w goes to the next follower in
+  round-robin order unless that follower has not applied w's last write of k, in which case it
+  goes to the leader; the check is repeated when the follower answers, so a write by the same
+  session committed meanwhile also redirects the read to the leader. ``reads: quorum`` asks all
+  ``followers + 1`` nodes and answers with the newest version among the first ``read_quorum``
+  replies (its latency is the k-th order statistic of the nodes' latencies; the slower replies
+  still load their nodes).
+- A read returns the version of the key held by the node that serves it, at the instant it
+  finishes; it is **stale** when that is older than the leader's committed version at the same
+  instant. Keys never written have version 0. Requests without a key (``key = -1``) are spread
+  over the shards at random and carry no version.
+- Resharding (a ``reshard`` event on the timeline) changes the shard map at once; keys that move
+  take their latest committed version with them (an instantaneous, consistent migration: the new
+  shard's followers hold it too). Requests already at a shard finish there.
+
+Records per shard one span per request (``start`` = connection acquired; ``NaN`` for quorum
+reads, whose waits are per node). Gauges per shard: ``reads_total``, ``writes_total`` (requests
+arriving), ``reads_ok_total``, ``stale_reads_total``, ``served_total``, ``failed_total``,
+``rejected_total``, ``pool_timeouts_total``, ``pool_acquired_total``, ``pool_wait_time_total``
+(seconds waited by requests that got a connection), ``workers`` (connections over all nodes),
+``busy``, ``queue_length``, ``in_system`` and their integrals ``busy_time_total``,
+``queue_time_total``, ``system_time_total`` (so utilisation is exact), ``shard_active`` (1 while
+the shard map includes the shard); per node (label ``leader``, ``follower1``...):
+``node_reads_total``; per follower: ``replica_lag`` (seconds since the oldest committed write
+it has not applied, 0 when caught up) and ``replication_backlog`` (writes not yet applied).
+Events: ``reshard`` (see :func:`simulator.analysis.data.reshard_summary`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import itertools
+import math
+from collections import deque
+from collections.abc import Callable, Generator, Iterable
+from typing import Annotated, Any, Literal, Self
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from simpy import AnyOf, Event, Timeout
+
+from simulator.components.base import BuildContext, Component, ComponentParams, Handler
+from simulator.components.load_balancer import hash64, hash_ring
+from simulator.distributions import Constant, Distribution, Duration, Exponential
+from simulator.messages import CANCELLED, ERROR, OK, REJECTED, TIMEOUT, Request
+from simulator.registry import register
+
+Scheme = Literal["mod", "consistent_hash", "range"]
+ReadRouting = Literal["leader", "round_robin", "random", "least_loaded", "read_your_writes",
+                      "quorum"]
+WriteMode = Literal["async", "sync", "quorum"]
+
+#: Keys hashed at most to estimate the fraction moved by a reshard (an even stride beyond).
+MAX_KEYS_HASHED = 1_000_000
+
+
+# --------------------------------------------------------------------------------------------
+# parameters
+
+
+class ShardSpec(BaseModel):
+    """How keys are spread over shards.
+
+    Parameters
+    ----------
+    count
+        Number of shards (instances ``name[0] .. name[count-1]``).
+    scheme
+        ``mod``: shard = md5(``"key-{k}"``) mod ``count`` (the seed's ``hash % shards.length``);
+        ``consistent_hash``: ring of ``vnodes`` tokens per shard, md5(``"node-{i}#{v}"``) for
+        shard ``i`` (the naming of reference case CHASH-N10-V150), a key owned by the first
+        token at or after md5(``"key-{k}"``); ``range``: shard ``i`` holds the keys in
+        ``[boundaries[i-1], boundaries[i])`` (popularity ranks, so the hottest keys share the
+        first range, as sequential ids do).
+    vnodes
+        Virtual nodes per shard (``consistent_hash``).
+    boundaries
+        ``count - 1`` increasing split keys (``range``).
+    key_space
+        Number of keys; ``range`` without ``boundaries`` splits ``0 .. key_space-1`` into equal
+        ranges (also after a reshard).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    count: int = Field(1, ge=1, le=10_000)
+    scheme: Scheme = "consistent_hash"
+    vnodes: int = Field(150, ge=1, le=100_000)
+    boundaries: list[int] | None = None
+    key_space: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.scheme != "range":
+            if self.boundaries is not None:
+                raise ValueError(f"boundaries apply to scheme range, not {self.scheme}")
+            return self
+        if self.boundaries is None:
+            if self.key_space is None:
+                raise ValueError("scheme range needs boundaries or key_space")
+            if self.key_space < self.count:
+                raise ValueError(f"key_space ({self.key_space}) is smaller than count")
+        else:
+            problem = boundaries_problem(self.boundaries, self.count)
+            if problem:
+                raise ValueError(problem)
+        return self
+
+
+def boundaries_problem(boundaries: list[int], count: int) -> str | None:
+    """Why ``boundaries`` cannot split keys into ``count`` ranges, or None."""
+    if len(boundaries) != count - 1:
+        return f"boundaries needs count - 1 = {count - 1} split keys, got {len(boundaries)}"
+    if any(b <= 0 for b in boundaries) or any(b >= c for b, c in itertools.pairwise(boundaries)):
+        return "boundaries must be positive and strictly increasing"
+    return None
+
+
+class ReplicationSpec(BaseModel):
+    """A leader and followers in every shard.
+
+    Parameters
+    ----------
+    followers
+        Followers per shard.
+    lag
+        Replication delay of one write to one follower (network plus apply), seconds, drawn
+        independently per write and follower (the WARS model of Bailis et al.,
+        "Probabilistically Bounded Staleness", VLDB 2012).
+    ordered
+        Apply writes in commit order (one apply thread: a slow write holds up those behind
+        it, so the observed lag is the running maximum); default: each write becomes visible
+        at its own ``committed + lag``.
+    reads
+        Where reads go: ``leader``, ``round_robin`` / ``random`` / ``least_loaded`` over the
+        followers, ``read_your_writes`` (followers, unless the chosen one lacks the session's
+        last write of the key: then the leader; the session is the request's workload and key)
+        or ``quorum`` (all nodes; answer with the newest of the first ``read_quorum`` replies).
+    writes
+        ``async`` (acknowledged at the leader's commit), ``sync`` (once every follower has
+        applied it) or ``quorum`` (once ``write_quorum`` nodes have it, the leader counting).
+    write_quorum
+        Nodes, leader included, that must hold a write before it is acknowledged, from 1 to
+        ``followers + 1``; required by ``writes: quorum`` and used only there.
+    read_quorum
+        Replies a quorum read waits for, from 1 to ``followers + 1``; required by
+        ``reads: quorum`` and used only there.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    followers: int = Field(1, ge=0, le=1000)
+    lag: Distribution = Field(default_factory=lambda: Exponential(mean_=0.01))
+    ordered: bool = False
+    reads: ReadRouting = "leader"
+    writes: WriteMode = "async"
+    write_quorum: int | None = Field(None, ge=1)
+    read_quorum: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        n = self.followers + 1
+        if self.reads not in ("leader", "quorum") and self.followers == 0:
+            raise ValueError(f"reads {self.reads} needs at least one follower")
+        for mode, field, value in (("reads", "read_quorum", self.read_quorum),
+                                   ("writes", "write_quorum", self.write_quorum)):
+            if getattr(self, mode) == "quorum" and value is None:
+                raise ValueError(f"{mode}: quorum needs {field}")
+            if value is not None and value > n:
+                raise ValueError(f"{field} ({value}) exceeds the {n} nodes of a shard "
+                                 f"(followers + 1)")
+        return self
+
+
+class PoolSpec(BaseModel):
+    """The connection pool of each node.
+
+    Parameters
+    ----------
+    size
+        Connections: queries a node runs at once.
+    acquire_timeout
+        A request waiting this long for a connection fails with status ``timeout`` (HikariCP's
+        ``connectionTimeout``, default 30 s); ``null``: wait forever.
+    max_waiting
+        Requests allowed to wait; an arrival finding this many waiting is ``rejected`` at once.
+        Omitted: unbounded.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    size: int = Field(10, ge=1, le=1_000_000)
+    acquire_timeout: Duration | None = Field(30.0, gt=0)
+    max_waiting: int | None = Field(None, ge=0)
+
+
+def _service_time_shape(value: Any) -> str:
+    if isinstance(value, dict) and "dist" not in value:
+        return "per_op"
+    return "one"
+
+
+ServiceTimes = Annotated[
+    Annotated[Distribution, Tag("one")] | Annotated[dict[str, Distribution], Tag("per_op")],
+    Discriminator(_service_time_shape),
+]
+"""One distribution for every operation, or ``{read: 2ms, write: 8ms, "*": ...}``."""
+
+
+class DatabaseParams(ComponentParams):
+    """Parameters of ``kind: database``.
+
+    Parameters
+    ----------
+    replicas
+        Set from ``shards.count`` (a database's instances are its shards); leave it out.
+    shards
+        Sharding (omitted: one shard, instance named after the component).
+    replication
+        Followers, their lag, and the read and write paths (omitted: a lone leader).
+    pool
+        Connection pool of each node.
+    service_time
+        Time one query holds a connection (seconds, times the request's ``work``): one
+        distribution, or one per operation — ``{read: 2ms, write: 8ms}``; an operation not
+        listed takes the ``write`` entry if it is a write, else ``read``, else ``"*"``.
+    write_ops
+        Operations that write (the others read).
+    """
+
+    kind: Literal["database"] = "database"
+    shards: ShardSpec | None = None
+    replication: ReplicationSpec | None = None
+    pool: PoolSpec = PoolSpec()
+    service_time: ServiceTimes = Field(default_factory=lambda: Constant(value=0.001))
+    write_ops: list[str] = Field(default_factory=lambda: ["write", "update", "insert",
+                                                          "delete"])
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replicas_are_shards(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        shards = data.get("shards")
+        count = shards.get("count", 1) if isinstance(shards, dict) else getattr(
+            shards, "count", 1)
+        if not isinstance(count, int) or isinstance(count, bool):
+            return data  # the shards model reports it
+        if "replicas" in data and data["replicas"] != count:
+            raise ValueError("replicas: a database's instances are its shards; set "
+                             "shards.count (and replication.followers for copies)")
+        return {**data, "replicas": count}
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        st = self.service_time
+        if isinstance(st, dict) and "*" not in st and not {"read", "write"} <= set(st):
+            raise ValueError('service_time per operation needs "*" or both read and write, so '
+                             "that every operation has one")
+        return self
+
+    def check_fault(self, fault: Any) -> Iterable[tuple[str, str]]:
+        if fault.kind != "reshard":
+            return
+        if self.shards is None:
+            yield "target", "resharding needs a shards block on the database"
+            return
+        boundaries = getattr(fault, "boundaries", None)
+        if self.shards.scheme != "range":
+            if boundaries is not None:
+                yield "boundaries", f"boundaries apply to scheme range, not {self.shards.scheme}"
+        elif boundaries is None:
+            if self.shards.key_space is None:
+                yield "boundaries", ("a range-sharded database without key_space needs the new "
+                                     "boundaries")
+            elif self.shards.key_space < fault.shards:
+                yield "shards", f"more shards than keys (key_space {self.shards.key_space})"
+        else:
+            problem = boundaries_problem(boundaries, fault.shards)
+            if problem:
+                yield "boundaries", problem
+
+
+# --------------------------------------------------------------------------------------------
+# shard maps
+
+
+@functools.lru_cache(maxsize=4)
+def _prefix_hashes(n: int) -> np.ndarray:
+    return np.fromiter((hash64(f"key-{k}") for k in range(n)), dtype=np.uint64, count=n)
+
+
+def key_hashes(keys: np.ndarray) -> np.ndarray:
+    """md5 hashes (first 8 bytes, big-endian) of ``"key-{k}"`` for each key, as uint64."""
+    keys = np.asarray(keys, dtype=np.int64)
+    if len(keys) and keys[0] == 0 and keys[-1] == len(keys) - 1 and (
+            len(keys) == 1 or bool(np.all(np.diff(keys) == 1))):
+        return _prefix_hashes(len(keys))
+    return np.fromiter((hash64(f"key-{k}") for k in keys.tolist()), dtype=np.uint64,
+                       count=len(keys))
+
+
+class ShardMap:
+    """Which shard holds a key, for one scheme and shard count.
+
+    Parameters
+    ----------
+    scheme
+        ``mod``, ``consistent_hash`` or ``range`` (see :class:`ShardSpec`).
+    count
+        Number of shards.
+    vnodes
+        Tokens per shard on the ring (``consistent_hash``).
+    boundaries
+        ``count - 1`` split keys (``range``).
+    names
+        Ring node names (default ``node-0 .. node-{count-1}``).
+    """
+
+    def __init__(self, scheme: Scheme, count: int, vnodes: int = 150,
+                 boundaries: list[int] | None = None, names: list[str] | None = None) -> None:
+        self.scheme = scheme
+        self.count = count
+        self.vnodes = vnodes
+        self.boundaries = list(boundaries or [])
+        if scheme == "range" and len(self.boundaries) != count - 1:
+            raise ValueError(f"{count} ranges need {count - 1} boundaries")
+        self._tokens: list[int] = []
+        self._owners: list[int] = []
+        if scheme == "consistent_hash":
+            self.names = names or [f"node-{i}" for i in range(count)]
+            self._tokens, self._owners = hash_ring(self.names, vnodes)
+
+    @classmethod
+    def equal_ranges(cls, count: int, key_space: int) -> list[int]:
+        """Boundaries splitting ``0 .. key_space-1`` into ``count`` ranges of equal size."""
+        return [i * key_space // count for i in range(1, count)]
+
+    def shard_of(self, key: int) -> int:
+        """Shard of one key."""
+        if self.scheme == "range":
+            return bisect.bisect_right(self.boundaries, key)
+        h = hash64(f"key-{key}")
+        if self.scheme == "mod":
+            return h % self.count
+        return self._owners[bisect.bisect_left(self._tokens, h) % len(self._tokens)]
+
+    def shards_of(self, keys: np.ndarray, hashes: np.ndarray | None = None) -> np.ndarray:
+        """Shards of many keys (``hashes``: their :func:`key_hashes`, if already known)."""
+        keys = np.asarray(keys, dtype=np.int64)
+        if self.scheme == "range":
+            return np.searchsorted(np.asarray(self.boundaries, dtype=np.int64), keys,
+                                   side="right")
+        h = key_hashes(keys) if hashes is None else hashes
+        if self.scheme == "mod":
+            return (h % np.uint64(self.count)).astype(np.int64)
+        tokens = np.asarray(self._tokens, dtype=np.uint64)
+        pos = np.searchsorted(tokens, h, side="left") % len(tokens)
+        return np.asarray(self._owners, dtype=np.int64)[pos]
+
+
+# --------------------------------------------------------------------------------------------
+# nodes
+
+
+class _Node:
+    """One server of a shard (leader or follower): its pool and, for a follower, its log."""
+
+    __slots__ = ("abandoned", "acquired", "applied", "backlog", "busy", "busy_area", "held",
+                 "in_system", "inflight", "label", "last_due", "pool_wait", "queue", "queue_area",
+                 "reads", "size", "system_area", "timeouts", "waiting")
+
+    def __init__(self, label: str, size: int) -> None:
+        self.label = label
+        self.size = size
+        self.busy = 0
+        self.waiting = 0
+        self.in_system = 0
+        self.queue: deque[Event] = deque()
+        self.abandoned: set[Event] = set()
+        self.busy_area = 0.0
+        self.queue_area = 0.0
+        self.system_area = 0.0
+        self.acquired = 0
+        self.pool_wait = 0.0
+        self.timeouts = 0
+        self.reads = 0
+        self.applied: dict[int, int] = {}
+        # replication: writes in commit order as [committed_at, applied?]; unapplied count
+        self.inflight: deque[list[Any]] = deque()
+        self.backlog = 0
+        self.last_due = 0.0
+        self.held: list[tuple[list[Any], int, int, _Acks | None]] = []  # arrived while down
+
+    def lag(self, now: float) -> float:
+        """Seconds since the oldest committed write not yet applied here (0 if none)."""
+        inflight = self.inflight
+        while inflight and inflight[0][1]:
+            inflight.popleft()
+        return now - inflight[0][0] if inflight else 0.0
+
+
+class _Acks:
+    """Replies awaited by one write: the event fires when ``need`` followers have applied it."""
+
+    __slots__ = ("event", "got", "need")
+
+    def __init__(self, need: int, event: Event) -> None:
+        self.need = need
+        self.got = 0
+        self.event = event
+
+
+class _QuorumRead:
+    """The replies of one quorum read: done after ``k`` successes or too many failures."""
+
+    __slots__ = ("best", "event", "failed", "k", "n", "ok", "status")
+
+    def __init__(self, k: int, n: int, event: Event) -> None:
+        self.k, self.n, self.event = k, n, event
+        self.ok = 0
+        self.failed = 0
+        self.best = 0
+        self.status = OK
+
+    def reply(self, proc: Any) -> None:
+        if self.event.triggered:
+            return
+        status, version = proc.value
+        if status == OK:
+            self.ok += 1
+            self.best = max(self.best, version)
+            if self.ok == self.k:
+                self.event.succeed()
+        else:
+            self.failed += 1
+            self.status = status
+            if self.failed > self.n - self.k:
+                self.event.succeed()
+
+
+# --------------------------------------------------------------------------------------------
+# the shard
+
+
+@register("database")
+class Database(Component):
+    """One shard of a database: a leader and its followers, each with a connection pool.
+
+    See the module documentation for the model, what it records and its assumptions.
+    Faults: ``crash`` takes the whole shard down (every node): requests it holds fail at once,
+    new ones are refused or black-holed, replication pauses; it recovers with its data.
+    ``slow`` multiplies service times, ``error`` fails arriving requests with a probability,
+    ``latency`` delays arriving requests; ``reshard`` (on the component) changes the shard map.
+    """
+
+    Params = DatabaseParams
+    supported_faults = frozenset({"crash", "slow", "error", "latency", "reshard"})
+    cluster: DatabaseCluster
+
+    def __init__(self, group: str, index: int, params: DatabaseParams, ctx: BuildContext
+                 ) -> None:
+        super().__init__(group, index, params, ctx)
+        if params.shards is not None:
+            self.name = f"{group}[{index}]"
+        rep = params.replication
+        size = params.pool.size
+        self.leader = _Node("leader", size)
+        self.followers = [_Node(f"follower{j + 1}", size)
+                          for j in range(rep.followers if rep is not None else 0)]
+        self.nodes = [self.leader, *self.followers]
+        self._acquire_timeout = params.pool.acquire_timeout
+        self._max_waiting = (math.inf if params.pool.max_waiting is None
+                             else params.pool.max_waiting)
+        self._write_ops = frozenset(params.write_ops)
+        st = params.service_time
+        self._service_times = dict(st) if isinstance(st, dict) else {"*": st}
+        self._draws: dict[str, Callable[[], float]] = {}
+        self._reads: ReadRouting = rep.reads if rep is not None else "leader"
+        n = len(self.nodes)
+        if rep is None or rep.writes == "async":
+            self._acks_needed = 0
+        elif rep.writes == "sync":
+            self._acks_needed = n - 1
+        else:
+            self._acks_needed = int(rep.write_quorum or 1) - 1
+        self._read_quorum = int(rep.read_quorum or 1) if rep is not None else 1
+        self._ordered = rep is not None and rep.ordered
+        self._lags = ([ctx.sampler(self.name, f"replication_lag:{j + 1}", rep.lag)
+                       for j in range(len(self.followers))] if rep is not None else [])
+        pick_rng = ctx.generator(self.name, "read_choice")
+        self._uniform = ctx.streams.batched(self.name, "read_choice_uniform",
+                                            lambda rng, k: rng.random(k))
+        self._rr = int(pick_rng.integers(0, max(1, len(self.followers))))
+        # shared with the cluster (set by DatabaseCluster)
+        self._committed: dict[int, int] = {}
+        self._sessions: dict[int, dict[int, int]] = {}
+        self.active = True
+        # counters
+        self.reads_total = 0
+        self.writes_total = 0
+        self.reads_ok_total = 0
+        self.stale_reads_total = 0
+        self.served_total = 0
+        self.failed_total = 0
+        self.rejected_total = 0
+        rec = ctx.recorder
+        self._rec = rec if ctx.record_spans else None
+        self._code = rec.instance_code(group, self.name)
+        # faults
+        self.up = True
+        self._faulted = False
+        self._crashable = False
+        self._black_hole = False
+        self._epoch = 0
+        self._crash_event = Event(ctx.env)
+        self._slow_factor = 1.0
+        self._error_probability = 0.0
+        self._added_latency: Callable[[], float] | None = None
+        self._fault_draw = ctx.streams.batched(self.name, "fault", lambda rng, k: rng.random(k))
+
+    @classmethod
+    def group_target(cls, name: str, members: list[Component], ctx: BuildContext
+                     ) -> DatabaseCluster:
+        """A reference to a database routes each request to the shard holding its key."""
+        return DatabaseCluster(name, [m for m in members if isinstance(m, Database)], ctx)
+
+    # ---- lifecycle ----------------------------------------------------------------------
+    def gauges(self) -> Iterable[tuple[str, str, Callable[[], float]]]:
+        env = self.env
+        nodes = self.nodes
+
+        def total(attr: str) -> Callable[[], float]:
+            return lambda: sum(getattr(nd, attr) for nd in nodes)
+
+        def integral(area: str, count: str) -> Callable[[], float]:
+            return lambda: sum(getattr(nd, area) + getattr(nd, count) * env._now
+                               for nd in nodes)
+
+        yield "workers", "", lambda: self.params.pool.size * len(nodes)
+        yield "busy", "", total("busy")
+        yield "queue_length", "", total("waiting")
+        yield "in_system", "", total("in_system")
+        yield "busy_time_total", "", integral("busy_area", "busy")
+        yield "queue_time_total", "", integral("queue_area", "waiting")
+        yield "system_time_total", "", integral("system_area", "in_system")
+        yield "reads_total", "", lambda: self.reads_total
+        yield "writes_total", "", lambda: self.writes_total
+        yield "reads_ok_total", "", lambda: self.reads_ok_total
+        yield "stale_reads_total", "", lambda: self.stale_reads_total
+        yield "served_total", "", lambda: self.served_total
+        yield "failed_total", "", lambda: self.failed_total
+        yield "rejected_total", "", lambda: self.rejected_total
+        yield "pool_timeouts_total", "", total("timeouts")
+        yield "pool_acquired_total", "", total("acquired")
+        yield "pool_wait_time_total", "", total("pool_wait")
+        yield "shard_active", "", lambda: 1.0 if self.active else 0.0
+        for nd in nodes:
+            yield "node_reads_total", nd.label, functools.partial(getattr, nd, "reads")
+        for nd in self.followers:
+            yield "replica_lag", nd.label, functools.partial(_lag_now, nd, env)
+            yield "replication_backlog", nd.label, functools.partial(_backlog, nd)
+
+    # ---- serving ------------------------------------------------------------------------
+    def _draw(self, op: str, write: bool) -> Callable[[], float]:
+        draw = self._draws.get(op)
+        if draw is None:
+            st = self._service_times
+            cls_entry = "write" if write else "read"
+            chosen = op if op in st else cls_entry if cls_entry in st else "*"
+            draw = self.ctx.sampler(self.group, f"service_time:{chosen}", st[chosen])
+            self._draws[op] = draw
+        return draw
+
+    def handle(self, req: Request, op: str) -> Handler:
+        env = self.env
+        arrival = env._now
+        write = op in self._write_ops
+        if write:
+            self.writes_total += 1
+        else:
+            self.reads_total += 1
+        draw = self._draws.get(op) or self._draw(op, write)
+        work = draw() * req.work
+        if self._faulted:
+            if not self.up:
+                if self._black_hole:
+                    yield Event(env)  # never answered: only the caller's timeout ends it
+                return self._end(req, op, arrival, math.nan, ERROR)
+            if self._error_probability and self._fault_draw() < self._error_probability:
+                return self._end(req, op, arrival, math.nan, ERROR)
+            if self._added_latency is not None:
+                yield Timeout(env, self._added_latency())
+                arrival = env._now
+            work *= self._slow_factor
+        if write:
+            return (yield from self._write(req, op, arrival, work))
+        mode = self._reads
+        if mode == "leader":
+            return (yield from self._read(self.leader, req, op, arrival, work))
+        if mode == "quorum":
+            return (yield from self._quorum_read(req, op, arrival, work, draw))
+        return (yield from self._read(self._choose(req), req, op, arrival, work))
+
+    def _choose(self, req: Request) -> _Node:
+        followers = self.followers
+        mode = self._reads
+        if mode == "random":
+            return followers[int(self._uniform() * len(followers))]
+        if mode == "least_loaded":
+            loads = [f.in_system for f in followers]
+            m = min(loads)
+            ties = [f for f, x in zip(followers, loads, strict=True) if x == m]
+            return ties[0] if len(ties) == 1 else ties[int(self._uniform() * len(ties))]
+        node = followers[self._rr % len(followers)]
+        self._rr += 1
+        if mode == "read_your_writes" and self._behind(node, req):
+            return self.leader
+        return node
+
+    def _behind(self, node: _Node, req: Request) -> bool:
+        """Whether ``node`` lacks the last write of the request's session (workload, key)."""
+        key = req.key
+        if key < 0:
+            return False
+        session = self._sessions.get(req.workload)
+        return session is not None and session.get(key, 0) > node.applied.get(key, 0)
+
+    def _acquire(self, node: _Node, req: Request, arrival: float
+                 ) -> Generator[Event, Any, tuple[int, float]]:
+        """Get a connection at ``node``: (``OK``, start) or (failure status, NaN)."""
+        if node.busy < node.size:
+            node.busy += 1
+            node.in_system += 1
+            node.system_area -= arrival
+            node.acquired += 1
+            node.busy_area -= arrival
+            return OK, arrival
+        if node.waiting >= self._max_waiting:
+            self.rejected_total += 1
+            return REJECTED, math.nan
+        env = self.env
+        epoch = self._epoch
+        ev = Event(env)
+        node.queue.append(ev)
+        node.waiting += 1
+        node.queue_area -= arrival
+        node.in_system += 1
+        node.system_area -= arrival
+        timeout = self._acquire_timeout
+        if timeout is None and not self._crashable:
+            yield ev
+        else:
+            waits = [ev]
+            if timeout is not None:
+                waits.append(Timeout(env, timeout))
+            if self._crashable:
+                waits.append(self._crash_event)
+            yield AnyOf(env, waits)
+        if self._epoch != epoch:
+            return ERROR, math.nan  # crashed meanwhile: the crash closed the books
+        now = env._now
+        node.queue_area += now
+        if not ev.triggered:  # gave up waiting
+            node.abandoned.add(ev)
+            node.waiting -= 1
+            node.in_system -= 1
+            node.system_area += now
+            node.timeouts += 1
+            return TIMEOUT, math.nan
+        node.acquired += 1
+        node.pool_wait += now - arrival
+        node.busy_area -= now
+        if req.cancelled:  # a hedged copy nobody waits for any more
+            self._release(node)
+            return CANCELLED, now
+        return OK, now
+
+    def _release(self, node: _Node) -> None:
+        now = self.env._now
+        node.busy_area += now
+        node.system_area += now
+        node.in_system -= 1
+        queue = node.queue
+        while queue:
+            ev = queue.popleft()
+            if ev in node.abandoned:
+                node.abandoned.discard(ev)
+                continue
+            node.waiting -= 1
+            ev.succeed()  # the connection passes to the next waiter
+            return
+        node.busy -= 1
+
+    def _work(self, work: float, epoch: int) -> Generator[Event, Any, bool]:
+        """Hold the connection for ``work`` seconds; False if the shard crashed meanwhile."""
+        if self._crashable:
+            yield AnyOf(self.env, (Timeout(self.env, work), self._crash_event))
+            return self._epoch == epoch
+        yield Timeout(self.env, work)
+        return True
+
+    def _read(self, node: _Node, req: Request, op: str, arrival: float, work: float
+              ) -> Handler:
+        epoch = self._epoch
+        if node.busy < node.size and not self._crashable:  # the common case, inlined
+            node.busy += 1
+            node.in_system += 1
+            node.system_area -= arrival
+            node.acquired += 1
+            node.busy_area -= arrival
+            start = arrival
+            yield Timeout(self.env, work)
+        else:
+            status, start = yield from self._acquire(node, req, arrival)
+            if status != OK:
+                return self._end(req, op, arrival, start, status)
+            if not (yield from self._work(work, epoch)):
+                return self._end(req, op, arrival, start, ERROR)
+        key = req.key
+        if key >= 0:
+            committed = self._committed.get(key, 0)
+            version = committed if node is self.leader else node.applied.get(key, 0)
+            if version < committed and self._reads == "read_your_writes" and self._behind(
+                    node, req):
+                # the session wrote the key while this read waited: ask the leader instead
+                self._release(node)
+                node = self.leader
+                status, _ = yield from self._acquire(node, req, self.env._now)
+                if status != OK:
+                    return self._end(req, op, arrival, start, status)
+                if not (yield from self._work(work, epoch)):
+                    return self._end(req, op, arrival, start, ERROR)
+                version = committed = self._committed.get(key, 0)
+            req.version = version
+            if version < committed:
+                req.stale = True
+                self.stale_reads_total += 1
+        node.reads += 1
+        self.reads_ok_total += 1
+        self._release(node)
+        return self._end(req, op, arrival, start, OK)
+
+    def _write(self, req: Request, op: str, arrival: float, work: float) -> Handler:
+        epoch = self._epoch
+        leader = self.leader
+        if leader.busy < leader.size and not self._crashable:  # the common case, inlined
+            leader.busy += 1
+            leader.in_system += 1
+            leader.system_area -= arrival
+            leader.acquired += 1
+            leader.busy_area -= arrival
+            start = arrival
+            yield Timeout(self.env, work)
+        else:
+            status, start = yield from self._acquire(leader, req, arrival)
+            if status != OK:
+                return self._end(req, op, arrival, start, status)
+            if not (yield from self._work(work, epoch)):
+                return self._end(req, op, arrival, start, ERROR)
+        key = req.key
+        version = 0
+        if key >= 0:
+            version = self._committed.get(key, 0) + 1
+            self._committed[key] = version
+            req.version = version
+            if self._reads == "read_your_writes":
+                session = self._sessions.get(req.workload)
+                if session is None:
+                    session = self._sessions[req.workload] = {}
+                session[key] = version
+        if self.followers:
+            acks = self._replicate(key, version)
+            if acks is not None:
+                if self._crashable:
+                    yield AnyOf(self.env, (acks.event, self._crash_event))
+                    if self._epoch != epoch:
+                        return self._end(req, op, arrival, start, ERROR)
+                else:
+                    yield acks.event
+        self._release(leader)
+        return self._end(req, op, arrival, start, OK)
+
+    def _quorum_read(self, req: Request, op: str, arrival: float, work: float,
+                     draw: Callable[[], float]) -> Handler:
+        env = self.env
+        epoch = self._epoch
+        nodes = self.nodes
+        quorum = _QuorumRead(self._read_quorum, len(nodes), Event(env))
+        for i, node in enumerate(nodes):
+            w = work if i == 0 else draw() * req.work * self._slow_factor
+            proc = env.process(self._replica_read(node, req, arrival, w, epoch))
+            proc.callbacks.append(quorum.reply)
+        if self._crashable:
+            yield AnyOf(env, (quorum.event, self._crash_event))
+            if self._epoch != epoch:
+                return self._end(req, op, arrival, math.nan, ERROR)
+        else:
+            yield quorum.event
+        if quorum.ok < quorum.k:
+            return self._end(req, op, arrival, math.nan, quorum.status)
+        key = req.key
+        if key >= 0:
+            req.version = quorum.best
+            if quorum.best < self._committed.get(key, 0):
+                req.stale = True
+                self.stale_reads_total += 1
+        self.reads_ok_total += 1
+        return self._end(req, op, arrival, math.nan, OK)
+
+    def _replica_read(self, node: _Node, req: Request, arrival: float, work: float, epoch: int
+                      ) -> Generator[Event, Any, tuple[int, int]]:
+        """One node's part of a quorum read: (status, version it holds when it answers)."""
+        status, _ = yield from self._acquire(node, req, arrival)
+        if status != OK:
+            return status, 0
+        if not (yield from self._work(work, epoch)):
+            return ERROR, 0
+        key = req.key
+        version = 0
+        if key >= 0:
+            version = (self._committed.get(key, 0) if node is self.leader
+                       else node.applied.get(key, 0))
+        node.reads += 1
+        self._release(node)
+        return OK, version
+
+    def _end(self, req: Request, op: str, arrival: float, start: float, status: int) -> int:
+        if status == OK:
+            self.served_total += 1
+        elif status in (ERROR, TIMEOUT):
+            self.failed_total += 1
+        rec = self._rec
+        if rec is not None:
+            rec.span_id.append(req.id)
+            rec.span_instance.append(self._code)
+            rec.span_op.append(op)
+            rec.span_arrival.append(arrival)
+            rec.span_start.append(start)
+            rec.span_end.append(self.env._now)
+            rec.span_status.append(status)
+        return status
+
+    # ---- replication --------------------------------------------------------------------
+    def _replicate(self, key: int, version: int) -> _Acks | None:
+        """Ship a write just committed to every follower; return what a quorum waits for.
+
+        Each follower applies it after its own draw of the lag: one timer per write and
+        follower, no Process. Unordered (the default), each write is applied at its own
+        ``committed + lag``; ordered, at ``max(previous apply, committed + lag)``.
+        """
+        env = self.env
+        now = env._now
+        need = self._acks_needed
+        acks = _Acks(need, Event(env)) if need else None
+        ordered = self._ordered
+        apply = self._apply
+        for f, lag in zip(self.followers, self._lags, strict=True):
+            item = [now, False]
+            f.inflight.append(item)
+            f.backlog += 1
+            delay = lag()
+            if ordered:
+                due = max(f.last_due, now + delay)
+                f.last_due = due
+                delay = due - now
+            Timeout(env, delay).callbacks.append(
+                functools.partial(apply, f, item, key, version, acks))
+        return acks
+
+    def _apply(self, node: _Node, item: list[Any], key: int, version: int,
+               acks: _Acks | None, _: Any = None) -> None:
+        """A follower applies one write (held back while the shard is down)."""
+        if not self.up:
+            node.held.append((item, key, version, acks))
+            return
+        item[1] = True
+        node.backlog -= 1
+        applied = node.applied
+        if key >= 0 and applied.get(key, 0) < version:
+            applied[key] = version
+        inflight = node.inflight
+        while inflight and inflight[0][1]:
+            inflight.popleft()
+        if acks is not None:
+            acks.got += 1
+            if acks.got == acks.need and not acks.event.triggered:
+                acks.event.succeed()
+
+    # ---- faults -------------------------------------------------------------------------
+    def prepare_faults(self, kinds: set[str]) -> None:
+        self._crashable = "crash" in kinds
+
+    def crash(self, black_hole: bool) -> None:
+        now = self.env._now
+        self.up = False
+        self._black_hole = black_hole
+        self._epoch += 1
+        for nd in self.nodes:
+            nd.busy_area += nd.busy * now
+            nd.queue_area += nd.waiting * now
+            nd.system_area += nd.in_system * now
+            nd.busy = nd.waiting = nd.in_system = 0
+            waiting = list(nd.queue)
+            nd.queue.clear()
+            nd.abandoned.clear()
+            for ev in waiting:
+                if not ev.triggered:
+                    ev.succeed()
+        crashed, self._crash_event = self._crash_event, Event(self.env)
+        crashed.succeed()
+        self._update_faulted()
+
+    def recover(self) -> None:
+        self.up = True
+        for f in self.followers:  # writes that arrived while down are applied now, in order
+            held, f.held = f.held, []
+            for item, key, version, acks in held:
+                self._apply(f, item, key, version, acks)
+        self._update_faulted()
+
+    def set_fault(self, kind: str, value: Any) -> None:
+        if kind == "slow":
+            self._slow_factor = 1.0 if value is None else float(value)
+        elif kind == "error":
+            self._error_probability = 0.0 if value is None else float(value)
+        elif kind == "latency":
+            self._added_latency = value
+        else:
+            raise ValueError(f"unsupported fault {kind!r}")
+        self._update_faulted()
+
+    def _update_faulted(self) -> None:
+        self._faulted = (not self.up or self._slow_factor != 1.0 or self._error_probability > 0
+                         or self._added_latency is not None)
+
+    def prepare_reshard(self, shards: int) -> list[Component]:
+        return list(self.cluster.provision(shards))
+
+    def reshard(self, event: Any, key_space: int | None) -> None:
+        self.cluster.reshard(event.shards, getattr(event, "boundaries", None), key_space)
+
+
+def _lag_now(node: _Node, env: Any) -> float:
+    return node.lag(env._now)
+
+
+def _backlog(node: _Node) -> float:
+    return float(node.backlog)
+
+
+# --------------------------------------------------------------------------------------------
+# the cluster: what a reference to the database calls
+
+
+class DatabaseCluster:
+    """All shards of a database; routes each request to the shard holding its key.
+
+    Holds the store's committed versions (one per key, whichever shard holds it) and the
+    read-your-writes sessions. ``committed_version(key)`` is what a cache in front uses to
+    measure its own staleness.
+
+    Parameters
+    ----------
+    name
+        The component's name.
+    members
+        Its shard instances, in order.
+    ctx
+        Build context.
+    """
+
+    def __init__(self, name: str, members: list[Database], ctx: BuildContext) -> None:
+        self.name = name
+        self.members = list(members)
+        self.ctx = ctx
+        self.params: DatabaseParams = members[0].params
+        self.committed: dict[int, int] = {}
+        self.sessions: dict[int, dict[int, int]] = {}
+        spec = self.params.shards or ShardSpec()
+        self.spec = spec
+        self.map = ShardMap(spec.scheme, spec.count, spec.vnodes, self._boundaries(
+            spec.count, spec.boundaries))
+        self._route: dict[int, int] = {}
+        self._spread = ctx.streams.batched(name, "keyless_shard", lambda rng, k: rng.random(k))
+        for m in self.members:
+            self._adopt(m)
+        self._refresh()
+
+    def _boundaries(self, count: int, given: list[int] | None) -> list[int] | None:
+        if self.spec.scheme != "range":
+            return None
+        if given is not None:
+            return list(given)
+        assert self.spec.key_space is not None  # validated
+        return ShardMap.equal_ranges(count, self.spec.key_space)
+
+    def _adopt(self, member: Database) -> None:
+        member.cluster = self
+        member._committed = self.committed
+        member._sessions = self.sessions
+
+    def _refresh(self) -> None:
+        n = self.map.count
+        self._handlers = [m.handle for m in self.members[:n]]
+        for i, m in enumerate(self.members):
+            m.active = i < n
+
+    @property
+    def instances(self) -> list[Component]:
+        """Every shard instance (including shards provisioned for a later reshard)."""
+        return list(self.members)
+
+    def committed_version(self, key: int) -> int:
+        """The latest committed version of ``key`` (0 if never written)."""
+        return self.committed.get(key, 0)
+
+    def shard_of(self, key: int) -> int:
+        """Index of the shard holding ``key`` now."""
+        i = self._route.get(key)
+        if i is None:
+            i = self._route[key] = self.map.shard_of(key)
+        return i
+
+    def handle(self, req: Request, op: str) -> Handler:
+        """Send the request to the shard holding its key (keyless: a random shard)."""
+        key = req.key
+        if key >= 0:
+            i = self._route.get(key)
+            if i is None:
+                i = self._route[key] = self.map.shard_of(key)
+        else:
+            i = int(self._spread() * len(self._handlers))
+        return self._handlers[i](req, op)
+
+    # ---- resharding ---------------------------------------------------------------------
+    def provision(self, count: int) -> list[Database]:
+        """Create shard instances up to ``count`` (before the run); return the new ones."""
+        new = []
+        cls = type(self.members[0])
+        for i in range(len(self.members), count):
+            member = cls(self.name, i, self.params, self.ctx)
+            self._adopt(member)
+            self.members.append(member)
+            new.append(member)
+        self._refresh()
+        return new
+
+    def reshard(self, count: int, boundaries: list[int] | None, key_space: int | None) -> None:
+        """Change the shard map to ``count`` shards now and record the keys moved.
+
+        The moved fraction is measured over the key space ``0 .. key_space-1`` (an even stride
+        of at most :data:`MAX_KEYS_HASHED` keys beyond that) and over the keys seen so far.
+        """
+        if count > len(self.members):
+            raise ValueError(f"{self.name}: {count} shards were not provisioned")
+        old = self.map
+        new = ShardMap(old.scheme, count, old.vnodes, self._boundaries(count, boundaries))
+        space = self.spec.key_space if self.spec.key_space is not None else key_space
+        fields: dict[str, str] = {"from": str(old.count), "to": str(count),
+                                  "scheme": old.scheme}
+        if space:
+            if space > MAX_KEYS_HASHED:
+                keys = np.unique(np.linspace(0, space - 1, MAX_KEYS_HASHED).astype(np.int64))
+            else:
+                keys = np.arange(space, dtype=np.int64)
+            fields["keys"] = str(space)
+            fields.update(_moved(old, new, keys))
+        seen = np.fromiter(self._route, dtype=np.int64, count=len(self._route))
+        fields["seen_keys"] = str(len(seen))
+        fields.update({f"seen_{k}": v for k, v in _moved(old, new, seen).items()})
+        # migrate: a moved key's new shard holds its latest committed version on every node
+        if self.committed:
+            written = np.fromiter(self.committed, dtype=np.int64, count=len(self.committed))
+            before, after = old.shards_of(written), new.shards_of(written)
+            for key, shard in zip(written[before != after].tolist(),
+                                  after[before != after].tolist(), strict=True):
+                version = self.committed[key]
+                for f in self.members[shard].followers:
+                    if f.applied.get(key, 0) < version:
+                        f.applied[key] = version
+        self.map = new
+        self._route.clear()
+        self._refresh()
+        detail = " ".join(f"{k}={v}" for k, v in fields.items())
+        self.ctx.recorder.event(self.ctx.env.now, self.name, self.name, "reshard", detail)
+
+
+def _moved(old: ShardMap, new: ShardMap, keys: np.ndarray) -> dict[str, str]:
+    """Fraction of ``keys`` whose shard changes, and of those, the fraction sent to new shards."""
+    if len(keys) == 0:
+        return {"moved_ratio": "nan", "moved_to_new_ratio": "nan"}
+    hashes = None if old.scheme == "range" else key_hashes(keys)
+    a, b = old.shards_of(keys, hashes), new.shards_of(keys, hashes)
+    moved = a != b
+    n_moved = int(moved.sum())
+    to_new = float((b[moved] >= old.count).mean()) if n_moved else math.nan
+    return {"moved_ratio": f"{n_moved / len(keys):.6f}", "moved_to_new_ratio": f"{to_new:.6f}"}
+
+
+__all__ = ["Database", "DatabaseCluster", "DatabaseParams", "ShardMap", "key_hashes"]

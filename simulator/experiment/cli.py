@@ -1,0 +1,429 @@
+"""The experiment commands of the CLI: ``replicate``, ``compare``, ``sweep``, ``capacity``.
+
+Registered by :func:`simulator.cli.build_parser`; each prints a table for people and, with
+``--out DIR``, writes the tables, the resolved scenarios and a manifest (seeds, versions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+_LATENCY = ("mean", "p50", "p95", "p99", "p999")
+_RATIO = ("error_ratio", "rejection_ratio", "timeout_ratio", "utilisation")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _confidence(text: str) -> float:
+    try:
+        value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a level such as 0.95, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text}")
+    return value
+
+
+def split_values(text: str) -> list[str]:
+    """Split ``a,b,[1, 2],{x: 1}`` on the commas outside brackets, braces and quotes."""
+    out: list[str] = []
+    cur: list[str] = []
+    depth, quote = 0, ""
+    for ch in text:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            out.append("".join(cur).strip())
+            cur = []
+            continue
+        cur.append(ch)
+    out.append("".join(cur).strip())
+    return out
+
+
+def _path_values(items: list[str], flag: str) -> dict[str, list[str]]:
+    from simulator.errors import Problem, ScenarioError
+
+    grid: dict[str, list[str]] = {}
+    problems = []
+    for item in items:
+        key, sep, values = item.partition("=")
+        key = key.strip()
+        vals = split_values(values) if sep else []
+        if not key or not sep or not values.strip() or any(v == "" for v in vals):
+            problems.append(Problem(f"bad {flag} {item!r}: expected key.path=v1,v2,...", flag))
+        elif key in grid:
+            problems.append(Problem(f"bad {flag} {item!r}: {key!r} given twice", flag))
+        else:
+            grid[key] = vals
+    if problems:
+        raise ScenarioError(flag, problems)
+    return grid
+
+
+def _common(p: argparse.ArgumentParser, replications: int) -> None:
+    p.add_argument("file", help="scenario YAML file")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="KEY.PATH=VALUE", help="override a scenario value (repeatable)")
+    p.add_argument("--replications", "-n", type=_positive_int, default=replications,
+                   help=f"replications (independent seeds) per point (default {replications})")
+    p.add_argument("--seed", type=int, default=None, help="seed (default: the scenario's)")
+    p.add_argument("--warmup", default=None, metavar="DURATION|auto",
+                   help="warm-up to discard: a duration, or 'auto' (MSER-5); default the "
+                        "scenario's")
+    p.add_argument("--confidence", type=_confidence, default=0.95,
+                   help="confidence level (default 0.95)")
+    p.add_argument("--executor", choices=["processes", "serial", "dask"], default="processes",
+                   help="where runs execute (default: processes on all cores)")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="processes or local Dask workers (default: all cores)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask scheduler address (default: a local cluster)")
+    p.add_argument("--out", type=Path, default=None, help="folder for tables and manifest")
+    p.add_argument("--format", choices=["parquet", "csv"], default="parquet")
+    p.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                   help="reuse finished runs from this folder (and add new ones)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", default=None,
+                   help="no progress bar")
+
+
+def add_commands(sub: Any) -> None:
+    """Add ``replicate``, ``compare``, ``sweep`` and ``capacity`` to the CLI's subparsers."""
+    rep = sub.add_parser("replicate", help="independent replications with confidence intervals")
+    _common(rep, 10)
+    rep.add_argument("--metric", action="append", default=None,
+                     help="metric to report (repeatable; default mean, p50, p95, p99, ...)")
+    rep.add_argument("--target-rhw", type=float, default=None, metavar="FRACTION",
+                     help="add replications until the relative half width of the first "
+                          "--metric (default mean) is at most this (e.g. 0.05)")
+    rep.add_argument("--max-replications", type=_positive_int, default=100)
+
+    cmp = sub.add_parser("compare", help="compare variants with common random numbers")
+    _common(cmp, 5)
+    cmp.add_argument("--vary", action="append", default=[], metavar="KEY.PATH=V1,V2,...",
+                     help="variants from values of a key path (repeatable: the product); "
+                          "default: the scenario's variants: block")
+    cmp.add_argument("--baseline", default=None,
+                     help="variant the others are compared with (default: the first)")
+    cmp.add_argument("--metric", action="append", default=None,
+                     help="metric to compare (repeatable; default mean, p50, p95, p99, ...)")
+
+    swp = sub.add_parser("sweep", help="run a grid of overrides x replications, cached")
+    _common(swp, 3)
+    swp.add_argument("--grid", action="append", default=[], metavar="KEY.PATH=V1,V2,...",
+                     help="values of a key path (repeatable: the grid is the product)")
+    swp.add_argument("--metric", action="append", default=None,
+                     help="metric to print (repeatable; default mean, p99, error_ratio)")
+    swp.set_defaults(cache=None)
+    swp.add_argument("--no-cache", action="store_true",
+                     help="neither read nor write the run cache (default .simulator-cache)")
+
+    cap = sub.add_parser("capacity", help="largest load or smallest resource meeting an SLO")
+    _common(cap, 5)
+    cap.add_argument("--param", required=True, metavar="KEY.PATH",
+                     help="the value searched, e.g. workloads.users.arrivals.rate")
+    cap.add_argument("--low", required=True, help="lower end of the range (base units)")
+    cap.add_argument("--high", required=True, help="upper end of the range (base units)")
+    cap.add_argument("--slo", required=True,
+                     help="conditions, e.g. 'p99 < 200ms and error_ratio < 0.1%%'")
+    cap.add_argument("--find", choices=["max", "min"], default="max",
+                     help="max: the SLO holds below the value (a load); min: above it "
+                          "(replicas, a cache size). Default max")
+    cap.add_argument("--tolerance", type=float, default=None,
+                     help="stop when the bracket is this narrow (default 1%% of the range, "
+                          "or 1 for whole numbers)")
+    cap.add_argument("--workload", default=None, help="workload the SLO is about (default all)")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run one experiment command; return the exit code."""
+    from simulator.cli import _out_problem
+
+    name = args.command
+    if args.seed is not None and not 0 <= args.seed < 2**63:
+        return _fail(name, f"--seed must be between 0 and 2**63 - 1, got {args.seed}")
+    if args.out is not None and (problem := _out_problem(args.out)):
+        return _fail(name, f"--out {args.out}: {problem}")
+    if args.executor != "dask" and args.scheduler:
+        return _fail(name, "--scheduler needs --executor dask")
+    handler: Callable[[argparse.Namespace], Any] = _HANDLERS[name]
+    try:
+        result = handler(args)
+    except KeyboardInterrupt:
+        cache = getattr(args, "cache", None)
+        note = f"; finished runs are in {cache}: rerun to resume" if cache else ""
+        print(f"\nsimulator {name}: interrupted{note}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except ValueError as exc:
+        return _fail(name, str(exc))
+    if args.out is not None:
+        try:
+            path = result.write(args.out, fmt=args.format)
+        except OSError as exc:
+            return _fail(name, f"--out {args.out}: cannot write: {exc.strerror or exc}")
+        print(f"\ntables written to {path}/")
+    return 0
+
+
+def _fail(name: str, message: str) -> int:
+    print(f"simulator {name}: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "seed": args.seed, "warmup": args.warmup, "confidence": args.confidence,
+        "overrides": args.overrides, "executor": args.executor, "workers": args.workers,
+        "scheduler": args.scheduler, "cache": args.cache, "progress": args.progress,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# formatting
+
+
+def _unit(metric: str) -> str:
+    if metric in _LATENCY:
+        return "ms"
+    if metric in _RATIO:
+        return "%"
+    if metric in ("throughput", "goodput"):
+        return "/s"
+    return ""
+
+
+def _scale(metric: str, value: float) -> float:
+    if metric in _LATENCY:
+        return value * 1e3
+    if metric in _RATIO:
+        return value * 100
+    return value
+
+
+def fmt(metric: str, value: float, signed: bool = False) -> str:
+    """Format a metric value for people: latencies in ms, ratios in %."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    v = _scale(metric, value)
+    digits = 3 if metric in _RATIO else (2 if abs(v) < 100 else 1)
+    return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
+
+
+def _ci(metric: str, low: float, high: float, signed: bool = False) -> str:
+    if math.isnan(low) or math.isnan(high):
+        return "-"
+    return f"[{fmt(metric, low, signed)}, {fmt(metric, high, signed)}]"
+
+
+def _label(metric: str) -> str:
+    unit = _unit(metric)
+    return f"{metric} ({unit})" if unit else metric
+
+
+def _metrics(args: argparse.Namespace, default: tuple[str, ...]) -> list[str]:
+    from simulator.analysis.summary import SUMMARY_COLUMNS
+
+    metrics = args.metric or list(default)
+    numeric = [c for c in SUMMARY_COLUMNS if c not in ("scope", "name")]
+    unknown = [m for m in metrics if m not in numeric]
+    if unknown:
+        raise ValueError(f"unknown --metric {', '.join(unknown)}; expected one of "
+                         f"{', '.join(numeric)}")
+    return metrics
+
+
+# --------------------------------------------------------------------------------------------
+# commands
+
+
+def _replicate(args: argparse.Namespace) -> Any:
+    from simulator.experiment.replicate import DEFAULT_METRICS, replicate
+
+    metrics = _metrics(args, DEFAULT_METRICS)
+    reps = replicate(
+        args.file, args.replications, target_relative_half_width=args.target_rhw,
+        precision_metric=metrics[0], max_replications=args.max_replications, **_options(args))
+    print(f"{reps.scenario.name}: {reps.replications} replications (seed "
+          f"{reps.meta['seed']}, warm-up {_warmup_text(reps.runs)}), "
+          f"{reps.confidence:.0%} confidence intervals"
+          + (f"; stopped: {reps.meta['stopped_by']}" if args.target_rhw else ""))
+    table = reps.intervals(metrics)
+    rows = []
+    for _, r in table.iterrows():
+        rows.append({"scope": r["scope"], "name": r["name"], "metric": _label(r["metric"]),
+                     "mean": fmt(r["metric"], r["mean"]),
+                     "ci": _ci(r["metric"], r["low"], r["high"]),
+                     "±%": "-" if not math.isfinite(r["relative_half_width"])
+                     else f"{100 * r['relative_half_width']:.1f}"})
+    print()
+    print(pd.DataFrame(rows).to_string(index=False))
+    return reps
+
+
+def _warmup_text(runs: pd.DataFrame) -> str:
+    w = runs["warmup"]
+    if w.nunique() == 1:
+        return f"{w.iloc[0]:g}s"
+    return f"auto, {w.min():.3g}s to {w.max():.3g}s"
+
+
+def _compare(args: argparse.Namespace) -> Any:
+    from simulator.experiment.compare import compare, vary
+    from simulator.experiment.replicate import DEFAULT_METRICS
+
+    metrics = _metrics(args, DEFAULT_METRICS)
+    variants = vary(_path_values(args.vary, "--vary")) if args.vary else None
+    cmp = compare(args.file, variants, args.replications, baseline=args.baseline,
+                  **_options(args))
+    base = cmp.baseline
+    scenario = next(iter(cmp.scenarios.values()))
+    print(f"{scenario.name}: {len(cmp.variants)} variants x {args.replications} replications "
+          f"(seed {cmp.meta['seed']}, warm-up {_warmup_text(cmp.runs)}), common random "
+          f"numbers; {cmp.confidence:.0%} confidence intervals; differences vs {base}, paired "
+          "by replication (* = significant)")
+    table = cmp.table(metrics)
+    level = f"{cmp.confidence:.0%}"
+    for (name, key), block in table.groupby(["name", "metric"], sort=False):
+        metric = str(key)
+        rows = []
+        for _, r in block.iterrows():
+            is_base = r["variant"] == base
+            rows.append({
+                "rank": r["rank"], "variant": r["variant"], "mean": fmt(metric, r["mean"]),
+                f"{level} CI": _ci(metric, r["low"], r["high"]),
+                f"vs {base}": "baseline" if is_base else fmt(metric, r["diff"], True),
+                f"diff {level} CI": "" if is_base else _ci(metric, r["diff_low"], r["diff_high"],
+                                                        True),
+                "": "*" if r["significant"] else "",
+            })
+        print(f"\n{name}: {_label(metric)}")
+        print(pd.DataFrame(rows).to_string(index=False))
+    print()
+    for (name, key), block in table.groupby(["name", "metric"], sort=False):
+        metric = str(key)
+        for _, r in block.iterrows():
+            if r["variant"] == base:
+                continue
+            ci = _ci(metric, r["diff_low"], r["diff_high"], True)
+            if not r["significant"]:
+                print(f"{name}: {r['variant']} vs {base} at {metric}: "
+                      f"{fmt(metric, r['diff'], True)} {_unit(metric)}".rstrip()
+                      + f", {level} CI {ci}: no significant difference")
+                continue
+            higher = r["diff"] > 0
+            better = higher if metric in ("throughput", "goodput") else not higher
+            word = "beats" if better else "trails"
+            print(f"{name}: {r['variant']} {word} {base} at {metric} by "
+                  f"{fmt(metric, abs(r['diff']))} {_unit(metric)}".rstrip()
+                  + f", {level} CI {ci}")
+    return cmp
+
+
+def _sweep(args: argparse.Namespace) -> Any:
+    from simulator.experiment.sweep import sweep
+
+    metrics = _metrics(args, ("mean", "p99", "error_ratio"))
+    if not args.grid:
+        raise ValueError("nothing to sweep: give --grid key.path=v1,v2,...")
+    grid = _path_values(args.grid, "--grid")
+    if args.no_cache:
+        args.cache = None
+    elif args.cache is None:
+        args.cache = Path(".simulator-cache")
+    result = sweep(args.file, grid, args.replications, **_options(args))
+    points, reps = len(result.points), args.replications
+    print(f"{points} points x {reps} replications = {points * reps} runs: "
+          f"{result.computed} run now, {result.reused} reused"
+          + (f" (cache {args.cache})" if args.cache else ""))
+    iv = result.intervals(metrics)
+    wide = []
+    keys = [*result.parameters, "name"]
+    for key, block in iv.groupby(keys, sort=False):
+        row = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+        for _, r in block.iterrows():
+            m = r["metric"]
+            row[_label(m)] = fmt(m, r["mean"]) + (
+                f" ± {fmt(m, r['half_width'])}" if math.isfinite(r["half_width"]) else "")
+        wide.append(row)
+    print()
+    print(pd.DataFrame(wide).to_string(index=False))
+    return result
+
+
+def _number(text: str) -> float:
+    from simulator.units import parse_duration, parse_rate
+
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    return parse_rate(text) if "/" in text else parse_duration(text)
+
+
+def _capacity(args: argparse.Namespace) -> Any:
+    from simulator.experiment.capacity import capacity
+
+    try:
+        low, high = _number(args.low), _number(args.high)
+    except ValueError as exc:
+        raise ValueError(f"--low/--high: {exc}") from None
+    result = capacity(
+        args.file, args.param, low, high, args.slo, find=args.find, tolerance=args.tolerance,
+        replications=args.replications, workload=args.workload, **_options(args))
+    cols = [args.param, "passes"]
+    shown = result.evaluations[cols].copy()
+    level = f"{args.confidence:.0%}"
+    for c in result.slo:
+        side = "upper" if c.upper else "lower"
+        shown[f"{c.metric} mean"] = [fmt(c.metric, v) for v in
+                                     result.evaluations[f"{c.metric}_mean"]]
+        shown[f"{c.metric} {side} {level}"] = [fmt(c.metric, v) for v in
+                                              result.evaluations[f"{c.metric}_bound"]]
+    shown["passes"] = shown["passes"].map({True: "yes", False: "no"})
+    print(shown.to_string(index=False))
+    slo = " and ".join(c.text for c in result.slo)
+    word = "highest" if args.find == "max" else "lowest"
+    print()
+    if result.value is None:
+        print(f"no {args.param} in [{args.low}, {args.high}] meets {slo} at {level} confidence")
+    elif result.failing is None:
+        print(f"the whole range meets {slo} at {level} confidence: {word} {args.param} tried "
+              f"{result.value:g}; widen the range")
+    else:
+        print(f"{word} {args.param} meeting {slo} at {level} confidence: {result.value:g} "
+              f"({result.failing:g} misses it)")
+    return result
+
+
+_HANDLERS: dict[str, Callable[[argparse.Namespace], Any]] = {
+    "replicate": _replicate, "compare": _compare, "sweep": _sweep, "capacity": _capacity,
+}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from simulator import registry
-from simulator.components.base import BuildContext, Component, Group, Target
+from simulator.components.base import BuildContext, Component, Target
 from simulator.components.client import Client
 from simulator.errors import TopologyError
 from simulator.faults import SpikeFault

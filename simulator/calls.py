@@ -60,6 +60,13 @@ class CallSpec(BaseModel):
     bulkhead: BulkheadPolicy | None = None
     fallback: FallbackPolicy | None = None
 
+    def references(self) -> list[tuple[tuple[str, ...], str]]:
+        """(key path inside this call, component name) of every component it names."""
+        refs: list[tuple[tuple[str, ...], str]] = [(("to",), self.to)]
+        if self.fallback is not None and self.fallback.queue is not None:
+            refs.append((("fallback", "queue"), self.fallback.queue))
+        return refs
+
     @property
     def has_policies(self) -> bool:
         """Whether any policy wraps this call."""

@@ -171,9 +171,19 @@ class BulkheadPolicy(_Policy):
 class FallbackPolicy(_Policy):
     """What to answer when the call has failed after every retry.
 
-    ``static``: a canned response after ``latency`` (status ``fallback``: the caller gets an
-    answer, but not the real one, so it counts neither as goodput nor as an error).
+    ``static``: a canned response after ``latency``. ``enqueue``: hand the work to ``queue``
+    (a queue or topic component) for later processing and answer at once, as the seed's payment
+    example does; if the queue refuses it too, the original failure stands. Either way the
+    caller gets status ``fallback``: an answer, but not the real one, so it counts neither as
+    goodput nor as an error.
     """
 
-    kind: Literal["static"] = "static"
+    kind: Literal["static", "enqueue"] = "static"
     latency: Duration = Field(0.0, ge=0)
+    queue: str | None = Field(None, description="Queue to hand the work to (kind: enqueue).")
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if (self.kind == "enqueue") != (self.queue is not None):
+            raise ValueError("queue is required with kind enqueue, and only then")
+        return self

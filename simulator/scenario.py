@@ -497,6 +497,11 @@ def _check_references(
 
     for wname, w in scenario.workloads.items():
         path: KeyPath = ("workloads", wname, "target")
+        fallback = w.target.fallback
+        if fallback is not None and fallback.queue is not None and fallback.queue not in names:
+            fpath: KeyPath = ("workloads", wname, "target", "fallback", "queue")
+            yield Problem(f"unknown component {fallback.queue!r}"
+                          + _did_you_mean(fallback.queue, names), fmt(fpath), where(fpath))
         if w.target.to not in names:
             yield Problem(
                 f"unknown component {w.target.to!r}" + _did_you_mean(w.target.to, names),

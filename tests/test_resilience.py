@@ -217,3 +217,34 @@ def test_hedging_reference_no_queueing() -> None:
     for k, expected in expected_hedge.items():
         assert abs(np.mean(got[k]) - expected) / expected <= tol[k], k
     assert abs(np.mean(extra) - 0.05) / 0.05 <= 0.01  # extra copies = P(X > d) = 5%
+
+
+def test_fallback_enqueues_work_for_later() -> None:
+    """The seed's payment example: when payments fail, queue the charge and answer at once."""
+    r = edge({"to": "payments", "timeout": 0.5,
+              "fallback": {"kind": "enqueue", "queue": "retry-later"}},
+             {"payments": {"kind": "service", "service_time": 0.01},
+              "retry-later": {"kind": "queue", "capacity": 3}},
+             arrivals={"process": "constant", "rate": 10}, duration=2,
+             faults=[{"at": 0.55, "duration": 1, "kind": "error", "target": "payments",
+                      "probability": 1.0}])
+    req = r.requests.set_index("request_id")
+    failed = req[(req["start"] > 0.55) & (req["start"] < 1.55)]
+    # 10 failed payments in the fault window: the first 3 are queued (fallback), then the queue
+    # is full and the original error stands
+    assert failed["status"].astype(str).tolist() == ["fallback"] * 3 + ["error"] * 7
+    assert (req.loc[req["start"] < 0.55, "status"] == "ok").all()
+    published = r.spans[r.spans["component"] == "retry-later"]
+    assert (published["status"] == "ok").sum() == 3
+
+
+def test_fallback_queue_must_exist() -> None:
+    with pytest.raises(simulator.ScenarioError, match="did you mean 'retry-later'"):
+        simulator.parse_scenario({
+            "duration": 1,
+            "workloads": {"w": {"arrivals": {"process": "constant", "rate": 1},
+                                "target": {"to": "s", "fallback": {"kind": "enqueue",
+                                                                   "queue": "retry-latr"}}}},
+            "components": {"s": {"kind": "service"},
+                           "retry-later": {"kind": "queue"}},
+        })

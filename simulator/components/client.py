@@ -74,6 +74,7 @@ class Client:
         """Resolve the workload's target and bind its call policies."""
         target = resolve(self.spec.target.to)
         self._target = bind_call(self.spec.target, target, self.ctx, (self.name, self.name),
+                                 resolve=resolve,
                                  count_attempts=True)
 
     def start(self) -> None:

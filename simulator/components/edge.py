@@ -45,7 +45,7 @@ Bound = Callable[[Request, str], Handler]
 
 def bind_call(
     call: CallSpec, target: Target, ctx: BuildContext, owner: tuple[str, str],
-    count_attempts: bool = False,
+    count_attempts: bool = False, resolve: Callable[[str], Target] | None = None,
 ) -> Bound:
     """Return the handler of one call edge.
 
@@ -63,6 +63,8 @@ def bind_call(
         calling instance.
     count_attempts
         Whether retries on this edge count in ``request.attempts`` (the client's edge).
+    resolve
+        Resolves other names the policies use (a fallback's queue).
     """
     route = getattr(target, "for_caller", None)
     if route is not None:  # per-instance targets (local caches): instance i calls instance i
@@ -87,7 +89,12 @@ def bind_call(
     if call.retry is not None:
         bound = _retry(bound, call.retry, ctx, scope, count_attempts)
     if call.fallback is not None:
-        bound = _fallback(bound, call.fallback, ctx)
+        queue = None
+        if call.fallback.queue is not None:
+            if resolve is None:
+                raise ValueError("a fallback queue needs a resolver")
+            queue = resolve(call.fallback.queue)
+        bound = _fallback(bound, call.fallback, ctx, queue)
     return bound
 
 
@@ -303,13 +310,18 @@ def _retry(
     return call
 
 
-def _fallback(inner: Bound, policy: FallbackPolicy, ctx: BuildContext) -> Bound:
+def _fallback(inner: Bound, policy: FallbackPolicy, ctx: BuildContext,
+              queue: Target | None) -> Bound:
     env = ctx.env
 
     def call(req: Request, op: str) -> Generator[Event, Any, int]:
         status = yield from inner(req, op)
         if status == OK:
             return OK
+        if queue is not None:
+            queued = yield from queue.handle(req, op)
+            if queued != OK:
+                return status  # the queue refused it too: the failure stands
         if policy.latency > 0:
             yield Timeout(env, policy.latency)
         return FALLBACK

@@ -85,9 +85,11 @@ class ServiceParams(ComponentParams):
                 for i, step in enumerate(steps):
                     if isinstance(step, ParallelSpec):
                         for j, call in enumerate(step.parallel):
-                            yield (block, op, i, "parallel", j), call.to
+                            for rel, name in call.references():
+                                yield (block, op, i, "parallel", j, *_inside(rel)), name
                     else:
-                        yield (block, op, i), step.to
+                        for rel, name in step.references():
+                            yield (block, op, i, *_inside(rel)), name
 
     def speed_of(self, index: int) -> float:
         """Speed factor of replica ``index``."""
@@ -95,6 +97,11 @@ class ServiceParams(ComponentParams):
 
 
 _Plan = list[Bound | list[Bound]]
+
+
+def _inside(rel: tuple[str, ...]) -> tuple[str, ...]:
+    """Key path of a name inside a call written as a step (a bare name is the step itself)."""
+    return () if rel == ("to",) else rel
 
 
 @register("service")
@@ -167,7 +174,8 @@ class Service(Component):
 
     def wire(self, resolve: Callable[[str], Target]) -> None:
         def bind(call: CallSpec) -> Bound:
-            return bind_call(call, resolve(call.to), self.ctx, (self.group, self.name))
+            return bind_call(call, resolve(call.to), self.ctx, (self.group, self.name),
+                             resolve=resolve)
 
         def compile_steps(steps: list[CallSpec | ParallelSpec]) -> _Plan:
             plan: _Plan = []

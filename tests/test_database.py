@@ -581,3 +581,21 @@ def test_stale_ratio_under_zipf_keys_and_lognormal_lag() -> None:
         ratios.append(r.replication_summary().iloc[0]["stale_read_ratio"])
     se = np.std(ratios, ddof=1) / math.sqrt(len(ratios))
     assert abs(np.mean(ratios) - expected) < max(4 * se, 0.005), (ratios, expected)
+
+
+def test_run_prints_the_data_tier_tables(capsys: pytest.CaptureFixture[str],
+                                         tmp_path: Path) -> None:
+    from simulator.cli import main
+
+    args = ["run", str(ROOT / "scenarios" / "sharding.yaml"), "--set", "duration=6s",
+            "--set", "warmup=1s", "--set", "faults.0.at=3s",
+            "--set", "components.db.replication={followers: 1, reads: random}",
+            "--out", str(tmp_path / "out")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    for heading in ("per-shard load", "databases: staleness, replica lag and pool waits",
+                    "resharding", "stale_ratio"):
+        assert heading in out
+    back = simulator.Results.read(tmp_path / "out")
+    assert back.reshards().iloc[0]["to_shards"] == 5
+    assert (tmp_path / "out" / "shard_summary.parquet").is_file()

@@ -192,7 +192,7 @@ bounded queue absorb it. At 70% utilisation with a 200 ms timeout (five mean ser
 system lives close to the edge.'''),
     new_code_cell('''\
 fig, axes = plt.subplots(3, 2, figsize=(15, 11), sharey=True)
-for ax, (name, r) in zip(axes.flat, runs.items()):
+for ax, (name, r) in zip(axes.flat, runs.items(), strict=False):
     r.plot.goodput_over_time(ax=ax)
     ax.set_title(name)
     ax.get_legend().remove()
@@ -207,7 +207,7 @@ every retry: during the storm they settle near 4 x 70 = 280/s, almost three time
 With a retry budget they return to 70/s as soon as the backlog has drained.'''),
     new_code_cell('''\
 fig, axes = plt.subplots(2, 1, figsize=(11, 6), sharex=True, sharey=True)
-for ax, name in zip(axes, ("retries (as written)", "retry budget 10%")):
+for ax, name in zip(axes, ("retries (as written)", "retry budget 10%"), strict=True):
     runs[name].plot.load_over_time(ax=ax)
     ax.set_title(f"arrivals per second at the api: {name}")
 fig.tight_layout()'''),

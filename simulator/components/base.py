@@ -202,6 +202,44 @@ class Component:
         raise NotImplementedError
 
 
+class FaultState:
+    """Mixin: the ``slow``, ``error`` and ``latency`` fault state of an instance that serves.
+
+    The hot path checks only ``_faulted``; the kind reads ``_slow_factor``,
+    ``_error_probability`` and ``_added_latency`` when it is set. The class using it keeps
+    ``up`` (crash) itself and calls :meth:`_init_fault_state` in its constructor.
+    """
+
+    up: bool
+    _faulted: bool
+    _slow_factor: float
+    _error_probability: float
+    _added_latency: Callable[[], float] | None
+
+    def _init_fault_state(self) -> None:
+        self.up = True
+        self._faulted = False
+        self._slow_factor = 1.0
+        self._error_probability = 0.0
+        self._added_latency = None
+
+    def set_fault(self, kind: str, value: Any) -> None:
+        """Start (value) or end (None) a ``slow``, ``error`` or ``latency`` fault."""
+        if kind == "slow":
+            self._slow_factor = 1.0 if value is None else float(value)
+        elif kind == "error":
+            self._error_probability = 0.0 if value is None else float(value)
+        elif kind == "latency":
+            self._added_latency = value
+        else:
+            raise ValueError(f"unsupported fault {kind!r}")
+        self._update_faulted()
+
+    def _update_faulted(self) -> None:
+        self._faulted = (not self.up or self._slow_factor != 1.0 or self._error_probability > 0
+                         or self._added_latency is not None)
+
+
 class Group:
     """All instances of a replicated component; a call to the group picks one uniformly at random.
 

@@ -951,15 +951,8 @@ class Cache(Component):
         return cast(int, call.value) if call.triggered else ERROR
 
     def _span(self, req: Request, op: str, arrival: float, status: int) -> None:
-        rec = self._rec
-        if rec is not None:
-            rec.span_id.append(req.id)
-            rec.span_instance.append(self._code)
-            rec.span_op.append(op)
-            rec.span_arrival.append(arrival)
-            rec.span_start.append(arrival)
-            rec.span_end.append(self.env._now)
-            rec.span_status.append(status)
+        if self._rec is not None:
+            self._rec.span(req.id, self._code, op, arrival, arrival, self.env._now, status)
 
     def _fail(self, req: Request, op: str, arrival: float) -> int:
         self.failed_total += 1

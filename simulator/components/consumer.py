@@ -361,15 +361,8 @@ class Consumer(Component):
         return OK
 
     def _span(self, req: Request, op: str, start: float, end: float, status: int) -> None:
-        rec = self._rec
-        if rec is not None:
-            rec.span_id.append(req.id)
-            rec.span_instance.append(self._code)
-            rec.span_op.append(op)
-            rec.span_arrival.append(start)
-            rec.span_start.append(start)
-            rec.span_end.append(end)
-            rec.span_status.append(status)
+        if self._rec is not None:
+            self._rec.span(req.id, self._code, op, start, start, end, status)
 
     # ---- faults -------------------------------------------------------------------------
     def prepare_faults(self, kinds: set[str]) -> None:

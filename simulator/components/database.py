@@ -70,7 +70,13 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 from simpy import AnyOf, Event, Timeout
 
-from simulator.components.base import BuildContext, Component, ComponentParams, Handler
+from simulator.components.base import (
+    BuildContext,
+    Component,
+    ComponentParams,
+    FaultState,
+    Handler,
+)
 from simulator.components.load_balancer import hash64, hash_ring
 from simulator.distributions import Constant, Distribution, Duration, Exponential
 from simulator.messages import CANCELLED, ERROR, OK, REJECTED, TIMEOUT, Request
@@ -475,7 +481,7 @@ class _QuorumRead:
 
 
 @register("database")
-class Database(Component):
+class Database(FaultState, Component):
     """One shard of a database: a leader and its followers, each with a connection pool.
 
     See the module documentation for the model, what it records and its assumptions.
@@ -539,15 +545,11 @@ class Database(Component):
         self._rec = rec if ctx.record_spans else None
         self._code = rec.instance_code(group, self.name)
         # faults
-        self.up = True
-        self._faulted = False
+        self._init_fault_state()
         self._crashable = False
         self._black_hole = False
         self._epoch = 0
         self._crash_event = Event(ctx.env)
-        self._slow_factor = 1.0
-        self._error_probability = 0.0
-        self._added_latency: Callable[[], float] | None = None
         self._fault_draw = ctx.streams.batched(self.name, "fault", lambda rng, k: rng.random(k))
 
     @classmethod
@@ -949,21 +951,6 @@ class Database(Component):
             for item, key, version, acks in held:
                 self._apply(f, item, key, version, acks)
         self._update_faulted()
-
-    def set_fault(self, kind: str, value: Any) -> None:
-        if kind == "slow":
-            self._slow_factor = 1.0 if value is None else float(value)
-        elif kind == "error":
-            self._error_probability = 0.0 if value is None else float(value)
-        elif kind == "latency":
-            self._added_latency = value
-        else:
-            raise ValueError(f"unsupported fault {kind!r}")
-        self._update_faulted()
-
-    def _update_faulted(self) -> None:
-        self._faulted = (not self.up or self._slow_factor != 1.0 or self._error_probability > 0
-                         or self._added_latency is not None)
 
     def prepare_reshard(self, shards: int) -> list[Component]:
         return list(self.cluster.provision(shards))

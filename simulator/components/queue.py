@@ -500,15 +500,8 @@ class Broker(Component):
         return REJECTED
 
     def _span(self, req: Request, op: str, arrival: float, start: float, status: int) -> None:
-        rec = self._rec
-        if rec is not None:
-            rec.span_id.append(req.id)
-            rec.span_instance.append(self._code)
-            rec.span_op.append(op)
-            rec.span_arrival.append(arrival)
-            rec.span_start.append(start)
-            rec.span_end.append(self.env._now)
-            rec.span_status.append(status)
+        if self._rec is not None:
+            self._rec.span(req.id, self._code, op, arrival, start, self.env._now, status)
 
 
 @register("queue")

@@ -15,6 +15,7 @@ from simulator.components.base import (
     BuildContext,
     Component,
     ComponentParams,
+    FaultState,
     Handler,
     KeyPath,
     Target,
@@ -105,7 +106,7 @@ def _inside(rel: tuple[str, ...]) -> tuple[str, ...]:
 
 
 @register("service")
-class Service(Component):
+class Service(FaultState, Component):
     """One instance of a service: ``workers`` servers in front of one queue.
 
     Modelling assumptions: a request first waits for a worker (FIFO or LIFO), then the worker
@@ -161,15 +162,11 @@ class Service(Component):
         # faults: the hot path checks only ``_faulted`` and ``_crashable``
         self.failed_total = 0
         self.cancelled_total = 0
-        self.up = True
-        self._faulted = False
+        self._init_fault_state()
         self._crashable = False
         self._black_hole = False
         self._epoch = 0
         self._crash_event = Event(ctx.env)
-        self._slow_factor = 1.0
-        self._error_probability = 0.0
-        self._added_latency: Callable[[], float] | None = None
         self._fault_draw = ctx.streams.batched(self.name, "fault", lambda rng, k: rng.random(k))
 
     def wire(self, resolve: Callable[[str], Target]) -> None:
@@ -289,15 +286,8 @@ class Service(Component):
 
     def _span(self, req: Request, op: str, arrival: float, start: float, end: float,
               status: int) -> None:
-        rec = self._rec
-        if rec is not None:
-            rec.span_id.append(req.id)
-            rec.span_instance.append(self._code)
-            rec.span_op.append(op)
-            rec.span_arrival.append(arrival)
-            rec.span_start.append(start)
-            rec.span_end.append(end)
-            rec.span_status.append(status)
+        if self._rec is not None:
+            self._rec.span(req.id, self._code, op, arrival, start, end, status)
 
     def _reject(self, req: Request, op: str, arrival: float) -> int:
         self.rejected_total += 1
@@ -343,21 +333,6 @@ class Service(Component):
     def recover(self) -> None:
         self.up = True
         self._update_faulted()
-
-    def set_fault(self, kind: str, value: Any) -> None:
-        if kind == "slow":
-            self._slow_factor = 1.0 if value is None else float(value)
-        elif kind == "error":
-            self._error_probability = 0.0 if value is None else float(value)
-        elif kind == "latency":
-            self._added_latency = value
-        else:
-            raise ValueError(f"unsupported fault {kind!r}")
-        self._update_faulted()
-
-    def _update_faulted(self) -> None:
-        self._faulted = (not self.up or self._slow_factor != 1.0 or self._error_probability > 0
-                         or self._added_latency is not None)
 
     def _release(self) -> None:
         now = self.env._now

@@ -107,6 +107,17 @@ class Recorder:
             s["label"].append(label)
             s["value"].append(float(read()))
 
+    def span(self, request_id: int, instance: int, op: str, arrival: float, start: float,
+             end: float, status: int) -> None:
+        """Record one hop (components with hot paths may append inline instead)."""
+        self.span_id.append(request_id)
+        self.span_instance.append(instance)
+        self.span_op.append(op)
+        self.span_arrival.append(arrival)
+        self.span_start.append(start)
+        self.span_end.append(end)
+        self.span_status.append(status)
+
     def event(self, now: float, component: str, instance: str, event: str, detail: str = ""
               ) -> None:
         """Record a state change."""

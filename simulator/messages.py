@@ -104,13 +104,15 @@ class Request:
     stale
         Whether any read on the request's path returned a version older than the latest
         committed one at that instant (measured, never assumed).
+    region
+        Region the request's client is in (``None`` when the scenario has no regions).
     version
         Version of the key returned by the last read on the path (-1: none yet); a cache fills
         itself with the version its backing store returned.
     """
 
-    __slots__ = ("attempts", "cache", "cancelled", "created_at", "id", "key", "op", "stale",
-                 "version", "work", "workload")
+    __slots__ = ("attempts", "cache", "cancelled", "created_at", "id", "key", "op", "region",
+                 "stale", "version", "work", "workload")
 
     def __init__(
         self, id: int, workload: int, op: str, key: int, work: float, created_at: float
@@ -126,10 +128,12 @@ class Request:
         self.cache = 0
         self.stale = False
         self.version = -1
+        self.region: str | None = None
 
     def copy(self) -> Request:
         """A copy with its own cancellation flag (a hedged duplicate of this request)."""
         twin = Request(self.id, self.workload, self.op, self.key, self.work, self.created_at)
         twin.attempts = self.attempts
         twin.cache, twin.stale, twin.version = self.cache, self.stale, self.version
+        twin.region = self.region
         return twin

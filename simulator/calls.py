@@ -65,6 +65,8 @@ class CallSpec(BaseModel):
         refs: list[tuple[tuple[str, ...], str]] = [(("to",), self.to)]
         if self.fallback is not None and self.fallback.queue is not None:
             refs.append((("fallback", "queue"), self.fallback.queue))
+        if self.fallback is not None and self.fallback.cache is not None:
+            refs.append((("fallback", "cache"), self.fallback.cache))
         return refs
 
     @property

@@ -173,17 +173,23 @@ class FallbackPolicy(_Policy):
 
     ``static``: a canned response after ``latency``. ``enqueue``: hand the work to ``queue``
     (a queue or topic component) for later processing and answer at once, as the seed's payment
-    example does; if the queue refuses it too, the original failure stands. Either way the
-    caller gets status ``fallback``: an answer, but not the real one, so it counts neither as
-    goodput nor as an error.
+    example does; if the queue refuses it too, the original failure stands. ``stale``: answer
+    the value of the request's key that ``cache`` still holds, fresh or kept after expiry by its
+    ``stale_if_error`` (a client that falls back to its last known value); the answer's version
+    is measured against the store like any read, and without an entry the failure stands.
+    Whichever kind, the caller gets status ``fallback``: an answer, but not the real one, so it
+    counts neither as goodput nor as an error.
     """
 
-    kind: Literal["static", "enqueue"] = "static"
+    kind: Literal["static", "enqueue", "stale"] = "static"
     latency: Duration = Field(0.0, ge=0)
     queue: str | None = Field(None, description="Queue to hand the work to (kind: enqueue).")
+    cache: str | None = Field(None, description="Cache whose entries are served (kind: stale).")
 
     @model_validator(mode="after")
     def _check(self) -> Self:
         if (self.kind == "enqueue") != (self.queue is not None):
             raise ValueError("queue is required with kind enqueue, and only then")
+        if (self.kind == "stale") != (self.cache is not None):
+            raise ValueError("cache is required with kind stale, and only then")
         return self

@@ -484,6 +484,10 @@ def _is_overridden(path: KeyPath, overridden: set[KeyPath]) -> bool:
 # references
 
 
+def _keeps_entries(scenario: Scenario, name: str) -> bool:
+    return scenario.components[name].keeps_entries
+
+
 def _check_references(
     scenario: Scenario, smap: SourceMap, overridden: set[KeyPath]
 ) -> Iterator[Problem]:
@@ -498,10 +502,15 @@ def _check_references(
     for wname, w in scenario.workloads.items():
         path: KeyPath = ("workloads", wname, "target")
         fallback = w.target.fallback
-        if fallback is not None and fallback.queue is not None and fallback.queue not in names:
-            fpath: KeyPath = ("workloads", wname, "target", "fallback", "queue")
-            yield Problem(f"unknown component {fallback.queue!r}"
-                          + _did_you_mean(fallback.queue, names), fmt(fpath), where(fpath))
+        for field in ("queue", "cache"):
+            ref = None if fallback is None else getattr(fallback, field)
+            fpath: KeyPath = ("workloads", wname, "target", "fallback", field)
+            if ref is not None and ref not in names:
+                yield Problem(f"unknown component {ref!r}" + _did_you_mean(ref, names),
+                              fmt(fpath), where(fpath))
+            elif field == "cache" and ref is not None and not _keeps_entries(scenario, ref):
+                yield Problem(f"{ref!r} is not a cache: a stale fallback serves a cache's "
+                              "entries", fmt(fpath), where(fpath))
         if w.target.to not in names:
             yield Problem(
                 f"unknown component {w.target.to!r}" + _did_you_mean(w.target.to, names),
@@ -520,6 +529,9 @@ def _check_references(
                 yield Problem(f"component {cname!r} refers to itself", fmt(path), where(path))
             elif (refusal := scenario.components[ref].refuses_calls) is not None:
                 yield Problem(f"{ref!r} {refusal}", fmt(path), where(path))
+            elif rel[-2:] == ("fallback", "cache") and not _keeps_entries(scenario, ref):
+                yield Problem(f"{ref!r} is not a cache: a stale fallback serves a cache's "
+                              "entries", fmt(path), where(path))
             else:
                 edges.append((ref, path))
     cycle = list(_find_cycle(graph, where, fmt))

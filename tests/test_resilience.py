@@ -248,3 +248,101 @@ def test_fallback_queue_must_exist() -> None:
             "components": {"s": {"kind": "service"},
                            "retry-later": {"kind": "queue"}},
         })
+
+
+def _stale_scenario(keep: float | None, fault_at: float = 3.5) -> dict[str, Any]:
+    cache: dict[str, Any] = {"kind": "cache", "backing": "store", "capacity": 10, "ttl": 2.0}
+    if keep is not None:
+        cache["stale_if_error"] = keep
+    return {
+        "duration": 30, "drain": 10,
+        "workloads": {"w": {"arrivals": {"process": "constant", "rate": 1},
+                            "keys": {"popularity": "uniform", "n": 1},
+                            "target": "c"}},
+        "components": {"c": cache, "store": {"kind": "service", "service_time": 0.0}},
+        "faults": [{"at": fault_at, "duration": 16, "kind": "error", "target": "store",
+                    "probability": 1.0}],
+    }
+
+
+def _expected_stale_if_error(starts: list[float], ttl: float, keep: float,
+                             down: tuple[float, float]) -> list[str]:
+    """The cache by hand: one key, instant loads that fail while the store is down."""
+    expires = None  # expiry of the entry, None when there is none
+    out = []
+    for t in starts:
+        if expires is not None and t >= expires + keep:
+            expires = None  # gone for good
+        if expires is not None and t < expires:
+            out.append("ok")  # fresh hit
+            continue
+        if not down[0] <= t < down[1]:
+            expires = t + ttl  # loaded
+            out.append("ok")
+        elif expires is not None:
+            out.append("fallback")  # the load failed: the kept entry is served
+        else:
+            out.append("error")
+    return out
+
+
+@pytest.mark.parametrize("keep", [None, 5.0])
+def test_stale_if_error_serves_the_expired_entry_while_the_store_fails(
+        keep: float | None) -> None:
+    r = run(_stale_scenario(keep))
+    req = r.requests.sort_values("start")
+    starts = req["start"].tolist()
+    expected = _expected_stale_if_error(starts, 2.0, keep or 0.0, (3.5, 19.5))
+    assert req["status"].astype(str).tolist() == expected
+    assert ("fallback" in expected) == (keep is not None)
+    served = r.samples[(r.samples["component"] == "c")
+                       & (r.samples["metric"] == "stale_served_total")]["value"].max()
+    assert served == expected.count("fallback")
+
+
+def test_stale_fallback_serves_what_a_cache_holds() -> None:
+    """A failing call falls back to the last value a cache holds for the key; the answer's
+    version is measured against the store, so an old value is counted stale."""
+    r = run({
+        "duration": 10, "drain": 5,
+        "workloads": {
+            "readers": {"arrivals": {"process": "constant", "rate": 2},
+                        "keys": {"popularity": "uniform", "n": 1}, "target": "c"},
+            "writers": {"arrivals": {"process": "constant", "rate": 1},
+                        "keys": {"popularity": "uniform", "n": 1}, "mix": {"write": 1.0},
+                        "target": "db"},
+            "api_users": {"arrivals": {"process": "constant", "rate": 4},
+                          "keys": {"popularity": "uniform", "n": 1},
+                          "target": {"to": "api", "fallback": {"kind": "stale", "cache": "c"}}},
+        },
+        "components": {
+            "api": {"kind": "service", "service_time": 0.0},
+            "c": {"kind": "cache", "backing": "db", "capacity": 10, "ttl": 100.0},
+            "db": {"kind": "database", "service_time": 0.0},
+        },
+        "faults": [{"at": 0, "kind": "error", "target": "api", "probability": 1.0}],
+    })
+    req = r.requests
+    api = req[req["workload"] == "api_users"]
+    reader_starts = req.loc[req["workload"] == "readers", "start"]
+    first_fill = reader_starts.min()
+    # before the cache holds the key the error stands; afterwards every call falls back
+    assert (api.loc[api["start"] < first_fill, "status"] == "error").all()
+    after = api[api["start"] > first_fill]
+    assert len(after) > 10 and (after["status"] == "fallback").all()
+    # the cache keeps the first value (TTL 100 s) while writers commit new versions: the
+    # fallbacks after the first write are stale
+    first_write = req.loc[req["workload"] == "writers", "start"].min()
+    later = after[after["start"] > first_write + 0.01]
+    assert len(later) > 10 and later["stale"].all()
+
+
+def test_stale_fallback_needs_a_cache() -> None:
+    with pytest.raises(simulator.ScenarioError, match="'s2' is not a cache"):
+        simulator.parse_scenario({
+            "duration": 1,
+            "workloads": {"w": {"arrivals": {"process": "constant", "rate": 1},
+                                "target": {"to": "s", "fallback": {"kind": "stale",
+                                                                   "cache": "s2"}}}},
+            "components": {"s": {"kind": "service"}, "s2": {"kind": "service"}},
+        })

@@ -47,6 +47,8 @@ class ComponentParams(BaseModel):
     replicas: int = Field(1, ge=1, le=100_000, description="Number of instances.")
     #: Why nothing may call this kind (a reference to it is an error), or None if it takes calls.
     refuses_calls: ClassVar[str | None] = None
+    #: Whether its entries can be served by a ``fallback: {kind: stale}`` (a cache).
+    keeps_entries: ClassVar[bool] = False
 
     def references(self) -> Iterable[tuple[KeyPath, str]]:
         """Yield (key path inside this component, name of a referenced component)."""

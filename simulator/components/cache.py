@@ -49,7 +49,7 @@ import heapq
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterable
-from typing import Any, Literal, Self, cast
+from typing import Any, ClassVar, Literal, Self, cast
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from simpy import AllOf, AnyOf, Event, Timeout
@@ -65,7 +65,7 @@ from simulator.components.base import (
 )
 from simulator.components.edge import Bound, bind_call
 from simulator.distributions import Constant, Distribution, Duration
-from simulator.messages import ERROR, HIT, MISS, OK, Request
+from simulator.messages import ERROR, FALLBACK, HIT, MISS, OK, Request
 from simulator.registry import register
 
 Pattern = Literal["cache_aside", "read_through", "write_through", "write_behind"]
@@ -121,6 +121,13 @@ class CacheParams(ComponentParams):
         ``after_write``: expiry = time the entry was filled or written + ``ttl``; hits do not
         extend it (Caffeine's expireAfterWrite, a non-resetting TTL). ``after_access``: every
         hit, fill or write resets the expiry to now + ``ttl`` (expireAfterAccess).
+    stale_if_error
+        Keep an entry this long after it expires (needs ``ttl``), seconds, as HTTP's
+        ``stale-if-error`` (RFC 5861) and nginx's ``proxy_cache_use_stale error`` do. A read of
+        an expired entry still loads from the backing; only if that load fails is the kept
+        value served, with status ``fallback`` (counted in ``stale_served_total``; the read is
+        also ``stale`` if the store has a newer version). Kept entries hold capacity until they
+        leave, and a call edge's ``fallback: {kind: stale, cache: ...}`` can serve them too.
     hit_latency
         Round trip of a lookup that finds the key, seconds (also the cost of a ``set`` or
         ``del`` round trip in cache-aside, and of a write's hop to the cache).
@@ -149,6 +156,7 @@ class CacheParams(ComponentParams):
     """
 
     kind: Literal["cache"] = "cache"
+    keeps_entries: ClassVar[bool] = True
     backing: Call
     pattern: Pattern = "read_through"
     policy: Policy = "lru"
@@ -156,6 +164,7 @@ class CacheParams(ComponentParams):
     lfu_counts: Literal["in_cache", "all_keys"] = "in_cache"
     ttl: Duration | None = Field(None, gt=0)
     ttl_mode: Literal["after_write", "after_access"] = "after_write"
+    stale_if_error: Duration | None = Field(None, gt=0)
     hit_latency: Distribution = Field(default_factory=lambda: Constant(value=0.0))
     miss_latency: Distribution | None = None
     coalesce: bool = False
@@ -178,6 +187,8 @@ class CacheParams(ComponentParams):
             raise ValueError(f"capacity: policy {self.policy} needs a capacity (entries)")
         if self.lfu_counts != "in_cache" and self.policy != "lfu":
             raise ValueError("lfu_counts applies only to policy lfu")
+        if self.stale_if_error is not None and self.ttl is None:
+            raise ValueError("stale_if_error needs a ttl (it keeps entries after they expire)")
         if self.early_expiration is not None and self.ttl is None:
             raise ValueError("early_expiration needs a ttl (it refreshes entries before they "
                              "expire)")
@@ -471,13 +482,15 @@ class Cache(Component):
     in flight), ``loads_total`` (store reads), ``early_refreshes_total``, ``evictions_total``,
     ``expirations_total``, ``invalidations_total``, ``not_admitted_total`` (perfect LFU),
     ``stale_reads_total`` (reads answered with a version older than the committed one),
-    ``writes_total``, ``entries_time_total`` (integral of the number of live entries over time:
-    mean occupancy over any window from two samples), ``failed_total``; with ``write_behind``
+    ``writes_total``, ``stale_served_total`` (``stale_if_error`` answers),
+    ``entries_time_total`` (integral of the number of live entries over time: mean occupancy
+    over any window from two samples), ``failed_total``; with ``write_behind``
     also ``pending_writes`` (acknowledged, not yet handed to the store), ``flushed_writes_total``,
     ``flush_writes_total`` (store write calls), ``flush_failures_total``, ``lost_writes_total``.
 
     Expired entries leave at their expiry instant (purged lazily: before each insertion, at each
-    sample, or when read), so they never hold capacity and occupancy is exact.
+    sample, or when read), so they never hold capacity and occupancy is exact; with
+    ``stale_if_error`` they leave that much later.
 
     Faults: ``crash`` empties the cache, fails the requests it holds at that instant, loses the
     unflushed writes (event ``lost_writes``), and refuses or black-holes requests until it
@@ -501,6 +514,7 @@ class Cache(Component):
         self._ttl = p.ttl
         self._reset_on_access = p.ttl_mode == "after_access"
         self._expires: dict[int, float] | None = {} if p.ttl is not None else None
+        self._keep = p.stale_if_error or 0.0  # how long expired entries are kept
         self._heap: list[tuple[float, int]] = []
         self._hit_delay = _delay_sampler(ctx, group, "hit_latency", p.hit_latency)
         miss = p.miss_latency if p.miss_latency is not None else p.hit_latency
@@ -528,6 +542,7 @@ class Cache(Component):
         self.invalidations_total = 0
         self.not_admitted_total = 0
         self.stale_reads_total = 0
+        self.stale_served_total = 0
         self.writes_total = 0
         self.failed_total = 0
         self.flushed_writes_total = 0
@@ -595,7 +610,8 @@ class Cache(Component):
         for counter in ("hits_total", "misses_total", "coalesced_total", "loads_total",
                         "early_refreshes_total", "evictions_total", "expirations_total",
                         "invalidations_total", "not_admitted_total", "stale_reads_total",
-                        "writes_total", "failed_total", "lost_writes_total"):
+                        "writes_total", "failed_total", "lost_writes_total",
+                        "stale_served_total"):
             yield counter, "", _reader(self, counter)
         if self.pattern == _WRITE_BEHIND:
             yield "pending_writes", "", lambda: self._pending_writes
@@ -639,7 +655,9 @@ class Cache(Component):
         if version is not None and expires is not None:
             exp = expires[key]
             if exp <= now:
-                self._expire(key, exp)
+                if now < exp + self._keep:  # kept for stale-if-error: load, serve it on failure
+                    return (yield from self._miss(req, op, now, version))
+                self._expire(key, exp + self._keep)
                 version = None
             elif (self._beta is not None
                   and now + self._beta * self._load_time.get(key, 0.0) * self._exp1() >= exp
@@ -677,8 +695,10 @@ class Cache(Component):
             self._span(req, op, now, OK)
         return OK
 
-    def _miss(self, req: Request, op: str, arrival: float) -> Handler:
-        """A read that did not find a fresh entry: wait for a load in flight, or load."""
+    def _miss(self, req: Request, op: str, arrival: float, kept: int | None = None) -> Handler:
+        """A read that did not find a fresh entry: wait for a load in flight, or load.
+
+        ``kept`` is the version of an expired entry kept for stale-if-error."""
         env = self.env
         key = req.key
         epoch = self._epoch
@@ -704,6 +724,8 @@ class Cache(Component):
                     return self._fail(req, op, arrival)
                 if status == OK:
                     self._answer(req, key, version)
+                elif kept is not None:
+                    status = self._serve_kept(req, key, status)
                 self._span(req, op, arrival, status)
                 return int(status)
             ev = loading[key] = Event(env)
@@ -732,8 +754,28 @@ class Cache(Component):
             if loading.get(key) is ev:
                 del loading[key]
             ev.succeed((status, version))
+        if status != OK and kept is not None:
+            status = self._serve_kept(req, key, status)
         self._span(req, op, arrival, status)
         return status
+
+    def _serve_kept(self, req: Request, key: int, status: int) -> int:
+        """The load failed: answer the expired entry if it is still kept (stale-if-error)."""
+        version = self.peek(key)
+        if version is None:
+            return status
+        self.stale_served_total += 1
+        self._answer(req, key, version)
+        return FALLBACK
+
+    def peek(self, key: int) -> int | None:
+        """The version of ``key`` this instance holds, fresh or kept for stale-if-error (``None``
+        if it holds none or is down). Changes nothing: no recency, no counts."""
+        if not self.up:
+            return None
+        if self._expires is not None:
+            self._purge(self.env._now)
+        return self._entries.get(key)
 
     def _answer(self, req: Request, key: int, version: int) -> None:
         """Hand a loaded version to the reader, and measure its staleness now."""
@@ -857,10 +899,11 @@ class Cache(Component):
         """Remove every entry whose expiry has passed, as of its expiry instant."""
         heap = self._heap
         expires = cast(dict[int, float], self._expires)
-        while heap and heap[0][0] <= now:
+        keep = self._keep
+        while heap and heap[0][0] + keep <= now:
             exp, key = heapq.heappop(heap)
             if expires.get(key) == exp:
-                self._expire(key, exp)
+                self._expire(key, exp + keep)
 
     def _clear(self) -> None:
         now = self.env._now
@@ -1033,6 +1076,10 @@ class CacheShards:
     def committed_version(self, key: int) -> int:
         """The store's latest committed version of ``key``."""
         return self.members[0].committed_version(key)
+
+    def peek(self, key: int) -> int | None:
+        """The version of ``key`` its instance holds (see :meth:`Cache.peek`)."""
+        return self.members[_mix(key) % self._n].peek(key)
 
 
 class LocalCaches(CacheShards):

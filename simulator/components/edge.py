@@ -89,12 +89,20 @@ def bind_call(
     if call.retry is not None:
         bound = _retry(bound, call.retry, ctx, scope, count_attempts)
     if call.fallback is not None:
-        queue = None
-        if call.fallback.queue is not None:
+        queue = source = None
+        if call.fallback.queue is not None or call.fallback.cache is not None:
             if resolve is None:
-                raise ValueError("a fallback queue needs a resolver")
-            queue = resolve(call.fallback.queue)
-        bound = _fallback(bound, call.fallback, ctx, queue)
+                raise ValueError("a fallback queue or cache needs a resolver")
+            if call.fallback.queue is not None:
+                queue = resolve(call.fallback.queue)
+            if call.fallback.cache is not None:
+                source = resolve(call.fallback.cache)
+                local = getattr(source, "for_caller", None)
+                if local is not None:  # a local cache: the calling instance's own
+                    source = local(owner[1])
+                if not hasattr(source, "peek"):
+                    raise ValueError(f"fallback cache {call.fallback.cache!r} is not a cache")
+        bound = _fallback(bound, call.fallback, ctx, queue, source)
     return bound
 
 
@@ -311,13 +319,20 @@ def _retry(
 
 
 def _fallback(inner: Bound, policy: FallbackPolicy, ctx: BuildContext,
-              queue: Target | None) -> Bound:
+              queue: Target | None, source: Any = None) -> Bound:
     env = ctx.env
 
     def call(req: Request, op: str) -> Generator[Event, Any, int]:
         status = yield from inner(req, op)
         if status == OK:
             return OK
+        if source is not None:
+            version = source.peek(req.key)
+            if version is None:
+                return status  # nothing to serve: the failure stands
+            req.version = version
+            if version < source.committed_version(req.key):
+                req.stale = True
         if queue is not None:
             queued = yield from queue.handle(req, op)
             if queued != OK:

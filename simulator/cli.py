@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import textwrap
 import types
@@ -80,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TopologyError as exc:
         print(_locate(getattr(args, "file", ""), str(exc)), file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # `simulator run x.yaml | head`: the reader has gone, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _locate(file: str, message: str) -> str:
@@ -120,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
     results = simulate(scenario, seed=args.seed)
     n = len(results.requests)
     print(f"{scenario.name}: {n} requests in {scenario.duration:g}s simulated "
-          f"(seed {results.seed}, warm-up {scenario.warmup:g}s) "
+          f"(seed {results.seed}, warm-up {results.window[0]:g}s) "
           f"in {results.wall_seconds:.2f}s wall time")
     print()
     print(format_summary(results.summary()))

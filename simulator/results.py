@@ -78,8 +78,20 @@ class Results:
 
     @property
     def window(self) -> tuple[float, float]:
-        """The measured window ``(warmup, duration)``."""
-        return self.scenario.warmup, self.scenario.duration
+        """The measured window ``(warmup, duration)``; with ``warmup: auto``, the warm-up MSER-5
+        chooses on the latencies of the requests created before ``duration``."""
+        warmup = self.scenario.warmup
+        if warmup == "auto":
+            return self._auto_warmup, self.scenario.duration
+        return warmup, self.scenario.duration
+
+    @cached_property
+    def _auto_warmup(self) -> float:
+        from simulator.analysis.stats import mser_warmup
+
+        req = self.requests
+        inside = (req["start"] < self.scenario.duration).to_numpy()
+        return mser_warmup(req["start"].to_numpy()[inside], req["latency"].to_numpy()[inside])
 
     def measured_requests(self) -> pd.DataFrame:
         """Requests created inside the measured window."""

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal, Self, Union
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -34,6 +35,7 @@ from simulator.components.base import ComponentParams, KeyPath
 from simulator.distributions import Duration
 from simulator.errors import Problem, ScenarioError
 from simulator.faults import Fault, PartitionFault, ReshardEvent, SpikeFault, split_target
+from simulator.units import parse_duration
 from simulator.workloads import Closed, ConstantRate, OnOff, Workload
 from simulator.yamlfile import SourceMap, load_yaml_file, load_yaml_text, load_yaml_value
 
@@ -61,6 +63,18 @@ class Metrics(BaseModel):
     spans: bool | Literal["auto"] = "auto"
 
 
+def _parse_warmup(value: Any) -> float | str:
+    if value == "auto":
+        return "auto"
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc}, or auto (MSER-5)") from None
+    if seconds < 0:
+        raise ValueError(f"must be at least 0, got {seconds:g}s")
+    return seconds
+
+
 class Scenario(BaseModel):
     """A whole scenario.
 
@@ -75,7 +89,9 @@ class Scenario(BaseModel):
     duration
         Arrivals are generated during ``[0, duration)``, seconds.
     warmup
-        Requests created before ``warmup`` are excluded from summaries, seconds.
+        Requests created before ``warmup`` are excluded from summaries, seconds; ``auto``:
+        chosen after the run by MSER-5 on the latencies of the requests in order of arrival
+        (``Results.window`` gives the value used).
     drain
         Extra simulated time after ``duration`` for requests in flight to finish, seconds.
         Requests still unfinished then are reported with status ``in_flight``.
@@ -98,7 +114,9 @@ class Scenario(BaseModel):
     description: str = ""
     seed: int = Field(1, ge=0, lt=2**63)
     duration: Duration = Field(gt=0)
-    warmup: Duration = Field(0.0, ge=0)
+    warmup: Annotated[float | Literal["auto"], BeforeValidator(_parse_warmup),
+                      Field(json_schema_extra={"anyOf": [{"type": "number", "minimum": 0},
+                                                         {"type": "string"}]})] = 0.0
     drain: Duration = Field(0.0, ge=0)
     workloads: dict[str, Workload] = Field(min_length=1)
     components: dict[str, ComponentParams] = Field(min_length=1)
@@ -108,7 +126,7 @@ class Scenario(BaseModel):
 
     @model_validator(mode="after")
     def _check_times(self) -> Self:
-        if self.warmup >= self.duration:
+        if self.warmup != "auto" and self.warmup >= self.duration:
             raise ValueError(
                 f"warmup ({self.warmup:g}s) must be shorter than duration ({self.duration:g}s)"
             )
@@ -634,7 +652,7 @@ def _check_size(scenario: Scenario, smap: SourceMap) -> list[Problem]:
     problems = []
     for key in ("duration", "warmup", "drain"):
         value = getattr(scenario, key)
-        if not math.isfinite(value):
+        if value != "auto" and not math.isfinite(value):
             problems.append(Problem(f"must be a finite duration, got {value}", key,
                                     smap.line_of((key,))))
     if problems:

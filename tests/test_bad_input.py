@@ -114,6 +114,8 @@ CASES = [
          "unknown key 'metrix'; did you mean 'metrics'?", "allowed: components"),
     case("unknown-component-key", edit({10: "    worker: 2"}), 10, "components.api.worker",
          "unknown key 'worker'; did you mean 'workers'?"),
+    case("warmup-neither-duration-nor-auto", edit(append="warmup: soon\n"), 12, "warmup",
+         "expected a duration", "or auto"),
     case("stale-fallback-not-a-cache",
          edit({6: "    target: {to: api, fallback: {kind: stale, cache: api2}}"},
               append="  api2: {kind: service}\n"),

@@ -163,6 +163,26 @@ def test_warmup_auto_cuts_an_overload_transient_with_mser5() -> None:
     assert (raw["mean"] > 3 * truth).all()  # the transient dominates the uncut mean
 
 
+def test_warmup_auto_in_the_scenario_file() -> None:
+    """``warmup: auto`` in the scenario: one run's summary and a replication cut the same
+    transient as ``--warmup auto`` does."""
+    spec = mmc(50.0, duration=60.0, warmup="auto")
+    spec["workloads"]["users"]["arrivals"] = {
+        "process": "schedule", "steps": [{"at": 0, "rate": 150}, {"at": "5s", "rate": 50}]}
+    res = simulator.simulate(simulator.parse_scenario(spec), seed=3)
+    t0 = res.window[0]
+    assert 5.0 < t0 < 25.0
+    row = res.summary().set_index("name").loc["users"]
+    req = res.requests
+    assert row["count"] == int(((req["start"] >= t0) & (req["start"] < 60.0)).sum())
+    assert row["mean"] < 1.3 * th.mm1(50.0, 100.0)["mean_response_time"]
+    reps = replicate(spec, 2, seed=3, executor="serial", progress=False)
+    via_option = replicate({**spec, "warmup": 0.0}, 2, seed=3, warmup="auto",
+                           executor="serial", progress=False)
+    assert workload_rows(reps.runs)["warmup"].tolist() == \
+        workload_rows(via_option.runs)["warmup"].tolist()
+
+
 def test_fixed_warmup_overrides_the_scenarios() -> None:
     spec = mmc(50.0, duration=10.0, warmup=1.0)
     reps = replicate(spec, 1, seed=5, warmup="4s", executor="serial", progress=False)

@@ -109,11 +109,12 @@ def shade_windows(ax: Axes, r: Results, warmup: bool = True, faults: bool = True
         The plot fills the axes (stacked areas, bars): mark the end of the warm-up with a
         line and faults with hatching, which stay visible on top, instead of tinted spans.
     """
-    if warmup and r.scenario.warmup > 0:
+    t0 = r.window[0] if warmup else 0.0
+    if t0 > 0:
         if over:
-            ax.axvline(r.scenario.warmup, color="black", ls=":", lw=1, label="end of warm-up")
+            ax.axvline(t0, color="black", ls=":", lw=1, label="end of warm-up")
         else:
-            ax.axvspan(0, r.scenario.warmup, color="grey", alpha=0.15, label="warm-up", lw=0)
+            ax.axvspan(0, t0, color="grey", alpha=0.15, label="warm-up", lw=0)
     if faults:
         windows = fault_windows(r)
         many = len(windows) > len(FAULT_COLORS)

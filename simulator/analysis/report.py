@@ -204,7 +204,7 @@ def report_html(results: Results, plots: Sequence[str] | None = None,
     except Exception:  # an uninstalled checkout still gets its report
         code = "simulator"
     meta = (f"{len(r.requests):,} requests in {s.duration:g}s simulated "
-            f"(warm-up {s.warmup:g}s; seed {r.seed}, replication {r.replication})"
+            f"(warm-up {r.window[0]:g}s; seed {r.seed}, replication {r.replication})"
             + (f", {r.wall_seconds:.2f}s wall time" if r.wall_seconds else "")
             + f" &middot; {esc(code)} &middot; {created}")
     parts = [
@@ -221,7 +221,7 @@ def report_html(results: Results, plots: Sequence[str] | None = None,
 
     parts.append('<h2 id="summary">Summary</h2>')
     parts.append('<p class="note">Per workload (end to end) and per component (each hop), '
-                 f"over requests created in the measured window [{s.warmup:g}s, "
+                 f"over requests created in the measured window [{r.window[0]:g}s, "
                  f"{s.duration:g}s). Latencies in milliseconds over successful requests; "
                  "throughput and goodput in requests per second.</p>")
     summary = r.summary()

@@ -202,7 +202,7 @@ def execute(spec: RunSpec) -> dict[str, pd.DataFrame]:
         inside = (req["start"] < scenario.duration).to_numpy()
         t0 = mser_warmup(req["start"].to_numpy()[inside], req["latency"].to_numpy()[inside])
     elif spec.warmup is None:
-        t0 = scenario.warmup
+        t0 = results.window[0]
     else:
         t0 = float(spec.warmup)
     if t0 != scenario.warmup:

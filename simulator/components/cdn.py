@@ -18,6 +18,9 @@ Without the CDN (``bypass: true``) every request goes straight to the origin fro
 the user's round trip to the origin is taken as its edge's ``origin_latency`` (users are close
 to their edge): what the same users see without a CDN, on the same requests.
 
+An origin shield (a mid-tier cache the edges fetch through, so the origin sees one fetch per
+asset rather than one per edge) is a ``cache`` component named as the ``origin``.
+
 Regions: each edge instance has ``region`` set to its edge's region, so a scenario whose call
 edges charge latency between the caller's and the callee's regions charges the edge→origin
 fetch with the link to the origin's region; ``origin_latency`` then stays 0.

@@ -142,6 +142,7 @@ def _run(args: argparse.Namespace) -> int:
         print("\ncaches (measured window; workload rows: the first cache on each request's path)")
         print(format_cache_summary(caches))
     _print_data_tier(results)
+    _print_cdn(results)
     breakers = results.breakers()
     if not breakers.empty:
         print("\ncircuit breakers (seconds in each state over the measured window)")
@@ -309,6 +310,41 @@ def _print_data_tier(results: Any) -> None:
         print(reshards.to_string(index=False, na_rep="-", formatters={
             c: "{:.2%}".format for c in ("moved_ratio", "moved_to_new_ratio",
                                          "seen_moved_ratio")}))
+
+
+def _print_cdn(results: Any) -> None:
+    """Print the per-edge table of a run with a CDN (and latency by client region)."""
+    edges = results.cdn_summary()
+    if edges.empty:
+        return
+    print("\nCDN edges (measured window; offload = 1 - origin fetches / requests; latency: "
+          "users' end to end, ms)")
+    print(format_cdn_summary(edges))
+    regions = results.cdn_latency()
+    req = results.requests
+    if not regions.empty and "region" in req.columns and (req["region"].astype(str) != "").any():
+        print("\nCDN latency by client region (ms)")
+        print(format_cdn_summary(regions))
+
+
+def format_cdn_summary(table: pd.DataFrame) -> str:
+    """Render a CDN table for a terminal: ratios in %, latencies in ms, counts as integers."""
+    df = table.copy()
+    for col in ("coalesced", "bypassed", "failed"):
+        if col in df and df[col].fillna(0).eq(0).all():
+            df = df.drop(columns=col)
+    fmt: dict[str, Callable[[Any], str]] = {}
+    for c in df.columns:
+        if c.endswith(("_ratio", "_offload")):
+            fmt[c] = lambda v: "-" if pd.isna(v) else f"{v:.2%}"
+        elif c.startswith("latency_"):
+            df[c] = df[c] * 1e3
+            fmt[c] = lambda v: "-" if pd.isna(v) else f"{v:.3g}"
+        elif c == "mean_entries":
+            fmt[c] = lambda v: "-" if pd.isna(v) else f"{v:.1f}"
+    df = df.rename(columns={c: f"{c}_ms" for c in df.columns if c.startswith("latency_")})
+    fmt = {(f"{c}_ms" if c.startswith("latency_") else c): f for c, f in fmt.items()}
+    return df.to_string(index=False, na_rep="-", formatters=fmt)
 
 
 def format_cache_summary(caches: pd.DataFrame) -> str:

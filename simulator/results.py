@@ -127,6 +127,23 @@ class Results:
         t0, t1 = self.window
         return cache_summary(self.samples, self.requests, t0, t1)
 
+    def cdn_summary(self) -> pd.DataFrame:
+        """Per CDN edge (and per CDN, edge ``all``): requests, hit ratio, origin fetches and
+        offload, user latency over the measured window (see
+        :func:`simulator.analysis.cdn.cdn_summary`); empty without a CDN."""
+        from simulator.analysis.cdn import cdn_summary
+
+        t0, t1 = self.window
+        return cdn_summary(self.samples, self.events, self.requests, self.spans, t0, t1)
+
+    def cdn_latency(self) -> pd.DataFrame:
+        """Latency users of each region saw through each CDN (see
+        :func:`simulator.analysis.cdn.cdn_latency`); empty without a CDN or spans."""
+        from simulator.analysis.cdn import cdn_latency
+
+        t0, t1 = self.window
+        return cdn_latency(self.events, self.requests, self.spans, t0, t1)
+
     def shard_summary(self) -> pd.DataFrame:
         """Per database shard: reads, writes, share of the database's requests, skew (max over
         mean) and the hottest shard, over the measured window (see
@@ -218,7 +235,8 @@ class Results:
             caches = self.cache_summary()
             if not caches.empty:
                 _write_table(caches, tmp / "cache_summary", fmt)
-            for stem, table in (("shard_summary", self.shard_summary()),
+            for stem, table in (("cdn_summary", self.cdn_summary()),
+                                ("shard_summary", self.shard_summary()),
                                 ("replication_summary", self.replication_summary()),
                                 ("reshards", self.reshards())):
                 if not table.empty:

@@ -201,6 +201,20 @@ CASES = [
     case("schedule-not-starting-at-zero",
          edit({5: "    arrivals: {process: schedule, steps: [{at: 1s, rate: 5}]}"}), 5,
          "workloads.w.arrivals", "the first step must be at 0s"),
+    case("cdn-default-edge-not-an-edge",
+         edit({6: "    target: cdn"}, append="  cdn: {kind: cdn, edges: [us-east, eu-west], "
+              "origin: api, ttl: 60s, default_edge: ap-south}\n"), 12,
+         "components.cdn.default_edge", "'ap-south' is not one of the edges (us-east, eu-west)"),
+    case("cdn-replicas-not-its-edges",
+         edit({6: "    target: cdn"}, append="  cdn: {kind: cdn, edges: [us-east, eu-west], "
+              "origin: api, ttl: 60s, replicas: 3}\n"), 12,
+         "components.cdn.replicas", "one instance per edge (2 edges)"),
+    case("cdn-asset-classes-overlap",
+         edit({6: "    target: cdn"}, append="  cdn:\n    kind: cdn\n    edges: [us-east]\n"
+              "    origin: api\n    ttl: 1h\n    assets:\n"
+              "      - {name: html, keys: [0, 99], ttl: 60s}\n"
+              "      - {name: js, keys: [50, 199], ttl: 1d}\n"), 17,
+         "components.cdn.assets", "classes 'html' [0, 99] and 'js' [50, 199] overlap"),
     # ---- references -----------------------------------------------------------------------
     case("missing-target", edit({6: None}), 4, "workloads.w.target",
          "missing required key 'target'"),
@@ -208,6 +222,10 @@ CASES = [
          "unknown component 'apii'; did you mean 'api'?"),
     case("lb-backend-unknown", with_lb("{kind: load_balancer, backends: [apx]}"), 12,
          "components.lb.backends.0", "unknown component 'apx'; did you mean 'api'?"),
+    case("cdn-origin-unknown",
+         edit({6: "    target: cdn"}, append="  cdn: {kind: cdn, edges: [us-east], origin: apx, "
+              "ttl: 60s}\n"), 12, "components.cdn.origin",
+         "unknown component 'apx'; did you mean 'api'?"),
     case("call-to-unknown-component",
          edit(append="    calls: {read: [dbb]}\n  db: {kind: service}\n"), 12,
          "components.api.calls.read.0", "unknown component 'dbb'; did you mean 'db'?"),

@@ -667,7 +667,7 @@ class Cache(Component):
                     self._touch(key)
                 return (yield from self._miss(req, op, now))
             elif self._reset_on_access:
-                exp = now + cast(float, self._ttl)
+                exp = now + self._ttl_of(key)
                 expires[key] = exp
                 self._push_expiry(exp, key)
         if version is None:
@@ -837,6 +837,11 @@ class Cache(Component):
         return OK
 
     # ---- entries --------------------------------------------------------------------------
+    def _ttl_of(self, key: int) -> float:
+        """Time to live of ``key``'s entry, seconds (a CDN edge gives asset classes their
+        own)."""
+        return cast(float, self._ttl)
+
     def _fill(self, key: int, version: int, load_time: float | None, overwrite: bool) -> None:
         """Put ``key`` at ``version`` in the cache now (evicting if full)."""
         now = self.env._now
@@ -860,7 +865,7 @@ class Cache(Component):
             policy.insert(key, version)
             self._area -= now
         if expires is not None:
-            exp = now + cast(float, self._ttl)
+            exp = now + self._ttl_of(key)
             expires[key] = exp
             self._push_expiry(exp, key)
         if self._beta is not None and load_time is not None:

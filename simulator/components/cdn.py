@@ -1,0 +1,390 @@
+"""A content delivery network: one edge cache per region in front of an origin.
+
+Users fetch static assets (keys: popularity ranks from the workload's ``keys``) from the edge of
+their region. An edge answers from its cache after ``hit_latency`` (the user's round trip to
+the edge); on a miss it fetches the asset from the origin over the ``origin`` call (policies
+apply), paying the edge's ``origin_latency`` on the way, stores it for its time to live, and
+answers: miss latency = ``hit_latency`` + ``origin_latency`` + origin time. Each edge is a
+read-through :class:`~simulator.components.cache.Cache` of its own (entries, eviction, TTLs,
+request coalescing and the crash/flush faults are the cache's), so the edges' hit ratios follow
+the same TTL and replacement theory as a plain cache, per edge, with the popularity its users
+generate.
+
+Routing: a request goes to the edge of its client's region (``request.region``); a request with
+no region, or from a region without an edge, goes to ``default_edge`` (the first edge if not
+given), as anycast or geo-DNS sends users to the nearest point of presence.
+
+Without the CDN (``bypass: true``) every request goes straight to the origin from its user, and
+the user's round trip to the origin is taken as its edge's ``origin_latency`` (users are close
+to their edge): what the same users see without a CDN, on the same requests.
+
+An origin shield (a mid-tier cache the edges fetch through, so the origin sees one fetch per
+asset rather than one per edge) is a ``cache`` component named as the ``origin``.
+
+Regions: each edge instance has ``region`` set to its edge's region, so a scenario whose call
+edges charge latency between the caller's and the callee's regions charges the edge→origin
+fetch with the link to the origin's region; ``origin_latency`` then stays 0.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections.abc import Callable, Iterable
+from itertools import pairwise
+from typing import Annotated, Any, Literal, Self, cast
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from simpy import Timeout
+
+from simulator.calls import NAME_PATTERN, Call
+from simulator.components.base import BuildContext, Component, ComponentParams, Handler, Target
+from simulator.components.cache import Cache, CacheParams, _delay_sampler
+from simulator.components.edge import Bound, bind_call
+from simulator.distributions import Constant, Distribution, Duration
+from simulator.messages import Request
+from simulator.registry import register
+
+
+class EdgeSpec(BaseModel):
+    """One edge (point of presence).
+
+    Parameters
+    ----------
+    region
+        Region the edge is in and whose users it serves.
+    origin_latency
+        Network round trip between this edge and the origin, seconds (default: the CDN's
+        ``origin_latency``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    region: str = Field(pattern=NAME_PATTERN)
+    origin_latency: Distribution | None = None
+
+
+def _coerce_edge(value: Any) -> Any:
+    return {"region": value} if isinstance(value, str) else value
+
+
+Edge = Annotated[EdgeSpec, BeforeValidator(_coerce_edge)]
+"""An edge: ``eu-west`` or ``{region: eu-west, origin_latency: 80ms}``."""
+
+
+class AssetClass(BaseModel):
+    """A class of assets with its own time to live (``Cache-Control: max-age``).
+
+    Parameters
+    ----------
+    name
+        What the class is (``html``, ``images``...), for people.
+    keys
+        ``[first, last]``: the keys (popularity ranks, 0 the most popular) in the class,
+        inclusive.
+    ttl
+        Time an edge keeps an asset of the class, seconds.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    keys: tuple[int, int]
+    ttl: Duration = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        first, last = self.keys
+        if first < 0 or last < first:
+            raise ValueError(f"keys: expected [first, last] with 0 <= first <= last, got "
+                             f"[{first}, {last}]")
+        return self
+
+
+class CdnParams(ComponentParams):
+    """Parameters of ``kind: cdn``.
+
+    Parameters
+    ----------
+    edges
+        The edges, one per region (``[us-east, eu-west]``, or ``{region: ..., origin_latency:
+        ...}`` entries). Each is one instance, ``name[i]`` in list order; ``replicas`` is their
+        number and need not be given.
+    origin
+        The origin: a component name or a call (``{to: web, timeout: 2s, retry: {...}}``)
+        whose policies apply to every fetch; ``op`` (default ``read``) is what the origin is
+        asked.
+    default_edge
+        Region of the edge serving requests with no region, or from a region without an edge
+        (default: the first edge).
+    capacity
+        Assets one edge holds (none: unlimited, entries leave only when they expire; then a
+        ``ttl`` or ``assets`` is needed).
+    policy
+        Eviction when an edge is full: ``lru``, ``lfu``, ``fifo`` or ``random``.
+    ttl
+        Time an edge keeps an asset not in any of ``assets``, seconds (none: until evicted).
+    ttl_mode
+        ``after_write``: expiry = fetch time + ttl, hits do not extend it (an HTTP cache
+        honouring ``max-age``). ``after_access``: every hit resets it.
+    assets
+        Asset classes by key range, each with its own ``ttl`` (ranges must not overlap).
+    hit_latency
+        Round trip between a user and their edge, seconds: the latency of a hit, and part of
+        every request served by an edge.
+    origin_latency
+        Network round trip between an edge and the origin, seconds, added to every fetch
+        (edges may set their own).
+    coalesce
+        Request collapsing: one origin fetch per asset in flight per edge; requests missing
+        meanwhile wait for it.
+    on_edge_down
+        What a request whose edge is down (crashed) gets: ``fail`` (status ``error``, or no
+        answer with a black-hole crash), or ``origin`` (it goes straight to the origin, as DNS
+        failover to the origin does; detection is taken as instant).
+    bypass
+        Without the CDN: every request goes from its user straight to the origin, paying its
+        edge's ``origin_latency`` as the user's round trip to the origin.
+    """
+
+    kind: Literal["cdn"] = "cdn"
+    edges: list[Edge] = Field(min_length=1, max_length=1000)
+    origin: Call
+    default_edge: str | None = None
+    capacity: int | None = Field(None, ge=1, le=100_000_000)
+    policy: Literal["lru", "lfu", "fifo", "random"] = "lru"
+    ttl: Duration | None = Field(None, gt=0)
+    ttl_mode: Literal["after_write", "after_access"] = "after_write"
+    assets: list[AssetClass] = Field(default_factory=list)
+    hit_latency: Distribution = Field(default_factory=lambda: Constant(value=0.0))
+    origin_latency: Distribution = Field(default_factory=lambda: Constant(value=0.0))
+    coalesce: bool = False
+    on_edge_down: Literal["fail", "origin"] = "fail"
+    bypass: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_replicas(cls, data: Any) -> Any:
+        """One instance per edge: ``replicas`` is the number of edges."""
+        if isinstance(data, dict) and isinstance(data.get("edges"), list) and data["edges"]:
+            n = len(data["edges"])
+            given = data.get("replicas", n)
+            if given != n:
+                raise ValueError(f"replicas: a cdn has one instance per edge ({n} edges); "
+                                 f"leave replicas out, got {given!r}")
+            data = {**data, "replicas": n}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        regions = [e.region for e in self.edges]
+        seen: set[str] = set()
+        for r in regions:
+            if r in seen:
+                raise ValueError(f"edges: region {r!r} has two edges; one edge per region")
+            seen.add(r)
+        if self.default_edge is not None and self.default_edge not in seen:
+            raise ValueError(f"default_edge: {self.default_edge!r} is not one of the edges "
+                             f"({', '.join(regions)})")
+        ranges = sorted((a.keys, a.name) for a in self.assets)
+        for (prev, prev_name), (cur, name) in pairwise(ranges):
+            if cur[0] <= prev[1]:
+                raise ValueError(f"assets: classes {prev_name!r} {list(prev)} and {name!r} "
+                                 f"{list(cur)} overlap")
+        if getattr(self, "region", None) is not None:  # a placement field, with regions
+            raise ValueError("region: a cdn is placed by its edges (one instance per edge "
+                             "region); remove region")
+        if self.capacity is None and self.ttl is None:
+            raise ValueError("capacity: an edge with unlimited capacity needs a ttl (assets "
+                             "not in any class would never leave)")
+        return self
+
+    def references(self) -> Iterable[tuple[tuple[str | int, ...], str]]:
+        yield ("origin",), self.origin.to
+
+    def regions_used(self) -> Iterable[tuple[tuple[str | int, ...], str]]:
+        """The regions the edges are in (checked against the scenario's regions, if any)."""
+        for i, edge in enumerate(self.edges):
+            yield ("edges", i, "region"), edge.region
+
+    def edge_cache(self) -> CacheParams:
+        """The parameters of each edge's cache: read-through, in front of the origin."""
+        ttl = self.ttl
+        if ttl is None and self.assets:
+            ttl = min(a.ttl for a in self.assets)  # expiry on; each key's own ttl is _ttl_of's
+        return CacheParams(
+            kind="cache", replicas=self.replicas, backing=self.origin.model_copy(
+                update={"op": None}), pattern="read_through",
+            policy=self.policy if self.capacity is not None else "ttl",
+            capacity=self.capacity, ttl=ttl, ttl_mode=self.ttl_mode,
+            hit_latency=self.hit_latency, coalesce=self.coalesce, write_ops=[])
+
+
+class _OriginLink:
+    """The origin as seen from one edge: ``origin_latency`` first, then the origin.
+
+    A target (not a wrapper around the bound call) so that the fetch's policies, a timeout
+    above all, cover the network round trip as well as the origin's time.
+    """
+
+    def __init__(self, target: Target, delay: Callable[[], float], ctx: BuildContext) -> None:
+        self.name = target.name
+        self._target = target
+        self._delay = delay
+        self._env = ctx.env
+
+    @property
+    def instances(self) -> list[Component]:
+        return self._target.instances
+
+    def handle(self, req: Request, op: str) -> Handler:
+        yield Timeout(self._env, self._delay())
+        return (yield from self._target.handle(req, op))
+
+
+@register("cdn")
+class CdnEdge(Cache):
+    """One edge of a CDN: a read-through cache of the origin's assets for one region's users.
+
+    Records one span per request it serves, bypassed requests included (arrival = start,
+    end = answer). Gauges: those of a :class:`~simulator.components.cache.Cache` (``hits_total``,
+    ``misses_total``, ``loads_total`` = origin fetches for misses, ``coalesced_total``,
+    ``expirations_total``, ``evictions_total``, ``size``, ``entries_time_total``,
+    ``failed_total``...), and ``edge_requests_total`` (requests routed to this edge),
+    ``bypassed_total`` (sent straight to the origin: ``bypass``, or the edge was down with
+    ``on_edge_down: origin``). Event ``edge_region`` at time 0, detail ``region=NAME``: where
+    the edge is (read by :func:`simulator.analysis.cdn.cdn_summary`).
+
+    Modelling assumptions: an edge is a pure delay with unlimited concurrency; assets are all
+    the same size (capacity counts assets); the origin's answer is always cacheable; a crashed
+    edge recovers empty; failover to the origin is instant.
+
+    Faults: ``crash`` (the edge empties and fails what it holds; new requests fail or go to the
+    origin as ``on_edge_down`` says), ``flush`` (a purge of everything).
+    """
+
+    # the edge's cache parameters are built from these (CdnParams.edge_cache)
+    Params = CdnParams  # type: ignore[assignment]
+    supported_faults = frozenset({"crash", "flush"})
+
+    def __init__(self, group: str, index: int, params: CdnParams, ctx: BuildContext) -> None:
+        super().__init__(group, index, params.edge_cache(), ctx)
+        self.params = params
+        spec = params.edges[index]
+        self.region = spec.region
+        self._default_ttl = params.ttl if params.ttl is not None else math.inf
+        classes = sorted(params.assets, key=lambda a: a.keys)
+        self._class_first = [a.keys[0] for a in classes]
+        self._class_last = [a.keys[1] for a in classes]
+        self._class_ttl = [float(a.ttl) for a in classes]
+        latency = spec.origin_latency if spec.origin_latency is not None else (
+            params.origin_latency)
+        self._origin_delay = _delay_sampler(ctx, self.name, "origin_latency", latency)
+        self.edge_requests_total = 0
+        self.bypassed_total = 0
+
+    @classmethod
+    def group_target(cls, name: str, members: list[Component], ctx: BuildContext) -> Target:
+        return EdgeRouter(name, cast(list[CdnEdge], members))
+
+    def wire(self, resolve: Callable[[str], Target]) -> None:
+        spec = self.params.origin
+        target = resolve(spec.to)
+        self._backing_target = target
+        link = target if self._origin_delay is None else _OriginLink(
+            target, self._origin_delay, self.ctx)
+        self._backing = bind_call(spec, link, self.ctx, (self.group, self.name))
+
+    def start(self) -> None:
+        super().start()
+        self.ctx.recorder.event(self.env._now, self.group, self.name, "edge_region",
+                                f"region={self.region}")
+
+    def gauges(self) -> Iterable[tuple[str, str, Callable[[], float]]]:
+        yield from super().gauges()
+        yield "edge_requests_total", "", lambda: self.edge_requests_total
+        yield "bypassed_total", "", lambda: self.bypassed_total
+
+    def _ttl_of(self, key: int) -> float:
+        first = self._class_first
+        if first:
+            i = bisect_right(first, key) - 1
+            if i >= 0 and key <= self._class_last[i]:
+                return self._class_ttl[i]
+        return self._default_ttl
+
+    def direct(self, req: Request, op: str) -> Handler:
+        """Send ``req`` straight to the origin, skipping this edge's cache."""
+        arrival = self.env._now
+        self.bypassed_total += 1
+        status = yield from cast(Bound, self._backing)(req, "read")
+        self._span(req, op, arrival, status)
+        return status
+
+
+class EdgeRouter:
+    """The edges of a CDN as one target: each request goes to the edge of its client's region.
+
+    Parameters
+    ----------
+    name
+        The CDN's name.
+    members
+        Its edges, in ``edges`` order.
+    hop
+        Wraps an edge's handler for the way from the user to that edge's region (``hop(handler,
+        region)``); by default nothing is charged (see :meth:`from_region`).
+    """
+
+    def __init__(self, name: str, members: list[CdnEdge],
+                 hop: Callable[[Bound, str], Bound] | None = None) -> None:
+        self.name = name
+        self.members = members
+        p = cast(CdnParams, members[0].params)
+        wrap = hop if hop is not None else (lambda handle, region: handle)
+        # region -> (edge, its cache path, its straight-to-origin path)
+        self._routes: dict[str, tuple[CdnEdge, Bound, Bound]] = {
+            m.region: (m, wrap(m.handle, m.region), wrap(m.direct, m.region)) for m in members}
+        default = members[0].region if p.default_edge is None else p.default_edge
+        self._default = self._routes[default]
+        self._failover = p.on_edge_down == "origin"
+        self._bypass = p.bypass
+
+    @property
+    def instances(self) -> list[Component]:
+        """Every edge."""
+        return list(self.members)
+
+    def edge_for(self, region: str | None) -> CdnEdge:
+        """The edge serving clients of ``region``."""
+        route = self._default if region is None else self._routes.get(region, self._default)
+        return route[0]
+
+    def handle(self, req: Request, op: str) -> Handler:
+        """Serve ``req`` at its region's edge, or from the origin (bypass, failover)."""
+        region = req.region
+        edge, serve, direct = (self._default if region is None
+                               else self._routes.get(region, self._default))
+        edge.edge_requests_total += 1
+        if self._bypass or (self._failover and not edge.up):
+            return direct(req, op)
+        return serve(req, op)
+
+    def from_region(self, src: str | None, network: Any) -> EdgeRouter:
+        """This CDN as called from region ``src`` (None: the request's region) over a network
+        of regions: each edge is reached through ``network.hop(handler, src, edge_region)``,
+        so a user pays the link to the edge that serves them (none within their region).
+
+        This is the contract of a scenario with regions: a call to a target whose instances
+        are in several regions asks the target for such a view.
+        """
+        return EdgeRouter(self.name, self.members,
+                          lambda handle, region: cast(Bound, network.hop(handle, src, region)))
+
+    def has_versions(self) -> bool:
+        """Whether the origin keeps versions."""
+        return self.members[0].has_versions()
+
+    def committed_version(self, key: int) -> int:
+        """The origin's latest committed version of ``key``."""
+        return self.members[0].committed_version(key)

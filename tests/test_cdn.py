@@ -519,3 +519,27 @@ def test_the_scenario_with_and_without_the_cdn() -> None:
     sc = with_cdn.scenario.components["cdn"]
     rtt = sc.edges[1].origin_latency.mean  # type: ignore[attr-defined]
     assert b["latency_p50"] > rtt > a["latency_p50"]
+
+
+@pytest.mark.parametrize("keep", [None, 5.0])
+def test_stale_if_error_at_the_edge(keep: float | None) -> None:
+    """An edge keeps expired assets for ``stale_if_error`` and serves them while the origin
+    fails; the same run without it fails those requests."""
+    from tests.test_resilience import _expected_stale_if_error
+
+    cdn: dict[str, Any] = {"kind": "cdn", "edges": ["eu-west"], "origin": "web",
+                           "capacity": 10, "ttl": 2.0}
+    if keep is not None:
+        cdn["stale_if_error"] = keep
+    r = simulator.simulate(simulator.parse_scenario({
+        "duration": 30, "drain": 5,
+        "workloads": {"w": {"arrivals": {"process": "constant", "rate": 1},
+                            "keys": {"popularity": "uniform", "n": 1}, "target": "cdn"}},
+        "components": {"cdn": cdn, "web": {"kind": "service", "service_time": 0.0}},
+        "faults": [{"at": 3.5, "duration": 16, "kind": "error", "target": "web",
+                    "probability": 1.0}],
+    }), seed=1)
+    req = r.requests.sort_values("start")
+    expected = _expected_stale_if_error(req["start"].tolist(), 2.0, keep or 0.0, (3.5, 19.5))
+    assert req["status"].astype(str).tolist() == expected
+    assert ("fallback" in expected) == (keep is not None)

@@ -127,6 +127,9 @@ class CdnParams(ComponentParams):
     ttl_mode
         ``after_write``: expiry = fetch time + ttl, hits do not extend it (an HTTP cache
         honouring ``max-age``). ``after_access``: every hit resets it.
+    stale_if_error
+        Keep expired assets this long and serve one (status ``fallback``) when its refetch
+        from the origin fails (``Cache-Control: stale-if-error``, RFC 5861); needs a ttl.
     assets
         Asset classes by key range, each with its own ``ttl`` (ranges must not overlap).
     hit_latency
@@ -155,6 +158,7 @@ class CdnParams(ComponentParams):
     policy: Literal["lru", "lfu", "fifo", "random"] = "lru"
     ttl: Duration | None = Field(None, gt=0)
     ttl_mode: Literal["after_write", "after_access"] = "after_write"
+    stale_if_error: Duration | None = Field(None, gt=0)
     assets: list[AssetClass] = Field(default_factory=list)
     hit_latency: Distribution = Field(default_factory=lambda: Constant(value=0.0))
     origin_latency: Distribution = Field(default_factory=lambda: Constant(value=0.0))
@@ -217,6 +221,7 @@ class CdnParams(ComponentParams):
                 update={"op": None}), pattern="read_through",
             policy=self.policy if self.capacity is not None else "ttl",
             capacity=self.capacity, ttl=ttl, ttl_mode=self.ttl_mode,
+            stale_if_error=self.stale_if_error,
             hit_latency=self.hit_latency, coalesce=self.coalesce, write_ops=[])
 
 

@@ -1,5 +1,16 @@
 """Built-in component kinds; importing this package registers them."""
 
-from simulator.components import cache, consumer, database, load_balancer, pubsub, queue, service
+from simulator.components import (
+    cache,
+    consumer,
+    database,
+    event_store,
+    load_balancer,
+    pubsub,
+    queue,
+    read_model,
+    service,
+)
 
-__all__ = ["cache", "consumer", "database", "load_balancer", "pubsub", "queue", "service"]
+__all__ = ["cache", "consumer", "database", "event_store", "load_balancer", "pubsub", "queue",
+           "read_model", "service"]

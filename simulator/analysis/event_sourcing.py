@@ -49,8 +49,8 @@ def command_summary(commands: pd.DataFrame, t0: float, t1: float) -> pd.DataFram
     c = commands.sort_values(["request_id", "start"], kind="stable")
     nth = (c["attempt"] == 1).astype("int64").groupby(
         [c["store"].astype(str), c["request_id"]]).cumsum()
-    first = c.groupby([c["store"].astype(str), c["request_id"], nth])["start"].transform("min")
-    c = c[(first >= t0) & (first < t1)]
+    began = c.groupby([c["store"].astype(str), c["request_id"], nth])["start"].transform("min")
+    c = c[(began >= t0) & (began < t1)]
     stores = (list(commands["store"].cat.categories)
               if isinstance(commands["store"].dtype, pd.CategoricalDtype)
               else list(dict.fromkeys(commands["store"].astype(str))))

@@ -18,8 +18,9 @@ those events. A command handler serves a command by the usual three steps:
 On commit the event is published to ``publish`` (a queue or topic, with the call's policies), as
 the seed's command handler does with its event bus; projectors (:mod:`.read_model`) consume it
 from there. With ``snapshot_every: N`` a commit that brings the aggregate to a multiple of N
-versions writes a snapshot (``snapshot_time``), so no load replays more than ``N - 1`` events
-(plus those committed while the latest due snapshot is being written).
+versions writes a snapshot (``snapshot_time``), so a load replays at most ``N - 1`` events once
+the due snapshot is written (a load that starts while it is being written replays the N events
+since the previous one plus those committed meanwhile).
 """
 
 from __future__ import annotations

@@ -331,6 +331,13 @@ faults:
     r = run(text, seed=seed)
     c = r.commands
     committed = c[c["outcome"].astype(str) == "committed"]
+    # optimistic concurrency: each aggregate's versions are 1..n, each committed once, in
+    # order of commit time; every conflict tried to write a version someone else committed
+    for _, g in committed.sort_values("end", kind="stable").groupby("key"):
+        assert g["version"].tolist() == list(range(1, len(g) + 1))
+    lost = c[c["outcome"].astype(str) != "committed"]
+    won = set(zip(committed["key"], committed["version"], strict=True))
+    assert set(zip(lost["key"], lost["version"], strict=True)) <= won
     m = r.messages[r.messages["queue"].astype(str) == "events"]
     assert len(m) == len(committed)
     assert set(m["status"].astype(str)) <= {"acked", "queued", "in_flight"}

@@ -72,8 +72,8 @@ class MessageStatus(IntEnum):
 MESSAGE_STATUS_LABELS = [s.label for s in MessageStatus]
 
 # how an event store's load-decide-append attempt ended (commands.outcome)
-COMMITTED, RETRIED, CONFLICTED = 0, 1, 2
-COMMAND_OUTCOMES = ["committed", "retried", "conflict"]
+COMMITTED, RETRIED, CONFLICTED, CRASHED = 0, 1, 2, 3
+COMMAND_OUTCOMES = ["committed", "retried", "conflict", "crashed"]
 
 # what the first cache on a request's path answered (requests.cache)
 NO_CACHE, HIT, MISS = 0, 1, 2

@@ -15,8 +15,8 @@ from simulator.analysis.summary import window_delta
 
 COMMAND_COLUMNS = [
     "store", "commands", "attempts", "committed", "conflicts", "conflict_ratio", "retries",
-    "failed", "failed_ratio", "rebuild_mean", "rebuild_p50", "rebuild_p99", "rebuild_max",
-    "replayed_mean", "replayed_max", "snapshots",
+    "failed", "failed_ratio", "crashed", "rebuild_mean", "rebuild_p50", "rebuild_p99",
+    "rebuild_max", "replayed_mean", "replayed_max", "snapshots",
 ]
 PROJECTION_COLUMNS = [
     "read_model", "applied", "lag_mean", "lag_p50", "lag_p95", "lag_p99", "lag_max",
@@ -39,9 +39,10 @@ def command_summary(commands: pd.DataFrame, t0: float, t1: float) -> pd.DataFram
         ``commands`` (first attempts), ``attempts`` (load-decide-append attempts, retries
         included), ``committed``, ``conflicts`` (attempts refused by the version check) and
         ``conflict_ratio`` (over attempts), ``retries``, ``failed`` (commands that ran out of
-        retries: status ``conflict``) and ``failed_ratio`` (over commands); the rebuild time
-        of the aggregate at each load (``rebuild_*``, seconds: ``loaded - start``) and the
-        events it replayed (``replayed_mean``, ``replayed_max``); ``snapshots`` written.
+        retries: status ``conflict``) and ``failed_ratio`` (over commands), ``crashed``
+        (attempts cut short by a crash of the store); the rebuild time of the aggregate at
+        each load (``rebuild_*``, seconds: ``loaded - start``) and the events it replayed
+        (``replayed_mean``, ``replayed_max``); ``snapshots`` written.
         Empty without event stores.
     """
     # a command's attempts count with it: those of commands whose first attempt started in
@@ -61,7 +62,7 @@ def command_summary(commands: pd.DataFrame, t0: float, t1: float) -> pd.DataFram
         outcome = g["outcome"].astype(str)
         attempts = len(g)
         first = int((g["attempt"] == 1).sum())
-        conflicts = int((outcome != "committed").sum())
+        conflicts = int(outcome.isin(["retried", "conflict"]).sum())
         failed = int((outcome == "conflict").sum())
         rebuild = (g["loaded"] - g["start"]).to_numpy()
         replayed = g["replayed"].to_numpy()
@@ -71,6 +72,7 @@ def command_summary(commands: pd.DataFrame, t0: float, t1: float) -> pd.DataFram
             "conflict_ratio": conflicts / attempts if attempts else np.nan,
             "retries": int((outcome == "retried").sum()), "failed": failed,
             "failed_ratio": failed / first if first else np.nan,
+            "crashed": int((outcome == "crashed").sum()),
             "rebuild_mean": float(rebuild.mean()) if len(rebuild) else np.nan,
             "rebuild_p50": _pct(rebuild, 0.5), "rebuild_p99": _pct(rebuild, 0.99),
             "rebuild_max": float(rebuild.max()) if len(rebuild) else np.nan,

@@ -28,10 +28,10 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Callable, Generator, Iterable
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, cast
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from simpy import Event, Timeout
+from simpy import AnyOf, Event, Timeout
 
 from simulator.calls import CallSpec
 from simulator.components.base import (
@@ -50,6 +50,7 @@ from simulator.messages import (
     COMMITTED,
     CONFLICT,
     CONFLICTED,
+    CRASHED,
     ERROR,
     OK,
     REJECTED,
@@ -192,12 +193,16 @@ class EventStore(FaultState, Component):
     ``snapshots_total``, ``replayed_total`` (events replayed by loads), ``load_time_total``,
     ``publish_failures_total``, ``rejected_total``.
 
-    Faults: ``slow`` multiplies every duration of the command path; ``error`` fails arriving
-    commands at once with a probability; ``latency`` delays them before they queue.
+    Faults: ``crash`` fails every command the store holds at that instant (waiting, loading,
+    deciding or appending: nothing is written; publishing: the event is committed but never
+    published, counted in ``publish_failures_total``; writing a snapshot: the snapshot is
+    lost), then refuses or black-holes new ones until it recovers, with its log intact;
+    ``slow`` multiplies every duration of the command path; ``error`` fails arriving commands
+    at once with a probability; ``latency`` delays them before they queue.
     """
 
     Params = EventStoreParams
-    supported_faults = frozenset({"slow", "error", "latency"})
+    supported_faults = frozenset({"crash", "slow", "error", "latency"})
 
     def __init__(self, group: str, index: int, params: EventStoreParams,
                  ctx: BuildContext) -> None:
@@ -238,6 +243,10 @@ class EventStore(FaultState, Component):
         self._rec = rec if ctx.record_spans else None
         self._code = rec.instance_code(group, self.name)
         self._init_fault_state()
+        self._crashable = False
+        self._black_hole = False
+        self._epoch = 0
+        self._crash_event = Event(ctx.env)
         self._fault_draw = ctx.streams.batched(self.name, "fault", lambda rng, k: rng.random(k))
 
     def wire(self, resolve: Callable[[str], Target]) -> None:
@@ -271,6 +280,10 @@ class EventStore(FaultState, Component):
         arrival = env._now
         slow = 1.0
         if self._faulted:
+            if not self.up:
+                if self._black_hole:
+                    yield Event(env)  # never answered: only the caller's timeout ends it
+                return self._end(req, op, arrival, math.nan, ERROR)
             if self._error_probability and self._fault_draw() < self._error_probability:
                 return self._end(req, op, arrival, math.nan, ERROR)
             if self._added_latency is not None:
@@ -280,6 +293,7 @@ class EventStore(FaultState, Component):
         key = req.key
         if key < 0:
             return self._end(req, op, arrival, math.nan, ERROR)
+        epoch = self._epoch
         pool = self._pool
         if pool.free():
             pool.take(arrival)
@@ -289,11 +303,14 @@ class EventStore(FaultState, Component):
             return self._end(req, op, arrival, math.nan, REJECTED)
         else:
             yield pool.wait(arrival)
+            if self._epoch != epoch:  # woken by a crash, not by a free worker
+                return self._end(req, op, arrival, math.nan, ERROR)
             start = env._now
             pool.started(start)
         if op in self._query_ops:
             seen = self.versions.get(key, 0)
-            yield from self._load(key, seen, slow)
+            if not (yield from self._sleep(self._load_cost(key, seen, slow), epoch)):
+                return self._end(req, op, arrival, start, ERROR)
             req.version = seen
             if seen < self.versions.get(key, 0):  # a commit landed while the load ran
                 req.stale = True
@@ -307,11 +324,16 @@ class EventStore(FaultState, Component):
             attempt += 1
             t0 = env._now
             seen = versions.get(key, 0)
-            replayed = yield from self._load(key, seen, slow)
+            replayed = seen - self.snapshots.get(key, 0)
+            alive = yield from self._sleep(self._load_cost(key, seen, slow), epoch)
             loaded = env._now
-            work = (self._decide() * req.work + self._append()) * slow
-            if work > 0:
-                yield Timeout(env, work)
+            if alive:
+                work = (self._decide() * req.work + self._append()) * slow
+                alive = yield from self._sleep(work, epoch)
+            if not alive:  # crashed before the commit: nothing was written
+                rec.command(self._code, req.id, key, attempt, t0, replayed, loaded, env._now,
+                            seen + 1, CRASHED, False)
+                return self._end(req, op, arrival, start, ERROR)
             if versions.get(key, 0) == seen:
                 break
             self.conflicts_total += 1
@@ -324,9 +346,8 @@ class EventStore(FaultState, Component):
             rec.command(self._code, req.id, key, attempt, t0, replayed, loaded, env._now,
                         seen + 1, RETRIED, False)
             self.retries_total += 1
-            delay = self._backoff() * slow
-            if delay > 0:
-                yield Timeout(env, delay)
+            if not (yield from self._sleep(self._backoff() * slow, epoch)):
+                return self._end(req, op, arrival, start, ERROR)
         # commit: the version check passed at this instant
         now = env._now
         version = seen + 1
@@ -346,28 +367,62 @@ class EventStore(FaultState, Component):
                     COMMITTED, snapshot)
         status = OK
         if self._publish is not None:
-            status = yield from self._publish(DomainEvent(req, version, now, self), op)
+            event = DomainEvent(req, version, now, self)
+            if self._crashable:  # the handler may die while it waits for the publish
+                proc = env.process(self._publish(event, op))
+                yield AnyOf(env, (proc, self._crash_event))
+                if self._epoch != epoch:  # committed, never published: the read side misses it
+                    self.publish_failures_total += 1
+                    return self._end(req, op, arrival, start, ERROR)
+                status = cast(int, proc.value)
+            else:
+                status = yield from self._publish(event, op)
             if status != OK:
                 self.publish_failures_total += 1
         if snapshot:
-            write = self._snapshot_time() * slow
-            if write > 0:
-                yield Timeout(env, write)
+            if not (yield from self._sleep(self._snapshot_time() * slow, epoch)):
+                return self._end(req, op, arrival, start, ERROR)
             if self.snapshots.get(key, 0) < version:
                 self.snapshots[key] = version
             self.snapshots_total += 1
         pool.release()
         return self._end(req, op, arrival, start, status)
 
-    def _load(self, key: int, seen: int, slow: float) -> Generator[Event, Any, int]:
-        """Rebuild the aggregate at version ``seen``; return the events replayed."""
+    def _load_cost(self, key: int, seen: int, slow: float) -> float:
+        """Time to rebuild the aggregate at version ``seen`` (counted in the gauges)."""
         replayed = seen - self.snapshots.get(key, 0)
         cost = (self._load_base + self._per_event * replayed) * slow
         self.replayed_total += replayed
         self.load_time_total += cost
-        if cost > 0:
-            yield Timeout(self.env, cost)
-        return replayed
+        return cost
+
+    def _sleep(self, delay: float, epoch: int) -> Generator[Event, Any, bool]:
+        """Hold the worker for ``delay`` seconds; False if the store crashed meanwhile."""
+        if self._crashable:
+            if self._epoch != epoch:
+                return False
+            yield AnyOf(self.env, (Timeout(self.env, delay), self._crash_event))
+            return self._epoch == epoch
+        if delay > 0:
+            yield Timeout(self.env, delay)
+        return True
+
+    # ---- faults -------------------------------------------------------------------------
+    def prepare_faults(self, kinds: set[str]) -> None:
+        self._crashable = "crash" in kinds
+
+    def crash(self, black_hole: bool) -> None:
+        self.up = False
+        self._black_hole = black_hole
+        self._epoch += 1
+        self._pool.crash()
+        crashed, self._crash_event = self._crash_event, Event(self.env)
+        crashed.succeed()
+        self._update_faulted()
+
+    def recover(self) -> None:
+        self.up = True
+        self._update_faulted()
 
     def _end(self, req: Request, op: str, arrival: float, start: float, status: int) -> int:
         if status == ERROR:

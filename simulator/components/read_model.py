@@ -22,7 +22,7 @@ from collections.abc import Callable, Generator, Iterable
 from typing import Any, ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
-from simpy import Event, Timeout
+from simpy import AnyOf, Event, Timeout
 
 from simulator.calls import NAME_PATTERN
 from simulator.components.base import (
@@ -124,17 +124,20 @@ class ReadModel(FaultState, Component):
     ``duplicates_total``, ``gaps_total``, ``ignored_total`` (applies during a rebuild),
     ``replayed_total``, ``projection_lag_time_total`` (sum of the live events' lags),
     ``reads_total``, ``reads_ok_total``, ``stale_reads_total``, ``versions_behind_total``
-    (over stale reads), ``rejected_total``, ``failed_total`` (applies of requests that are
-    not events of this read model's store). Events: ``rebuild`` (start, end with the events
-    replayed).
+    (over stale reads), ``rejected_total``, ``failed_total`` (refused or cut short by a
+    crash, or applies of requests that are not events of this read model's store). Events:
+    ``rebuild`` (start, end with the events replayed).
 
-    Faults: ``slow`` multiplies read and apply times (and a rebuild's per-event cost when it
-    has no ``replay_rate``); ``rebuild`` starts a projection rebuild (restarting one in
+    Faults: ``crash`` fails the requests held at that instant (an apply cut short applies
+    nothing, so its projector's message fails and comes back) and refuses or black-holes new
+    ones until it recovers with its state (a durable database); a rebuild in progress starts
+    over on recovery. ``slow`` multiplies read and apply times (and a rebuild's per-event cost
+    when it has no ``replay_rate``); ``rebuild`` starts a projection rebuild (restarting one in
     progress).
     """
 
     Params = ReadModelParams
-    supported_faults = frozenset({"slow", "rebuild"})
+    supported_faults = frozenset({"crash", "slow", "rebuild"})
 
     def __init__(self, group: str, index: int, params: ReadModelParams,
                  ctx: BuildContext) -> None:
@@ -149,7 +152,12 @@ class ReadModel(FaultState, Component):
         self.applied: dict[int, int] = {}
         self._applied_sum = 0  # sum of the versions held: events reflected here
         self.rebuilding = False
+        self._rebuild_generation = 0
+        self._replay_rate: float | None = None
         self._epoch = 0
+        self._crashable = False
+        self._black_hole = False
+        self._crash_event = Event(ctx.env)
         self.applied_total = 0
         self.duplicates_total = 0
         self.gaps_total = 0
@@ -200,9 +208,15 @@ class ReadModel(FaultState, Component):
         applying = op in self._apply_ops
         if not applying:
             self.reads_total += 1
-            if self.rebuilding and self._reject_during_rebuild:
-                self.rejected_total += 1
-                return self._end(req, op, arrival, math.nan, REJECTED)
+        if self._faulted and not self.up:
+            if self._black_hole:
+                yield Event(env)  # never answered: only the caller's timeout ends it
+            self.failed_total += 1
+            return self._end(req, op, arrival, math.nan, ERROR)
+        if not applying and self.rebuilding and self._reject_during_rebuild:
+            self.rejected_total += 1
+            return self._end(req, op, arrival, math.nan, REJECTED)
+        epoch = self._epoch
         pool = self._pool
         if pool.free():
             pool.take(arrival)
@@ -212,15 +226,21 @@ class ReadModel(FaultState, Component):
             return self._end(req, op, arrival, math.nan, REJECTED)
         else:
             yield pool.wait(arrival)
+            if self._epoch != epoch:  # woken by a crash, not by a free worker
+                self.failed_total += 1
+                return self._end(req, op, arrival, math.nan, ERROR)
             start = env._now
             pool.started(start)
         slow = self._slow_factor
-        if applying:
-            yield Timeout(env, self._apply() * slow)
-            status = self._apply_event(req)
+        work = self._apply() * slow if applying else self._read() * req.work * slow
+        if self._crashable:
+            yield AnyOf(env, (Timeout(env, work), self._crash_event))
+            if self._epoch != epoch:  # crashed meanwhile: nothing applied or answered
+                self.failed_total += 1
+                return self._end(req, op, arrival, start, ERROR)
         else:
-            yield Timeout(env, self._read() * req.work * slow)
-            status = self._answer(req)
+            yield Timeout(env, work)
+        status = self._apply_event(req) if applying else self._answer(req)
         pool.release()
         return self._end(req, op, arrival, start, status)
 
@@ -279,15 +299,40 @@ class ReadModel(FaultState, Component):
 
     # ---- projection rebuild -------------------------------------------------------------
     def rebuild(self, event: Any) -> None:
-        """Drop the state now and replay the store's log from its first event."""
-        self._epoch += 1
+        """Drop the state now and replay the store's log from its first event (restarting a
+        rebuild in progress; while the read model is down, it starts when it recovers)."""
+        self._rebuild_generation += 1
         self.rebuilding = True
         self.applied.clear()
         self._applied_sum = 0
+        self._replay_rate = getattr(event, "replay_rate", None)
         self.ctx.recorder.event(self.env._now, self.group, self.name, "rebuild", "start")
-        self.env.process(self._replay(self._epoch, getattr(event, "replay_rate", None)))
+        if self.up:
+            self.env.process(self._replay(self._rebuild_generation, self._replay_rate))
 
-    def _replay(self, epoch: int, rate: float | None) -> Generator[Event, Any, None]:
+    # ---- faults -------------------------------------------------------------------------
+    def prepare_faults(self, kinds: set[str]) -> None:
+        self._crashable = "crash" in kinds
+
+    def crash(self, black_hole: bool) -> None:
+        self.up = False
+        self._black_hole = black_hole
+        self._epoch += 1
+        self._rebuild_generation += 1  # a replay in progress stops; it resumes on recovery
+        self._pool.crash()
+        crashed, self._crash_event = self._crash_event, Event(self.env)
+        crashed.succeed()
+        self._update_faulted()
+
+    def recover(self) -> None:
+        self.up = True
+        self._update_faulted()
+        if self.rebuilding:  # the interrupted rebuild job starts over from the first event
+            self.applied.clear()
+            self._applied_sum = 0
+            self.env.process(self._replay(self._rebuild_generation, self._replay_rate))
+
+    def _replay(self, generation: int, rate: float | None) -> Generator[Event, Any, None]:
         env = self.env
         store = self._store
         assert store is not None
@@ -303,8 +348,8 @@ class ReadModel(FaultState, Component):
                 cost = sum(self._replay_draw() for _ in range(n)) * self._slow_factor
             if cost > 0:
                 yield Timeout(env, cost)
-            if self._epoch != epoch:
-                return  # a newer rebuild took over
+            if self._rebuild_generation != generation:
+                return  # a newer rebuild took over, or the read model crashed
             now = env._now
             applied = self.applied
             record = self._recorder.projection

@@ -79,6 +79,20 @@ class WorkerPool:
         else:
             self.busy -= 1
 
+    def crash(self) -> None:
+        """Drop every request held (the owner has crashed): close their integrals, wake the
+        waiters (which must see the crash and give up without :meth:`started`), free all."""
+        now = self.env._now
+        self.busy_area += self.busy * now
+        self.queue_area += len(self._queue) * now
+        self.system_area += self.in_system * now
+        self.busy = 0
+        self.in_system = 0
+        waiting = list(self._queue)
+        self._queue.clear()
+        for ev in waiting:
+            ev.succeed()
+
     @property
     def queue_length(self) -> int:
         """Requests waiting for a worker now."""

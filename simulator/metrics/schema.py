@@ -74,7 +74,8 @@ TABLES: dict[str, dict[str, tuple[str, str]]] = {
         "end": ("float64", "When the append committed or was refused by the version check."),
         "version": ("int64", "Version the append wrote (committed) or tried to write."),
         "outcome": ("category", "committed; retried (a conflict, then another attempt); "
-                                "conflict (a conflict with no retry left: the command failed)."),
+                                "conflict (a conflict with no retry left: the command failed); "
+                                "crashed (the store crashed before the commit)."),
         "snapshot": ("bool", "Whether the commit triggered a snapshot write."),
     },
     "projections": {

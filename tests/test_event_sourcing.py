@@ -525,3 +525,36 @@ faults:
     assert (during["applied"] - during["committed"]).max() > 1.8
     final = p.groupby("key")["version"].max().sort_index()
     assert final.equals(committed.groupby("key")["version"].max().sort_index())
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_tables_survive_a_round_trip_to_disk(tmp_path: Path, fmt: str) -> None:
+    # an inline projection (no queue: a queue's dumped defaults do not re-validate yet)
+    r = run("""
+name: disk
+duration: 12s
+workloads:
+  w:
+    arrivals: {process: poisson, rate: 200/s}
+    keys: {popularity: zipf, n: 100, s: 1.0}
+    mix: {place: 1.0}
+    target: store
+  r:
+    arrivals: {process: poisson, rate: 100/s}
+    keys: {popularity: zipf, n: 100, s: 1.0}
+    target: view
+components:
+  store:
+    kind: event_store
+    snapshot_every: 10
+    conflict_retries: 1
+    publish: {to: view, op: apply}
+  view: {kind: read_model, store: store}
+faults:
+  - {at: 8s, kind: rebuild, target: view}
+""")
+    back = simulator.Results.read(r.write(tmp_path / "out", fmt=fmt))  # type: ignore[arg-type]
+    for method in ("event_sourcing_summary", "projection_summary", "rebuilds"):
+        a, b = getattr(r, method)(), getattr(back, method)()
+        assert not a.empty
+        assert a.astype(str).equals(b.astype(str)), method

@@ -125,8 +125,8 @@ class EventStoreParams(ComponentParams):
         Write a snapshot when a commit brings an aggregate to a multiple of this many versions
         (omitted: never; every load replays the aggregate's whole history).
     snapshot_time
-        Time the snapshot write takes (the worker waits for it); the snapshot is used by
-        loads that start after it is written.
+        Time the snapshot write takes (the worker waits for it; default 1 ms); the snapshot
+        is used by loads that start after it is written.
     conflict_retries
         Times a command that lost the version check reloads and tries again before failing
         with status ``conflict``.
@@ -148,7 +148,7 @@ class EventStoreParams(ComponentParams):
     decide_time: Distribution = Field(default_factory=lambda: Constant(value=0.0))
     append_time: Distribution = Field(default_factory=lambda: Constant(value=0.001))
     snapshot_every: int | None = Field(None, ge=1, le=10**9)
-    snapshot_time: Distribution = Field(default_factory=lambda: Constant(value=0.001))
+    snapshot_time: Distribution | None = None
     conflict_retries: int = Field(3, ge=0, le=1000)
     retry_backoff: Distribution = Field(default_factory=lambda: Constant(value=0.0))
     publish: CallSpec | None = None
@@ -159,7 +159,7 @@ class EventStoreParams(ComponentParams):
         if self.replicas != 1:
             raise ValueError("replicas must be 1: an event store is one logical log (give it "
                              "more workers for more command handlers)")
-        if "snapshot_time" in self.model_fields_set and self.snapshot_every is None:
+        if self.snapshot_time is not None and self.snapshot_every is None:
             raise ValueError("snapshot_time needs snapshot_every (no snapshot is ever written)")
         return self
 
@@ -213,7 +213,8 @@ class EventStore(FaultState, Component):
         self._decide = _sampler(ctx, group, "decide_time", params.decide_time)
         self._append = ctx.sampler(group, "append_time", params.append_time)
         self._snapshot_every = params.snapshot_every or 0
-        self._snapshot_time = ctx.sampler(group, "snapshot_time", params.snapshot_time)
+        self._snapshot_time = ctx.sampler(group, "snapshot_time",
+                                          params.snapshot_time or Constant(value=0.001))
         self._retries = params.conflict_retries
         self._backoff = _sampler(ctx, group, "retry_backoff", params.retry_backoff)
         self._query_ops = frozenset(params.query_ops)

@@ -143,6 +143,7 @@ def _run(args: argparse.Namespace) -> int:
         print(format_cache_summary(caches))
     _print_data_tier(results)
     _print_cdn(results)
+    _print_event_sourcing(results)
     breakers = results.breakers()
     if not breakers.empty:
         print("\ncircuit breakers (seconds in each state over the measured window)")
@@ -345,6 +346,34 @@ def format_cdn_summary(table: pd.DataFrame) -> str:
     df = df.rename(columns={c: f"{c}_ms" for c in df.columns if c.startswith("latency_")})
     fmt = {(f"{c}_ms" if c.startswith("latency_") else c): f for c, f in fmt.items()}
     return df.to_string(index=False, na_rep="-", formatters=fmt)
+
+
+def _print_event_sourcing(results: Any) -> None:
+    """Print the event stores' conflicts and rebuild costs, and the read models' lag and
+    staleness, of a run that has them."""
+    stores = results.event_sourcing_summary()
+    if not stores.empty:
+        print("\nevent stores (measured window; rebuild = aggregate load time, in ms)")
+        df = stores.copy()
+        for c in ("rebuild_mean", "rebuild_p50", "rebuild_p99", "rebuild_max"):
+            df[c] = df[c] * 1e3
+        fmt: dict[str, Callable[[Any], str]] = {
+            c: (lambda v: "-" if pd.isna(v) else f"{v:.2%}")
+            for c in ("conflict_ratio", "failed_ratio")}
+        print(df.to_string(index=False, na_rep="-", float_format="{:.3g}".format,
+                           formatters=fmt))
+    models = results.projection_summary()
+    if not models.empty:
+        print("\nread models (measured window; projection lag = commit to applied, in ms)")
+        df = models.copy()
+        for c in ("lag_mean", "lag_p50", "lag_p95", "lag_p99", "lag_max"):
+            df[c] = df[c] * 1e3
+        print(df.to_string(index=False, na_rep="-", float_format="{:.3g}".format, formatters={
+            "stale_read_ratio": lambda v: "-" if pd.isna(v) else f"{v:.2%}"}))
+    rebuilds = results.rebuilds()
+    if not rebuilds.empty:
+        print("\nprojection rebuilds (seconds; end '-': not caught up by the end of the run)")
+        print(rebuilds.to_string(index=False, na_rep="-", float_format="{:.3g}".format))
 
 
 def format_cache_summary(caches: pd.DataFrame) -> str:

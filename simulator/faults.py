@@ -14,6 +14,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.distributions import Distribution, Duration
+from simulator.workloads import Rate
 
 TARGET_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*(\[\d+\])?$"
 _TARGET = re.compile(r"^(?P<group>[A-Za-z_][A-Za-z0-9_-]*)(\[(?P<index>\d+)\])?$")
@@ -133,9 +134,29 @@ class ReshardEvent(BaseModel):
         return self.at
 
 
+class RebuildEvent(BaseModel):
+    """The target read model's projection is rebuilt from ``at``: its state is dropped and the
+    event store's whole log is replayed from the first event, at ``replay_rate`` events per
+    second (omitted: one event at a time, each taking a draw of the read model's
+    ``apply_time``), until the replay reaches the end of the growing log. It lasts as long as
+    that takes, so it has no ``duration``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: Duration = Field(ge=0, description="When the rebuild starts.")
+    kind: Literal["rebuild"] = "rebuild"
+    target: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
+    replay_rate: Rate | None = Field(None, gt=0)
+
+    @property
+    def end(self) -> float:
+        """Recovery is measured from the start (the rebuild's own end is in the events)."""
+        return self.at
+
+
 Fault = Annotated[
     CrashFault | SlowFault | ErrorFault | LatencyFault | FlushFault | PartitionFault
-    | SpikeFault | ReshardEvent,
+    | SpikeFault | ReshardEvent | RebuildEvent,
     Field(discriminator="kind"),
 ]
 """One fault: ``{at: 60s, duration: 15s, kind: crash, target: db[2]}``."""

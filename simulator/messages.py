@@ -11,7 +11,9 @@ class Status(IntEnum):
     Modelled failures are values, never exceptions. ``IN_FLIGHT`` marks requests still
     unfinished when the run ends, so that every generated request is accounted for.
     ``FALLBACK`` is a degraded answer given by a fallback policy after a failure;
-    ``CANCELLED`` a hedged copy withdrawn because another copy answered first.
+    ``CANCELLED`` a hedged copy withdrawn because another copy answered first;
+    ``CONFLICT`` a command whose optimistic-concurrency append kept losing to concurrent
+    appends to the same aggregate until its retries ran out (an event store's version check).
     """
 
     OK = 0
@@ -23,6 +25,7 @@ class Status(IntEnum):
     IN_FLIGHT = 6
     FALLBACK = 7
     CANCELLED = 8
+    CONFLICT = 9
 
     @property
     def label(self) -> str:
@@ -40,6 +43,7 @@ DROPPED = int(Status.DROPPED)
 IN_FLIGHT = int(Status.IN_FLIGHT)
 FALLBACK = int(Status.FALLBACK)
 CANCELLED = int(Status.CANCELLED)
+CONFLICT = int(Status.CONFLICT)
 
 STATUS_LABELS = [s.label for s in Status]
 
@@ -66,6 +70,10 @@ class MessageStatus(IntEnum):
 
 
 MESSAGE_STATUS_LABELS = [s.label for s in MessageStatus]
+
+# how an event store's load-decide-append attempt ended (commands.outcome)
+COMMITTED, RETRIED, CONFLICTED, CRASHED = 0, 1, 2, 3
+COMMAND_OUTCOMES = ["committed", "retried", "conflict", "crashed"]
 
 # what the first cache on a request's path answered (requests.cache)
 NO_CACHE, HIT, MISS = 0, 1, 2

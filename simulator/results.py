@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from simulator.analysis.plots import PlotAccessor
     from simulator.scenario import Scenario
 
-TABLE_NAMES = ("requests", "spans", "samples", "events", "messages")
+TABLE_NAMES = ("requests", "spans", "samples", "events", "messages", "commands", "projections")
 
 
 @dataclass
@@ -69,12 +69,25 @@ class Results:
     @property
     def messages(self) -> pd.DataFrame:
         """One row per message stored in a queue or topic subscription (or refused)."""
-        if "messages" not in self.tables:  # results assembled before queues existed
+        return self._table("messages")
+
+    @property
+    def commands(self) -> pd.DataFrame:
+        """One row per load-decide-append attempt of an event store."""
+        return self._table("commands")
+
+    @property
+    def projections(self) -> pd.DataFrame:
+        """One row per event applied by a read model (live or replayed by a rebuild)."""
+        return self._table("projections")
+
+    def _table(self, name: str) -> pd.DataFrame:
+        if name not in self.tables:  # results assembled before the table existed
             from simulator.metrics.schema import TABLES
 
             return pd.DataFrame({c: pd.Series(dtype=d) for c, (d, _) in
-                                 TABLES["messages"].items()})
-        return self.tables["messages"]
+                                 TABLES[name].items()})
+        return self.tables[name]
 
     @property
     def window(self) -> tuple[float, float]:
@@ -178,6 +191,30 @@ class Results:
         t0, t1 = self.window
         return fault_recovery(self.requests, self.scenario.faults, t0, t1)
 
+    def event_sourcing_summary(self) -> pd.DataFrame:
+        """Per event store: commands, conflicts and conflict ratio, retries, failures, rebuild
+        (load) time percentiles, events replayed, snapshots (see
+        :func:`simulator.analysis.event_sourcing.command_summary`); empty without one."""
+        from simulator.analysis.event_sourcing import command_summary
+
+        t0, t1 = self.window
+        return command_summary(self.commands, t0, t1)
+
+    def projection_summary(self) -> pd.DataFrame:
+        """Per read model: events applied, projection lag percentiles, stale-read ratio,
+        events behind (see :func:`simulator.analysis.event_sourcing.projection_summary`);
+        empty without one."""
+        from simulator.analysis.event_sourcing import projection_summary
+
+        t0, t1 = self.window
+        return projection_summary(self.projections, self.samples, t0, t1)
+
+    def rebuilds(self) -> pd.DataFrame:
+        """Each projection rebuild of the run: start, end, duration, events replayed."""
+        from simulator.analysis.event_sourcing import rebuild_summary
+
+        return rebuild_summary(self.events, self.projections)
+
     @classmethod
     def read(cls, directory: str | Path) -> Results:
         """Read the results of a run written by :meth:`write` (parquet or csv tables).
@@ -228,7 +265,7 @@ class Results:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
             for name in TABLE_NAMES:
-                _write_table(self.tables[name], tmp / name, fmt)
+                _write_table(self._table(name), tmp / name, fmt)
             _write_table(self.summary(), tmp / "summary", fmt)
             _write_table(self.backend_share(), tmp / "backend_share", fmt)
             _write_table(self.queue_summary(), tmp / "queue_summary", fmt)
@@ -236,6 +273,8 @@ class Results:
             if not caches.empty:
                 _write_table(caches, tmp / "cache_summary", fmt)
             for stem, table in (("cdn_summary", self.cdn_summary()),
+                                ("event_sourcing_summary", self.event_sourcing_summary()),
+                                ("projection_summary", self.projection_summary()),
                                 ("shard_summary", self.shard_summary()),
                                 ("replication_summary", self.replication_summary()),
                                 ("reshards", self.reshards())):

@@ -15,6 +15,7 @@ from simulator.faults import (
     FlushFault,
     LatencyFault,
     PartitionFault,
+    RebuildEvent,
     ReshardEvent,
     SlowFault,
     SpikeFault,
@@ -65,6 +66,8 @@ def start_faults(scenario: Scenario, groups: dict[str, list[Component]],
     for i, fault in enumerate(scenario.faults):
         if isinstance(fault, ReshardEvent):
             ctx.env.process(_reshard(fault, groups[fault.target][0], key_space, ctx))
+        elif isinstance(fault, RebuildEvent):
+            ctx.env.process(_rebuild(fault, groups[fault.target][0], ctx))
         elif not isinstance(fault, SpikeFault):
             ctx.env.process(_run(fault, i, groups, ctx))
 
@@ -73,6 +76,12 @@ def _reshard(event: ReshardEvent, inst: Component, key_space: int | None, ctx: B
              ) -> Generator[simpy.Event, Any, None]:
     yield ctx.env.timeout(event.at)
     inst.reshard(event, key_space)
+
+
+def _rebuild(event: RebuildEvent, inst: Component, ctx: BuildContext
+             ) -> Generator[simpy.Event, Any, None]:
+    yield ctx.env.timeout(event.at)
+    inst.rebuild(event)
 
 
 def _run(fault: Any, i: int, groups: dict[str, list[Component]], ctx: BuildContext

@@ -271,6 +271,28 @@ CASES = [
          args=("run", "{file}", "--set", "components.lb.backends.3=api")),
     case("set-on-validate", BASE, None, "components.api.workers", "greater than or equal to 1",
          args=("validate", "{file}", "--set", "components.api.workers=0")),
+    # ---- event sourcing and CQRS ----------------------------------------------------------
+    case("read-model-store-not-an-event-store",
+         edit({6: "    target: view"}, append="  view: {kind: read_model, store: api}\n"), 12,
+         "components.view.store", "must be an event_store; 'api' is a service"),
+    case("read-model-unknown-store",
+         edit({6: "    target: view"},
+              append="  orders: {kind: event_store}\n  view: {kind: read_model, store: ordrs}\n"),
+         13, "components.view.store", "unknown component 'ordrs'; did you mean 'orders'?"),
+    case("event-store-replicated",
+         edit(append="  orders: {kind: event_store, replicas: 2}\n"), 12,
+         "components.orders.replicas", "replicas must be 1: an event store is one logical log"),
+    case("snapshot-time-without-snapshots",
+         edit(append="  orders: {kind: event_store, snapshot_time: 5ms}\n"), 12,
+         "components.orders.snapshot_time", "snapshot_time needs snapshot_every"),
+    case("rebuild-a-service",
+         edit(append="faults:\n  - {at: 1s, kind: rebuild, target: api}\n"), 13,
+         "faults.0.kind", "a service does not support rebuild faults"),
+    case("rebuild-with-a-duration",
+         edit({6: "    target: view"},
+              append="  orders: {kind: event_store}\n  view: {kind: read_model, store: orders}\n"
+                     "faults:\n  - {at: 1s, duration: 2s, kind: rebuild, target: view}\n"), 15,
+         "faults.0.duration", "unknown key 'duration'"),
 ]
 
 

@@ -42,7 +42,7 @@ LATENCY_METRICS = frozenset({"mean", "p50", "p90", "p95", "p99", "p999", "latenc
 STATUS_COLORS = {
     "ok": "#2e7d32", "error": "#c62828", "timeout": "#ef6c00", "rejected": "#6a1b9a",
     "short_circuited": "#1565c0", "dropped": "#6d4c41", "fallback": "#00897b",
-    "in_flight": "#9e9e9e",
+    "in_flight": "#9e9e9e", "conflict": "#ad1457",
 }
 BREAKER_COLORS = {"closed": "#81c784", "half_open": "#ffb74d", "open": "#e57373"}
 #: Colours of successive fault windows (the first is the usual red).

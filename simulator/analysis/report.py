@@ -41,7 +41,7 @@ CAPTIONS = {
 
 _LATENCY_COLUMNS = ("mean", "p50", "p95", "p99", "p999")
 _RATIO_COLUMNS = ("error_ratio", "rejection_ratio", "timeout_ratio", "fallback_ratio",
-                  "utilisation", "share")
+                  "utilisation", "share", "conflict_ratio", "failed_ratio", "stale_read_ratio")
 
 _STYLE = """
 body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
@@ -231,6 +231,16 @@ def report_html(results: Results, plots: Sequence[str] | None = None,
     if not share.empty:
         parts.append("<h3>Per-backend share</h3>")
         parts.append(table_html(share))
+
+    stores, models = r.event_sourcing_summary(), r.projection_summary()
+    if not stores.empty or not models.empty:
+        parts.append("<h3>Event sourcing and CQRS</h3><p class=\"note\">Event stores: "
+                     "conflicts of the optimistic-concurrency check and the aggregate rebuild "
+                     "(load) time; read models: projection lag from commit to applied and "
+                     "stale reads. Times in seconds.</p>")
+        for table in (stores, models, r.rebuilds()):
+            if not table.empty:
+                parts.append(table_html(table))
 
     parts.append('<h2 id="diagnostics">Diagnostics</h2>')
     notes = findings(r)

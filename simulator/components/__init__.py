@@ -5,10 +5,13 @@ from simulator.components import (
     cdn,
     consumer,
     database,
+    event_store,
     load_balancer,
     pubsub,
     queue,
+    read_model,
     service,
 )
 
-__all__ = ["cache", "cdn", "consumer", "database", "load_balancer", "pubsub", "queue", "service"]
+__all__ = ["cache", "cdn", "consumer", "database", "event_store", "load_balancer", "pubsub",
+           "queue", "read_model", "service"]

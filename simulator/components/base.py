@@ -203,6 +203,10 @@ class Component:
         """Drop every cached entry now (an instantaneous ``flush`` fault)."""
         raise NotImplementedError
 
+    def rebuild(self, event: Any) -> None:
+        """Start a projection rebuild now (a ``rebuild`` event on the timeline)."""
+        raise NotImplementedError
+
 
 class FaultState:
     """Mixin: the ``slow``, ``error`` and ``latency`` fault state of an instance that serves.

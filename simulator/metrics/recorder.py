@@ -13,7 +13,13 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from simulator.messages import CACHE_LABELS, IN_FLIGHT, MESSAGE_STATUS_LABELS, STATUS_LABELS
+from simulator.messages import (
+    CACHE_LABELS,
+    COMMAND_OUTCOMES,
+    IN_FLIGHT,
+    MESSAGE_STATUS_LABELS,
+    STATUS_LABELS,
+)
 from simulator.metrics.schema import TABLES
 
 NAN = float("nan")
@@ -58,6 +64,25 @@ class Recorder:
         self.msg_attempts = array("h")
         self.msg_status = array("b")
         self.queues: list[str] = []  # queue names by queue code
+        # event sourcing: one row per command attempt, one per event applied by a read model
+        self.cmd_store = array("i")
+        self.cmd_request = array("q")
+        self.cmd_key = array("q")
+        self.cmd_attempt = array("h")
+        self.cmd_start = array("d")
+        self.cmd_replayed = array("i")
+        self.cmd_loaded = array("d")
+        self.cmd_end = array("d")
+        self.cmd_version = array("q")
+        self.cmd_outcome = array("b")
+        self.cmd_snapshot = array("b")
+        self.proj_model = array("i")
+        self.proj_request = array("q")
+        self.proj_key = array("q")
+        self.proj_version = array("q")
+        self.proj_committed = array("d")
+        self.proj_applied = array("d")
+        self.proj_replay = array("b")
         # samples and events (low volume)
         self.samples: dict[str, list[object]] = {c: [] for c in TABLES["samples"]}
         self.events: dict[str, list[object]] = {c: [] for c in TABLES["events"]}
@@ -88,6 +113,34 @@ class Recorder:
         self.msg_attempts.append(0)
         self.msg_status.append(status)
         return len(self.msg_status) - 1
+
+    def command(self, store: int, request_id: int, key: int, attempt: int, start: float,
+                replayed: int, loaded: float, end: float, version: int, outcome: int,
+                snapshot: bool) -> None:
+        """Record one load-decide-append attempt of an event store (``store`` is its instance
+        code; ``outcome`` indexes :data:`COMMAND_OUTCOMES`)."""
+        self.cmd_store.append(store)
+        self.cmd_request.append(request_id)
+        self.cmd_key.append(key)
+        self.cmd_attempt.append(attempt)
+        self.cmd_start.append(start)
+        self.cmd_replayed.append(replayed)
+        self.cmd_loaded.append(loaded)
+        self.cmd_end.append(end)
+        self.cmd_version.append(version)
+        self.cmd_outcome.append(outcome)
+        self.cmd_snapshot.append(snapshot)
+
+    def projection(self, model: int, request_id: int, key: int, version: int,
+                   committed: float, applied: float, replay: bool) -> None:
+        """Record one event applied by a read model (``model`` is its instance code)."""
+        self.proj_model.append(model)
+        self.proj_request.append(request_id)
+        self.proj_key.append(key)
+        self.proj_version.append(version)
+        self.proj_committed.append(committed)
+        self.proj_applied.append(applied)
+        self.proj_replay.append(replay)
 
     def add_gauge(
         self, component: str, instance: str, metric: str, label: str, read: Callable[[], float]
@@ -137,6 +190,8 @@ class Recorder:
             "samples": _frame("samples", self.samples),
             "events": _frame("events", self.events),
             "messages": self._messages(),
+            "commands": self._commands(),
+            "projections": self._projections(),
         }
 
     def _requests(self) -> pd.DataFrame:
@@ -206,6 +261,42 @@ class Recorder:
             "status": pd.Categorical.from_codes(
                 np.array(self.msg_status, dtype=np.int8),
                 categories=pd.Index(MESSAGE_STATUS_LABELS)),
+        })
+
+
+    def _names(self, codes: array[int]) -> pd.Categorical[str]:
+        """Instance codes as a categorical of component names."""
+        comps = list(dict.fromkeys(c for c, _ in self.instances))
+        of_code = np.array([comps.index(c) for c, _ in self.instances], dtype=np.int32)
+        idx = np.array(codes, dtype=np.int32)
+        return pd.Categorical.from_codes(of_code[idx] if len(idx) else idx,
+                                         categories=pd.Index(comps))
+
+    def _commands(self) -> pd.DataFrame:
+        return pd.DataFrame({
+            "store": self._names(self.cmd_store),
+            "request_id": np.array(self.cmd_request, dtype=np.int64),
+            "key": np.array(self.cmd_key, dtype=np.int64),
+            "attempt": np.array(self.cmd_attempt, dtype=np.int16),
+            "start": np.array(self.cmd_start, dtype=np.float64),
+            "replayed": np.array(self.cmd_replayed, dtype=np.int32),
+            "loaded": np.array(self.cmd_loaded, dtype=np.float64),
+            "end": np.array(self.cmd_end, dtype=np.float64),
+            "version": np.array(self.cmd_version, dtype=np.int64),
+            "outcome": pd.Categorical.from_codes(np.array(self.cmd_outcome, dtype=np.int8),
+                                                 categories=pd.Index(COMMAND_OUTCOMES)),
+            "snapshot": np.array(self.cmd_snapshot, dtype=np.int8).astype(bool),
+        })
+
+    def _projections(self) -> pd.DataFrame:
+        return pd.DataFrame({
+            "read_model": self._names(self.proj_model),
+            "request_id": np.array(self.proj_request, dtype=np.int64),
+            "key": np.array(self.proj_key, dtype=np.int64),
+            "version": np.array(self.proj_version, dtype=np.int64),
+            "committed": np.array(self.proj_committed, dtype=np.float64),
+            "applied": np.array(self.proj_applied, dtype=np.float64),
+            "replay": np.array(self.proj_replay, dtype=np.int8).astype(bool),
         })
 
 

@@ -16,8 +16,8 @@ TABLES: dict[str, dict[str, tuple[str, str]]] = {
         "start": ("float64", "Creation time."),
         "end": ("float64", "Completion time (NaN while in flight at the end)."),
         "latency": ("float64", "end - start, seconds (NaN while in flight)."),
-        "status": ("category", "ok, error, rejected, timeout, short_circuited, dropped or "
-                               "in_flight."),
+        "status": ("category", "ok, error, rejected, timeout, short_circuited, dropped, "
+                               "fallback, cancelled, conflict or in_flight."),
         "attempts": ("int16", "Attempts made (1 without retries)."),
         "cache": ("category", "What the first cache on the path answered: hit, miss, or '' "
                               "(no cache consulted)."),
@@ -61,6 +61,32 @@ TABLES: dict[str, dict[str, tuple[str, str]]] = {
         "status": ("category", "acked, dead_lettered, rejected, or where it was at the end: "
                                "queued (waiting, or delayed before a retry) or in_flight "
                                "(delivered, not yet acknowledged)."),
+    },
+    "commands": {
+        "store": ("category", "Event store (component) that ran the command."),
+        "request_id": ("int64", "Request the command belongs to."),
+        "key": ("int64", "Aggregate id (the request's key)."),
+        "attempt": ("int16", "1 for the first load-decide-append, 2... for retries after a "
+                             "conflict."),
+        "start": ("float64", "When the aggregate's load began (the version was read then)."),
+        "replayed": ("int32", "Events replayed by the load (those after the latest snapshot)."),
+        "loaded": ("float64", "When the aggregate was rebuilt (rebuild time = loaded - start)."),
+        "end": ("float64", "When the append committed or was refused by the version check."),
+        "version": ("int64", "Version the append wrote (committed) or tried to write."),
+        "outcome": ("category", "committed; retried (a conflict, then another attempt); "
+                                "conflict (a conflict with no retry left: the command failed); "
+                                "crashed (the store crashed before the commit)."),
+        "snapshot": ("bool", "Whether the commit triggered a snapshot write."),
+    },
+    "projections": {
+        "read_model": ("category", "Read model (component) that applied the event."),
+        "request_id": ("int64", "Request whose command appended the event."),
+        "key": ("int64", "Aggregate id."),
+        "version": ("int64", "Version of the aggregate the event created."),
+        "committed": ("float64", "When the event store committed it."),
+        "applied": ("float64", "When the read model applied it (projection lag = applied - "
+                               "committed)."),
+        "replay": ("bool", "Applied by a projection rebuild's replay rather than live."),
     },
 }
 

@@ -368,7 +368,7 @@ def problems(**changes: Any) -> list[str]:
     ({"orders": {"kind": "queue", "replicas": 2}},
      "components.orders.replicas: replicas must be 1: a queue is one logical broker"),
     ({"orders": {"kind": "queue", "overflow": "block"}},
-     "components.orders.overflow: overflow needs a capacity"),
+     "components.orders.overflow: overflow: block needs a capacity"),
     ({"orders": {"kind": "queue", "capacity": 3, "max_block": "1s"}},
      "components.orders.max_block: max_block applies only with overflow: block"),
     ({"events": {"kind": "topic", "subscriptions": ["a", "a"]}},
@@ -562,3 +562,13 @@ def test_no_message_is_ever_lost(spec: dict[str, Any], seed: int) -> None:
             s = r.samples
             busy = s[(s["component"] == c) & (s["metric"] == "busy")]["value"]
             assert (busy >= 0).all()
+
+
+def test_a_run_with_an_unbounded_queue_reads_back_from_disk(tmp_path: Any) -> None:
+    """The manifest holds the scenario with every default filled in; it must validate again."""
+    scenario = simulator.load_scenario("scenarios/order_pipeline.yaml",
+                                       overrides=["duration=5s", "warmup=1s", "faults=[]"])
+    res = simulator.simulate(scenario, seed=2)
+    back = simulator.Results.read(res.write(tmp_path / "run"))
+    assert back.scenario == res.scenario
+    assert back.requests.equals(res.requests)

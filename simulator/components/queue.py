@@ -408,8 +408,9 @@ class BrokerParams(ComponentParams):
         if self.replicas != 1:
             raise ValueError(f"replicas must be 1: a {self.kind} is one logical broker "
                              "(partitions are not modelled)")
-        if self.capacity is None and "overflow" in self.model_fields_set:
-            raise ValueError("overflow needs a capacity (without one nothing ever overflows)")
+        if self.capacity is None and self.overflow == "block":
+            raise ValueError("overflow: block needs a capacity (without one nothing ever "
+                             "overflows)")
         if self.max_block is not None and self.overflow != "block":
             raise ValueError("max_block applies only with overflow: block")
         return self

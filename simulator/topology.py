@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from simulator import registry
 from simulator.components.base import BuildContext, Component, Target
 from simulator.components.client import Client
+from simulator.components.network import RegionNetwork
 from simulator.errors import TopologyError
 from simulator.faults import SpikeFault
 from simulator.scenario import Scenario
@@ -36,6 +37,8 @@ class Topology:
 
 def build_topology(scenario: Scenario, ctx: BuildContext) -> Topology:
     """Create every instance and client, then wire references. Schedules nothing."""
+    if scenario.regions is not None:
+        ctx.regions = RegionNetwork(scenario.regions, ctx)
     groups: dict[str, list[Component]] = {}
     targets: dict[str, Target] = {}
     for name, params in scenario.components.items():
@@ -51,6 +54,8 @@ def build_topology(scenario: Scenario, ctx: BuildContext) -> Topology:
     ]
     topo = Topology(groups, targets, clients)
     prepare_faults(scenario, groups, ctx)
+    for component in topo.components:  # after construction: a kind may place its instances
+        ctx.placement[component.name] = component.region
     for component in topo.components:
         try:
             component.wire(topo.resolve)

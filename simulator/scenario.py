@@ -621,8 +621,13 @@ def _check_regions(
         region = params.region
         if isinstance(region, list) and len(region) != params.replicas:
             yield problem(("components", cname, "region"),
-                          f"lists {len(region)} regions but there are {params.replicas} "
+                          f"lists {len(region)} region(s) but there are {params.replicas} "
                           "instances; give one region, or one per instance")
+        elif (isinstance(region, list) and len(set(region)) > 1
+              and not registry.component_class(params.kind).spans_regions):
+            yield problem(("components", cname, "region"),
+                          f"a {params.kind} cannot spread its instances over regions; "
+                          "place it in one region")
     for cname, params in scenario.components.items():
         for rel, name in params.regions_used():
             message = unknown_region(name, spec)

@@ -62,7 +62,10 @@ def build_topology(scenario: Scenario, ctx: BuildContext) -> Topology:
         except ValueError as exc:
             raise TopologyError(f"components.{component.group}: {exc}") from None
     for client in clients:
-        client.wire(topo.resolve)
+        try:
+            client.wire(topo.resolve)
+        except ValueError as exc:
+            raise TopologyError(f"workloads.{client.name}: {exc}") from None
     for component in topo.components:
         for metric, label, read in component.gauges():
             ctx.recorder.add_gauge(component.group, component.name, metric, label, read)

@@ -338,6 +338,24 @@ def test_replication_is_held_while_a_partition_cuts_the_follower_off() -> None:
     assert int(reads["stale"].sum()) == 6 * 5 + held
 
 
+def test_nearest_reads_go_to_the_leader_while_the_follower_region_is_down() -> None:
+    """eu-west is down 3.5 s - 6.5 s (nothing but the follower is placed there): eu-west
+    clients' reads cross to the leader (40 ms each way) and are never stale; the writes of
+    4, 5 and 6 s reach the follower when the region comes back, so later reads are fresh."""
+    spec = replication_spec(faults=[{"kind": "region_outage", "region": "eu-west",
+                                     "at": 3.5, "duration": 3.0}])
+    r = run(spec).requests
+    reads = r[r["workload"] == "reader"]
+    start = reads["start"].to_numpy()
+    during = (start > 3.505) & (start < 6.495)
+    outside = (start < 3.495) | (start > 6.505)
+    assert (reads["status"] == "ok").all()
+    assert np.allclose(reads["latency"][during], 0.081)
+    assert np.allclose(reads["latency"][outside], 0.001)
+    assert not reads["stale"][during].any()
+    assert int(reads["stale"][outside].sum()) == 6 * 5
+
+
 def test_a_write_from_another_region_crosses_to_the_leader() -> None:
     spec = replication_spec()
     spec["workloads"]["writer"]["regions"] = {"eu-west": 1}

@@ -150,6 +150,9 @@ class Component:
     Params: ClassVar[type[ComponentParams]] = ComponentParams
     #: Fault kinds (``crash``, ``slow``, ``error``, ``latency``, ``flush``) this kind can suffer.
     supported_faults: ClassVar[frozenset[str]] = frozenset()
+    #: Whether the group target can route to instances placed in different regions (it has
+    #: ``from_region``); if not, a per-replica region list must name one region.
+    spans_regions: ClassVar[bool] = True
 
     def __init__(self, group: str, index: int, params: Any, ctx: BuildContext) -> None:
         self.group = group

@@ -175,7 +175,8 @@ class ReplicationSpec(BaseModel):
         last write of the key: then the leader; the session is the request's workload and key)
         or ``quorum`` (all nodes; answer with the newest of the first ``read_quorum`` replies)
         or ``nearest`` (with regions: the node, leader or follower, with the lowest mean latency
-        from the caller's region, the leader on ties; without regions, the leader).
+        from the caller's region whose region is not down, the leader on ties; without
+        regions, the leader).
     regions
         With the scenario's regions: the region of each follower (one per follower; default:
         the shard's own). A write reaches a follower in another region after its ``lag`` draw
@@ -549,7 +550,7 @@ class Database(FaultState, Component):
         # regions: the link from the leader's region to each follower in another region
         self._net = ctx.regions
         self._links: list[Callable[[], float] | None] = [None] * len(self.followers)
-        self._nearest: dict[str, _Node] = {}
+        self._nearest: dict[str, list[_Node]] = {}
         if self._net is not None and rep is not None:
             for j, f in enumerate(self.followers):
                 d = (self._net.spec.link(self.region, f.region)
@@ -683,14 +684,16 @@ class Database(FaultState, Component):
         yield  # pragma: no cover
 
     def _nearest_node(self, src: str) -> _Node:
-        node = self._nearest.get(src)
-        if node is None:
-            net = self._net
-            assert net is not None
-            node = min(self.nodes, key=lambda n: (
-                0.0 if n.region is None else net.mean(src, n.region)))  # leader first on ties
-            self._nearest[src] = node
-        return node
+        """The node nearest to ``src`` whose region is up (the leader on ties)."""
+        net = self._net
+        assert net is not None
+        ranked = self._nearest.get(src)
+        if ranked is None:
+            ranked = self._nearest[src] = sorted(self.nodes, key=lambda n: (
+                0.0 if n.region is None else net.mean(src, n.region)))  # stable: leader first
+        if net.down:
+            return next((n for n in ranked if n.region not in net.down), self.leader)
+        return ranked[0]
 
     def _serve(self, req: Request, op: str, node: _Node | None) -> Handler:
         env = self.env

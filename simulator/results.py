@@ -217,7 +217,8 @@ class Results:
                 _write_table(caches, tmp / "cache_summary", fmt)
             for stem, table in (("shard_summary", self.shard_summary()),
                                 ("replication_summary", self.replication_summary()),
-                                ("reshards", self.reshards())):
+                                ("reshards", self.reshards()),
+                                ("region_summary", self.region_summary())):
                 if not table.empty:
                     _write_table(table, tmp / stem, fmt)
             manifest = {

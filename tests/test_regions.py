@@ -106,6 +106,33 @@ def test_calls_are_charged_from_the_calling_instance_region() -> None:
     assert np.allclose(r["latency"], 4 * 0.04 + 0.01 + 0.005, rtol=0, atol=1e-12)
 
 
+def test_a_placed_balancer_proxies_from_its_region_and_probes_fail_across_a_partition(
+) -> None:
+    """eu-west client -> balancer in us-east -> api in eu-west: two crossings each way. While
+    us-east | eu-west is partitioned the balancer's probes fail: the backend goes unhealthy."""
+    spec = {
+        "duration": 10, "drain": 1, "regions": two_regions(),
+        "workloads": {"w": {"arrivals": {"process": "constant", "rate": 5},
+                            "regions": {"eu-west": 1}, "target": "lb"}},
+        "components": {
+            "lb": {"kind": "load_balancer", "region": "us-east", "backends": ["api"],
+                   "health_check": {"interval": 1.0, "unhealthy_threshold": 2}},
+            "api": service("eu-west"),
+        },
+        "faults": [{"kind": "region_partition", "between": ["us-east", "eu-west"],
+                    "at": 4.5, "duration": 2.0}],
+    }
+    res = run(spec)
+    r = res.requests
+    ok = r["status"] == "ok"
+    assert np.allclose(r.loc[ok, "latency"], 4 * 0.04 + 0.01)
+    assert not ok[(r["start"] > 4.5) & (r["start"] < 6.5)].any()
+    ev = res.events
+    health = ev[ev["event"].isin(["unhealthy", "healthy"])]
+    assert list(zip(health["time"], health["event"], strict=True)) == [
+        (6.0, "unhealthy"), (7.0, "healthy")]
+
+
 def test_a_group_spread_over_regions_charges_each_instance_its_own_link() -> None:
     spec = {
         "duration": 20, "regions": two_regions(),

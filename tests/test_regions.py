@@ -11,10 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import simpy
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import simulator
+from simulator.cli import main
 from simulator.components.base import BuildContext
 from simulator.components.edge import bind_call
 from simulator.distributions import LogNormal
@@ -453,3 +455,18 @@ def test_scenario_shows_failover_and_partition_figures() -> None:
     r = res.requests
     failed = r[(r["status"] != "ok") & (r["start"] >= 65) & (r["start"] < 75)]
     assert set(failed["region"]) == {"ap-south"} and set(failed["op"]) == {"write"}
+
+
+def test_run_prints_the_client_region_table(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    spec = geo_spec()
+    spec["duration"] = 25
+    path = tmp_path / "geo.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert main(["run", str(path)]) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("client regions"):]
+    assert "during region_outage eu-west" in table
+    row = next(line for line in table.splitlines()
+               if line.strip().startswith("during region_outage eu-west  eu-west"))
+    assert row.split()[-1] == "1"  # one failover

@@ -168,7 +168,11 @@ class LoadBalancer(Component):
     threshold, among all.
 
     Gauges per backend (``label`` is the backend instance): ``outstanding``, ``routed_total``
-    and ``available`` (1 or 0). Events: ``unhealthy``, ``healthy``, ``ejected``, ``returned``.
+    and ``available`` (1 or 0). Events: ``unhealthy``, ``healthy``, ``ejected``, ``returned``;
+    with ``geo``, ``failover``, ``failback`` and ``reroute`` (detail: ``"<client region> clients:
+    <old> -> <new>"``). With regions, a call to a backend crosses the link from the balancer's
+    region, or from the request's when the balancer is placed nowhere (GeoDNS, anycast: the
+    client reaches the backend directly); a probe fails across a region partition.
     Records no spans: balancing takes no simulated time. Fault: ``crash`` (the balancer
     refuses or black-holes what it receives).
     """

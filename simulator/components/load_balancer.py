@@ -95,12 +95,13 @@ class LoadBalancerParams(ComponentParams):
         unhealthy or ejected — and round robin within it; every backend must be placed in a
         region).
     geo_by
-        How ``geo`` ranks regions for clients of a region: ``nearest`` (mean one-way latency
-        of the scenario's latency matrix, the client's own region first when ``local`` is
-        zero; Route 53 geoproximity) or ``latency`` (lowest EWMA, over ``decay_time``, of the
-        reply times this balancer measured for that client region and backend region, on
-        successful replies; before the first, twice the matrix mean, so each region is tried;
-        regions not in use are not probed again; Route 53 latency-based routing).
+        How ``geo`` ranks regions for clients of a region: ``nearest`` (mean round trip of the
+        scenario's latency matrix, the client's own region first when ``local`` is zero; ties
+        in backend order; Route 53 geoproximity) or ``latency`` (lowest EWMA, over
+        ``decay_time``, of the reply times this balancer measured for that client region and
+        backend region, on successful replies; before the first, the mean round trip, so each
+        region is tried; regions not in use are not probed again; Route 53 latency-based
+        routing).
     backends
         Names of the components to balance over; a replicated component adds all its instances.
     weights
@@ -555,7 +556,7 @@ class LoadBalancer(Component):
             src = src if src is not None else self.region
             if src is None:
                 return regions
-            return sorted(regions, key=lambda r: net.mean(src, r))
+            return sorted(regions, key=lambda r: net.mean(src, r) + net.mean(r, src))
 
         orders: dict[str | None, list[str]] = {s: ranked(s) for s in [None, *net.names]}
         by_latency = self.params.geo_by == "latency"
@@ -563,7 +564,7 @@ class LoadBalancer(Component):
         # sample]; before the first sample, the network round trip alone (an optimistic
         # estimate, so that each region is tried once), marked by a negative time
         self._geo_ewma: dict[tuple[str | None, str], list[float]] = {
-            (s, r): [2.0 * net.mean(s, r) if s is not None else 0.0, -1.0]
+            (s, r): [net.mean(s, r) + net.mean(r, s) if s is not None else 0.0, -1.0]
             for s in orders for r in regions}
         turn = dict.fromkeys(regions, 0)
         last: dict[str | None, str] = {}

@@ -142,6 +142,14 @@ def _run(args: argparse.Namespace) -> int:
         print("\ncaches (measured window; workload rows: the first cache on each request's path)")
         print(format_cache_summary(caches))
     _print_data_tier(results)
+    if scenario.regions is not None:
+        from simulator.analysis.regions import format_region_summary
+
+        regions = results.region_summary()
+        if not regions.empty:
+            print("\nclient regions (latency of successful requests; failovers by geo "
+                  "balancers)")
+            print(format_region_summary(regions))
     _print_cdn(results)
     _print_event_sourcing(results)
     breakers = results.breakers()

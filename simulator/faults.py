@@ -105,6 +105,26 @@ class PartitionFault(_Fault):
     mode: Literal["refuse", "black_hole"] = "refuse"
 
 
+class RegionPartitionFault(_Fault):
+    """Calls crossing between the two regions fail, in both directions (replies coming back
+    across it too): at once (``refuse``) or never answered (``black_hole``: only a caller's
+    timeout ends them). Calls within a region, or between other regions, are untouched."""
+
+    kind: Literal["region_partition"] = "region_partition"
+    between: tuple[str, str]
+    mode: Literal["refuse", "black_hole"] = "refuse"
+
+
+class RegionOutageFault(_Fault):
+    """Every instance placed in ``region`` crashes (as a ``crash`` fault: what it holds fails,
+    new calls are refused or black-holed) and recovers empty when the fault ends. Kinds that
+    cannot crash (queues, topics) stay up; clients in the region keep sending."""
+
+    kind: Literal["region_outage"] = "region_outage"
+    region: str
+    mode: Literal["refuse", "black_hole"] = "refuse"
+
+
 class SpikeFault(_Fault):
     """The workload's arrival rate is multiplied by ``factor`` (open-loop Poisson, schedule and
     on/off workloads)."""
@@ -156,7 +176,7 @@ class RebuildEvent(BaseModel):
 
 Fault = Annotated[
     CrashFault | SlowFault | ErrorFault | LatencyFault | FlushFault | PartitionFault
-    | SpikeFault | ReshardEvent | RebuildEvent,
+    | SpikeFault | ReshardEvent | RebuildEvent | RegionPartitionFault | RegionOutageFault,
     Field(discriminator="kind"),
 ]
 """One fault: ``{at: 60s, duration: 15s, kind: crash, target: db[2]}``."""

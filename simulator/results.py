@@ -181,6 +181,15 @@ class Results:
 
         return reshard_summary(self.events)
 
+    def region_summary(self) -> pd.DataFrame:
+        """Per client region: requests, success ratio, latency percentiles (seconds) and geo
+        failovers, over the measured window and during each region fault (see
+        :func:`simulator.analysis.regions.region_summary`); empty without client regions."""
+        from simulator.analysis.regions import region_summary
+
+        t0, t1 = self.window
+        return region_summary(self.requests, self.events, self.scenario.faults, t0, t1)
+
     def breakers(self) -> pd.DataFrame:
         """Time each circuit breaker spent closed, open and half-open, and its openings."""
         t0, t1 = self.window
@@ -277,7 +286,8 @@ class Results:
                                 ("projection_summary", self.projection_summary()),
                                 ("shard_summary", self.shard_summary()),
                                 ("replication_summary", self.replication_summary()),
-                                ("reshards", self.reshards())):
+                                ("reshards", self.reshards()),
+                                ("region_summary", self.region_summary())):
                 if not table.empty:
                     _write_table(table, tmp / stem, fmt)
             manifest = {

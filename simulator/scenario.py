@@ -34,7 +34,16 @@ from simulator import registry
 from simulator.components.base import ComponentParams, KeyPath
 from simulator.distributions import Duration
 from simulator.errors import Problem, ScenarioError
-from simulator.faults import Fault, PartitionFault, ReshardEvent, SpikeFault, split_target
+from simulator.faults import (
+    Fault,
+    PartitionFault,
+    RegionOutageFault,
+    RegionPartitionFault,
+    ReshardEvent,
+    SpikeFault,
+    split_target,
+)
+from simulator.regions import RegionsSpec, unknown_region
 from simulator.units import parse_duration
 from simulator.workloads import Closed, ConstantRate, OnOff, Workload
 from simulator.yamlfile import SourceMap, load_yaml_file, load_yaml_text, load_yaml_value
@@ -103,6 +112,9 @@ class Scenario(BaseModel):
         Recording settings.
     faults
         Faults on the timeline (see :mod:`simulator.faults`).
+    regions
+        Regions, the latency between them, and where components and clients are (see
+        :mod:`simulator.regions`). Omitted: one place, no network latency.
     variants
         Named alternatives for ``simulator compare``: each is a list of ``key.path=value``
         overrides applied to this scenario (an empty list is the scenario as written).
@@ -122,6 +134,7 @@ class Scenario(BaseModel):
     components: dict[str, ComponentParams] = Field(min_length=1)
     metrics: Metrics = Metrics()
     faults: list[Fault] = Field(default_factory=list)
+    regions: RegionsSpec | None = None
     variants: dict[str, list[str]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -226,6 +239,7 @@ def parse_scenario(
         ) from None
     problems = list(_check_references(scenario, smap, overridden))
     problems += _check_faults(scenario, smap, overridden)
+    problems += _check_regions(scenario, smap, overridden)
     problems += _check_size(scenario, smap)
     if not problems and scenario.variants:
         problems += _check_variants(data, smap)
@@ -590,6 +604,8 @@ def _check_faults(
                               f"{w.arrivals.process} arrivals; a spike needs poisson, schedule "
                               "or on_off arrivals")
             continue
+        if isinstance(fault, RegionPartitionFault | RegionOutageFault):
+            continue  # checked with the regions
         if isinstance(fault, PartitionFault):
             for name in fault.between:
                 if name not in names:
@@ -616,6 +632,54 @@ def _check_faults(
             continue
         for key, message in params.check_fault(fault):
             yield problem(i, key, message)
+
+
+def _check_regions(
+    scenario: Scenario, smap: SourceMap, overridden: set[KeyPath]
+) -> Iterator[Problem]:
+    """Region names used by placements, client spreads and region faults must be declared."""
+    spec = scenario.regions
+
+    def problem(path: KeyPath, message: str) -> Problem:
+        line = None if _is_overridden(path, overridden) else smap.line_of(path)
+        return Problem(message, ".".join(str(p) for p in path), line)
+
+    if spec is not None:
+        for rel, text in spec.problems():
+            yield problem(("regions", *rel), text)
+    for cname, params in scenario.components.items():
+        region = params.region
+        if isinstance(region, list) and len(region) != params.replicas:
+            yield problem(("components", cname, "region"),
+                          f"lists {len(region)} region(s) but there are {params.replicas} "
+                          "instances; give one region, or one per instance")
+        elif (isinstance(region, list) and len(set(region)) > 1
+              and not registry.component_class(params.kind).spans_regions):
+            yield problem(("components", cname, "region"),
+                          f"a {params.kind} cannot spread its instances over regions; "
+                          "place it in one region")
+    for cname, params in scenario.components.items():
+        for rel, name in params.regions_used():
+            message = unknown_region(name, spec)
+            if message is not None:
+                yield problem(("components", cname, *rel), message)
+    for wname, w in scenario.workloads.items():
+        for name in w.regions or {}:
+            message = unknown_region(name, spec)
+            if message is not None:
+                yield problem(("workloads", wname, "regions", name), message)
+    for i, fault in enumerate(scenario.faults):
+        if isinstance(fault, RegionOutageFault):
+            message = unknown_region(fault.region, spec)
+            if message is not None:
+                yield problem(("faults", i, "region"), message)
+        elif isinstance(fault, RegionPartitionFault):
+            for j, name in enumerate(fault.between):
+                message = unknown_region(name, spec)
+                if message is not None:
+                    yield problem(("faults", i, "between", j), message)
+            if fault.between[0] == fault.between[1]:
+                yield problem(("faults", i, "between"), "a partition needs two different regions")
 
 
 def _find_cycle(graph: dict[str, list[tuple[str, KeyPath]]], where: Any, fmt: Any

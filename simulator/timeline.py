@@ -16,6 +16,8 @@ from simulator.faults import (
     LatencyFault,
     PartitionFault,
     RebuildEvent,
+    RegionOutageFault,
+    RegionPartitionFault,
     ReshardEvent,
     SlowFault,
     SpikeFault,
@@ -29,6 +31,12 @@ def fault_targets(groups: dict[str, list[Component]], target: str) -> list[Compo
     group, index = split_target(target)
     members = groups[group]
     return members if index is None else [members[index]]
+
+
+def region_members(groups: dict[str, list[Component]], region: str) -> list[Component]:
+    """The instances a region outage crashes: those placed in ``region`` that can crash."""
+    return [inst for members in groups.values() for inst in members
+            if inst.region == region and "crash" in inst.supported_faults]
 
 
 def prepare_faults(scenario: Scenario, groups: dict[str, list[Component]],
@@ -46,6 +54,13 @@ def prepare_faults(scenario: Scenario, groups: dict[str, list[Component]],
     for fault in scenario.faults:
         if isinstance(fault, PartitionFault):
             ctx.partitionable.add(frozenset(fault.between))
+        elif isinstance(fault, RegionPartitionFault):
+            assert ctx.regions is not None  # validated: region faults need regions
+            ctx.regions.partitionable.add(frozenset(fault.between))
+        elif isinstance(fault, RegionOutageFault):
+            for inst in region_members(groups, fault.region):
+                kinds.setdefault(id(inst), set()).add("crash")
+                members[id(inst)] = inst
         elif fault.kind in INSTANCE_FAULTS:
             for inst in fault_targets(groups, fault.target):  # type: ignore[union-attr]
                 kinds.setdefault(id(inst), set()).add(fault.kind)
@@ -98,7 +113,19 @@ def _run(fault: Any, i: int, groups: dict[str, list[Component]], ctx: BuildConte
             ctx.partitioned.pop(pair, None)
             rec.event(env.now, a, a, "fault", f"partition {a} | {b} ends")
         return
-    targets = fault_targets(groups, fault.target)
+    if isinstance(fault, RegionPartitionFault):
+        yield from _region_partition(fault, ctx)
+        return
+    outage = fault.region if isinstance(fault, RegionOutageFault) else None
+    if isinstance(fault, RegionOutageFault):
+        assert ctx.regions is not None
+        ctx.regions.down.add(fault.region)
+        rec.event(env.now, "regions", fault.region, "fault", "region_outage starts")
+        targets = region_members(groups, fault.region)
+        fault = CrashFault(at=fault.at, duration=fault.duration, target=fault.region,
+                           mode=fault.mode)
+    else:
+        targets = fault_targets(groups, fault.target)
     for inst in targets:
         _apply(fault, inst, i, ctx)
         rec.event(env.now, inst.group, inst.name, "fault", f"{fault.kind} starts")
@@ -111,6 +138,25 @@ def _run(fault: Any, i: int, groups: dict[str, list[Component]], ctx: BuildConte
         else:
             inst.set_fault(fault.kind, None)
         rec.event(env.now, inst.group, inst.name, "fault", f"{fault.kind} ends")
+    if outage is not None and ctx.regions is not None:
+        ctx.regions.down.discard(outage)
+        rec.event(env.now, "regions", outage, "fault", "region_outage ends")
+        ctx.regions.changed()
+
+
+def _region_partition(fault: RegionPartitionFault, ctx: BuildContext
+                      ) -> Generator[simpy.Event, Any, None]:
+    env, rec, net = ctx.env, ctx.recorder, ctx.regions
+    assert net is not None
+    pair = frozenset(fault.between)
+    a, b = fault.between
+    net.partitioned[pair] = fault.mode == "black_hole"
+    rec.event(env.now, "regions", a, "fault", f"region_partition {a} | {b} starts")
+    if fault.duration is not None:
+        yield env.timeout(fault.duration)
+        net.partitioned.pop(pair, None)
+        rec.event(env.now, "regions", a, "fault", f"region_partition {a} | {b} ends")
+        net.changed()
 
 
 def _apply(fault: Any, inst: Component, i: int, ctx: BuildContext) -> None:

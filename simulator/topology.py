@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from simulator import registry
 from simulator.components.base import BuildContext, Component, Target
 from simulator.components.client import Client
+from simulator.components.network import RegionNetwork
 from simulator.errors import TopologyError
 from simulator.faults import SpikeFault
 from simulator.scenario import Scenario
@@ -36,6 +37,8 @@ class Topology:
 
 def build_topology(scenario: Scenario, ctx: BuildContext) -> Topology:
     """Create every instance and client, then wire references. Schedules nothing."""
+    if scenario.regions is not None:
+        ctx.regions = RegionNetwork(scenario.regions, ctx)
     groups: dict[str, list[Component]] = {}
     targets: dict[str, Target] = {}
     for name, params in scenario.components.items():
@@ -51,13 +54,18 @@ def build_topology(scenario: Scenario, ctx: BuildContext) -> Topology:
     ]
     topo = Topology(groups, targets, clients)
     prepare_faults(scenario, groups, ctx)
+    for component in topo.components:  # after construction: a kind may place its instances
+        ctx.placement[component.name] = component.region
     for component in topo.components:
         try:
             component.wire(topo.resolve)
         except ValueError as exc:
             raise TopologyError(f"components.{component.group}: {exc}") from None
     for client in clients:
-        client.wire(topo.resolve)
+        try:
+            client.wire(topo.resolve)
+        except ValueError as exc:
+            raise TopologyError(f"workloads.{client.name}: {exc}") from None
     for component in topo.components:
         for metric, label, read in component.gauges():
             ctx.recorder.add_gauge(component.group, component.name, metric, label, read)

@@ -141,6 +141,10 @@ class Workload(BaseModel):
     work
         Size multiplier of each request, applied to every service time it incurs; drawn at
         creation so that variants of a design see the same requests. Default 1.
+    regions
+        Where the clients are: region -> weight (normalised); each request draws its client's
+        region at creation (``Request.region``). Needs the scenario's ``regions`` block.
+        Omitted: clients everywhere (their edge crosses no link).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -150,9 +154,14 @@ class Workload(BaseModel):
     keys: KeySpace | None = None
     mix: dict[str, float] = Field(default_factory=lambda: {"read": 1.0})
     work: Distribution | None = None
+    regions: dict[str, float] | None = None
 
     @model_validator(mode="after")
     def _check_mix(self) -> Self:
+        if self.regions is not None and (
+                not self.regions or any(w < 0 for w in self.regions.values())
+                or sum(self.regions.values()) <= 0):
+            raise ValueError("regions weights must be >= 0 and not all zero")
         if not self.mix:
             raise ValueError("mix must name at least one operation")
         if any(w < 0 for w in self.mix.values()) or sum(self.mix.values()) <= 0:

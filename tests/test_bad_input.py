@@ -52,6 +52,16 @@ def with_lb(lb: str) -> str:
     return edit({6: "    target: lb"}, append=f"  lb: {lb}\n")
 
 
+#: two regions (``us-east``, ``eu-west``), appended to BASE: ``regions:`` is on line 12 (13 when
+#: one line of BASE was replaced by two).
+REGIONS = "regions:\n  names: [us-east, eu-west]\n  latency:\n    us-east: {eu-west: 40ms}\n"
+
+
+def placed(region: str, append: str = REGIONS) -> str:
+    """BASE with ``api`` placed at ``region`` (line 11) and the regions block after it."""
+    return edit({10: f"    workers: 2\n    region: {region}"}, append=append)
+
+
 @dataclass(frozen=True)
 class Case:
     """One broken input and what the error must say.
@@ -238,6 +248,38 @@ CASES = [
          with_lb("{kind: load_balancer, strategy: join_shortest_queue, backends: [lb2]}\n"
                  "  lb2: {kind: load_balancer, backends: [api]}"), 12, "components.lb",
          "join_shortest_queue needs backends that report in_system"),
+    # ---- regions ---------------------------------------------------------------------------
+    case("region-unknown-did-you-mean", placed("eu-wset"), 11, "components.api.region",
+         "unknown region 'eu-wset'; did you mean 'eu-west'?"),
+    case("region-without-regions-block", placed("us-east", append=""), 11,
+         "components.api.region", "the scenario has no regions block"),
+    case("region-list-per-replica-length", placed("[us-east, eu-west]"), 11,
+         "components.api.region", "lists 2 region(s) but there are 1 instances"),
+    case("region-missing-link",
+         edit(append="regions:\n  names: [us-east, eu-west, ap-south]\n  latency:\n"
+                     "    us-east: {eu-west: 40ms, ap-south: 90ms}\n"), 14, "regions.latency",
+         "no latency between 'eu-west' and 'ap-south'"),
+    case("region-unknown-in-latency",
+         edit(append="regions:\n  names: [us-east, eu-west]\n  latency:\n"
+                     "    us-east: {eu-wst: 40ms}\n"), 15, "regions.latency.us-east.eu-wst",
+         "unknown region 'eu-wst'; did you mean 'eu-west'?"),
+    case("region-unknown-in-client-spread",
+         edit({6: "    target: api\n    regions: {us-east: 1, ap-south: 1}"}, append=REGIONS), 7,
+         "workloads.w.regions.ap-south", "unknown region 'ap-south'",
+         "(regions: us-east, eu-west)"),
+    case("region-outage-of-unknown-region",
+         placed("us-east", append=REGIONS + "faults:\n  - {kind: region_outage, at: 1s, "
+                                           "region: us-west}\n"), 18, "faults.0.region",
+         "unknown region 'us-west'; did you mean 'us-east'?"),
+    case("region-spread-of-a-kind-that-cannot-route-by-region",
+         edit({6: "    target: c"}, append="  c: {kind: cache, capacity: 10, backing: api, "
+                                            "replicas: 2, region: [us-east, eu-west]}\n"
+                                            + REGIONS), 12,
+         "components.c.region", "a cache cannot spread its instances over regions"),
+    case("geo-backend-not-placed",
+         edit({6: "    target: lb"}, append="  lb: {kind: load_balancer, strategy: geo, "
+                                             "backends: [api]}\n" + REGIONS), 12,
+         "components.lb.backends.0", "strategy geo needs every backend placed in a region"),
     # ---- runs that would never end --------------------------------------------------------
     case("rate-too-high-to-ever-finish",
          edit({2: "duration: 1000s", 5: "    arrivals: {process: poisson, rate: 1e12/s}"}), 3,

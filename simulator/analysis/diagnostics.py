@@ -106,7 +106,8 @@ def fault_recovery(
 
 def fault_label(fault: Any) -> str:
     """A short name for a fault: its kind and what it hits (``crash api[2]``)."""
-    what = getattr(fault, "target", None) or getattr(fault, "workload", None)
+    what = (getattr(fault, "target", None) or getattr(fault, "workload", None)
+            or getattr(fault, "region", None))
     if what is None:
         what = " | ".join(getattr(fault, "between", ()))
     return f"{fault.kind} {what}"

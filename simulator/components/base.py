@@ -16,9 +16,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import simpy
 from pydantic import BaseModel, ConfigDict, Field
 
+from simulator.regions import placement
+
 if TYPE_CHECKING:
     import numpy as np
 
+    from simulator.components.network import RegionNetwork
     from simulator.distributions import _Dist
     from simulator.messages import Request
     from simulator.metrics.recorder import Recorder
@@ -39,12 +42,18 @@ class ComponentParams(BaseModel):
     replicas
         Number of identical instances, named ``name[0]`` ... ``name[n-1]``. A reference to
         ``name`` means the whole group.
+    region
+        Where the instances run (a region of the scenario's ``regions`` block): one region for
+        every instance, or a list with one region per replica. Omitted: everywhere (calls to
+        it cross no link; see :mod:`simulator.components.network`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: str
     replicas: int = Field(1, ge=1, le=100_000, description="Number of instances.")
+    region: str | list[str] | None = Field(None, description="Region of every instance, or "
+                                                             "one per replica.")
     #: Why nothing may call this kind (a reference to it is an error), or None if it takes calls.
     refuses_calls: ClassVar[str | None] = None
     #: Whether its entries can be served by a ``fallback: {kind: stale}`` (a cache).
@@ -53,6 +62,15 @@ class ComponentParams(BaseModel):
     def references(self) -> Iterable[tuple[KeyPath, str]]:
         """Yield (key path inside this component, name of a referenced component)."""
         return ()
+
+    def regions_used(self) -> Iterable[tuple[KeyPath, str]]:
+        """Yield (key path inside this component, region name) of every region it names;
+        the scenario checks each against its ``regions`` block."""
+        if isinstance(self.region, list):
+            for i, name in enumerate(self.region):
+                yield ("region", i), name
+        elif self.region is not None:
+            yield ("region",), self.region
 
     def cross_check(self, components: dict[str, ComponentParams]) -> Iterable[tuple[KeyPath, str]]:
         """Yield (key path, message) for problems that depend on other components.
@@ -90,6 +108,10 @@ class BuildContext:
     partitionable: set[frozenset[str]] = field(default_factory=set)
     #: pairs separated now, mapped to whether calls hang (black hole) rather than fail
     partitioned: dict[frozenset[str], bool] = field(default_factory=dict)
+    #: the network between regions (None when the scenario has no regions block)
+    regions: RegionNetwork | None = None
+    #: region of every component instance by instance name (filled before wiring)
+    placement: dict[str, str | None] = field(default_factory=dict)
     _samplers: dict[tuple[str, str], Callable[[], float]] = field(default_factory=dict)
 
     def sampler(self, scope: str, purpose: str, dist: _Dist) -> Callable[[], float]:
@@ -130,6 +152,9 @@ class Component:
     Params: ClassVar[type[ComponentParams]] = ComponentParams
     #: Fault kinds (``crash``, ``slow``, ``error``, ``latency``, ``flush``) this kind can suffer.
     supported_faults: ClassVar[frozenset[str]] = frozenset()
+    #: Whether the group target can route to instances placed in different regions (it has
+    #: ``from_region``); if not, a per-replica region list must name one region.
+    spans_regions: ClassVar[bool] = True
 
     def __init__(self, group: str, index: int, params: Any, ctx: BuildContext) -> None:
         self.group = group
@@ -138,6 +163,8 @@ class Component:
         self.env = ctx.env
         self.ctx = ctx
         self.name = f"{group}[{index}]" if params.replicas > 1 else group
+        #: where this instance runs (None: everywhere); a kind may set it per instance
+        self.region: str | None = placement(getattr(params, "region", None), index)
 
     @property
     def instances(self) -> list[Component]:
@@ -261,7 +288,7 @@ class Group:
         pick = ctx.streams.batched(name, "spread", lambda rng, k: rng.integers(0, n, k))
         handlers = [m.handle for m in members]
         self._pick = pick
-        self._handlers = handlers
+        self._handlers: list[Callable[[Request, str], Handler]] = list(handlers)
 
     @property
     def instances(self) -> list[Component]:
@@ -271,3 +298,13 @@ class Group:
     def handle(self, req: Request, op: str) -> Handler:
         """Send the request to one instance picked uniformly at random."""
         return self._handlers[int(self._pick())](req, op)
+
+    def from_region(self, src: str | None, regions: RegionNetwork) -> Group:
+        """This group as called from region ``src`` (None: the request's region): the same
+        random pick (one stream), each instance reached over the link to its own region."""
+        view = Group.__new__(Group)
+        view.name = self.name
+        view.members = self.members
+        view._pick = self._pick
+        view._handlers = [regions.hop(m.handle, src, m.region) for m in self.members]
+        return view

@@ -500,6 +500,7 @@ class Cache(Component):
 
     Params = CacheParams
     supported_faults = frozenset({"crash", "flush"})
+    spans_regions = False  # shards and local tiers are routed without regard to regions
 
     def __init__(self, group: str, index: int, params: CacheParams, ctx: BuildContext) -> None:
         super().__init__(group, index, params, ctx)

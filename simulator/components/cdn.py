@@ -348,9 +348,11 @@ class EdgeRouter:
         p = cast(CdnParams, members[0].params)
         wrap = hop if hop is not None else (lambda handle, region: handle)
         # region -> (edge, its cache path, its straight-to-origin path)
+        regions = [cast(str, m.region) for m in members]  # an edge is always placed
         self._routes: dict[str, tuple[CdnEdge, Bound, Bound]] = {
-            m.region: (m, wrap(m.handle, m.region), wrap(m.direct, m.region)) for m in members}
-        default = members[0].region if p.default_edge is None else p.default_edge
+            r: (m, wrap(m.handle, r), wrap(m.direct, r))
+            for r, m in zip(regions, members, strict=True)}
+        default = regions[0] if p.default_edge is None else p.default_edge
         self._default = self._routes[default]
         self._failover = p.on_edge_down == "origin"
         self._bypass = p.bypass

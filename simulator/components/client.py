@@ -69,13 +69,32 @@ class Client:
             spec.work.sampler(gen(name, "work")) if spec.work is not None else (lambda: 1.0)
         )
         self._target: Callable[[Request, str], Handler] | None = None
+        # client regions: drawn per request from the workload's own stream (purpose "region")
+        self._regions = ctx.regions is not None
+        self._region: Callable[[], tuple[str | None, int]] = lambda: (None, 0)
+        if self._regions and spec.regions:
+            names = list(spec.regions)
+            codes = [self._rec.region_code(r) for r in names]
+            if len(names) == 1:
+                home = (names[0], codes[0])
+                self._region = lambda: home
+            else:
+                p = np.array([spec.regions[r] for r in names], dtype=float)
+                p /= p.sum()
+                draw = batched(gen(name, "region"), lambda rng, k: rng.choice(len(names), k, p=p))
+
+                def region() -> tuple[str | None, int]:
+                    i = int(draw())
+                    return names[i], codes[i]
+
+                self._region = region
 
     def wire(self, resolve: Callable[[str], Target]) -> None:
         """Resolve the workload's target and bind its call policies."""
         target = resolve(self.spec.target.to)
         self._target = bind_call(self.spec.target, target, self.ctx, (self.name, self.name),
                                  resolve=resolve,
-                                 count_attempts=True)
+                                 count_attempts=True, from_request=True)
 
     def start(self) -> None:
         """Start generating requests."""
@@ -98,7 +117,11 @@ class Client:
         rec.req_op.append(op)
         rec.req_key.append(key)
         rec.req_start.append(now)
-        return Request(rid, self.index, op, key, self._work(), now)
+        req = Request(rid, self.index, op, key, self._work(), now)
+        if self._regions:
+            req.region, code = self._region()
+            rec.req_region.append(code)
+        return req
 
     def _done(self, req: Request, status: int) -> None:
         rec = self._rec

@@ -76,6 +76,7 @@ from simulator.components.base import (
     ComponentParams,
     FaultState,
     Handler,
+    KeyPath,
 )
 from simulator.components.load_balancer import hash64, hash_ring
 from simulator.distributions import Constant, Distribution, Duration, Exponential
@@ -84,7 +85,7 @@ from simulator.registry import register
 
 Scheme = Literal["mod", "consistent_hash", "range"]
 ReadRouting = Literal["leader", "round_robin", "random", "least_loaded", "read_your_writes",
-                      "quorum"]
+                      "quorum", "nearest"]
 WriteMode = Literal["async", "sync", "quorum"]
 
 #: Keys hashed at most to estimate the fraction moved by a reshard (an even stride beyond).
@@ -172,7 +173,16 @@ class ReplicationSpec(BaseModel):
         Where reads go: ``leader``, ``round_robin`` / ``random`` / ``least_loaded`` over the
         followers, ``read_your_writes`` (followers, unless the chosen one lacks the session's
         last write of the key: then the leader; the session is the request's workload and key)
-        or ``quorum`` (all nodes; answer with the newest of the first ``read_quorum`` replies).
+        or ``quorum`` (all nodes; answer with the newest of the first ``read_quorum`` replies)
+        or ``nearest`` (with regions: the node, leader or follower, with the lowest mean latency
+        from the caller's region whose region is not down, the leader on ties; without
+        regions, the leader).
+    regions
+        With the scenario's regions: the region of each follower (one per follower; default:
+        the shard's own). A write reaches a follower in another region after its ``lag`` draw
+        plus a draw of the one-way link latency from the leader's region (its own stream), and
+        is held while a region partition cuts that link or the follower's region is down. A
+        read served by a node in another region than the caller pays that link both ways.
     writes
         ``async`` (acknowledged at the leader's commit), ``sync`` (once every follower has
         applied it) or ``quorum`` (once ``write_quorum`` nodes have it, the leader counting).
@@ -193,11 +203,15 @@ class ReplicationSpec(BaseModel):
     writes: WriteMode = "async"
     write_quorum: int | None = Field(None, ge=1)
     read_quorum: int | None = Field(None, ge=1)
+    regions: list[str] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Self:
         n = self.followers + 1
-        if self.reads not in ("leader", "quorum") and self.followers == 0:
+        if self.regions is not None and len(self.regions) != self.followers:
+            raise ValueError(f"regions lists {len(self.regions)} regions for "
+                             f"{self.followers} followers; give one per follower")
+        if self.reads not in ("leader", "quorum", "nearest") and self.followers == 0:
             raise ValueError(f"reads {self.reads} needs at least one follower")
         for mode, field, value in (("reads", "read_quorum", self.read_quorum),
                                    ("writes", "write_quorum", self.write_quorum)):
@@ -295,6 +309,12 @@ class DatabaseParams(ComponentParams):
             raise ValueError('service_time per operation needs "*" or both read and write, so '
                              "that every operation has one")
         return self
+
+    def regions_used(self) -> Iterable[tuple[KeyPath, str]]:
+        yield from super().regions_used()
+        if self.replication is not None and self.replication.regions is not None:
+            for i, name in enumerate(self.replication.regions):
+                yield ("replication", "regions", i), name
 
     def check_fault(self, fault: Any) -> Iterable[tuple[str, str]]:
         if fault.kind != "reshard":
@@ -405,10 +425,11 @@ class _Node:
 
     __slots__ = ("abandoned", "acquired", "applied", "backlog", "busy", "busy_area", "held",
                  "in_system", "inflight", "label", "last_due", "pool_wait", "queue", "queue_area",
-                 "reads", "size", "system_area", "timeouts", "waiting")
+                 "reads", "region", "size", "system_area", "timeouts", "waiting")
 
-    def __init__(self, label: str, size: int) -> None:
+    def __init__(self, label: str, size: int, region: str | None = None) -> None:
         self.label = label
+        self.region = region
         self.size = size
         self.busy = 0
         self.waiting = 0
@@ -502,8 +523,9 @@ class Database(FaultState, Component):
             self.name = f"{group}[{index}]"
         rep = params.replication
         size = params.pool.size
-        self.leader = _Node("leader", size)
-        self.followers = [_Node(f"follower{j + 1}", size)
+        self.leader = _Node("leader", size, self.region)
+        self.followers = [_Node(f"follower{j + 1}", size,
+                                rep.regions[j] if rep is not None and rep.regions else self.region)
                           for j in range(rep.followers if rep is not None else 0)]
         self.nodes = [self.leader, *self.followers]
         self._acquire_timeout = params.pool.acquire_timeout
@@ -525,6 +547,22 @@ class Database(FaultState, Component):
         self._ordered = rep is not None and rep.ordered
         self._lags = ([ctx.sampler(self.name, f"replication_lag:{j + 1}", rep.lag)
                        for j in range(len(self.followers))] if rep is not None else [])
+        # regions: the link from the leader's region to each follower in another region
+        self._net = ctx.regions
+        self._links: list[Callable[[], float] | None] = [None] * len(self.followers)
+        self._nearest: dict[str, list[_Node]] = {}
+        if self._net is not None and rep is not None:
+            for j, f in enumerate(self.followers):
+                d = (self._net.spec.link(self.region, f.region)
+                     if self.region is not None and f.region is not None
+                     and f.region != self.region else None)
+                if d is not None:
+                    self._links[j] = ctx.sampler(self.name, f"replication_link:{j + 1}", d)
+        self._remote_followers = any(
+            f.region != self.region for f in self.followers) and self._net is not None
+        if self._remote_followers:
+            assert self._net is not None
+            self._net.listeners.append(self._release_held)
         pick_rng = ctx.generator(self.name, "read_choice")
         self._uniform = ctx.streams.batched(self.name, "read_choice_uniform",
                                             lambda rng, k: rng.random(k))
@@ -605,7 +643,59 @@ class Database(FaultState, Component):
             self._draws[op] = draw
         return draw
 
-    def handle(self, req: Request, op: str) -> Handler:
+    def handle(self, req: Request, op: str, src: str | None = None) -> Handler:
+        """Serve ``req``; ``src`` is the caller's region when the scenario has regions (the
+        cluster's regional view passes it): the request then travels to the node serving it."""
+        if src is None:
+            return self._serve(req, op, None)
+        return self._remote(req, op, src)
+
+    def _remote(self, req: Request, op: str, src: str) -> Handler:
+        """The request comes from region ``src``: pick the node, cross the link to its region."""
+        net = self._net
+        assert net is not None
+        mode = self._reads
+        chosen: _Node | None = None
+        node = self.leader
+        if op not in self._write_ops and mode not in ("leader", "quorum"):
+            chosen = node = self._nearest_node(src) if mode == "nearest" else self._choose(req)
+        if node.region is None:
+            return self._serve(req, op, chosen)
+        out, back, pair = net.link(src, node.region)
+        if node is not self.leader and node.region in net.down:
+            return net.cross(self._node_down, req, op, out, back, pair)
+        if chosen is None:
+            return net.cross(self._serve_any, req, op, out, back, pair)
+        return net.cross(functools.partial(self._serve_at, chosen), req, op, out, back, pair)
+
+    def _serve_any(self, req: Request, op: str) -> Handler:
+        return self._serve(req, op, None)
+
+    def _serve_at(self, node: _Node, req: Request, op: str) -> Handler:
+        return self._serve(req, op, node)
+
+    def _node_down(self, req: Request, op: str) -> Handler:
+        """A follower whose region is down refuses the read."""
+        if op in self._write_ops:
+            self.writes_total += 1
+        else:
+            self.reads_total += 1
+        return self._end(req, op, self.env._now, math.nan, ERROR)
+        yield  # pragma: no cover
+
+    def _nearest_node(self, src: str) -> _Node:
+        """The node nearest to ``src`` whose region is up (the leader on ties)."""
+        net = self._net
+        assert net is not None
+        ranked = self._nearest.get(src)
+        if ranked is None:
+            ranked = self._nearest[src] = sorted(self.nodes, key=lambda n: (
+                0.0 if n.region is None else net.mean(src, n.region)))  # stable: leader first
+        if net.down:
+            return next((n for n in ranked if n.region not in net.down), self.leader)
+        return ranked[0]
+
+    def _serve(self, req: Request, op: str, node: _Node | None) -> Handler:
         env = self.env
         arrival = env._now
         write = op in self._write_ops
@@ -628,8 +718,10 @@ class Database(FaultState, Component):
             work *= self._slow_factor
         if write:
             return (yield from self._write(req, op, arrival, work))
+        if node is not None:  # chosen by _remote before the request crossed the link
+            return (yield from self._read(node, req, op, arrival, work))
         mode = self._reads
-        if mode == "leader":
+        if mode == "leader" or mode == "nearest":
             return (yield from self._read(self.leader, req, op, arrival, work))
         if mode == "quorum":
             return (yield from self._quorum_read(req, op, arrival, work, draw))
@@ -888,11 +980,11 @@ class Database(FaultState, Component):
         acks = _Acks(need, Event(env)) if need else None
         ordered = self._ordered
         apply = self._apply
-        for f, lag in zip(self.followers, self._lags, strict=True):
+        for f, lag, link in zip(self.followers, self._lags, self._links, strict=True):
             item = [now, False]
             f.inflight.append(item)
             f.backlog += 1
-            delay = lag()
+            delay = lag() if link is None else lag() + link()
             if ordered:
                 due = max(f.last_due, now + delay)
                 f.last_due = due
@@ -903,8 +995,9 @@ class Database(FaultState, Component):
 
     def _apply(self, node: _Node, item: list[Any], key: int, version: int,
                acks: _Acks | None, _: Any = None) -> None:
-        """A follower applies one write (held back while the shard is down)."""
-        if not self.up:
+        """A follower applies one write (held back while the shard is down, or while the
+        follower's region is down or cut off from the leader's)."""
+        if not self.up or (self._remote_followers and self._cut_off(node)):
             node.held.append((item, key, version, acks))
             return
         item[1] = True
@@ -946,11 +1039,20 @@ class Database(FaultState, Component):
 
     def recover(self) -> None:
         self.up = True
-        for f in self.followers:  # writes that arrived while down are applied now, in order
+        self._release_held()
+        self._update_faulted()
+
+    def _release_held(self) -> None:
+        """Apply the writes held back, in order (those still cut off are held again)."""
+        for f in self.followers:
             held, f.held = f.held, []
             for item, key, version, acks in held:
                 self._apply(f, item, key, version, acks)
-        self._update_faulted()
+
+    def _cut_off(self, node: _Node) -> bool:
+        net = self._net
+        assert net is not None
+        return node.region in net.down or net.cut(self.region, node.region)
 
     def prepare_reshard(self, shards: int) -> list[Component]:
         return list(self.cluster.provision(shards))
@@ -1042,6 +1144,9 @@ class DatabaseCluster:
 
     def handle(self, req: Request, op: str) -> Handler:
         """Send the request to the shard holding its key (keyless: a random shard)."""
+        return self._handlers[self._shard(req)](req, op)
+
+    def _shard(self, req: Request) -> int:
         key = req.key
         if key >= 0:
             i = self._route.get(key)
@@ -1049,7 +1154,12 @@ class DatabaseCluster:
                 i = self._route[key] = self.map.shard_of(key)
         else:
             i = int(self._spread() * len(self._handlers))
-        return self._handlers[i](req, op)
+        return i
+
+    def from_region(self, src: str | None, network: Any) -> _RegionalCluster:
+        """The database as called from region ``src`` (None: the request's region): each
+        shard charges the link to the node that serves the request."""
+        return _RegionalCluster(self, src)
 
     # ---- resharding ---------------------------------------------------------------------
     def provision(self, count: int) -> list[Database]:
@@ -1102,6 +1212,25 @@ class DatabaseCluster:
         self._refresh()
         detail = " ".join(f"{k}={v}" for k, v in fields.items())
         self.ctx.recorder.event(self.ctx.env.now, self.name, self.name, "reshard", detail)
+
+
+class _RegionalCluster:
+    """What a caller in one region calls: the cluster's routing, the caller's region passed on."""
+
+    def __init__(self, cluster: DatabaseCluster, src: str | None) -> None:
+        self.name = cluster.name
+        self.cluster = cluster
+        self.src = src
+
+    @property
+    def instances(self) -> list[Component]:
+        return self.cluster.instances
+
+    def handle(self, req: Request, op: str) -> Handler:
+        cluster = self.cluster
+        member = cluster.members[cluster._shard(req)]
+        src = self.src if self.src is not None else req.region
+        return member.handle(req, op, src)
 
 
 def _moved(old: ShardMap, new: ShardMap, keys: np.ndarray) -> dict[str, str]:

@@ -46,6 +46,7 @@ Bound = Callable[[Request, str], Handler]
 def bind_call(
     call: CallSpec, target: Target, ctx: BuildContext, owner: tuple[str, str],
     count_attempts: bool = False, resolve: Callable[[str], Target] | None = None,
+    from_request: bool = False,
 ) -> Bound:
     """Return the handler of one call edge.
 
@@ -65,12 +66,20 @@ def bind_call(
         Whether retries on this edge count in ``request.attempts`` (the client's edge).
     resolve
         Resolves other names the policies use (a fallback's queue).
+    from_request
+        The call starts in the request's region (a workload's edge) rather than in the
+        calling instance's (``ctx.placement[owner[1]]``). With regions, the edge pays the link
+        latency from there to the callee instance's region, innermost (each attempt pays it);
+        see :mod:`simulator.components.network`.
     """
     route = getattr(target, "for_caller", None)
     if route is not None:  # per-instance targets (local caches): instance i calls instance i
         target = route(owner[1])
     scope = f"{owner[1]}->{target.name}"
-    handle = target.handle
+    handle: Bound = target.handle
+    if ctx.regions is not None:
+        src = None if from_request else ctx.placement.get(owner[1])
+        handle = ctx.regions.reach(target, src, handle)
     fixed_op = call.op
     bound: Bound = handle if fixed_op is None else (lambda req, op: handle(req, fixed_op))
     pair = frozenset((owner[0], target.name))

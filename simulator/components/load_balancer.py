@@ -22,7 +22,7 @@ from simulator.components.base import (
     Target,
 )
 from simulator.distributions import Duration
-from simulator.messages import ERROR, REJECTED, TIMEOUT, Request
+from simulator.messages import ERROR, OK, REJECTED, TIMEOUT, Request
 from simulator.registry import register
 from simulator.rng import batched
 
@@ -38,6 +38,7 @@ Strategy = Literal[
     "least_response_time",
     "consistent_hash",
     "join_shortest_queue",
+    "geo",
 ]
 
 
@@ -88,7 +89,19 @@ class LoadBalancerParams(ComponentParams):
         (lowest EWMA latency x (outstanding + 1) over all backends); ``consistent_hash`` (ring of
         ``vnodes`` virtual nodes per backend, md5 of the request key; Envoy's RING_HASH);
         ``join_shortest_queue`` (textbook JSQ: the true number of requests at each backend,
-        which no real balancer sees; for comparison only).
+        which no real balancer sees; for comparison only); ``geo`` (geo-routing: the request
+        goes to the region chosen by ``geo_by`` for its client's region, the first that has an
+        available backend — failing over to the next when a region's backends are all
+        unhealthy or ejected — and round robin within it; every backend must be placed in a
+        region).
+    geo_by
+        How ``geo`` ranks regions for clients of a region: ``nearest`` (mean round trip of the
+        scenario's latency matrix, the client's own region first when ``local`` is zero; ties
+        in backend order; Route 53 geoproximity) or ``latency`` (lowest EWMA, over
+        ``decay_time``, of the reply times this balancer measured for that client region and
+        backend region, on successful replies; before the first, the mean round trip, so each
+        region is tried; regions not in use are not probed again; Route 53 latency-based
+        routing).
     backends
         Names of the components to balance over; a replicated component adds all its instances.
     weights
@@ -118,6 +131,7 @@ class LoadBalancerParams(ComponentParams):
     health_check: HealthCheck | None = None
     outlier_detection: OutlierDetection | None = None
     healthy_panic_threshold: float = Field(50.0, ge=0, le=100)
+    geo_by: Literal["nearest", "latency"] = "nearest"
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -137,6 +151,11 @@ class LoadBalancerParams(ComponentParams):
             yield ("weights",), (
                 f"expected one weight per backend instance ({n}), got {len(self.weights)}"
             )
+        if self.strategy == "geo":
+            for i, b in enumerate(self.backends):
+                if components[b].region is None:
+                    yield ("backends", i), (f"strategy geo needs every backend placed in a "
+                                            f"region; give {b!r} a region")
 
 
 @register("load_balancer")
@@ -150,7 +169,11 @@ class LoadBalancer(Component):
     threshold, among all.
 
     Gauges per backend (``label`` is the backend instance): ``outstanding``, ``routed_total``
-    and ``available`` (1 or 0). Events: ``unhealthy``, ``healthy``, ``ejected``, ``returned``.
+    and ``available`` (1 or 0). Events: ``unhealthy``, ``healthy``, ``ejected``, ``returned``;
+    with ``geo``, ``failover``, ``failback`` and ``reroute`` (detail: ``"<client region> clients:
+    <old> -> <new>"``). With regions, a call to a backend crosses the link from the balancer's
+    region, or from the request's when the balancer is placed nowhere (GeoDNS, anycast: the
+    client reaches the backend directly); a probe fails across a region partition.
     Records no spans: balancing takes no simulated time. Fault: ``crash`` (the balancer
     refuses or black-holes what it receives).
     """
@@ -178,7 +201,9 @@ class LoadBalancer(Component):
         n = len(self.backends)
         if p.weights is not None and len(p.weights) != n:
             raise ValueError(f"weights has {len(p.weights)} values for {n} backend instances")
-        self._handlers = [b.handle for b in self.backends]
+        net = self.ctx.regions
+        self._handlers = [b.handle if net is None else net.hop(b.handle, self.region, b.region)
+                          for b in self.backends]
         self.outstanding = [0] * n
         self.routed = [0] * n
         self._weights = np.asarray(p.weights if p.weights is not None else [1.0] * n, float)
@@ -197,7 +222,9 @@ class LoadBalancer(Component):
         self._uniform = batched(self._rng, lambda rng, k: rng.random(k))
         self._pick = getattr(self, f"_pick_{p.strategy}")()
         timed = p.strategy in ("peak_ewma", "least_response_time")
-        if timed or p.outlier_detection is not None:
+        if p.strategy == "geo":
+            self.handle = self._handle_geo  # type: ignore[method-assign]
+        elif timed or p.outlier_detection is not None:
             self.handle = self._handle_watched  # type: ignore[method-assign]
 
     def start(self) -> None:
@@ -234,6 +261,23 @@ class LoadBalancer(Component):
         status = yield from self._handlers[i](req, op)
         out[i] -= 1
         self._observe(i, self.env._now - t0)
+        if self.params.outlier_detection is not None:
+            self._watch(i, status)
+        return status
+
+    def _handle_geo(self, req: Request, op: str) -> Handler:
+        """``handle`` of ``geo``: measures reply times per client and backend region."""
+        if not self.up:
+            return (yield from self._down())
+        i = self._pick(req)
+        out = self.outstanding
+        out[i] += 1
+        self.routed[i] += 1
+        t0 = self.env._now
+        status = yield from self._handlers[i](req, op)
+        out[i] -= 1
+        if status == OK:
+            self._geo_observe(req.region, self._backend_region[i], self.env._now - t0)
         if self.params.outlier_detection is not None:
             self._watch(i, status)
         return status
@@ -303,7 +347,9 @@ class LoadBalancer(Component):
             yield Timeout(self.env, hc.interval)
             changed = False
             for i, b in enumerate(self.backends):
-                ok = b.healthy() and frozenset((self.group, b.group)) not in self.ctx.partitioned
+                ok = (b.healthy() and frozenset((self.group, b.group)) not in self.ctx.partitioned
+                      and not (self.ctx.regions is not None
+                               and self.ctx.regions.cut(self.region, b.region)))
                 if ok:
                     self._probe_passes[i] += 1
                     self._probe_fails[i] = 0
@@ -493,6 +539,81 @@ class LoadBalancer(Component):
     def _pick_least_response_time(self) -> Callable[[Request], int]:
         out, ewma = self.outstanding, self._ewma
         return self._argmin_by(lambda i: ewma[i] * (out[i] + 1))
+
+    def _pick_geo(self) -> Callable[[Request], int]:
+        net = self.ctx.regions
+        if net is None:
+            raise ValueError("strategy geo needs the scenario's regions block")
+        members: dict[str, list[int]] = {}
+        for i, b in enumerate(self.backends):
+            if b.region is None:
+                raise ValueError(f"strategy geo: backend {b.name} has no region")
+            members.setdefault(b.region, []).append(i)
+        self._backend_region = [str(b.region) for b in self.backends]
+        regions = list(members)  # in backend order: ties keep it
+
+        def ranked(src: str | None) -> list[str]:
+            src = src if src is not None else self.region
+            if src is None:
+                return regions
+            return sorted(regions, key=lambda r: net.mean(src, r) + net.mean(r, src))
+
+        orders: dict[str | None, list[str]] = {s: ranked(s) for s in [None, *net.names]}
+        by_latency = self.params.geo_by == "latency"
+        # measured reply time per (client region, backend region): [ewma, time of the last
+        # sample]; before the first sample, the network round trip alone (an optimistic
+        # estimate, so that each region is tried once), marked by a negative time
+        self._geo_ewma: dict[tuple[str | None, str], list[float]] = {
+            (s, r): [net.mean(s, r) + net.mean(r, s) if s is not None else 0.0, -1.0]
+            for s in orders for r in regions}
+        turn = dict.fromkeys(regions, 0)
+        last: dict[str | None, str] = {}
+        cache: dict[str, Any] = {"version": -1, "up": members}
+
+        def pick(req: Request) -> int:
+            if cache["version"] != self._version:
+                allowed = set(self._avail)
+                cache["up"] = {r: [i for i in m if i in allowed] for r, m in members.items()}
+                cache["version"] = self._version
+            up: dict[str, list[int]] = cache["up"]
+            src = req.region
+            order = orders[src]
+            if by_latency:
+                ewma = self._geo_ewma
+                live = [r for r in order if up[r]] or order
+                region = min(live, key=lambda r: ewma[(src, r)][0])
+            else:
+                region = next((r for r in order if up[r]), order[0])
+            before = last.get(src)
+            if before != region:
+                last[src] = region
+                if before is not None:
+                    self._note_route(src, before, region, not up[before], order[0])
+            cands = up[region] or members[region]
+            k = turn[region]
+            turn[region] = k + 1
+            return cands[k % len(cands)]
+
+        return pick
+
+    def _geo_observe(self, src: str | None, region: str, rtt: float) -> None:
+        now = self.env._now
+        cell = self._geo_ewma[(src, region)]
+        if cell[1] < 0:
+            cell[0] = rtt  # the first measurement replaces the estimate
+        else:
+            w = math.exp(-(now - cell[1]) / self.params.decay_time)
+            cell[0] = cell[0] * w + rtt * (1.0 - w)
+        cell[1] = now
+
+    def _note_route(self, src: str | None, old: str, new: str, old_down: bool,
+                    preferred: str) -> None:
+        """Record a change of the region serving clients of ``src``: ``failover`` (its region
+        lost every available backend), ``failback`` (back to the preferred region) or
+        ``reroute`` (measured latencies changed the ranking)."""
+        event = "failover" if old_down else "failback" if new == preferred else "reroute"
+        self.ctx.recorder.event(self.env._now, self.group, self.name, event,
+                                f"{src or 'any'} clients: {old} -> {new}")
 
     def _pick_consistent_hash(self) -> Callable[[Request], int]:
         tokens, owners = hash_ring([b.name for b in self.backends], self.params.vnodes)

@@ -39,6 +39,8 @@ class Recorder:
         self.req_op: list[str] = []
         self.req_key = array("q")
         self.req_start = array("d")
+        self.req_region = array("h")  # codes into ``regions``; recorded only with regions
+        self.regions: list[str] = [""]
         # request completion
         self.done_id = array("q")
         self.done_end = array("d")
@@ -93,6 +95,12 @@ class Recorder:
         """Return the integer code under which ``instance`` records spans."""
         self.instances.append((component, instance))
         return len(self.instances) - 1
+
+    def region_code(self, name: str) -> int:
+        """Return the integer code of region ``name`` in the ``requests.region`` column."""
+        if name not in self.regions:
+            self.regions.append(name)
+        return self.regions.index(name)
 
     def queue_code(self, name: str) -> int:
         """Return the integer code under which the queue ``name`` records its messages."""
@@ -213,6 +221,8 @@ class Recorder:
             stale[ids] = np.frombuffer(self.done_stale, dtype=np.int8).astype(bool)
         start = np.array(self.req_start, dtype=np.float64)
         workload_codes = np.array(self.req_workload, dtype=np.int16)
+        region_codes = (np.array(self.req_region, dtype=np.int16) if len(self.req_region) == n
+                        else np.zeros(n, dtype=np.int16))
         return pd.DataFrame({
             "request_id": np.arange(n, dtype=np.int64),
             "workload": pd.Categorical.from_codes(
@@ -226,6 +236,8 @@ class Recorder:
             "attempts": attempts,
             "cache": pd.Categorical.from_codes(cache, categories=pd.Index(CACHE_LABELS)),
             "stale": stale,
+            "region": pd.Categorical.from_codes(region_codes,
+                                                categories=pd.Index(self.regions)),
         })
 
     def _spans(self) -> pd.DataFrame:

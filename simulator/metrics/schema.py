@@ -22,6 +22,7 @@ TABLES: dict[str, dict[str, tuple[str, str]]] = {
         "cache": ("category", "What the first cache on the path answered: hit, miss, or '' "
                               "(no cache consulted)."),
         "stale": ("bool", "Whether a read on the path returned an outdated version."),
+        "region": ("category", "Region of the request's client ('' without regions)."),
     },
     "spans": {
         "request_id": ("int64", "Request served."),

@@ -313,6 +313,11 @@ def _print_data_tier(results: Any) -> None:
             for c in ("stale_read_ratio", "pool_timeout_ratio")}
         print(df.to_string(index=False, na_rep="-", formatters=fmt,
                            float_format="{:.3g}".format))
+    failovers = results.failovers()
+    if not failovers.empty:
+        print("\ndatabase failovers (write_unavailability: seconds from the leader's crash to "
+              "the promotion; lost_writes: acknowledged, gone)")
+        print(failovers.to_string(index=False, float_format="{:.3f}".format))
     reshards = results.reshards()
     if not reshards.empty:
         print("\nresharding (moved: fraction of the key space whose shard changed)")

@@ -45,11 +45,16 @@ class _Fault(BaseModel):
 class CrashFault(_Fault):
     """The target crashes: requests it holds fail (status ``error``) at once; new requests are
     refused at once (``mode: refuse``, connection refused) or never answered (``mode:
-    black_hole``: only a caller's timeout ends them). It recovers empty when the fault ends."""
+    black_hole``: only a caller's timeout ends them). It recovers empty when the fault ends.
+
+    ``node`` crashes one server of a database shard instead of the whole shard: ``leader``
+    (whichever node leads when the fault starts) or ``followerN`` (the node built as the N-th
+    follower); see :mod:`simulator.components.database`."""
 
     kind: Literal["crash"] = "crash"
     target: str = Field(pattern=TARGET_PATTERN)
     mode: Literal["refuse", "black_hole"] = "refuse"
+    node: str | None = None
 
 
 class SlowFault(_Fault):

@@ -181,6 +181,13 @@ class Results:
 
         return reshard_summary(self.events)
 
+    def failovers(self) -> pd.DataFrame:
+        """Each database failover of the run: shard, node crashed and promoted, times, write
+        unavailability, lost writes (see :func:`simulator.analysis.data.failover_summary`)."""
+        from simulator.analysis.data import failover_summary
+
+        return failover_summary(self.events)
+
     def region_summary(self) -> pd.DataFrame:
         """Per client region: requests, success ratio, latency percentiles (seconds) and geo
         failovers, over the measured window and during each region fault (see
@@ -287,6 +294,7 @@ class Results:
                                 ("shard_summary", self.shard_summary()),
                                 ("replication_summary", self.replication_summary()),
                                 ("reshards", self.reshards()),
+                                ("failovers", self.failovers()),
                                 ("region_summary", self.region_summary())):
                 if not table.empty:
                     _write_table(table, tmp / stem, fmt)

@@ -34,9 +34,10 @@ def fault_targets(groups: dict[str, list[Component]], target: str) -> list[Compo
 
 
 def region_members(groups: dict[str, list[Component]], region: str) -> list[Component]:
-    """The instances a region outage crashes: those placed in ``region`` that can crash."""
+    """The instances a region outage crashes: those placed in ``region`` that can crash (a
+    database shard whose nodes span regions is hit when any of its nodes is there)."""
     return [inst for members in groups.values() for inst in members
-            if inst.region == region and "crash" in inst.supported_faults]
+            if "crash" in inst.supported_faults and inst.placed_in(region)]
 
 
 def prepare_faults(scenario: Scenario, groups: dict[str, list[Component]],
@@ -126,18 +127,32 @@ def _run(fault: Any, i: int, groups: dict[str, list[Component]], ctx: BuildConte
                            mode=fault.mode)
     else:
         targets = fault_targets(groups, fault.target)
+    node = fault.node if isinstance(fault, CrashFault) else None
+    crashed: list[str] = []  # with ``node``: the node each instance crashed (resolved now)
     for inst in targets:
-        _apply(fault, inst, i, ctx)
-        rec.event(env.now, inst.group, inst.name, "fault", f"{fault.kind} starts")
+        if outage is not None:
+            inst.crash_region(outage, fault.mode == "black_hole")
+        elif node is not None:
+            crashed.append(inst.crash_node(node, fault.mode == "black_hole"))
+        else:
+            _apply(fault, inst, i, ctx)
+        which = f" node={crashed[-1]}" if node is not None else ""
+        rec.event(env.now, inst.group, inst.name, "fault", f"{fault.kind} starts{which}")
     if fault.duration is None:
         return
     yield env.timeout(fault.duration)
-    for inst in targets:
-        if isinstance(fault, CrashFault):
+    for j, inst in enumerate(targets):
+        which = ""
+        if outage is not None:
+            inst.recover_region(outage)
+        elif node is not None:
+            inst.recover_node(crashed[j])
+            which = f" node={crashed[j]}"
+        elif isinstance(fault, CrashFault):
             inst.recover()
         else:
             inst.set_fault(fault.kind, None)
-        rec.event(env.now, inst.group, inst.name, "fault", f"{fault.kind} ends")
+        rec.event(env.now, inst.group, inst.name, "fault", f"{fault.kind} ends{which}")
     if outage is not None and ctx.regions is not None:
         ctx.regions.down.discard(outage)
         rec.event(env.now, "regions", outage, "fault", "region_outage ends")

@@ -21,6 +21,8 @@ REPLICATION_COLUMNS = [
     "lag_mean", "lag_p50", "lag_p95", "lag_p99", "lag_max",
     "pool_wait_mean", "pool_wait_p99", "pool_timeouts", "pool_timeout_ratio",
 ]
+FAILOVER_COLUMNS = ["component", "shard", "crashed", "promoted", "crashed_at", "detected_at",
+                    "promoted_at", "write_unavailability", "lost_writes", "discarded_writes"]
 RESHARD_COLUMNS = ["time", "component", "from_shards", "to_shards", "scheme", "keys",
                    "moved_ratio", "moved_to_new_ratio", "seen_keys", "seen_moved_ratio"]
 
@@ -188,6 +190,37 @@ def reshard_summary(events: pd.DataFrame) -> pd.DataFrame:
             "seen_moved_ratio": float(f.get("seen_moved_ratio", "nan")),
         })
     return pd.DataFrame(rows, columns=RESHARD_COLUMNS)
+
+
+def failover_summary(events: pd.DataFrame) -> pd.DataFrame:
+    """The ``failover`` events of a run (database leader promotions), one row each.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``component``, ``shard`` (the instance), ``crashed`` and ``promoted`` (node names as
+        built: ``leader``, ``follower1``...), ``crashed_at``, ``detected_at``, ``promoted_at``
+        (seconds), ``write_unavailability`` (promoted_at - crashed_at: writes fail meanwhile),
+        ``lost_writes`` (acknowledged writes the promoted node had not applied: gone) and
+        ``discarded_writes`` (committed on the old leader, never acknowledged, not on the new
+        one).
+    """
+    ev = events[events["event"] == "failover"]
+    rows = []
+    for component, shard, detail in zip(ev["component"].astype(str), ev["instance"].astype(str),
+                                        ev["detail"].astype(str), strict=True):
+        f = dict(part.split("=", 1) for part in detail.split() if "=" in part)
+        rows.append({
+            "component": component, "shard": shard,
+            "crashed": f.get("crashed", ""), "promoted": f.get("promoted", ""),
+            "crashed_at": float(f.get("crashed_at", "nan")),
+            "detected_at": float(f.get("detected_at", "nan")),
+            "promoted_at": float(f.get("promoted_at", "nan")),
+            "write_unavailability": float(f.get("duration", "nan")),
+            "lost_writes": int(f.get("lost_writes", 0)),
+            "discarded_writes": int(f.get("discarded_writes", 0)),
+        })
+    return pd.DataFrame(rows, columns=FAILOVER_COLUMNS)
 
 
 # --------------------------------------------------------------------------------------------

@@ -82,6 +82,9 @@ class ComponentParams(BaseModel):
     def check_fault(self, fault: Any) -> Iterable[tuple[str, str]]:
         """Yield (key of the fault, message) for a timeline event aimed at this component that
         it cannot take (called once the event's kind is known to be supported)."""
+        if getattr(fault, "node", None) is not None:
+            return [("node", f"a {self.kind} has no nodes to crash one by one; remove node "
+                             "(it applies to a database shard's leader or followers)")]
         return ()
 
 
@@ -211,6 +214,26 @@ class Component:
 
     def recover(self) -> None:
         """Come back up, empty."""
+        raise NotImplementedError
+
+    def placed_in(self, region: str) -> bool:
+        """Whether a region outage of ``region`` hits this instance (or part of it)."""
+        return self.region == region
+
+    def crash_region(self, region: str, black_hole: bool) -> None:
+        """A region outage of ``region`` starts: crash what is placed there (all of it here)."""
+        self.crash(black_hole)
+
+    def recover_region(self, region: str) -> None:
+        """The region outage of ``region`` ends."""
+        self.recover()
+
+    def crash_node(self, node: str, black_hole: bool) -> str:
+        """Crash one node (``crash`` with ``node``); return the name of the node crashed."""
+        raise NotImplementedError
+
+    def recover_node(self, node: str) -> None:
+        """Bring back the node :meth:`crash_node` named."""
         raise NotImplementedError
 
     def set_fault(self, kind: str, value: Any) -> None:

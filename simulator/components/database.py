@@ -154,6 +154,26 @@ def boundaries_problem(boundaries: list[int], count: int) -> str | None:
     return None
 
 
+class FailoverSpec(BaseModel):
+    """Automatic failover: a follower is promoted when the leader has crashed.
+
+    Parameters
+    ----------
+    detection
+        Seconds from the leader's crash until it is declared dead (Patroni: the leader key's
+        ``ttl`` running out, checked every ``loop_wait``; RDS Multi-AZ: its health monitor).
+        A leader back within this time keeps leading and nothing is promoted.
+    promotion
+        Seconds from then until the chosen follower accepts writes (``pg_ctl promote``, DNS or
+        proxy switch-over). Both are drawn per failover from their own streams.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    detection: Distribution
+    promotion: Distribution = Field(default_factory=lambda: Constant(value=0.0))
+
+
 class ReplicationSpec(BaseModel):
     """A leader and followers in every shard.
 
@@ -192,6 +212,9 @@ class ReplicationSpec(BaseModel):
     read_quorum
         Replies a quorum read waits for, from 1 to ``followers + 1``; required by
         ``reads: quorum`` and used only there.
+    failover
+        Promote a follower when the leader crashes (omitted: writes wait for the leader to
+        come back); see :class:`FailoverSpec` and the module documentation.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -204,10 +227,18 @@ class ReplicationSpec(BaseModel):
     write_quorum: int | None = Field(None, ge=1)
     read_quorum: int | None = Field(None, ge=1)
     regions: list[str] | None = None
+    failover: FailoverSpec | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Self:
         n = self.followers + 1
+        if self.failover is not None:
+            if self.followers == 0:
+                raise ValueError("failover needs at least one follower to promote")
+            if self.writes == "quorum" and not self.ordered:
+                raise ValueError("failover with writes: quorum needs ordered: true (a quorum "
+                                 "only keeps acknowledged writes across a failover when "
+                                 "followers apply the log in commit order)")
         if self.regions is not None and len(self.regions) != self.followers:
             raise ValueError(f"regions lists {len(self.regions)} regions for "
                              f"{self.followers} followers; give one per follower")
@@ -317,6 +348,13 @@ class DatabaseParams(ComponentParams):
                 yield ("replication", "regions", i), name
 
     def check_fault(self, fault: Any) -> Iterable[tuple[str, str]]:
+        node = getattr(fault, "node", None)
+        if node is not None:
+            n = self.replication.followers if self.replication is not None else 0
+            names = ["leader", *(f"follower{j}" for j in range(1, n + 1))]
+            if node not in names:
+                yield "node", (f"unknown node {node!r}: a shard of this database has "
+                               + ", ".join(names))
         if fault.kind != "reshard":
             return
         if self.shards is None:
@@ -421,14 +459,26 @@ class ShardMap:
 
 
 class _Node:
-    """One server of a shard (leader or follower): its pool and, for a follower, its log."""
+    """One server of a shard (leader or follower): its pool and, for a follower, its log.
 
-    __slots__ = ("abandoned", "acquired", "applied", "backlog", "busy", "busy_area", "held",
-                 "in_system", "inflight", "label", "last_due", "pool_wait", "queue", "queue_area",
-                 "reads", "region", "size", "system_area", "timeouts", "waiting")
+    ``label`` and ``index`` name the node as built (``leader`` = 0, ``followerN`` = N); after a
+    failover the node leading may be ``follower2``.
+    """
 
-    def __init__(self, label: str, size: int, region: str | None = None) -> None:
+    __slots__ = ("abandoned", "acquired", "applied", "backlog", "black_hole", "busy",
+                 "busy_area", "crash_event", "down", "epoch", "held", "in_system", "index",
+                 "inflight", "label", "last_due", "pool_wait", "queue", "queue_area", "reads",
+                 "region", "size", "system_area", "timeouts", "waiting")
+
+    def __init__(self, label: str, size: int, region: str | None, env: Any, index: int = 0
+                 ) -> None:
         self.label = label
+        self.index = index
+        # a node crash (``crash`` with ``node``, or its region's outage): what it holds fails
+        self.down = False
+        self.black_hole = False
+        self.epoch = 0
+        self.crash_event = Event(env)
         self.region = region
         self.size = size
         self.busy = 0
@@ -444,11 +494,12 @@ class _Node:
         self.timeouts = 0
         self.reads = 0
         self.applied: dict[int, int] = {}
-        # replication: writes in commit order as [committed_at, applied?]; unapplied count
+        # replication: writes in commit order as [committed_at, done?, seq, key, version,
+        # acks] (done: applied, or void after a failover); unapplied count
         self.inflight: deque[list[Any]] = deque()
         self.backlog = 0
         self.last_due = 0.0
-        self.held: list[tuple[list[Any], int, int, _Acks | None]] = []  # arrived while down
+        self.held: list[list[Any]] = []  # arrived while it could not apply them
 
     def lag(self, now: float) -> float:
         """Seconds since the oldest committed write not yet applied here (0 if none)."""
@@ -523,11 +574,14 @@ class Database(FaultState, Component):
             self.name = f"{group}[{index}]"
         rep = params.replication
         size = params.pool.size
-        self.leader = _Node("leader", size, self.region)
+        env = ctx.env
+        self.leader = _Node("leader", size, self.region, env)
         self.followers = [_Node(f"follower{j + 1}", size,
-                                rep.regions[j] if rep is not None and rep.regions else self.region)
+                                rep.regions[j] if rep is not None and rep.regions else self.region,
+                                env, j + 1)
                           for j in range(rep.followers if rep is not None else 0)]
         self.nodes = [self.leader, *self.followers]
+        self._by_label = {nd.label: nd for nd in self.nodes}
         self._acquire_timeout = params.pool.acquire_timeout
         self._max_waiting = (math.inf if params.pool.max_waiting is None
                              else params.pool.max_waiting)
@@ -547,6 +601,7 @@ class Database(FaultState, Component):
         self._ordered = rep is not None and rep.ordered
         self._lags = ([ctx.sampler(self.name, f"replication_lag:{j + 1}", rep.lag)
                        for j in range(len(self.followers))] if rep is not None else [])
+        self._lag_of = dict(zip(self.followers, self._lags, strict=True))
         # regions: the link from the leader's region to each follower in another region
         self._net = ctx.regions
         self._links: list[Callable[[], float] | None] = [None] * len(self.followers)
@@ -558,6 +613,8 @@ class Database(FaultState, Component):
                      and f.region != self.region else None)
                 if d is not None:
                     self._links[j] = ctx.sampler(self.name, f"replication_link:{j + 1}", d)
+        self._link_of: dict[tuple[_Node, _Node], Callable[[], float] | None] = {
+            (self.leader, f): link for f, link in zip(self.followers, self._links, strict=True)}
         self._remote_followers = any(
             f.region != self.region for f in self.followers) and self._net is not None
         if self._remote_followers:
@@ -589,6 +646,18 @@ class Database(FaultState, Component):
         self._epoch = 0
         self._crash_event = Event(ctx.env)
         self._fault_draw = ctx.streams.batched(self.name, "fault", lambda rng, k: rng.random(k))
+        # node crashes and failover
+        self._seq = 0  # writes shipped by this shard (a log position)
+        self._leader_down = False
+        self._nodes_down = 0
+        self._failover = rep.failover if rep is not None else None
+        self._failing_over: _Failover | None = None
+        self.failovers_total = 0
+        self.lost_writes_total = 0
+        self.discarded_writes_total = 0
+        if self._failover is not None:
+            self._detect = ctx.sampler(self.name, "failover_detection", self._failover.detection)
+            self._promote = ctx.sampler(self.name, "failover_promotion", self._failover.promotion)
 
     @classmethod
     def group_target(cls, name: str, members: list[Component], ctx: BuildContext
@@ -628,9 +697,17 @@ class Database(FaultState, Component):
         yield "shard_active", "", lambda: 1.0 if self.active else 0.0
         for nd in nodes:
             yield "node_reads_total", nd.label, functools.partial(getattr, nd, "reads")
-        for nd in self.followers:
+        # with failover any node may follow (the leader's own log is empty: lag 0)
+        for nd in (self.nodes if self._failover is not None else self.followers):
             yield "replica_lag", nd.label, functools.partial(_lag_now, nd, env)
             yield "replication_backlog", nd.label, functools.partial(_backlog, nd)
+        if self._failover is not None:
+            yield "leader_index", "", lambda: float(self.leader.index)
+            yield "failovers_total", "", lambda: self.failovers_total
+            yield "lost_writes_total", "", lambda: self.lost_writes_total
+            yield "discarded_writes_total", "", lambda: self.discarded_writes_total
+            for nd in nodes:
+                yield "node_up", nd.label, functools.partial(_node_up, nd)
 
     # ---- serving ------------------------------------------------------------------------
     def _draw(self, op: str, write: bool) -> Callable[[], float]:
@@ -689,10 +766,11 @@ class Database(FaultState, Component):
         assert net is not None
         ranked = self._nearest.get(src)
         if ranked is None:
-            ranked = self._nearest[src] = sorted(self.nodes, key=lambda n: (
+            ranked = self._nearest[src] = sorted([self.leader, *self.followers], key=lambda n: (
                 0.0 if n.region is None else net.mean(src, n.region)))  # stable: leader first
-        if net.down:
-            return next((n for n in ranked if n.region not in net.down), self.leader)
+        if net.down or self._nodes_down:
+            return next((n for n in ranked if n.region not in net.down and not n.down),
+                        self.leader)
         return ranked[0]
 
     def _serve(self, req: Request, op: str, node: _Node | None) -> Handler:
@@ -731,17 +809,32 @@ class Database(FaultState, Component):
         followers = self.followers
         mode = self._reads
         if mode == "random":
-            return followers[int(self._uniform() * len(followers))]
+            node = followers[int(self._uniform() * len(followers))]
+            return self._next_up(node) if node.down else node
         if mode == "least_loaded":
+            if self._nodes_down:
+                followers = [f for f in followers if not f.down] or [self.leader]
             loads = [f.in_system for f in followers]
             m = min(loads)
             ties = [f for f, x in zip(followers, loads, strict=True) if x == m]
             return ties[0] if len(ties) == 1 else ties[int(self._uniform() * len(ties))]
         node = followers[self._rr % len(followers)]
         self._rr += 1
+        if node.down:
+            node = self._next_up(node)
         if mode == "read_your_writes" and self._behind(node, req):
             return self.leader
         return node
+
+    def _next_up(self, node: _Node) -> _Node:
+        """A read meant for a crashed follower goes to the next follower up, in round-robin
+        order, or to the leader if none is (the driver's server selection skips a member its
+        monitor sees down, as MongoDB's ``secondaryPreferred`` or a health-checked pool)."""
+        followers = self.followers
+        i = followers.index(node)
+        n = len(followers)
+        return next((followers[(i + d) % n] for d in range(1, n)
+                     if not followers[(i + d) % n].down), self.leader)
 
     def _behind(self, node: _Node, req: Request) -> bool:
         """Whether ``node`` lacks the last write of the request's session (workload, key)."""
@@ -754,6 +847,10 @@ class Database(FaultState, Component):
     def _acquire(self, node: _Node, req: Request, arrival: float
                  ) -> Generator[Event, Any, tuple[int, float]]:
         """Get a connection at ``node``: (``OK``, start) or (failure status, NaN)."""
+        if node.down:  # a crashed node refuses, or never answers
+            if node.black_hole:
+                yield Event(self.env)
+            return ERROR, math.nan
         if node.busy < node.size:
             node.busy += 1
             node.in_system += 1
@@ -765,7 +862,7 @@ class Database(FaultState, Component):
             self.rejected_total += 1
             return REJECTED, math.nan
         env = self.env
-        epoch = self._epoch
+        epoch = node.epoch
         ev = Event(env)
         node.queue.append(ev)
         node.waiting += 1
@@ -780,9 +877,9 @@ class Database(FaultState, Component):
             if timeout is not None:
                 waits.append(Timeout(env, timeout))
             if self._crashable:
-                waits.append(self._crash_event)
+                waits.append(node.crash_event)
             yield AnyOf(env, waits)
-        if self._epoch != epoch:
+        if node.epoch != epoch:
             return ERROR, math.nan  # crashed meanwhile: the crash closed the books
         now = env._now
         node.queue_area += now
@@ -817,17 +914,18 @@ class Database(FaultState, Component):
             return
         node.busy -= 1
 
-    def _work(self, work: float, epoch: int) -> Generator[Event, Any, bool]:
-        """Hold the connection for ``work`` seconds; False if the shard crashed meanwhile."""
+    def _work(self, node: _Node, work: float) -> Generator[Event, Any, bool]:
+        """Hold a connection of ``node`` for ``work`` seconds; False if the node (or the whole
+        shard) crashed meanwhile."""
         if self._crashable:
-            yield AnyOf(self.env, (Timeout(self.env, work), self._crash_event))
-            return self._epoch == epoch
+            epoch = node.epoch
+            yield AnyOf(self.env, (Timeout(self.env, work), node.crash_event))
+            return node.epoch == epoch
         yield Timeout(self.env, work)
         return True
 
     def _read(self, node: _Node, req: Request, op: str, arrival: float, work: float
               ) -> Handler:
-        epoch = self._epoch
         if node.busy < node.size and not self._crashable:  # the common case, inlined
             node.busy += 1
             node.in_system += 1
@@ -840,7 +938,7 @@ class Database(FaultState, Component):
             status, start = yield from self._acquire(node, req, arrival)
             if status != OK:
                 return self._end(req, op, arrival, start, status)
-            if not (yield from self._work(work, epoch)):
+            if not (yield from self._work(node, work)):
                 return self._end(req, op, arrival, start, ERROR)
         key = req.key
         if key >= 0:
@@ -854,7 +952,7 @@ class Database(FaultState, Component):
                 status, _ = yield from self._acquire(node, req, self.env._now)
                 if status != OK:
                     return self._end(req, op, arrival, start, status)
-                if not (yield from self._work(work, epoch)):
+                if not (yield from self._work(node, work)):
                     return self._end(req, op, arrival, start, ERROR)
                 version = committed = self._committed.get(key, 0)
             req.version = version
@@ -867,7 +965,6 @@ class Database(FaultState, Component):
         return self._end(req, op, arrival, start, OK)
 
     def _write(self, req: Request, op: str, arrival: float, work: float) -> Handler:
-        epoch = self._epoch
         leader = self.leader
         if leader.busy < leader.size and not self._crashable:  # the common case, inlined
             leader.busy += 1
@@ -881,7 +978,7 @@ class Database(FaultState, Component):
             status, start = yield from self._acquire(leader, req, arrival)
             if status != OK:
                 return self._end(req, op, arrival, start, status)
-            if not (yield from self._work(work, epoch)):
+            if not (yield from self._work(leader, work)):
                 return self._end(req, op, arrival, start, ERROR)
         key = req.key
         version = 0
@@ -898,8 +995,9 @@ class Database(FaultState, Component):
             acks = self._replicate(key, version)
             if acks is not None:
                 if self._crashable:
-                    yield AnyOf(self.env, (acks.event, self._crash_event))
-                    if self._epoch != epoch:
+                    epoch = leader.epoch
+                    yield AnyOf(self.env, (acks.event, leader.crash_event))
+                    if leader.epoch != epoch:  # the leader crashed before enough acks
                         return self._end(req, op, arrival, start, ERROR)
                 else:
                     yield acks.event
@@ -914,7 +1012,7 @@ class Database(FaultState, Component):
         quorum = _QuorumRead(self._read_quorum, len(nodes), Event(env))
         for i, node in enumerate(nodes):
             w = work if i == 0 else draw() * req.work * self._slow_factor
-            proc = env.process(self._replica_read(node, req, arrival, w, epoch))
+            proc = env.process(self._replica_read(node, req, arrival, w))
             proc.callbacks.append(quorum.reply)
         if self._crashable:
             yield AnyOf(env, (quorum.event, self._crash_event))
@@ -933,13 +1031,13 @@ class Database(FaultState, Component):
         self.reads_ok_total += 1
         return self._end(req, op, arrival, math.nan, OK)
 
-    def _replica_read(self, node: _Node, req: Request, arrival: float, work: float, epoch: int
+    def _replica_read(self, node: _Node, req: Request, arrival: float, work: float
                       ) -> Generator[Event, Any, tuple[int, int]]:
         """One node's part of a quorum read: (status, version it holds when it answers)."""
         status, _ = yield from self._acquire(node, req, arrival)
         if status != OK:
             return status, 0
-        if not (yield from self._work(work, epoch)):
+        if not (yield from self._work(node, work)):
             return ERROR, 0
         key = req.key
         version = 0
@@ -980,8 +1078,9 @@ class Database(FaultState, Component):
         acks = _Acks(need, Event(env)) if need else None
         ordered = self._ordered
         apply = self._apply
+        self._seq = seq = self._seq + 1
         for f, lag, link in zip(self.followers, self._lags, self._links, strict=True):
-            item = [now, False]
+            item = [now, False, seq, key, version, acks]
             f.inflight.append(item)
             f.backlog += 1
             delay = lag() if link is None else lag() + link()
@@ -989,18 +1088,20 @@ class Database(FaultState, Component):
                 due = max(f.last_due, now + delay)
                 f.last_due = due
                 delay = due - now
-            Timeout(env, delay).callbacks.append(
-                functools.partial(apply, f, item, key, version, acks))
+            Timeout(env, delay).callbacks.append(functools.partial(apply, f, item))
         return acks
 
-    def _apply(self, node: _Node, item: list[Any], key: int, version: int,
-               acks: _Acks | None, _: Any = None) -> None:
-        """A follower applies one write (held back while the shard is down, or while the
-        follower's region is down or cut off from the leader's)."""
-        if not self.up or (self._remote_followers and self._cut_off(node)):
-            node.held.append((item, key, version, acks))
+    def _apply(self, node: _Node, item: list[Any], _: Any = None) -> None:
+        """A follower applies one write (held back while the shard, the leader or the follower
+        is down, or while the follower's region is down or cut off from the leader's)."""
+        if item[1]:
+            return  # voided by a failover: the new leader never had it
+        if (not self.up or self._leader_down or node.down
+                or (self._remote_followers and self._cut_off(node))):
+            node.held.append(item)
             return
         item[1] = True
+        key, version, acks = item[3], item[4], item[5]
         node.backlog -= 1
         applied = node.applied
         if key >= 0 and applied.get(key, 0) < version:
@@ -1018,41 +1119,210 @@ class Database(FaultState, Component):
         self._crashable = "crash" in kinds
 
     def crash(self, black_hole: bool) -> None:
-        now = self.env._now
         self.up = False
         self._black_hole = black_hole
         self._epoch += 1
         for nd in self.nodes:
-            nd.busy_area += nd.busy * now
-            nd.queue_area += nd.waiting * now
-            nd.system_area += nd.in_system * now
-            nd.busy = nd.waiting = nd.in_system = 0
-            waiting = list(nd.queue)
-            nd.queue.clear()
-            nd.abandoned.clear()
-            for ev in waiting:
-                if not ev.triggered:
-                    ev.succeed()
+            self._close(nd)
         crashed, self._crash_event = self._crash_event, Event(self.env)
         crashed.succeed()
         self._update_faulted()
+
+    def _close(self, nd: _Node) -> None:
+        """A node crashes: close its books and fail every request it holds."""
+        now = self.env._now
+        nd.busy_area += nd.busy * now
+        nd.queue_area += nd.waiting * now
+        nd.system_area += nd.in_system * now
+        nd.busy = nd.waiting = nd.in_system = 0
+        waiting = list(nd.queue)
+        nd.queue.clear()
+        nd.abandoned.clear()
+        nd.epoch += 1
+        for ev in waiting:
+            if not ev.triggered:
+                ev.succeed()
+        crashed, nd.crash_event = nd.crash_event, Event(self.env)
+        crashed.succeed()
 
     def recover(self) -> None:
         self.up = True
         self._release_held()
         self._update_faulted()
+        if self._failing_over is not None:
+            self._failing_over.wake()
 
     def _release_held(self) -> None:
         """Apply the writes held back, in order (those still cut off are held again)."""
         for f in self.followers:
             held, f.held = f.held, []
-            for item, key, version, acks in held:
-                self._apply(f, item, key, version, acks)
+            for item in held:
+                self._apply(f, item)
 
     def _cut_off(self, node: _Node) -> bool:
         net = self._net
         assert net is not None
-        return node.region in net.down or net.cut(self.region, node.region)
+        return node.region in net.down or net.cut(self.leader.region, node.region)
+
+    # ---- node crashes and failover ------------------------------------------------------
+    def placed_in(self, region: str) -> bool:
+        return any(nd.region == region for nd in self.nodes)
+
+    def crash_region(self, region: str, black_hole: bool) -> None:
+        """A region outage crashes the shard's nodes placed there: the whole shard if they all
+        are, else only those (a leader among them may then fail over)."""
+        hit = [nd for nd in self.nodes if nd.region == region]
+        if len(hit) == len(self.nodes):
+            self.crash(black_hole)
+            return
+        hit.sort(key=lambda nd: nd is self.leader)  # followers first: no promotion to them
+        for nd in hit:
+            self._crash_node(nd, black_hole)
+
+    def recover_region(self, region: str) -> None:
+        hit = [nd for nd in self.nodes if nd.region == region]
+        if len(hit) == len(self.nodes):
+            self.recover()
+            return
+        for nd in hit:
+            self._recover_node(nd)
+
+    def crash_node(self, node: str, black_hole: bool) -> str:
+        nd = self.leader if node == "leader" else self._by_label[node]
+        self._crash_node(nd, black_hole)
+        return nd.label
+
+    def recover_node(self, node: str) -> None:
+        self._recover_node(self._by_label[node])
+
+    def _crash_node(self, nd: _Node, black_hole: bool) -> None:
+        if nd.down:
+            return
+        nd.down = True
+        nd.black_hole = black_hole
+        self._nodes_down += 1
+        self._close(nd)
+        if nd is self.leader:
+            self._leader_down = True
+            if self._failover is not None and self._failing_over is None:
+                self._failing_over = _Failover(self, nd)
+                self.env.process(self._failing_over.run())
+
+    def _recover_node(self, nd: _Node) -> None:
+        if not nd.down:
+            return
+        fo = self._failing_over
+        if fo is not None and nd is fo.old and fo.detected:
+            fo.old_back = True  # declared dead: fenced, it rejoins as a follower once promoted
+            fo.wake()
+            return
+        nd.down = False
+        self._nodes_down -= 1
+        if nd is self.leader:
+            self._leader_down = False
+            if fo is not None:
+                fo.cancelled = True  # back before it was declared dead: it keeps leading
+                self._failing_over = None
+        elif fo is not None:
+            fo.wake()
+        self._release_held()  # the node catches up from the leader's log
+
+    def _elect(self, fo: _Failover) -> _Node | None:
+        """The follower to promote: up, with the fewest writes not yet applied (the highest
+        applied position when applying in order), the lowest index on ties; the old leader if
+        it is back and no follower is up."""
+        if not self.up:
+            return None
+        up = [f for f in self.followers if not f.down]
+        if up:
+            return min(up, key=lambda f: (f.backlog, f.index))
+        return fo.old if fo.old_back else None
+
+    def _promote_node(self, fo: _Failover, new: _Node) -> None:
+        """``new`` becomes the leader now; writes it lacks are lost; the old leader follows."""
+        now = self.env._now
+        old = fo.old
+        lost = discarded = 0
+        if new is not old:
+            missing = [it for it in new.inflight if not it[1]]
+            gone = {it[2] for it in missing}
+            committed = self._committed
+            for it in missing:
+                it[1] = True
+                acks = it[5]
+                if acks is None or acks.event.triggered:
+                    lost += 1  # acknowledged to the client, now gone
+                else:
+                    discarded += 1  # the client got an error: never acknowledged
+                key = it[3]
+                if key >= 0:  # the key's committed version is what the new leader holds
+                    have = new.applied.get(key, 0)
+                    if committed.get(key, 0) > have:
+                        committed[key] = have
+                        for session in self._sessions.values():
+                            if session.get(key, 0) > have:
+                                session[key] = have
+            new.inflight.clear()
+            new.held = []
+            new.backlog = 0
+            for f in self.followers:
+                if f is new:
+                    continue
+                for it in f.inflight:  # the other followers follow the new leader's log
+                    if not it[1] and it[2] in gone:
+                        it[1] = True
+                        f.backlog -= 1
+                f.held = [it for it in f.held if not it[1]]
+                for it in missing:  # and are rewound where they got ahead of it
+                    key = it[3]
+                    if key >= 0 and f.applied.get(key, 0) > committed.get(key, 0):
+                        f.applied[key] = committed.get(key, 0)
+            # the old leader rejoins as a follower, rewound to the new leader's data
+            old.applied = dict(committed)
+            old.inflight.clear()
+            old.held = []
+            old.backlog = 0
+            old.last_due = now
+            self.leader = new
+            self.followers = [nd for nd in self.nodes if nd is not new]
+            self._lags = [self._lag_for(f) for f in self.followers]
+            self._links = [self._link_for(new, f) for f in self.followers]
+            self._nearest.clear()
+        if fo.old_back:
+            old.down = False
+            self._nodes_down -= 1
+        self._leader_down = False
+        self._failing_over = None
+        self.failovers_total += 1
+        self.lost_writes_total += lost
+        self.discarded_writes_total += discarded
+        self.ctx.recorder.event(
+            now, self.group, self.name, "failover",
+            f"crashed={old.label} promoted={new.label} crashed_at={fo.crashed_at:.9g} "
+            f"detected_at={fo.detected_at:.9g} promoted_at={now:.9g} "
+            f"duration={now - fo.crashed_at:.9g} lost_writes={lost} "
+            f"discarded_writes={discarded}")
+        self._release_held()
+
+    def _lag_for(self, f: _Node) -> Callable[[], float]:
+        lag = self._lag_of.get(f)
+        if lag is None:
+            rep = self.params.replication
+            assert rep is not None
+            lag = self._lag_of[f] = self.ctx.sampler(self.name, f"replication_lag:{f.index}",
+                                                     rep.lag)
+        return lag
+
+    def _link_for(self, leader: _Node, f: _Node) -> Callable[[], float] | None:
+        pair = (leader, f)
+        if pair not in self._link_of:
+            net = self._net
+            d = (net.spec.link(leader.region, f.region)
+                 if net is not None and leader.region is not None and f.region is not None
+                 and f.region != leader.region else None)
+            self._link_of[pair] = None if d is None else self.ctx.sampler(
+                self.name, f"replication_link:{leader.index}->{f.index}", d)
+        return self._link_of[pair]
 
     def prepare_reshard(self, shards: int) -> list[Component]:
         return list(self.cluster.provision(shards))
@@ -1061,12 +1331,54 @@ class Database(FaultState, Component):
         self.cluster.reshard(event.shards, getattr(event, "boundaries", None), key_space)
 
 
+class _Failover:
+    """One failover of a shard: detection, election, promotion (a Process: rare)."""
+
+    def __init__(self, db: Database, old: _Node) -> None:
+        self.db = db
+        self.old = old
+        self.crashed_at = db.env.now
+        self.detected_at = math.nan
+        self.detected = False
+        self.cancelled = False
+        self.old_back = False  # the old leader came back after it was declared dead
+        self._waiting: Event | None = None
+
+    def wake(self) -> None:
+        """A node came back: a failover waiting for a candidate looks again."""
+        if self._waiting is not None and not self._waiting.triggered:
+            self._waiting.succeed()
+
+    def run(self) -> Generator[Event, Any, None]:
+        db, env = self.db, self.db.env
+        yield Timeout(env, db._detect())
+        if self.cancelled:
+            return
+        self.detected = True
+        self.detected_at = env.now
+        while True:
+            new = db._elect(self)
+            while new is None:  # no follower up: wait for a node to come back
+                self._waiting = Event(env)
+                yield self._waiting
+                new = db._elect(self)
+            if new is not self.old:
+                yield Timeout(env, db._promote())
+            if (not new.down or new is self.old) and db.up:
+                break
+        db._promote_node(self, new)
+
+
 def _lag_now(node: _Node, env: Any) -> float:
     return node.lag(env._now)
 
 
 def _backlog(node: _Node) -> float:
     return float(node.backlog)
+
+
+def _node_up(node: _Node) -> float:
+    return 0.0 if node.down else 1.0
 
 
 # --------------------------------------------------------------------------------------------

@@ -335,6 +335,19 @@ CASES = [
               append="  orders: {kind: event_store}\n  view: {kind: read_model, store: orders}\n"
                      "faults:\n  - {at: 1s, duration: 2s, kind: rebuild, target: view}\n"), 15,
          "faults.0.duration", "unknown key 'duration'"),
+    case("crash-node-of-a-service",
+         edit(append="faults:\n  - {at: 1s, kind: crash, target: api, node: leader}\n"), 13,
+         "faults.0.node", "a service has no nodes"),
+    case("crash-node-unknown-follower",
+         edit({6: "    target: db"},
+              append="  db: {kind: database, replication: {followers: 2}}\n"
+                     "faults:\n  - {at: 1s, kind: crash, target: db, node: follower3}\n"), 14,
+         "faults.0.node", "unknown node 'follower3'", "leader, follower1, follower2"),
+    case("failover-without-followers",
+         edit({6: "    target: db"},
+              append="  db:\n    kind: database\n    replication:\n      followers: 0\n"
+                     "      failover: {detection: 5s}\n"), 16,
+         "components.db.replication.failover", "failover needs at least one follower"),
 ]
 
 

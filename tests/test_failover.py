@@ -6,6 +6,7 @@ committed when, with a constant replication lag), never from the simulator's own
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import simulator
+from simulator.cli import main
 from simulator.components.base import BuildContext
 from simulator.components.database import DatabaseCluster
 from simulator.metrics.recorder import Recorder
@@ -363,3 +365,26 @@ def test_a_region_outage_of_a_follower_crashes_only_that_follower() -> None:
     assert res.failovers().empty
     lag = s[(s["metric"] == "replica_lag") & (s["label"] == "follower1")].set_index("time")
     assert lag.loc[7.0, "value"] > 3.5 and lag.loc[8.0, "value"] < 0.1
+
+
+# ---- the scenario --------------------------------------------------------------------------
+
+SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "db_failover.yaml"
+
+
+def test_the_scenario_prints_the_gap_and_the_lost_writes(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(SCENARIO), "--set", "duration=60s"]) == 0
+    out = capsys.readouterr().out
+    table = out.split("database failovers")[1].splitlines()
+    row = dict(zip(table[1].split(), table[2].split(), strict=True))
+    assert row["write_unavailability"] == "15.000"  # detection 10 s + promotion 5 s
+    assert (row["crashed"], row["crashed_at"]) == ("leader", "30.000")
+    assert int(row["lost_writes"]) > 0  # with async replication
+
+
+def test_the_scenario_loses_nothing_with_synchronous_replication() -> None:
+    res = simulator.simulate(simulator.load_scenario(
+        SCENARIO, ["duration=60s", "components.db.replication.writes=sync"]))
+    row = res.failovers().iloc[0]
+    assert row["lost_writes"] == 0 and row["discarded_writes"] > 0

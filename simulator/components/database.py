@@ -42,6 +42,23 @@ Modelling assumptions (each stated where it is used):
 - Resharding (a ``reshard`` event on the timeline) changes the shard map at once; keys that move
   take their latest committed version with them (an instantaneous, consistent migration: the new
   shard's followers hold it too). Requests already at a shard finish there.
+- **Node crashes** (``crash`` with ``node: leader`` — the node leading then — or
+  ``node: followerN``; a region outage crashes the nodes placed in the region): the node fails
+  what it holds and refuses (or black-holes) what reaches it. A read meant for a crashed
+  follower goes to the next follower up (the leader if none): drivers' server selection skips a
+  member their monitor sees down (detection assumed immediate for reads). A crashed follower
+  holds the writes shipped to it and applies them all when it is back (no replay time). While
+  the leader is down, writes and leader reads fail and followers hold what it had shipped
+  them but they had not applied yet (it never reaches them if another node is promoted).
+- **Failover** (``replication.failover``): ``detection`` after the leader's crash (a leader back
+  sooner keeps leading) the follower up with the fewest writes not applied (lowest index on
+  ties) is chosen and leads ``promotion`` later. Writes of the old leader it had not applied
+  are gone: **lost** if they had been acknowledged (``async``; under ``quorum`` only a write
+  short of its quorum can be missing, so none is lost with ``ordered`` apply), **discarded** if
+  the client got an error; each such key's committed version becomes the new leader's, other
+  followers are rewound to it and keep the writes it has. The old leader rejoins as a follower
+  holding the new leader's data and catches up when it is back. Once declared dead it is fenced
+  (it leads again only if no follower is up to promote). A whole-shard crash never fails over.
 
 Records per shard one span per request (``start`` = connection acquired; ``NaN`` for quorum
 reads, whose waits are per node). Gauges per shard: ``reads_total``, ``writes_total`` (requests
@@ -53,7 +70,11 @@ arriving), ``reads_ok_total``, ``stale_reads_total``, ``served_total``, ``failed
 the shard map includes the shard); per node (label ``leader``, ``follower1``...):
 ``node_reads_total``; per follower: ``replica_lag`` (seconds since the oldest committed write
 it has not applied, 0 when caught up) and ``replication_backlog`` (writes not yet applied).
-Events: ``reshard`` (see :func:`simulator.analysis.data.reshard_summary`).
+With ``failover``: ``leader_index`` (0 = the node built as ``leader``, N = ``followerN``),
+``failovers_total``, ``lost_writes_total``, ``discarded_writes_total``, per node ``node_up``,
+and ``replica_lag``/``replication_backlog`` for every node (the leader's are 0).
+Events: ``reshard`` (see :func:`simulator.analysis.data.reshard_summary`), ``failover``
+(:func:`simulator.analysis.data.failover_summary`).
 """
 
 from __future__ import annotations
@@ -559,6 +580,7 @@ class Database(FaultState, Component):
     See the module documentation for the model, what it records and its assumptions.
     Faults: ``crash`` takes the whole shard down (every node): requests it holds fail at once,
     new ones are refused or black-holed, replication pauses; it recovers with its data.
+    ``crash`` with ``node`` takes one node down (the leader may fail over).
     ``slow`` multiplies service times, ``error`` fails arriving requests with a probability,
     ``latency`` delays arriving requests; ``reshard`` (on the component) changes the shard map.
     """

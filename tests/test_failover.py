@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import simulator
+from simulator.analysis.data import failover_summary
 from simulator.cli import main
 from simulator.components.base import BuildContext
 from simulator.components.database import DatabaseCluster
@@ -388,3 +389,17 @@ def test_the_scenario_loses_nothing_with_synchronous_replication() -> None:
         SCENARIO, ["duration=60s", "components.db.replication.writes=sync"]))
     row = res.failovers().iloc[0]
     assert row["lost_writes"] == 0 and row["discarded_writes"] > 0
+
+
+def test_a_balancer_failover_event_is_not_a_database_failover() -> None:
+    events = pd.DataFrame({
+        "time": [5.0, 9.0], "component": ["geo", "db"], "instance": ["geo", "db[1]"],
+        "event": ["failover", "failover"],
+        "detail": ["eu-west -> us-east",
+                   "crashed=leader promoted=follower2 crashed_at=1 detected_at=3 "
+                   "promoted_at=4.5 duration=3.5 lost_writes=7 discarded_writes=2"]})
+    table = failover_summary(events)
+    assert table.to_dict("records") == [{
+        "component": "db", "shard": "db[1]", "crashed": "leader", "promoted": "follower2",
+        "crashed_at": 1.0, "detected_at": 3.0, "promoted_at": 4.5, "write_unavailability": 3.5,
+        "lost_writes": 7, "discarded_writes": 2}]

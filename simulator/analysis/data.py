@@ -206,6 +206,8 @@ def failover_summary(events: pd.DataFrame) -> pd.DataFrame:
         one).
     """
     ev = events[events["event"] == "failover"]
+    # a geo load balancer's change of region is a ``failover`` event too: not a promotion
+    ev = ev[ev["detail"].astype(str).str.contains("promoted=", regex=False)]
     rows = []
     for component, shard, detail in zip(ev["component"].astype(str), ev["instance"].astype(str),
                                         ev["detail"].astype(str), strict=True):

@@ -180,6 +180,10 @@ def test_reads_measure_staleness_against_the_new_leader() -> None:
     res = run(data)
     r = res.requests
     promoted = T_CRASH + DETECT + PROMOTE
+    gap = r[(r["start"] > T_CRASH) & (r["start"] < promoted)]
+    # during the gap the writes fail and the follower reads go on
+    assert (gap.loc[gap["op"] == "write", "status"] == "error").all()
+    assert (gap.loc[gap["op"] == "read", "status"] == "ok").all()
     reads = r[(r["op"] == "read") & (r["start"] > promoted + 1) & (r["start"] < T_CRASH + 10)]
     w = writes(res)
     ok = w[w["status"] == "ok"]

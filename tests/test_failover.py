@@ -407,3 +407,14 @@ def test_a_balancer_failover_event_is_not_a_database_failover() -> None:
         "component": "db", "shard": "db[1]", "crashed": "leader", "promoted": "follower2",
         "crashed_at": 1.0, "detected_at": 3.0, "promoted_at": 4.5, "write_unavailability": 3.5,
         "lost_writes": 7, "discarded_writes": 2}]
+
+
+def test_a_region_outage_of_every_node_is_a_whole_shard_crash_without_failover() -> None:
+    data = regional_spec("us-east")
+    del data["components"]["db"]["replication"]["regions"]  # every node in us-east
+    res = run(data)
+    assert res.failovers().empty  # nothing to promote: the shard is down, followers included
+    w = res.requests
+    down = (w["start"] > 3.05) & (w["start"] < 7.0)
+    assert (w.loc[down, "status"] == "error").all()
+    assert (w.loc[w["start"] > 7.1, "status"] == "ok").all()

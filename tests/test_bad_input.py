@@ -225,6 +225,14 @@ CASES = [
               "      - {name: html, keys: [0, 99], ttl: 60s}\n"
               "      - {name: js, keys: [50, 199], ttl: 1d}\n"), 17,
          "components.cdn.assets", "classes 'html' [0, 99] and 'js' [50, 199] overlap"),
+    case("cdn-without-regions",
+         edit({6: "    target: cdn"}, append="  cdn: {kind: cdn, edges: [us-east], origin: api, "
+              "ttl: 60s}\n"), 12, "components.cdn.edges.0.region",
+         "region 'us-east' given but the scenario has no regions block"),
+    case("cdn-origin-latency",
+         edit({6: "    target: cdn"}, append="  cdn: {kind: cdn, edges: [us-east], origin: api, "
+              "ttl: 60s, origin_latency: 80ms}\n" + REGIONS), 12, "components.cdn",
+         "the edge-to-origin latency is the link between the edge's region and the origin's"),
     # ---- references -----------------------------------------------------------------------
     case("missing-target", edit({6: None}), 4, "workloads.w.target",
          "missing required key 'target'"),

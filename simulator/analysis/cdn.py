@@ -80,7 +80,8 @@ def cdn_summary(samples: pd.DataFrame, events: pd.DataFrame, requests: pd.DataFr
     pandas.DataFrame
         One row per edge, then one row per CDN with ``edge`` ``all`` (its edges summed).
         Counts are changes of the edges' cumulative gauges between the samples nearest the
-        window's edges: ``requests`` (routed to the edge), ``hits``, ``misses`` (coalesced
+        window's edges: ``requests`` (routed to the edge: counted as they reach it, or as
+        they are sent to the origin instead), ``hits``, ``misses`` (coalesced
         ones included), ``hit_ratio`` = hits / (hits + misses), ``coalesced``,
         ``origin_fetches`` (fetches for misses + requests sent straight to the origin),
         ``origin_offload`` = 1 - origin_fetches / requests (the share of requests the origin

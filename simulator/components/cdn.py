@@ -1,49 +1,55 @@
 """A content delivery network: one edge cache per region in front of an origin.
 
-Users fetch static assets (keys: popularity ranks from the workload's ``keys``) from the edge of
-their region. An edge answers from its cache after ``hit_latency`` (the user's round trip to
-the edge); on a miss it fetches the asset from the origin over the ``origin`` call (policies
-apply), paying the edge's ``origin_latency`` on the way, stores it for its time to live, and
-answers: miss latency = ``hit_latency`` + ``origin_latency`` + origin time. Each edge is a
-read-through :class:`~simulator.components.cache.Cache` of its own (entries, eviction, TTLs,
-request coalescing and the crash/flush faults are the cache's), so the edges' hit ratios follow
-the same TTL and replacement theory as a plain cache, per edge, with the popularity its users
-generate.
+Users fetch static assets (keys: popularity ranks from the workload's ``keys``) from the edge
+of their region. The edges are placed in the scenario's regions (the ``regions`` block is
+required: it gives the network between users, edges and the origin), so every leg of a request
+pays the real link latency of :mod:`simulator.components.network`:
 
-Routing: a request goes to the edge of its client's region (``request.region``); a request with
-no region, or from a region without an edge, goes to ``default_edge`` (the first edge if not
-given), as anycast or geo-DNS sends users to the nearest point of presence.
+- user -> edge: the link from the client's region (``request.region``) to the edge's region,
+  one draw each way (``regions.local`` within a region), and the edge's ``hit_latency`` (its
+  time to answer from its cache). A hit takes that. The users' last mile (access network) is
+  not modelled, with or without the CDN alike.
+- edge -> origin on a miss: the origin call (policies apply), made from the edge's region, so
+  it pays the link from the edge's region to the origin's, each way, then the origin's time.
+  Miss latency = user<->edge link + ``hit_latency`` + edge<->origin link + origin time.
+- straight to the origin (``bypass: true``, i.e. without the CDN; or an edge down with
+  ``on_edge_down: origin``): the origin call made from the client's region, paying the link
+  from the user's region to the origin's and nothing of the edge.
 
-Without the CDN (``bypass: true``) every request goes straight to the origin from its user, and
-the user's round trip to the origin is taken as its edge's ``origin_latency`` (users are close
-to their edge): what the same users see without a CDN, on the same requests.
+Each edge is a read-through :class:`~simulator.components.cache.Cache` of its own (entries,
+eviction, TTLs, request coalescing and the crash/flush faults are the cache's), so the edges'
+hit ratios follow the same TTL and replacement theory as a plain cache, per edge, with the
+popularity its users generate.
+
+Routing: a request goes to the edge of its client's region; a request with no region, or from
+a region without an edge, goes to ``default_edge`` (the first edge if not given) and pays the
+link to it, as anycast or geo-DNS sends users to a point of presence.
 
 An origin shield (a mid-tier cache the edges fetch through, so the origin sees one fetch per
 asset rather than one per edge) is a ``cache`` component named as the ``origin``.
-
-Regions: each edge instance has ``region`` set to its edge's region, so a scenario whose call
-edges charge latency between the caller's and the callee's regions charges the edge→origin
-fetch with the link to the origin's region; ``origin_latency`` then stays 0.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from itertools import pairwise
-from typing import Annotated, Any, Literal, Self, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, cast
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
-from simpy import Timeout
 
 from simulator.calls import NAME_PATTERN, Call
 from simulator.components.base import BuildContext, Component, ComponentParams, Handler, Target
-from simulator.components.cache import Cache, CacheParams, _delay_sampler
+from simulator.components.cache import Cache, CacheParams
 from simulator.components.edge import Bound, bind_call
 from simulator.distributions import Constant, Distribution, Duration
 from simulator.messages import Request
 from simulator.registry import register
+
+if TYPE_CHECKING:
+    from simulator.components.network import RegionNetwork
 
 
 class EdgeSpec(BaseModel):
@@ -52,16 +58,24 @@ class EdgeSpec(BaseModel):
     Parameters
     ----------
     region
-        Region the edge is in and whose users it serves.
-    origin_latency
-        Network round trip between this edge and the origin, seconds (default: the CDN's
-        ``origin_latency``).
+        Region of the scenario's ``regions`` the edge is placed in and whose users it serves.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     region: str = Field(pattern=NAME_PATTERN)
-    origin_latency: Distribution | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_origin_latency(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "origin_latency" in data:
+            raise ValueError(_NO_ORIGIN_LATENCY)
+        return data
+
+
+_NO_ORIGIN_LATENCY = ("origin_latency: the edge-to-origin latency is the link between the "
+                      "edge's region and the origin's (the scenario's regions.latency); "
+                      "remove origin_latency and place the origin with region: ...")
 
 
 def _coerce_edge(value: Any) -> Any:
@@ -69,7 +83,7 @@ def _coerce_edge(value: Any) -> Any:
 
 
 Edge = Annotated[EdgeSpec, BeforeValidator(_coerce_edge)]
-"""An edge: ``eu-west`` or ``{region: eu-west, origin_latency: 80ms}``."""
+"""An edge: ``eu-west`` or ``{region: eu-west}``."""
 
 
 class AssetClass(BaseModel):
@@ -107,9 +121,10 @@ class CdnParams(ComponentParams):
     Parameters
     ----------
     edges
-        The edges, one per region (``[us-east, eu-west]``, or ``{region: ..., origin_latency:
-        ...}`` entries). Each is one instance, ``name[i]`` in list order; ``replicas`` is their
-        number and need not be given.
+        The edges, one per region of the scenario's ``regions`` block (``[us-east, eu-west]``
+        or ``{region: ...}`` entries). Each is one instance placed in its region, ``name[i]``
+        in list order; ``replicas`` is their number and need not be given. A cdn takes no
+        ``region`` of its own.
     origin
         The origin: a component name or a call (``{to: web, timeout: 2s, retry: {...}}``)
         whose policies apply to every fetch; ``op`` (default ``read``) is what the origin is
@@ -133,11 +148,9 @@ class CdnParams(ComponentParams):
     assets
         Asset classes by key range, each with its own ``ttl`` (ranges must not overlap).
     hit_latency
-        Round trip between a user and their edge, seconds: the latency of a hit, and part of
-        every request served by an edge.
-    origin_latency
-        Network round trip between an edge and the origin, seconds, added to every fetch
-        (edges may set their own).
+        Time an edge takes to answer from its cache (its own processing), seconds: added to
+        every request an edge serves, on top of the link between the user's region and the
+        edge's (the network is the scenario's ``regions``).
     coalesce
         Request collapsing: one origin fetch per asset in flight per edge; requests missing
         meanwhile wait for it.
@@ -146,8 +159,12 @@ class CdnParams(ComponentParams):
         answer with a black-hole crash), or ``origin`` (it goes straight to the origin, as DNS
         failover to the origin does; detection is taken as instant).
     bypass
-        Without the CDN: every request goes from its user straight to the origin, paying its
-        edge's ``origin_latency`` as the user's round trip to the origin.
+        Without the CDN: every request goes from its user straight to the origin, paying the
+        link between the user's region and the origin's (still counted at the edge of its
+        region, as ``bypassed``, for the comparison).
+
+    There is no ``origin_latency``: the edge-to-origin latency is the regions' link between
+    the edge's region and the origin's, charged on every fetch by the origin call.
     """
 
     kind: Literal["cdn"] = "cdn"
@@ -161,7 +178,6 @@ class CdnParams(ComponentParams):
     stale_if_error: Duration | None = Field(None, gt=0)
     assets: list[AssetClass] = Field(default_factory=list)
     hit_latency: Distribution = Field(default_factory=lambda: Constant(value=0.0))
-    origin_latency: Distribution = Field(default_factory=lambda: Constant(value=0.0))
     coalesce: bool = False
     on_edge_down: Literal["fail", "origin"] = "fail"
     bypass: bool = False
@@ -170,6 +186,8 @@ class CdnParams(ComponentParams):
     @classmethod
     def _derive_replicas(cls, data: Any) -> Any:
         """One instance per edge: ``replicas`` is the number of edges."""
+        if isinstance(data, dict) and "origin_latency" in data:
+            raise ValueError(_NO_ORIGIN_LATENCY)
         if isinstance(data, dict) and isinstance(data.get("edges"), list) and data["edges"]:
             n = len(data["edges"])
             given = data.get("replicas", n)
@@ -207,7 +225,8 @@ class CdnParams(ComponentParams):
         yield ("origin",), self.origin.to
 
     def regions_used(self) -> Iterable[tuple[tuple[str | int, ...], str]]:
-        """The regions the edges are in (checked against the scenario's regions, if any)."""
+        """The regions the edges are in: the scenario must declare them (a cdn needs a
+        ``regions`` block)."""
         for i, edge in enumerate(self.edges):
             yield ("edges", i, "region"), edge.region
 
@@ -225,28 +244,6 @@ class CdnParams(ComponentParams):
             hit_latency=self.hit_latency, coalesce=self.coalesce, write_ops=[])
 
 
-class _OriginLink:
-    """The origin as seen from one edge: ``origin_latency`` first, then the origin.
-
-    A target (not a wrapper around the bound call) so that the fetch's policies, a timeout
-    above all, cover the network round trip as well as the origin's time.
-    """
-
-    def __init__(self, target: Target, delay: Callable[[], float], ctx: BuildContext) -> None:
-        self.name = target.name
-        self._target = target
-        self._delay = delay
-        self._env = ctx.env
-
-    @property
-    def instances(self) -> list[Component]:
-        return self._target.instances
-
-    def handle(self, req: Request, op: str) -> Handler:
-        yield Timeout(self._env, self._delay())
-        return (yield from self._target.handle(req, op))
-
-
 @register("cdn")
 class CdnEdge(Cache):
     """One edge of a CDN: a read-through cache of the origin's assets for one region's users.
@@ -255,7 +252,8 @@ class CdnEdge(Cache):
     end = answer). Gauges: those of a :class:`~simulator.components.cache.Cache` (``hits_total``,
     ``misses_total``, ``loads_total`` = origin fetches for misses, ``coalesced_total``,
     ``expirations_total``, ``evictions_total``, ``size``, ``entries_time_total``,
-    ``failed_total``...), and ``edge_requests_total`` (requests routed to this edge),
+    ``failed_total``...), and ``edge_requests_total`` (requests routed to this edge: counted
+    as they arrive, or as they are sent to the origin instead),
     ``bypassed_total`` (sent straight to the origin: ``bypass``, or the edge was down with
     ``on_edge_down: origin``). Event ``edge_region`` at time 0, detail ``region=NAME``: where
     the edge is (read by :func:`simulator.analysis.cdn.cdn_summary`).
@@ -282,23 +280,19 @@ class CdnEdge(Cache):
         self._class_first = [a.keys[0] for a in classes]
         self._class_last = [a.keys[1] for a in classes]
         self._class_ttl = [float(a.ttl) for a in classes]
-        latency = spec.origin_latency if spec.origin_latency is not None else (
-            params.origin_latency)
-        self._origin_delay = _delay_sampler(ctx, self.name, "origin_latency", latency)
         self.edge_requests_total = 0
         self.bypassed_total = 0
 
     @classmethod
     def group_target(cls, name: str, members: list[Component], ctx: BuildContext) -> Target:
-        return EdgeRouter(name, cast(list[CdnEdge], members))
+        return EdgeRouter(name, cast(list[CdnEdge], members), ctx)
 
     def wire(self, resolve: Callable[[str], Target]) -> None:
+        # placed in its edge's region, so the fetch pays the link to the origin's region
         spec = self.params.origin
         target = resolve(spec.to)
         self._backing_target = target
-        link = target if self._origin_delay is None else _OriginLink(
-            target, self._origin_delay, self.ctx)
-        self._backing = bind_call(spec, link, self.ctx, (self.group, self.name))
+        self._backing = bind_call(spec, target, self.ctx, (self.group, self.name))
 
     def start(self) -> None:
         super().start()
@@ -318,17 +312,46 @@ class CdnEdge(Cache):
                 return self._class_ttl[i]
         return self._default_ttl
 
-    def direct(self, req: Request, op: str) -> Handler:
-        """Send ``req`` straight to the origin, skipping this edge's cache."""
+    def handle(self, req: Request, op: str) -> Handler:
+        """Serve ``req`` from this edge's cache; counted as it arrives (after the user's link),
+        so the edge's counts agree with each other at any instant."""
+        self.edge_requests_total += 1
+        return super().handle(req, op)
+
+    def direct(self, req: Request, op: str, origin: Bound) -> Handler:
+        """Send ``req`` straight to the origin over ``origin`` (the origin call from the
+        user's region), skipping this edge; counted and spanned here as bypassed."""
         arrival = self.env._now
         self.bypassed_total += 1
-        status = yield from cast(Bound, self._backing)(req, "read")
+        status = yield from origin(req, "read")
         self._span(req, op, arrival, status)
         return status
 
 
+class _Reached:
+    """The origin as reached from one region: its handler already charges the link from there,
+    so binding a call to it adds the policies and nothing else."""
+
+    def __init__(self, target: Target, src: str | None, network: RegionNetwork) -> None:
+        self.name = target.name
+        self._target = target
+        self.handle = network.reach(target, src, target.handle)
+
+    @property
+    def instances(self) -> list[Component]:
+        return self._target.instances
+
+    def from_region(self, src: str | None, network: RegionNetwork) -> _Reached:
+        return self
+
+
 class EdgeRouter:
     """The edges of a CDN as one target: each request goes to the edge of its client's region.
+
+    With regions, callers reach it through :meth:`from_region` (the contract of
+    :meth:`simulator.components.network.RegionNetwork.reach`): a view that charges the link
+    from the caller's region (the request's, for users) to the edge serving the request, and
+    sends bypassed and failed-over requests to the origin over the link from that region.
 
     Parameters
     ----------
@@ -336,26 +359,30 @@ class EdgeRouter:
         The CDN's name.
     members
         Its edges, in ``edges`` order.
-    hop
-        Wraps an edge's handler for the way from the user to that edge's region (``hop(handler,
-        region)``); by default nothing is charged (see :meth:`from_region`).
+    ctx
+        Build context (the origin calls of the direct path are bound on first use).
     """
 
-    def __init__(self, name: str, members: list[CdnEdge],
-                 hop: Callable[[Bound, str], Bound] | None = None) -> None:
+    def __init__(self, name: str, members: list[CdnEdge], ctx: BuildContext) -> None:
         self.name = name
         self.members = members
+        self._ctx = ctx
         p = cast(CdnParams, members[0].params)
-        wrap = hop if hop is not None else (lambda handle, region: handle)
-        # region -> (edge, its cache path, its straight-to-origin path)
+        self._params = p
+        # region -> (edge, its handler as reached by this view's callers)
         regions = [cast(str, m.region) for m in members]  # an edge is always placed
-        self._routes: dict[str, tuple[CdnEdge, Bound, Bound]] = {
-            r: (m, wrap(m.handle, r), wrap(m.direct, r))
-            for r, m in zip(regions, members, strict=True)}
-        default = regions[0] if p.default_edge is None else p.default_edge
-        self._default = self._routes[default]
+        self._routes: dict[str, tuple[CdnEdge, Bound]] = {
+            r: (m, m.handle) for r, m in zip(regions, members, strict=True)}
+        self._default_region = regions[0] if p.default_edge is None else p.default_edge
+        self._default = self._routes[self._default_region]
         self._failover = p.on_edge_down == "origin"
         self._bypass = p.bypass
+        self._network: RegionNetwork | None = None
+        self._src: str | None = None
+        self._origin: Bound | None = None
+        #: straight-to-origin calls by source region, shared by every view (one policy state
+        #: and one stream per source)
+        self._origins: dict[str | None, Bound] = {}
 
     @property
     def instances(self) -> list[Component]:
@@ -369,24 +396,45 @@ class EdgeRouter:
 
     def handle(self, req: Request, op: str) -> Handler:
         """Serve ``req`` at its region's edge, or from the origin (bypass, failover)."""
-        region = req.region
-        edge, serve, direct = (self._default if region is None
-                               else self._routes.get(region, self._default))
-        edge.edge_requests_total += 1
+        region = req.region if self._src is None else self._src
+        edge, serve = (self._default if region is None
+                       else self._routes.get(region, self._default))
         if self._bypass or (self._failover and not edge.up):
-            return direct(req, op)
+            edge.edge_requests_total += 1  # routed to it, sent elsewhere
+            origin = self._origin
+            if origin is None:
+                origin = self._origin = self._direct_origin()
+            return edge.direct(req, op, origin)
         return serve(req, op)
 
-    def from_region(self, src: str | None, network: Any) -> EdgeRouter:
-        """This CDN as called from region ``src`` (None: the request's region) over a network
-        of regions: each edge is reached through ``network.hop(handler, src, edge_region)``,
-        so a user pays the link to the edge that serves them (none within their region).
+    def _direct_origin(self) -> Bound:
+        """The origin call from this view's source region, bound once per source (by the
+        first request that needs it: every component is wired by then)."""
+        src = self._src
+        bound = self._origins.get(src)
+        if bound is None:
+            target: Target = self.members[0]._backing_target  # type: ignore[assignment]
+            if self._network is not None:
+                target = _Reached(target, src, self._network)
+            owner = f"{self.name}/direct" + ("" if src is None else f"@{src}")
+            bound = self._origins[src] = bind_call(self._params.origin, target, self._ctx,
+                                                   (self.name, owner), from_request=True)
+        return bound
 
-        This is the contract of a scenario with regions: a call to a target whose instances
-        are in several regions asks the target for such a view.
-        """
-        return EdgeRouter(self.name, self.members,
-                          lambda handle, region: cast(Bound, network.hop(handle, src, region)))
+    def from_region(self, src: str | None, network: RegionNetwork) -> EdgeRouter:
+        """This CDN as called from region ``src`` (None: the request's region) over the
+        regions' network: the request goes to the edge of that region (else the default
+        edge), reached through ``network.hop(handler, src, edge_region)``, so a user pays the
+        link to the edge that serves them; a request sent straight to the origin pays the
+        link from that region to the origin's instead."""
+        view = copy.copy(self)  # shares the members and the direct calls (_origins)
+        view._network = network
+        view._src = src
+        view._origin = None
+        view._routes = {r: (m, cast(Bound, network.hop(m.handle, src, r)))
+                        for r, (m, _) in self._routes.items()}
+        view._default = view._routes[self._default_region]
+        return view
 
     def has_versions(self) -> bool:
         """Whether the origin keeps versions."""

@@ -435,17 +435,19 @@ own old writes) or the quorum variant (`simulator compare scenarios/read_replica
 
 GLOBAL_DISTRIBUTION = [
     new_markdown_cell('''\
-# Global distribution: regions, geo-routing, event sourcing and CQRS
+# Global distribution: regions, geo-routing, a CDN, event sourcing and CQRS
 
 Three questions an engineer asks before going multi-region, each answered in simulated time:
 
 1. When a whole region goes down, what latency do its users pay once geo-routing fails them
    over, and how many requests fail before the health checks notice?
-2. Does routing by *measured* latency beat routing to the nearest region on the map?
-3. With event sourcing and a CQRS read model, how stale is the read side, and how many
+2. Should each region read from its local follower or from the leader across the ocean?
+3. What does a CDN buy users far from the origin: the median, the tail, the origin's load?
+4. With event sourcing and a CQRS read model, how stale is the read side, and how many
    projectors does it take to keep up?
 
-The scenarios are `scenarios/multi_region.yaml` and `scenarios/event_sourcing.yaml`.'''),
+The scenarios are `scenarios/multi_region.yaml`, `scenarios/cdn.yaml` and
+`scenarios/event_sourcing.yaml`.'''),
     new_code_cell(SETUP + '''
 MULTI = ROOT / "scenarios" / "multi_region.yaml"
 ES = ROOT / "scenarios" / "event_sourcing.yaml"
@@ -504,6 +506,32 @@ Users far from the leader pay for consistency with a transatlantic (or longer) r
 every read; local followers answer in milliseconds and are stale on a few percent of reads,
 most of them while a follower is cut off from the leader: eu-west's during its outage (it falls
 seconds behind and catches up when the region returns), ap-south's during the partition.'''),
+    new_markdown_cell('''\
+## A CDN in front of the origin
+
+`scenarios/cdn.yaml` puts an edge cache in three of four regions in front of an origin in
+us-east (users in sa-east have no edge and are served by the us-east one). The same requests
+run with the CDN and without it (`bypass: true`: every request goes to the origin).'''),
+    new_code_cell('''\
+CDN = ROOT / "scenarios" / "cdn.yaml"
+cdn_short = ["duration=40s", "warmup=20s"] if SHORT else []
+rows = {}
+for label, extra in {"with CDN": [], "without CDN": ["components.cdn.bypass=true"]}.items():
+    r = simulator.simulate(simulator.load_scenario(CDN, [*cdn_short, *extra]))
+    s = r.summary()
+    s = s[s["scope"] == "workload"].set_index("name")
+    rows[(label, "p50_ms")] = s["p50"] * 1e3
+    rows[(label, "p99_ms")] = s["p99"] * 1e3
+    if label == "with CDN":
+        edges = r.cdn_summary()
+pd.DataFrame(rows).round(1).rename_axis("users")'''),
+    new_code_cell('''\
+edges[["edge", "region", "requests", "hit_ratio", "origin_offload"]].round(3)'''),
+    new_markdown_cell('''\
+The CDN buys the median (a hit is answered in the user's own region) and the origin's load
+(it sees only the misses); the tail barely moves, because with a CDN the slowest requests are
+the misses, which pay the edge's round trip to the origin on top. Users in a region without an
+edge pay the link to the nearest one: the CDN helps them much less.'''),
     new_markdown_cell('''\
 ## Event sourcing and CQRS: how many projectors?
 

@@ -21,6 +21,13 @@ if TYPE_CHECKING:
     from simulator.scenario import Scenario
 
 TABLE_NAMES = ("requests", "spans", "samples", "events", "messages", "commands", "projections")
+#: Tables computed from those over the measured window, each by the ``Results`` method of the
+#: same name: what ``write`` saves beside the raw tables (``summary`` and ``backend_share``
+#: always, the others when the run has what they describe) and what experiments can collect.
+DERIVED_TABLES = ("summary", "backend_share", "queue_summary", "cache_summary", "cdn_summary",
+                  "cdn_latency", "shard_summary", "replication_summary", "reshards",
+                  "failovers", "region_summary", "breakers", "recovery",
+                  "event_sourcing_summary", "projection_summary", "rebuilds")
 
 
 @dataclass
@@ -282,21 +289,9 @@ class Results:
         try:
             for name in TABLE_NAMES:
                 _write_table(self._table(name), tmp / name, fmt)
-            _write_table(self.summary(), tmp / "summary", fmt)
-            _write_table(self.backend_share(), tmp / "backend_share", fmt)
-            _write_table(self.queue_summary(), tmp / "queue_summary", fmt)
-            caches = self.cache_summary()
-            if not caches.empty:
-                _write_table(caches, tmp / "cache_summary", fmt)
-            for stem, table in (("cdn_summary", self.cdn_summary()),
-                                ("event_sourcing_summary", self.event_sourcing_summary()),
-                                ("projection_summary", self.projection_summary()),
-                                ("shard_summary", self.shard_summary()),
-                                ("replication_summary", self.replication_summary()),
-                                ("reshards", self.reshards()),
-                                ("failovers", self.failovers()),
-                                ("region_summary", self.region_summary())):
-                if not table.empty:
+            for stem in DERIVED_TABLES:
+                table = getattr(self, stem)()
+                if stem in ("summary", "backend_share") or not table.empty:
                     _write_table(table, tmp / stem, fmt)
             manifest = {
                 "scenario": self.scenario.model_dump(mode="json", by_alias=True),

@@ -605,3 +605,61 @@ def test_replicate_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert {"metric", "mean", "low", "high", "half_width"} <= set(intervals.columns)
     assert main(["replicate", str(path), "--warmup", "10s"]) == 2
     assert "shorter than duration" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# further tables collected from every run
+
+
+def _cached(capacity: int) -> dict[str, Any]:
+    return {
+        "duration": 20, "warmup": 5,
+        "workloads": {"users": {"arrivals": {"process": "poisson", "rate": 200},
+                                "keys": {"popularity": "zipf", "n": 1000, "s": 0.9},
+                                "target": "c"}},
+        "components": {"c": {"kind": "cache", "backing": "store", "capacity": capacity},
+                       "store": {"kind": "service", "service_time": 0.001, "workers": 8}},
+    }
+
+
+def test_sweep_collects_cache_summaries_per_point() -> None:
+    """A sweep over cache capacity returns each run's cache summary, tagged with its point;
+    every row is the cache summary of that very run."""
+    result = sweep(_cached(10), {"components.c.capacity": [10, 200]}, 2, seed=4,
+                   executor="serial", progress=False, tables=["cache_summary"])
+    caches = result.tables["cache_summary"]
+    assert list(caches.columns[:4]) == ["components.c.capacity", "seed", "replication", "warmup"]
+    for (cap, rep), got in caches.groupby(["components.c.capacity", "replication"]):
+        direct = simulator.simulate(simulator.parse_scenario(_cached(int(cap))), seed=4,
+                                    replication=int(rep)).cache_summary()
+        assert got[direct.columns].reset_index(drop=True).equals(direct)
+    rows = caches[caches["scope"] == "cache"]
+    hit = rows.groupby("components.c.capacity")["hit_ratio"].mean()
+    assert hit[200] > hit[10]
+
+
+def test_replicate_and_compare_collect_tables(tmp_path: Path) -> None:
+    reps = replicate(_cached(50), 2, executor="serial", progress=False,
+                     tables=["cache_summary", "events"])
+    assert set(reps.tables) == {"cache_summary", "events"}
+    assert sorted(reps.tables["cache_summary"]["replication"].unique()) == [0, 1]
+    cmp = compare(_cached(50), {"small": [], "big": ["components.c.capacity=500"]}, 2,
+                  executor="serial", progress=False, tables=["cache_summary"])
+    table = cmp.tables["cache_summary"]
+    assert set(table["variant"]) == {"small", "big"}
+    written = cmp.write(tmp_path / "cmp", fmt="csv")
+    assert (written / "cache_summary.csv").is_file()
+    with pytest.raises(ScenarioError, match="did you mean 'cache_summary'"):
+        replicate(_cached(50), 2, executor="serial", tables=["cache_sumary"])
+
+
+def test_cli_table_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(json.dumps(_cached(50)))
+    out_dir = tmp_path / "out"
+    assert main(["replicate", str(path), "-n", "2", "--executor", "serial", "--no-progress",
+                 "--table", "cache_summary", "--out", str(out_dir), "--format", "csv"]) == 0
+    assert len(pd.read_csv(out_dir / "cache_summary.csv")) > 0
+    capsys.readouterr()
+    assert main(["replicate", str(path), "-n", "2", "--table", "nope"]) == 2
+    assert "unknown table 'nope'" in capsys.readouterr().err

@@ -85,7 +85,7 @@ def _path_values(items: list[str], flag: str) -> dict[str, list[str]]:
     return grid
 
 
-def _common(p: argparse.ArgumentParser, replications: int) -> None:
+def _common(p: argparse.ArgumentParser, replications: int, collects: bool = True) -> None:
     p.add_argument("file", help="scenario YAML file")
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="KEY.PATH=VALUE", help="override a scenario value (repeatable)")
@@ -109,6 +109,10 @@ def _common(p: argparse.ArgumentParser, replications: int) -> None:
                    help="reuse finished runs from this folder (and add new ones)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None,
                    help="no progress bar")
+    if collects:
+        p.add_argument("--table", dest="tables", action="append", default=[], metavar="NAME",
+                       help="also collect this table from every run and write it with --out "
+                            "(repeatable): cache_summary, region_summary, requests...")
 
 
 def add_commands(sub: Any) -> None:
@@ -143,7 +147,7 @@ def add_commands(sub: Any) -> None:
                      help="neither read nor write the run cache (default .simulator-cache)")
 
     cap = sub.add_parser("capacity", help="largest load or smallest resource meeting an SLO")
-    _common(cap, 5)
+    _common(cap, 5, collects=False)
     cap.add_argument("--param", required=True, metavar="KEY.PATH",
                      help="the value searched, e.g. workloads.users.arrivals.rate")
     cap.add_argument("--low", required=True, help="lower end of the range (base units)")
@@ -199,6 +203,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed, "warmup": args.warmup, "confidence": args.confidence,
         "overrides": args.overrides, "executor": args.executor, "workers": args.workers,
         "scheduler": args.scheduler, "cache": args.cache, "progress": args.progress,
+        **({"tables": args.tables} if hasattr(args, "tables") else {}),
     }
 
 

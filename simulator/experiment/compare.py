@@ -27,8 +27,10 @@ from simulator.experiment.runs import (
     RunCache,
     RunSpec,
     Source,
+    check_tables,
     check_warmup,
     concat,
+    gather,
     run_all,
     scenario_payload,
 )
@@ -54,6 +56,9 @@ class Comparison:
         Confidence level.
     meta
         Manifest of the experiment.
+    tables
+        Further tables asked for (``tables=`` of :func:`compare`), by name, tagged with
+        ``variant``, ``seed``, ``replication`` and ``warmup``.
     """
 
     variants: dict[str, list[str]]
@@ -62,6 +67,7 @@ class Comparison:
     runs: pd.DataFrame
     confidence: float = 0.95
     meta: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def _rows(self, scope: str, name: str | None) -> pd.DataFrame:
         rows = self.runs[self.runs["scope"] == scope]
@@ -109,7 +115,7 @@ class Comparison:
               fmt: Literal["parquet", "csv"] = "parquet") -> Path:
         """Write ``runs``, ``comparison`` (the ranked table), resolved scenarios and manifest."""
         return write_folder(
-            directory, {"runs": self.runs, "comparison": self.table()}, self.meta,
+            directory, {"runs": self.runs, "comparison": self.table(), **self.tables}, self.meta,
             {name: s.model_dump(mode="json", by_alias=True)
              for name, s in self.scenarios.items()}, fmt)
 
@@ -146,6 +152,7 @@ def compare(
     scheduler: str | None = None,
     cache: str | Path | None = None,
     progress: bool | None = None,
+    tables: Sequence[str] = (),
 ) -> Comparison:
     """Run every variant of a scenario with common random numbers.
 
@@ -168,7 +175,7 @@ def compare(
         Confidence level.
     overrides
         Overrides applied to every variant first.
-    executor, workers, scheduler, cache, progress
+    executor, workers, scheduler, cache, progress, tables
         As for :func:`~simulator.experiment.replicate`.
     """
     if replications < 1:
@@ -185,6 +192,7 @@ def compare(
             f"baseline {baseline!r} is not one of the variants ({', '.join(chosen)})")])
     seed = base.seed if seed is None else seed
     rule = check_warmup(warmup, base)
+    wanted = check_tables(tables)
     scenarios: dict[str, Scenario] = {}
     specs: list[RunSpec] = []
     tags: list[dict[str, Any]] = []
@@ -193,7 +201,7 @@ def compare(
         check_warmup(rule, resolved)
         scenarios[name] = resolved
         for r in range(replications):
-            specs.append(RunSpec(payload, seed, r, rule))
+            specs.append(RunSpec(payload, seed, r, rule, wanted))
             tags.append({"variant": name})
     store = RunCache(cache) if cache is not None else None
     with executor_for(executor, workers, scheduler) as ex:
@@ -204,4 +212,5 @@ def compare(
             warmup=rule, confidence=confidence, runs_computed=stats.computed,
             runs_reused=stats.reused, **ex.describe())
     runs = concat([o["summary"] for o in outs], tags)
-    return Comparison(chosen, baseline, scenarios, runs, confidence, meta)
+    return Comparison(chosen, baseline, scenarios, runs, confidence, meta,
+                      gather(outs, tags, wanted))

@@ -22,7 +22,9 @@ from simulator.experiment.runs import (
     RunCache,
     RunSpec,
     Source,
+    check_tables,
     check_warmup,
+    gather,
     run_all,
     scenario_payload,
 )
@@ -48,12 +50,16 @@ class Replications:
         Confidence level of the intervals.
     meta
         Manifest of the experiment (seeds, versions...).
+    tables
+        Further tables asked for (``tables=`` of :func:`replicate`), by name, each with the
+        rows of every replication after ``seed``, ``replication``, ``warmup``.
     """
 
     scenario: Scenario
     runs: pd.DataFrame
     confidence: float = 0.95
     meta: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def replications(self) -> int:
@@ -78,7 +84,7 @@ class Replications:
               fmt: Literal["parquet", "csv"] = "parquet") -> Path:
         """Write ``runs``, ``intervals``, the resolved scenario and the manifest."""
         return write_folder(
-            directory, {"runs": self.runs, "intervals": self.intervals()}, self.meta,
+            directory, {"runs": self.runs, "intervals": self.intervals(), **self.tables}, self.meta,
             {"scenario": self.scenario.model_dump(mode="json", by_alias=True)}, fmt)
 
 
@@ -98,6 +104,7 @@ def replicate(
     scheduler: str | None = None,
     cache: str | Path | None = None,
     progress: bool | None = None,
+    tables: Sequence[str] = (),
 ) -> Replications:
     """Run independent replications of a scenario.
 
@@ -132,6 +139,10 @@ def replicate(
         Directory of a run cache; finished runs are reused from it.
     progress
         Progress bar (``None``: when interactive).
+    tables
+        Further tables to collect from every run besides the summary: any of
+        :data:`~simulator.experiment.runs.RUN_TABLES` (``cache_summary``, ``region_summary``,
+        ``requests``...).
 
     Returns
     -------
@@ -144,15 +155,18 @@ def replicate(
     resolved, payload = scenario_payload(source)
     seed = resolved.seed if seed is None else seed
     rule = check_warmup(warmup, resolved)
+    wanted = check_tables(tables)
     store = RunCache(cache) if cache is not None else None
     n, done = replications, 0
+    outputs: list[dict[str, pd.DataFrame]] = []
     parts: list[pd.DataFrame] = []
     stop = "replications"
     with executor_for(executor, workers, scheduler) as ex:
         while True:
-            specs = [RunSpec(payload, seed, r, rule) for r in range(done, n)]
+            specs = [RunSpec(payload, seed, r, rule, wanted) for r in range(done, n)]
             outs, _ = run_all(specs, ex, store, progress, desc=f"{resolved.name} replications")
             parts += [o["summary"] for o in outs]
+            outputs += outs
             done = n
             if target_relative_half_width is None:
                 break
@@ -176,4 +190,5 @@ def replicate(
     runs = pd.concat(parts, ignore_index=True)
     if math.isnan(runs["replication"].max()):  # pragma: no cover - replications >= 1
         raise RuntimeError("no replication ran")
-    return Replications(resolved, runs, confidence, meta)
+    return Replications(resolved, runs, confidence, meta,
+                        gather(outputs, [{}] * len(outputs), wanted))

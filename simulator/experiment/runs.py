@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.errors import Problem, ScenarioError
+from simulator.results import DERIVED_TABLES, TABLE_NAMES
 from simulator.scenario import Scenario, apply_overrides, parse_scenario
 from simulator.yamlfile import SourceMap, load_yaml_file
 
@@ -40,8 +41,10 @@ if TYPE_CHECKING:
 
     from simulator.experiment.executors import Executor
 
-#: Tables a run can send back: the summary (default), the per-backend share, or raw tables.
-RUN_TABLES = ("summary", "backend_share", "requests", "spans", "samples", "events")
+#: Tables a run can send back: the summary (default), any table derived over the measured
+#: window (``cache_summary``, ``region_summary``...: :data:`simulator.results.DERIVED_TABLES`),
+#: or raw tables.
+RUN_TABLES = (*DERIVED_TABLES, *TABLE_NAMES)
 #: Columns every returned table starts with.
 RUN_COLUMNS = ["seed", "replication", "warmup"]
 
@@ -209,18 +212,41 @@ def execute(spec: RunSpec) -> dict[str, pd.DataFrame]:
         results = dataclasses.replace(results, scenario=scenario.model_copy(update={"warmup": t0}))
     out: dict[str, pd.DataFrame] = {}
     for name in spec.tables:
-        if name == "summary":
-            table = results.summary()
-        elif name == "backend_share":
-            table = results.backend_share()
-        else:
-            table = results.tables[name]
+        table = getattr(results, name)() if name in DERIVED_TABLES else results.tables[name]
         table = table.reset_index(drop=True)
         head = pd.DataFrame({"seed": np.full(len(table), spec.seed, dtype=np.int64),
                              "replication": np.full(len(table), spec.replication, dtype=np.int64),
                              "warmup": np.full(len(table), t0, dtype=np.float64)})
         out[name] = pd.concat([head, table], axis=1)
     return out
+
+
+def check_tables(tables: Sequence[str]) -> tuple[str, ...]:
+    """The tables every run sends back: the summary, then ``tables`` (each named once).
+
+    Raises
+    ------
+    ScenarioError
+        When a name is not one of :data:`RUN_TABLES`.
+    """
+    import difflib
+
+    problems = []
+    for name in tables:
+        if name not in RUN_TABLES:
+            close = difflib.get_close_matches(name, RUN_TABLES, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append(Problem(f"unknown table {name!r}{hint} (one of: "
+                                    f"{', '.join(RUN_TABLES)})", "table"))
+    if problems:
+        raise ScenarioError("--table", problems)
+    return tuple(dict.fromkeys(("summary", *tables)))
+
+
+def gather(outs: Sequence[Mapping[str, pd.DataFrame]], tags: Sequence[Mapping[str, Any]],
+           tables: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """Each table other than the summary over every run, tagged (see :func:`concat`)."""
+    return {name: concat([o[name] for o in outs], tags) for name in tables if name != "summary"}
 
 
 def check_warmup(warmup: Any, scenario: Scenario) -> Warmup:

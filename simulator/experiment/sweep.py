@@ -29,8 +29,10 @@ from simulator.experiment.runs import (
     RunCache,
     RunSpec,
     Source,
+    check_tables,
     check_warmup,
     concat,
+    gather,
     run_all,
     scenario_payload,
 )
@@ -86,6 +88,9 @@ class Sweep:
         Runs computed now and runs reused from the cache.
     meta
         Manifest of the experiment.
+    tables
+        Further tables asked for (``tables=`` of :func:`sweep`), by name, with one column per
+        parameter, then ``seed``, ``replication``, ``warmup``.
     """
 
     parameters: list[str]
@@ -96,6 +101,7 @@ class Sweep:
     reused: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
     scenarios: dict[str, Any] = field(default_factory=dict, repr=False)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     def table(self, scope: str = "workload") -> pd.DataFrame:
         """The rows of one scope: with one workload, one row per point x replication."""
@@ -112,7 +118,8 @@ class Sweep:
         """Write ``sweep`` (workload rows), ``runs`` (every row), ``intervals`` and manifest."""
         return write_folder(
             directory,
-            {"sweep": self.table(), "runs": self.runs, "intervals": self.intervals()},
+            {"sweep": self.table(), "runs": self.runs, "intervals": self.intervals(),
+             **self.tables},
             self.meta, self.scenarios, fmt)
 
 
@@ -130,6 +137,7 @@ def sweep(
     scheduler: str | None = None,
     cache: str | Path | None = None,
     progress: bool | None = None,
+    tables: Sequence[str] = (),
 ) -> Sweep:
     """Run every point of a grid of overrides, ``replications`` times each.
 
@@ -151,7 +159,7 @@ def sweep(
         Confidence level of :meth:`Sweep.intervals`.
     overrides
         Overrides applied to every point first.
-    executor, workers, scheduler, progress
+    executor, workers, scheduler, progress, tables
         As for :func:`~simulator.experiment.replicate`.
     cache
         Directory of the run cache: repeated points are reused, an interrupted sweep resumes.
@@ -170,6 +178,7 @@ def sweep(
     if problems:
         raise ScenarioError(source.name, problems)
     rule = check_warmup(warmup, base)
+    wanted = check_tables(tables)
     points: list[dict[str, Any]] = []
     specs: list[RunSpec] = []
     tags: list[dict[str, Any]] = []
@@ -185,7 +194,7 @@ def sweep(
         listed.append(extra)
         run_seed = resolved.seed if seed is None else seed
         for r in range(replications):
-            specs.append(RunSpec(payload, run_seed, r, rule))
+            specs.append(RunSpec(payload, run_seed, r, rule, wanted))
             tags.append(point)
     store = RunCache(cache) if cache is not None else None
     with executor_for(executor, workers, scheduler) as ex:
@@ -199,4 +208,5 @@ def sweep(
             cache=str(cache) if cache is not None else None, runs_computed=stats.computed,
             runs_reused=stats.reused, **ex.describe())
     runs = concat([o["summary"] for o in outs], tags)
-    return Sweep(params, points, runs, confidence, stats.computed, stats.reused, meta, scenarios)
+    return Sweep(params, points, runs, confidence, stats.computed, stats.reused, meta, scenarios,
+                 gather(outs, tags, wanted))

@@ -52,13 +52,30 @@ class Metrics(BaseModel):
         Period of gauge sampling (queue lengths, utilisation...), seconds.
     spans
         Record one row per hop (``true``), none (``false``), or ``auto``: on when the run is
-        expected to create at most 2 million requests.
+        expected to create at most 2 million requests (never with streaming requests).
+    requests
+        ``table``: one row per request (the ``requests`` table). ``streaming``: counters and
+        log-bucketed latency histograms per workload, operation and status, for the requests
+        created in the measured window, so memory stays flat however long the run
+        (:mod:`simulator.metrics.streaming`: what is exact, what is approximate, what is not
+        available).
+    latency_error
+        Relative error of the streaming latency percentiles (0.01: within 1% of the exact).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     interval: Duration = Field(1.0, gt=0)
     spans: bool | Literal["auto"] = "auto"
+    requests: Literal["table", "streaming"] = "table"
+    latency_error: float = Field(0.01, gt=0, le=0.5)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.requests == "streaming" and self.spans is True:
+            raise ValueError("spans: per-hop rows grow with the run, which streaming requests "
+                             "are meant to avoid; set spans: false (or auto)")
+        return self
 
 
 class Scenario(BaseModel):
@@ -131,7 +148,8 @@ class Scenario(BaseModel):
     def record_spans(self) -> bool:
         """Whether per-hop spans are recorded in a run of this scenario."""
         if self.metrics.spans == "auto":
-            return self.expected_requests() <= 2_000_000
+            return (self.metrics.requests == "table"
+                    and self.expected_requests() <= 2_000_000)
         return bool(self.metrics.spans)
 
 

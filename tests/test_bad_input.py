@@ -240,6 +240,11 @@ CASES = [
          args=("run", "{file}", "--set", "components.lb.backends.3=api")),
     case("set-on-validate", BASE, None, "components.api.workers", "greater than or equal to 1",
          args=("validate", "{file}", "--set", "components.api.workers=0")),
+    # ---- streaming request metrics -------------------------------------------------------
+    case("streaming-with-spans", edit(append="metrics: {requests: streaming, spans: true}\n"),
+         12, "metrics.spans", "per-hop rows grow with the run"),
+    case("streaming-unknown-mode", edit(append="metrics: {requests: sketch}\n"), 12,
+         "metrics.requests", "streaming"),
 ]
 
 

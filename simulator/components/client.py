@@ -52,7 +52,8 @@ class Client:
         self.ctx = ctx
         self.stop_at = stop_at
         self.spikes = spikes or []
-        self._rec = ctx.recorder
+        self._created = ctx.recorder.created  # a row per request, or streaming counters
+        self._completed = ctx.recorder.completed
         gen = ctx.generator
         self._key: Callable[[], Any] = (
             spec.keys.sampler(gen(name, "keys")) if spec.keys is not None else (lambda: -1)
@@ -89,25 +90,14 @@ class Client:
 
     # ---- request life cycle -------------------------------------------------------------
     def _new(self) -> Request:
-        rec = self._rec
         now = self.env._now
         op = self._op()
         key = self._key()
-        rid = len(rec.req_start)
-        rec.req_workload.append(self.index)
-        rec.req_op.append(op)
-        rec.req_key.append(key)
-        rec.req_start.append(now)
+        rid = self._created(self.index, op, key, now)
         return Request(rid, self.index, op, key, self._work(), now)
 
     def _done(self, req: Request, status: int) -> None:
-        rec = self._rec
-        rec.done_id.append(req.id)
-        rec.done_end.append(self.env._now)
-        rec.done_status.append(status)
-        rec.done_attempts.append(req.attempts)
-        rec.done_cache.append(req.cache)
-        rec.done_stale.append(req.stale)
+        self._completed(req, status, self.env._now)
 
     def _serve(self, req: Request) -> Generator[Event, Any, None]:
         assert self._target is not None

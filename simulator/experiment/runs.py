@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.errors import Problem, ScenarioError
+from simulator.metrics.streaming import StreamingUnavailableError
 from simulator.scenario import Scenario, apply_overrides, parse_scenario
 from simulator.yamlfile import SourceMap, load_yaml_file
 
@@ -198,6 +199,8 @@ def execute(spec: RunSpec) -> dict[str, pd.DataFrame]:
     scenario = _scenario(spec.scenario)
     results = simulate(scenario, seed=spec.seed, replication=spec.replication)
     if spec.warmup == "auto":
+        if results.streaming:
+            raise StreamingUnavailableError("warm-up detection (warmup: auto, MSER-5)")
         req = results.requests
         inside = (req["start"] < scenario.duration).to_numpy()
         t0 = mser_warmup(req["start"].to_numpy()[inside], req["latency"].to_numpy()[inside])
@@ -213,6 +216,8 @@ def execute(spec: RunSpec) -> dict[str, pd.DataFrame]:
             table = results.summary()
         elif name == "backend_share":
             table = results.backend_share()
+        elif name not in results.tables and results.streaming:
+            raise StreamingUnavailableError(f"the {name} table")
         else:
             table = results.tables[name]
         table = table.reset_index(drop=True)

@@ -13,8 +13,15 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from simulator.messages import CACHE_LABELS, IN_FLIGHT, MESSAGE_STATUS_LABELS, STATUS_LABELS
+from simulator.messages import (
+    CACHE_LABELS,
+    IN_FLIGHT,
+    MESSAGE_STATUS_LABELS,
+    STATUS_LABELS,
+    Request,
+)
 from simulator.metrics.schema import TABLES
+from simulator.metrics.streaming import RequestStream
 
 NAN = float("nan")
 
@@ -24,10 +31,28 @@ class Recorder:
 
     Requests are recorded in two halves: creation (``created``) and completion (``completed``);
     a request created but never completed is reported with status ``in_flight``.
+
+    Parameters
+    ----------
+    workloads
+        Workload names by index.
+    stream
+        When given, requests are folded into its counters and histograms (streaming mode)
+        instead of one row each; there is then no ``requests`` table.
     """
 
-    def __init__(self, workloads: list[str]) -> None:
+    def __init__(self, workloads: list[str], stream: RequestStream | None = None) -> None:
         self.workloads = workloads
+        self.stream = stream
+        #: ``created(workload, op, key, now) -> request id`` and
+        #: ``completed(request, status, now)``: the two halves of a request's record.
+        self.created: Callable[[int, str, int, float], int]
+        self.completed: Callable[[Request, int, float], None]
+        if stream is None:
+            self.created, self.completed = self._created_row, self._completed_row
+        else:
+            self.created = lambda workload, op, key, now: stream.created_at(workload, op, now)
+            self.completed = stream.completed
         # request creation, indexed by request id
         self.req_workload = array("h")
         self.req_op: list[str] = []
@@ -107,6 +132,22 @@ class Recorder:
             s["label"].append(label)
             s["value"].append(float(read()))
 
+    def _created_row(self, workload: int, op: str, key: int, now: float) -> int:
+        rid = len(self.req_start)
+        self.req_workload.append(workload)
+        self.req_op.append(op)
+        self.req_key.append(key)
+        self.req_start.append(now)
+        return rid
+
+    def _completed_row(self, req: Request, status: int, now: float) -> None:
+        self.done_id.append(req.id)
+        self.done_end.append(now)
+        self.done_status.append(status)
+        self.done_attempts.append(req.attempts)
+        self.done_cache.append(req.cache)
+        self.done_stale.append(req.stale)
+
     def span(self, request_id: int, instance: int, op: str, arrival: float, start: float,
              end: float, status: int) -> None:
         """Record one hop (components with hot paths may append inline instead)."""
@@ -130,9 +171,15 @@ class Recorder:
 
     # ---- assembly -----------------------------------------------------------------------
     def tables(self) -> dict[str, pd.DataFrame]:
-        """Assemble the tables (called once, after the run)."""
+        """Assemble the tables (called once, after the run).
+
+        In streaming mode ``requests`` is replaced by ``request_stats`` and
+        ``latency_histogram`` (:mod:`simulator.metrics.streaming`).
+        """
+        head = ({"requests": self._requests()} if self.stream is None
+                else self.stream.tables())
         return {
-            "requests": self._requests(),
+            **head,
             "spans": self._spans(),
             "samples": _frame("samples", self.samples),
             "events": _frame("events", self.events),

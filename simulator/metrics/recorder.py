@@ -84,7 +84,11 @@ class Recorder:
         self.msg_status = array("b")
         self.queues: list[str] = []  # queue names by queue code
         # samples and events (low volume)
-        self.samples: dict[str, list[object]] = {c: [] for c in TABLES["samples"]}
+        # samples: one row per gauge and sampling instant, as (time, gauge index, value), so a
+        # long run costs 20 bytes per row (the names are looked up once, at assembly)
+        self._sample_time = array("d")
+        self._sample_gauge = array("i")
+        self._sample_value = array("d")
         self.events: dict[str, list[object]] = {c: [] for c in TABLES["events"]}
         self._gauges: list[tuple[str, str, str, str, Callable[[], float]]] = []
 
@@ -123,14 +127,11 @@ class Recorder:
     # ---- recording ----------------------------------------------------------------------
     def sample(self, now: float) -> None:
         """Record every gauge at ``now``."""
-        s = self.samples
-        for component, instance, metric, label, read in self._gauges:
-            s["time"].append(now)
-            s["component"].append(component)
-            s["instance"].append(instance)
-            s["metric"].append(metric)
-            s["label"].append(label)
-            s["value"].append(float(read()))
+        times, codes, values = self._sample_time, self._sample_gauge, self._sample_value
+        for i, gauge in enumerate(self._gauges):
+            times.append(now)
+            codes.append(i)
+            values.append(float(gauge[4]()))
 
     def _created_row(self, workload: int, op: str, key: int, now: float) -> int:
         rid = len(self.req_start)
@@ -181,7 +182,7 @@ class Recorder:
         return {
             **head,
             "spans": self._spans(),
-            "samples": _frame("samples", self.samples),
+            "samples": self._samples(),
             "events": _frame("events", self.events),
             "messages": self._messages(),
         }
@@ -219,6 +220,21 @@ class Recorder:
             "cache": pd.Categorical.from_codes(cache, categories=pd.Index(CACHE_LABELS)),
             "stale": stale,
         })
+
+    def _samples(self) -> pd.DataFrame:
+        codes = np.frombuffer(self._sample_gauge, dtype=np.int32) if len(
+            self._sample_gauge) else np.empty(0, np.int32)
+        columns: dict[str, object] = {
+            "time": np.array(self._sample_time, dtype=np.float64)}
+        for j, name in enumerate(("component", "instance", "metric", "label")):
+            names = [g[j] for g in self._gauges]
+            used = sorted({names[i] for i in np.unique(codes).tolist()})  # as pd.Categorical
+            where = {n: k for k, n in enumerate(used)}
+            of_gauge = np.array([where.get(n, -1) for n in names], dtype=np.int32)
+            columns[name] = pd.Categorical.from_codes(
+                of_gauge[codes] if len(codes) else codes, categories=pd.Index(used))
+        columns["value"] = np.array(self._sample_value, dtype=np.float64)
+        return pd.DataFrame(columns)
 
     def _spans(self) -> pd.DataFrame:
         codes = np.array(self.span_instance, dtype=np.int32)

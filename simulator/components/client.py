@@ -109,11 +109,21 @@ class Client:
         env = self.env
         stop = self.stop_at
         new, serve = self._new, self._serve
-        for t in times:
-            if t >= stop:
+        t = next(times, math.inf)
+        if t >= stop:
+            return
+        yield Timeout(env, t - env._now)
+        while True:
+            req = new()
+            # The next arrival is scheduled before the request starts, as it was when each
+            # request was a Process (started by an event processed after this step), so that
+            # events at equal times keep their order.
+            t = next(times, math.inf)
+            arrival = Timeout(env, t - env._now) if t < stop else None
+            Task(serve(req))  # no Process per request: two SimPy events fewer
+            if arrival is None:
                 return
-            yield Timeout(env, t - env._now)
-            Task(serve(new()))  # no Process per request: two SimPy events fewer
+            yield arrival
 
     def _user(self, think: Callable[[], float]) -> Generator[Event, Any, None]:
         env = self.env

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import simulator
 from simulator.experiment.runs import RunSpec, execute
 from simulator.metrics.histogram import LatencyHistogram, quantiles_of
-from simulator.metrics.streaming import StreamingUnavailableError
+from simulator.metrics.streaming import StreamingUnavailableError, latency_quantiles
 
 ROOT = Path(__file__).resolve().parents[1]
 QS = [0.0, 0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0]
@@ -227,3 +227,21 @@ def test_spans_auto_are_off_when_streaming(tmp_path: Path) -> None:
     sc = _scenario(tmp_path, "metrics.requests=streaming", "duration=1s", "warmup=0s")
     assert sc.metrics.spans == "auto" and not sc.record_spans()
     assert simulator.simulate(sc, seed=1).spans.empty
+
+
+def test_replications_merge_within_the_error(tmp_path: Path) -> None:
+    """Histograms of two replications, concatenated as an experiment returns them, give the
+    quantiles of the pooled latencies of the same two replications run with tables."""
+    table = _scenario(tmp_path, "duration=4s")
+    streamed = _scenario(tmp_path, "duration=4s", "metrics.requests=streaming",
+                         "metrics.spans=false")
+    payload = streamed.model_dump_json(by_alias=True)
+    hist = pd.concat([execute(RunSpec(payload, 5, r, tables=("latency_histogram",)))
+                      ["latency_histogram"] for r in (0, 1)], ignore_index=True)
+    exact = np.concatenate([
+        m.loc[m["status"] == "ok", "latency"].to_numpy()
+        for m in (simulator.simulate(table, seed=5, replication=r).measured_requests()
+                  for r in (0, 1))])
+    alpha = streamed.metrics.latency_error
+    got = latency_quantiles(hist, QS, alpha).iloc[0].to_numpy(float)
+    _within(got, np.quantile(exact, QS), alpha)

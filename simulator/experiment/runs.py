@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     from simulator.experiment.executors import Executor
 
 #: Tables a run can send back: the summary (default), the per-backend share, or raw tables.
-RUN_TABLES = ("summary", "backend_share", "requests", "spans", "samples", "events")
+RUN_TABLES = ("summary", "backend_share", "requests", "spans", "samples", "events",
+              "request_stats", "latency_histogram")  # the last two: streaming runs
 #: Columns every returned table starts with.
 RUN_COLUMNS = ["seed", "replication", "warmup"]
 

@@ -16,7 +16,7 @@ describing the same system:
 For every (system, implementation) case it reports
 
 * requests/s: requests completed in the timed run per wall-clock second, median over
-  ``--repeat`` interleaved rounds (all four cases run once per round, in rotated order,
+  ``--repeat`` interleaved rounds (all six cases run once per round, in rotated order,
   after one untimed warm-up run each);
 * time/request ratio (framework rows): framework wall time per completed request divided
   by the baseline's, computed per round (the two ran in the same round) and then the

@@ -310,7 +310,14 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str], source: str)
                     f"bad --set {text!r}: {'.'.join(str(p) for p in parts[:i])!r} is a value, "
                     "not a mapping", key)])
             elif part not in node and not last:
-                options = [*node, *(_fields_for(scenario_model(), data, tuple(parts[:i])) or [])]
+                fields = _fields_for(scenario_model(), data, tuple(parts[:i])) or []
+                if part in fields:
+                    # an optional block the file leaves out (metrics.requests=streaming on a
+                    # scenario without ``metrics:``): --set creates it
+                    node[part] = {}
+                    node = node[part]
+                    continue
+                options = [*node, *fields]
                 raise ScenarioError(
                     source,
                     [Problem(f"bad --set {text!r}: no key {here!r} in the scenario"

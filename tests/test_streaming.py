@@ -245,3 +245,10 @@ def test_replications_merge_within_the_error(tmp_path: Path) -> None:
     alpha = streamed.metrics.latency_error
     got = latency_quantiles(hist, QS, alpha).iloc[0].to_numpy(float)
     _within(got, np.quantile(exact, QS), alpha)
+
+
+def test_set_creates_the_metrics_block_a_file_leaves_out(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(SCENARIO.replace("metrics: {interval: 1s}\n", ""))
+    sc = simulator.load_scenario(path, ["metrics.requests=streaming"])
+    assert sc.metrics.requests == "streaming" and sc.metrics.interval == 1.0

@@ -249,6 +249,8 @@ def test_replications_merge_within_the_error(tmp_path: Path) -> None:
 
 def test_set_creates_the_metrics_block_a_file_leaves_out(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
-    path.write_text(SCENARIO.replace("metrics: {interval: 1s}\n", ""))
+    text = SCENARIO.replace("metrics: {interval: 1s}\n", "")
+    assert "metrics" not in text
+    path.write_text(text)
     sc = simulator.load_scenario(path, ["metrics.requests=streaming"])
     assert sc.metrics.requests == "streaming" and sc.metrics.interval == 1.0

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-quick bench lint clean
+.PHONY: run test test-quick bench bench-streaming bench-parallel lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ test-quick: $(STAMP)
 ## bench: framework vs hand-written SimPy, side by side
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+## bench-streaming: peak memory of 10M streaming requests against 1M (several minutes)
+bench-streaming: $(STAMP)
+	$(BIN)/python benchmarks/streaming_memory.py
+
+## bench-parallel: 8 replications serially and on every core
+bench-parallel: $(STAMP)
+	$(BIN)/python benchmarks/parallel.py
 
 ## lint: ruff and mypy
 lint: $(STAMP)

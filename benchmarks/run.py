@@ -1,18 +1,22 @@
 """Framework vs hand-written SimPy, side by side (``make bench``).
 
-Two systems, each run by a hand-written SimPy baseline and by ``simulator`` on a scenario
+Three systems, each run by a hand-written SimPy baseline and by ``simulator`` on a scenario
 describing the same system:
 
 * ``p2c``: Poisson clients -> power-of-two-choices balancer -> 8 services x 4 workers,
   exponential service time with mean 0.5 ms, per-worker utilisation 0.7
   (``baseline_p2c.py`` vs ``scenarios/p2c.yaml``);
 * ``mmc``: M/M/c with c = 4, exponential service time with mean 0.5 ms, utilisation 0.7
-  (``baseline_mmc.py`` vs ``scenarios/mmc.yaml``).
+  (``baseline_mmc.py`` vs ``scenarios/mmc.yaml``);
+* ``cachedb``: Poisson clients -> power of two choices -> 8 services x 4 workers, Exp(0.5 ms)
+  -> per-service LRU cache of 1000 keys (Zipf 0.9 over 100k keys) -> on a miss one of 4
+  database shards (key hash mod 4, 4 connections, Exp(1 ms)), the worker held meanwhile
+  (``baseline_cachedb.py`` vs ``scenarios/cachedb.yaml``).
 
 For every (system, implementation) case it reports
 
 * requests/s: requests completed in the timed run per wall-clock second, median over
-  ``--repeat`` interleaved rounds (all four cases run once per round, in rotated order,
+  ``--repeat`` interleaved rounds (all six cases run once per round, in rotated order,
   after one untimed warm-up run each);
 * time/request ratio (framework rows): framework wall time per completed request divided
   by the baseline's, computed per round (the two ran in the same round) and then the
@@ -24,7 +28,7 @@ For every (system, implementation) case it reports
 * mean latency: mean latency of completed requests (from the counting run), as a check
   that both implementations simulate the same system.
 
-Spans (per-hop rows) are off in both bench scenarios (``metrics: {spans: false}``): the
+Spans (per-hop rows) are off in every bench scenario (``metrics: {spans: false}``): the
 baselines store one latency per request and trace no hops, so the framework is asked to
 record the same. Timed runs include building the result tables (framework) and the latency
 summary (baselines), since that is what a user of either gets back.
@@ -54,6 +58,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+import baseline_cachedb  # noqa: E402
 import baseline_mmc  # noqa: E402
 import baseline_p2c  # noqa: E402
 import harness  # noqa: E402
@@ -65,6 +70,7 @@ MEAN_SERVICE = 0.0005  # seconds
 SERVICES = 8  # P2C: services behind the balancer
 WORKERS = 4  # P2C: workers per service
 SERVERS = 4  # M/M/c: c
+CACHEDB_RATE = 16_000.0  # cache + database: database connections about 67% busy
 
 HAND = "hand-written"
 FRAMEWORK = "framework"
@@ -88,7 +94,7 @@ class System:
 P2C_RATE = UTILISATION * SERVICES * WORKERS / MEAN_SERVICE  # 44 800/s
 MMC_RATE = UTILISATION * SERVERS / MEAN_SERVICE  # 5 600/s
 
-# Both default durations give about 112 000 requests per run.
+# Every default duration gives about 112 000 requests per run.
 SYSTEMS = (
     System(
         name="p2c",
@@ -109,6 +115,16 @@ SYSTEMS = (
         ),
         duration=20.0,
         quick_duration=0.4,
+    ),
+    System(
+        name="cachedb",
+        scenario=HERE / "scenarios" / "cachedb.yaml",
+        rate=CACHEDB_RATE,
+        baseline=lambda duration, seed, *, count_events: baseline_cachedb.run(
+            CACHEDB_RATE, duration, seed, count_events=count_events
+        ),
+        duration=7.0,
+        quick_duration=0.15,
     ),
 )
 
@@ -194,6 +210,12 @@ def peak_mib(fn: Callable[[], Any]) -> float:
     return peak / 2**20
 
 
+def requests_table_bytes(scenario: simulator.Scenario, seed: int) -> float:
+    """Bytes per row of a framework run's ``requests`` table (pandas, deep)."""
+    requests = simulator.simulate(scenario, seed=seed).requests
+    return float(requests.memory_usage(deep=True).sum()) / max(len(requests), 1)
+
+
 # ---- theory, for the sanity footnote --------------------------------------------------------
 
 
@@ -234,6 +256,11 @@ def run(repeat: int, durations: dict[str, float], seed: int, warmup: bool) -> pd
     counted = {key: count_events(fn) for key, fn in plain.items()}
     log("measuring peak memory with tracemalloc (separate run per case)")
     memory = {key: peak_mib(fn) for key, fn in plain.items()}
+    log("measuring the framework's requests table (separate run per system)")
+    table_bytes = {
+        system.name: requests_table_bytes(load(system, durations[system.name]), seed)
+        for system in SYSTEMS
+    }
 
     # time per request, paired within each round, framework / hand-written
     per_request = runs.assign(spr=runs["seconds"] / runs["requests"]).pivot(
@@ -259,6 +286,9 @@ def run(repeat: int, durations: dict[str, float], seed: int, warmup: bool) -> pd
                     "time_per_request_ratio": float(ratio) if impl == FRAMEWORK else math.nan,
                     "events_per_request": events / done if done else math.nan,
                     "peak_mib": memory[key],
+                    "table_bytes_per_request": table_bytes[system.name]
+                    if impl == FRAMEWORK
+                    else math.nan,
                     "mean_latency_ms": latency * 1e3,
                 }
             )
@@ -275,6 +305,7 @@ def render(table: pd.DataFrame) -> str:
         "time_per_request_ratio": "time/req vs hand",
         "events_per_request": "events/req",
         "peak_mib": "peak MiB",
+        "table_bytes_per_request": "table B/req",
         "mean_latency_ms": "mean lat ms",
     }
 
@@ -289,6 +320,7 @@ def render(table: pd.DataFrame) -> str:
         "time_per_request_ratio": fmt(".2f"),
         "events_per_request": fmt(".2f"),
         "peak_mib": fmt(".1f"),
+        "table_bytes_per_request": fmt(".1f"),
         "mean_latency_ms": fmt(".4f"),
     }
     shown = table.rename(columns=headers)
@@ -303,7 +335,8 @@ def log(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Parse the options, run the benchmark, print the table; return the exit code."""
     parser = argparse.ArgumentParser(
-        description="Framework vs hand-written SimPy on P2C and M/M/c, side by side."
+        description="Framework vs hand-written SimPy on P2C, M/M/c and cache + database, "
+        "side by side."
     )
     parser.add_argument(
         "--repeat",
@@ -315,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         "--duration",
         type=float,
         default=None,
-        help="simulated seconds per run, for both systems (default: "
+        help="simulated seconds per run, for every system (default: "
         + ", ".join(f"{s.name} {s.duration:g}" for s in SYSTEMS)
         + ", about 1 s of wall time per run)",
     )
@@ -358,7 +391,12 @@ def main(argv: list[str] | None = None) -> int:
         f"mmc: M/M/{SERVERS}, Poisson {MMC_RATE:g}/s, Exp({MEAN_SERVICE * 1e3:g} ms), "
         f"utilisation {UTILISATION:g}"
     )
-    print("spans off in both scenarios (the baselines trace no hops)")
+    print(
+        f"cachedb: Poisson {CACHEDB_RATE:g}/s -> power of two -> {SERVICES} services x {WORKERS} "
+        "workers, Exp(0.5 ms) -> per-service LRU cache (1000 keys, Zipf 0.9 over 100k) -> "
+        "4 DB shards x 4 connections, Exp(1 ms)"
+    )
+    print("spans off in every scenario (the baselines trace no hops)")
     print()
     print(render(table))
     print()
@@ -366,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         "requests/s: completed requests per wall second, median of the timed runs; "
         "time/req vs hand: framework / hand-written wall time per request, median of the "
         "per-round ratios (< 1: framework faster); events/req and peak MiB from separate "
-        "untimed runs."
+        "untimed runs; table B/req: bytes per row of the framework's requests table."
     )
     theory = mmc_mean_response(MMC_RATE, MEAN_SERVICE, SERVERS)
     print(f"M/M/{SERVERS} theory: mean latency {theory * 1e3:.4f} ms.  Total {elapsed:.1f} s.")

@@ -122,7 +122,7 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     scenario = load_scenario(args.file, args.overrides)
     results = simulate(scenario, seed=args.seed)
-    n = len(results.requests)
+    n = results.request_count()  # streaming runs: those created in the measured window
     print(f"{scenario.name}: {n} requests in {scenario.duration:g}s simulated "
           f"(seed {results.seed}, warm-up {results.window[0]:g}s) "
           f"in {results.wall_seconds:.2f}s wall time")
@@ -156,7 +156,10 @@ def _run(args: argparse.Namespace) -> int:
     if not breakers.empty:
         print("\ncircuit breakers (seconds in each state over the measured window)")
         print(breakers.to_string(index=False, float_format="{:.1f}".format))
-    if scenario.faults:
+    if scenario.faults and results.streaming:
+        print("\nfaults and recovery: not available with metrics.requests: streaming "
+              "(recovery needs one row per request)")
+    elif scenario.faults:
         recovery = results.recovery()
         print("\nfaults and recovery (recovery_time after the fault ends, seconds)")
         print(recovery.to_string(index=False, float_format="{:.3g}".format,

@@ -10,6 +10,7 @@ import simpy
 
 from simulator.components.base import BuildContext
 from simulator.metrics.recorder import Recorder
+from simulator.metrics.streaming import RequestStream, window_detail
 from simulator.results import Results
 from simulator.rng import Streams
 from simulator.scenario import Scenario
@@ -37,7 +38,14 @@ def simulate(scenario: Scenario, seed: int | None = None, replication: int = 0) 
     seed = scenario.seed if seed is None else seed
     wall0 = time.perf_counter()
     env = simpy.Environment()
-    recorder = Recorder(list(scenario.workloads))
+    metrics = scenario.metrics
+    stream = (RequestStream(list(scenario.workloads), scenario.warmup_time, scenario.duration,
+                            metrics.latency_error)
+              if metrics.requests == "streaming" else None)
+    recorder = Recorder(list(scenario.workloads), stream)
+    if stream is not None:
+        recorder.event(0.0, "run", "run", "streamed_window",
+                       window_detail(scenario.warmup_time, scenario.duration))
     ctx = BuildContext(env, Streams(seed, replication), recorder, scenario.record_spans())
     topology = build_topology(scenario, ctx)
     for component in topology.components:

@@ -11,10 +11,18 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+import numpy as np
 import pandas as pd
 
 from simulator.analysis.diagnostics import breaker_summary, fault_recovery
 from simulator.analysis.summary import backend_share, queue_summary, summarize
+from simulator.metrics.streaming import (
+    StreamingUnavailableError,
+    cache_workload_rows,
+    latency_quantiles,
+    summarize_streaming,
+    window_detail,
+)
 
 if TYPE_CHECKING:
     from simulator.analysis.plots import PlotAccessor
@@ -54,9 +62,60 @@ class Results:
     wall_seconds: float = field(default=0.0, compare=False)
 
     @property
+    def streaming(self) -> bool:
+        """Whether requests were streamed into counters and histograms (no requests table)."""
+        return self.scenario.metrics.requests == "streaming"
+
+    @property
     def requests(self) -> pd.DataFrame:
-        """One row per client request, end to end."""
+        """One row per client request, end to end (not kept by streaming runs)."""
+        if self.streaming:
+            raise StreamingUnavailableError("the requests table")
         return self.tables["requests"]
+
+    @property
+    def request_stats(self) -> pd.DataFrame:
+        """Streaming runs: counts and totals per workload, operation and status."""
+        if not self.streaming:
+            raise ValueError("request_stats exists only with metrics.requests: streaming "
+                             "(this run has the requests table)")
+        return self.tables["request_stats"]
+
+    @property
+    def latency_histogram(self) -> pd.DataFrame:
+        """Streaming runs: log-bucketed latency counts per workload, operation and status."""
+        if not self.streaming:
+            raise ValueError("latency_histogram exists only with metrics.requests: streaming "
+                             "(this run has the requests table)")
+        return self.tables["latency_histogram"]
+
+    def request_count(self) -> int:
+        """Requests in the requests table; for a streaming run, those created in the window."""
+        if self.streaming:
+            return int(self.tables["request_stats"]["count"].sum())
+        return len(self.tables["requests"])
+
+    def latency_quantiles(self, qs: list[float], by: list[str] | None = None,
+                          status: str | None = "ok") -> pd.DataFrame:
+        """Latency quantiles of the measured window (columns ``q0.99``...), per ``by`` group.
+
+        Exact (``numpy.quantile``) from the requests table; within ``metrics.latency_error``
+        of the exact ones from a streaming run's histograms.
+        """
+        if self.streaming:
+            return latency_quantiles(self.latency_histogram, qs,
+                                     self.scenario.metrics.latency_error, by, status)
+        r = self.measured_requests()
+        r = r[r["status"].notna()] if status is None else r[r["status"].astype(str) == status]
+        r = r[r["status"].astype(str) != "in_flight"]
+        names = [f"q{q:g}" for q in qs]
+        if not by:
+            vals = np.quantile(r["latency"].to_numpy(), qs) if len(r) else [np.nan] * len(qs)
+            return pd.DataFrame([dict(zip(names, map(float, vals), strict=True))],
+                                columns=names)
+        out = r.groupby(by, observed=True)["latency"].quantile(np.asarray(qs)).unstack()
+        out.columns = names
+        return out.reset_index()
 
     @property
     def spans(self) -> pd.DataFrame:
@@ -125,7 +184,18 @@ class Results:
         Latencies are in seconds, over successful requests in the measured window.
         """
         t0, t1 = self.window
+        if self.streaming:
+            self._check_streamed_window()
+            return summarize_streaming(self.request_stats, self.latency_histogram,
+                                       self.scenario.metrics.latency_error, t1 - t0)
         return summarize(self.requests, self.spans, self.samples, t0, t1)
+
+    def _check_streamed_window(self) -> None:
+        """A streaming run counted the window it ran with; another cannot be applied later."""
+        events = self.events
+        ran = events[events["event"].astype(str) == "streamed_window"]
+        if len(ran) and str(ran["detail"].iloc[0]) != window_detail(*self.window):
+            raise StreamingUnavailableError("a measured window other than the run's own")
 
     def backend_share(self) -> pd.DataFrame:
         """Share of requests each balancer sent to each backend in the measured window."""
@@ -145,6 +215,18 @@ class Results:
         from simulator.analysis.data import cache_summary
 
         t0, t1 = self.window
+        if self.streaming:
+            self._check_streamed_window()
+            from simulator.metrics.schema import TABLES
+
+            empty = pd.DataFrame({c: pd.Series(dtype=d) for c, (d, _) in
+                                  TABLES["requests"].items()})
+            table = cache_summary(self.samples, empty, t0, t1)
+            rows = cache_workload_rows(self.request_stats)
+            if table.empty and not rows:
+                return table
+            return pd.concat([table, pd.DataFrame(rows, columns=table.columns)],
+                             ignore_index=True) if rows else table
         return cache_summary(self.samples, self.requests, t0, t1)
 
     def cdn_summary(self) -> pd.DataFrame:
@@ -262,8 +344,19 @@ class Results:
             raise FileNotFoundError(f"{source}: holds the results of an experiment ({kind}), "
                                     "not of one run")
         scenario = parse_scenario(manifest["scenario"])
-        tables = {name: _read_table(source / name, name, required=name in _REQUIRED_TABLES)
-                  for name in dict.fromkeys([*TABLE_NAMES, *_schema_tables()])}
+        if scenario.metrics.requests == "streaming":
+            from simulator.metrics.streaming import STREAMING_TABLES
+
+            names = [n for n in dict.fromkeys([*TABLE_NAMES, *_schema_tables()])
+                     if n != "requests"]
+            tables = {name: _read_table(source / name, name, required=name in _REQUIRED_TABLES
+                                        and name != "requests") for name in names}
+            for name in STREAMING_TABLES:
+                tables[name] = _read_table(source / name, name)
+        else:
+            tables = {name: _read_table(source / name, name,
+                                        required=name in _REQUIRED_TABLES)
+                      for name in dict.fromkeys([*TABLE_NAMES, *_schema_tables()])}
         return cls(scenario, int(manifest.get("seed", scenario.seed)),
                    int(manifest.get("replication", 0)), tables)
 
@@ -287,10 +380,15 @@ class Results:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
-            for name in TABLE_NAMES:
-                _write_table(self._table(name), tmp / name, fmt)
+            streamed = self.streaming
+            for name in dict.fromkeys([*TABLE_NAMES, *self.tables]):
+                if not (streamed and name == "requests"):
+                    _write_table(self._table(name), tmp / name, fmt)
             for stem in DERIVED_TABLES:
-                table = getattr(self, stem)()
+                try:
+                    table = getattr(self, stem)()
+                except StreamingUnavailableError:
+                    continue  # it needs the requests table, which a streaming run does not keep
                 if stem in ("summary", "backend_share") or not table.empty:
                     _write_table(table, tmp / stem, fmt)
             manifest = {
@@ -338,18 +436,20 @@ def _read_table(stem: Path, name: str, required: bool = True) -> pd.DataFrame:
 
     A table that is not ``required`` and was not written comes back empty, with its columns.
     """
-    from simulator.metrics.schema import TABLES
+    from simulator.metrics.schema import TABLES as SCHEMA
+    from simulator.metrics.streaming import STREAMING_TABLES
 
+    schema = {**SCHEMA, **STREAMING_TABLES}
     parquet, csv = stem.with_suffix(".parquet"), stem.with_suffix(".csv")
     if parquet.is_file():
         df = pd.read_parquet(parquet)
     elif csv.is_file():
         df = pd.read_csv(csv)
     elif not required:
-        df = pd.DataFrame({c: pd.Series(dtype=d) for c, (d, _) in TABLES[name].items()})
+        df = pd.DataFrame({c: pd.Series(dtype=d) for c, (d, _) in schema[name].items()})
     else:
         raise FileNotFoundError(f"{stem.parent}: no {name}.parquet or {name}.csv")
-    for col, (dtype, _) in TABLES.get(name, {}).items():
+    for col, (dtype, _) in schema.get(name, {}).items():
         if col not in df or str(df[col].dtype) == dtype:
             continue
         if dtype in ("category", "object"):  # csv: empty strings come back as NaN

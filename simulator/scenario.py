@@ -63,13 +63,30 @@ class Metrics(BaseModel):
         Period of gauge sampling (queue lengths, utilisation...), seconds.
     spans
         Record one row per hop (``true``), none (``false``), or ``auto``: on when the run is
-        expected to create at most 2 million requests.
+        expected to create at most 2 million requests (never with streaming requests).
+    requests
+        ``table``: one row per request (the ``requests`` table). ``streaming``: counters and
+        log-bucketed latency histograms per workload, operation and status, for the requests
+        created in the measured window, so memory stays flat however long the run
+        (:mod:`simulator.metrics.streaming`: what is exact, what is approximate, what is not
+        available).
+    latency_error
+        Relative error of the streaming latency percentiles (0.01: within 1% of the exact).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     interval: Duration = Field(1.0, gt=0)
     spans: bool | Literal["auto"] = "auto"
+    requests: Literal["table", "streaming"] = "table"
+    latency_error: float = Field(0.01, gt=0, le=0.5)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.requests == "streaming" and self.spans is True:
+            raise ValueError("spans: per-hop rows grow with the run, which streaming requests "
+                             "are meant to avoid; set spans: false (or auto)")
+        return self
 
 
 def _parse_warmup(value: Any) -> float | str:
@@ -139,11 +156,20 @@ class Scenario(BaseModel):
 
     @model_validator(mode="after")
     def _check_times(self) -> Self:
-        if self.warmup != "auto" and self.warmup >= self.duration:
+        if self.warmup == "auto":
+            if self.metrics.requests == "streaming":
+                raise ValueError("warmup: auto (MSER-5) needs the requests table; a streaming "
+                                 "run counts from a fixed warm-up: give a duration")
+        elif self.warmup >= self.duration:
             raise ValueError(
                 f"warmup ({self.warmup:g}s) must be shorter than duration ({self.duration:g}s)"
             )
         return self
+
+    @property
+    def warmup_time(self) -> float:
+        """The fixed warm-up in seconds (0 with ``auto``, decided after the run)."""
+        return 0.0 if self.warmup == "auto" else self.warmup
 
     def expected_requests(self) -> float:
         """Upper estimate of the requests this scenario creates in one run."""
@@ -162,7 +188,8 @@ class Scenario(BaseModel):
     def record_spans(self) -> bool:
         """Whether per-hop spans are recorded in a run of this scenario."""
         if self.metrics.spans == "auto":
-            return self.expected_requests() <= 2_000_000
+            return (self.metrics.requests == "table"
+                    and self.expected_requests() <= 2_000_000)
         return bool(self.metrics.spans)
 
 
@@ -324,7 +351,14 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str], source: str)
                     f"bad --set {text!r}: {'.'.join(str(p) for p in parts[:i])!r} is a value, "
                     "not a mapping", key)])
             elif part not in node and not last:
-                options = [*node, *(_fields_for(scenario_model(), data, tuple(parts[:i])) or [])]
+                fields = _fields_for(scenario_model(), data, tuple(parts[:i])) or []
+                if part in fields:
+                    # an optional block the file leaves out (metrics.requests=streaming on a
+                    # scenario without ``metrics:``): --set creates it
+                    node[part] = {}
+                    node = node[part]
+                    continue
+                options = [*node, *fields]
                 raise ScenarioError(
                     source,
                     [Problem(f"bad --set {text!r}: no key {here!r} in the scenario"

@@ -356,6 +356,14 @@ CASES = [
               append="  db:\n    kind: database\n    replication:\n      followers: 0\n"
                      "      failover: {detection: 5s}\n"), 16,
          "components.db.replication.failover", "failover needs at least one follower"),
+    # ---- streaming request metrics -------------------------------------------------------
+    case("streaming-with-spans", edit(append="metrics: {requests: streaming, spans: true}\n"),
+         12, "metrics.spans", "per-hop rows grow with the run"),
+    case("streaming-with-auto-warmup",
+         edit(append="warmup: auto\nmetrics: {requests: streaming}\n"), 12, "warmup",
+         "warmup: auto (MSER-5) needs the requests table"),
+    case("streaming-unknown-mode", edit(append="metrics: {requests: sketch}\n"), 12,
+         "metrics.requests", "streaming"),
 ]
 
 

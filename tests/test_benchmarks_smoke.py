@@ -39,9 +39,9 @@ def test_quick_run_prints_both_systems(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     rows = [line.split() for line in out.splitlines()]
-    for system in ("p2c", "mmc"):
+    for system in ("p2c", "mmc", "cachedb"):
         assert [system, "hand-written"] in [r[:2] for r in rows], out
-    assert sum(r[:1] == ["framework"] for r in rows) == 2, out
+    assert sum(r[:1] == ["framework"] for r in rows) == 3, out
     assert "spans off" in out
 
     table = pd.read_csv(csv, index_col=["system", "implementation"])
@@ -50,6 +50,8 @@ def test_quick_run_prints_both_systems(tmp_path: Path) -> None:
         ("p2c", "framework"),
         ("mmc", "hand-written"),
         ("mmc", "framework"),
+        ("cachedb", "hand-written"),
+        ("cachedb", "framework"),
     ]
     assert (table["requests"] > 0).all()
     assert (table["events_per_request"] > 0).all()

@@ -273,6 +273,11 @@ class PlotAccessor:
     def available(self) -> list[str]:
         """Names of the plots this run has data for, in :attr:`NAMES` order."""
         r = self._r
+        if r.streaming:  # no requests table: only the plots drawn from gauges and events
+            per_request = {"latency_cdf", "latency_over_time", "throughput_over_time",
+                           "goodput_over_time", "load_over_time"}
+            return [name for name in self.NAMES if name not in per_request
+                    and name in self._gauge_plots()]
         ok = {
             "latency_cdf": bool((r.measured_requests()["status"] == "ok").any()),
             "latency_over_time": bool((r.requests["status"] == "ok").any()),
@@ -453,6 +458,19 @@ class PlotAccessor:
         return ax
 
     # -- caches -------------------------------------------------------------------------------
+
+    def _gauge_plots(self) -> set[str]:
+        """Plots drawn from gauges and events only (what a streaming run can draw)."""
+        r = self._r
+        ok = {
+            "hit_ratio_over_time": _has_metric(r, CACHE_HITS),
+            "breaker_timeline": bool((r.events["event"] == "breaker").any())
+            or _has_metric(r, BREAKER_STATE),
+            "queue_over_time": _has_metric(r, QUEUE_DEPTH, QUEUE_LAG, QUEUE_PUBLISHED),
+            "backend_share": _has_metric(r, ROUTED) and not r.backend_share().empty,
+            "backend_share_over_time": _has_metric(r, ROUTED),
+        }
+        return {name for name, has in ok.items() if has}
 
     def _has_cache(self) -> bool:
         r = self._r

@@ -135,13 +135,13 @@ def findings(results: Results) -> list[str]:
     """Plain-language remarks on a run: things a reader should not miss."""
     notes = []
     r = results
-    req = r.measured_requests()
-    in_flight = int((req["status"] == "in_flight").sum())
-    if in_flight > 0.005 * len(req):  # a few requests are always cut off by the end
-        notes.append(f"{in_flight} requests of the measured window were still in flight when "
-                     f"the run ended ({in_flight / max(len(req), 1):.1%}): the system did not "
-                     "keep up, or the run ended too early to see them finish.")
     summary = r.summary()
+    work = summary[summary["scope"] == "workload"]
+    in_flight, created = int(work["in_flight"].sum()), int(work["count"].sum())
+    if in_flight > 0.005 * created:  # a few requests are always cut off by the end
+        notes.append(f"{in_flight} requests of the measured window were still in flight when "
+                     f"the run ended ({in_flight / max(created, 1):.1%}): the system did not "
+                     "keep up, or the run ended too early to see them finish.")
     for row in _rows(summary[summary["scope"] == "workload"]):
         if pd.notna(row["error_ratio"]) and row["error_ratio"] > 0.01:
             notes.append(f"workload {row['name']}: {row['error_ratio']:.1%} of completed "
@@ -153,7 +153,10 @@ def findings(results: Results) -> list[str]:
                              & (summary["utilisation"] > 0.9)]):
         notes.append(f"component {row['name']} is {row['utilisation']:.0%} busy: near "
                      "saturation, queues and latency grow quickly with more load.")
-    if r.scenario.faults:
+    if r.scenario.faults and r.streaming:
+        notes.append("fault recovery times need one row per request: not available with "
+                     "metrics.requests: streaming.")
+    elif r.scenario.faults:
         for row in _rows(r.recovery()):
             if row["recovered"]:
                 notes.append(f"fault {row['fault']}: recovered {row['recovery_time']:.3g}s "
@@ -203,7 +206,7 @@ def report_html(results: Results, plots: Sequence[str] | None = None,
         code = f"simulator {version('simulator')}"
     except Exception:  # an uninstalled checkout still gets its report
         code = "simulator"
-    meta = (f"{len(r.requests):,} requests in {s.duration:g}s simulated "
+    meta = (f"{r.request_count():,} requests in {s.duration:g}s simulated "
             f"(warm-up {r.window[0]:g}s; seed {r.seed}, replication {r.replication})"
             + (f", {r.wall_seconds:.2f}s wall time" if r.wall_seconds else "")
             + f" &middot; {esc(code)} &middot; {created}")
@@ -255,7 +258,7 @@ def report_html(results: Results, plots: Sequence[str] | None = None,
         parts.append("<h3>Circuit breakers</h3><p class=\"note\">Seconds in each state over "
                      "the measured window.</p>")
         parts.append(table_html(breakers))
-    if s.faults:
+    if s.faults and not r.streaming:
         parts.append("<h3>Faults and recovery</h3><p class=\"note\">Recovery time counts from "
                      "the end of the fault until the success ratio and p99 are back near "
                      "their values before it.</p>")

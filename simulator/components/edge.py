@@ -39,6 +39,7 @@ from simulator.policies import (
     RetryPolicy,
 )
 from simulator.rng import batched
+from simulator.tasks import started
 
 Bound = Callable[[Request, str], Handler]
 
@@ -135,8 +136,8 @@ def _timeout(inner: Bound, timeout: float, ctx: BuildContext) -> Bound:
     env = ctx.env
 
     def call(req: Request, op: str) -> Handler:
-        attempt = env.process(inner(req, op))
-        timer = Timeout(env, timeout)
+        timer = Timeout(env, timeout)  # before the attempt's own events, as with a Process
+        attempt = started(env, inner(req, op))
         yield AnyOf(env, (attempt, timer))
         if attempt.triggered:
             return cast(int, attempt.value)

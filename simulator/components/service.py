@@ -8,7 +8,7 @@ from collections.abc import Callable, Generator, Iterable
 from typing import Any, Literal, Self, cast
 
 from pydantic import Field, model_validator
-from simpy import AllOf, AnyOf, Event, Timeout
+from simpy import AnyOf, Event, Timeout
 
 from simulator.calls import CallSpec, ParallelSpec, Step, step_calls
 from simulator.components.base import (
@@ -24,6 +24,7 @@ from simulator.components.edge import Bound, bind_call
 from simulator.distributions import Constant, Distribution
 from simulator.messages import CANCELLED, ERROR, OK, REJECTED, Request
 from simulator.registry import register
+from simulator.tasks import Join
 
 
 class ServiceParams(ComponentParams):
@@ -350,10 +351,9 @@ class Service(FaultState, Component):
         for step in plan:
             if not isinstance(step, list):
                 status = yield from step(req, op)
-            else:
-                procs = [env.process(call(req, op)) for call in step]
-                yield AllOf(env, procs)
-                statuses = [cast(int, p.value) for p in procs]
+            else:  # branches run concurrently; the step ends with the slowest
+                join = Join(env, [call(req, op) for call in step])
+                statuses: list[int] = yield join.event
                 status = next((s for s in statuses if s != OK), OK)
             if status != OK:
                 compensation = self._compensations.get(op, self._compensations.get("*"))
@@ -369,4 +369,4 @@ class Service(FaultState, Component):
             if not isinstance(step, list):
                 yield from step(req, op)
             else:
-                yield AllOf(env, [env.process(call(req, op)) for call in step])
+                yield Join(env, [call(req, op) for call in step]).event

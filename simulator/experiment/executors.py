@@ -101,7 +101,9 @@ class ProcessExecutor(Executor):
         if self._pool is None:
             ctx = multiprocessing.get_context(self.start_method)
             if self.start_method == "forkserver":
-                ctx.set_forkserver_preload(["simulator.experiment.runs"])
+                # imported once, in the server: every worker forks with them loaded
+                ctx.set_forkserver_preload(["simulator.experiment.runs", "simulator.engine",
+                                            "simulator.analysis.stats"])
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
         return self._pool
 

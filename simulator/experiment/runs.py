@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.errors import Problem, ScenarioError
+from simulator.metrics.streaming import StreamingUnavailableError
 from simulator.results import DERIVED_TABLES, TABLE_NAMES
 from simulator.scenario import Scenario, apply_overrides, parse_scenario
 from simulator.yamlfile import SourceMap, load_yaml_file
@@ -43,8 +44,8 @@ if TYPE_CHECKING:
 
 #: Tables a run can send back: the summary (default), any table derived over the measured
 #: window (``cache_summary``, ``region_summary``...: :data:`simulator.results.DERIVED_TABLES`),
-#: or raw tables.
-RUN_TABLES = (*DERIVED_TABLES, *TABLE_NAMES)
+#: or raw tables (``request_stats`` and ``latency_histogram``: streaming runs).
+RUN_TABLES = (*DERIVED_TABLES, *TABLE_NAMES, "request_stats", "latency_histogram")
 #: Columns every returned table starts with.
 RUN_COLUMNS = ["seed", "replication", "warmup"]
 
@@ -201,6 +202,8 @@ def execute(spec: RunSpec) -> dict[str, pd.DataFrame]:
     scenario = _scenario(spec.scenario)
     results = simulate(scenario, seed=spec.seed, replication=spec.replication)
     if spec.warmup == "auto":
+        if results.streaming:
+            raise StreamingUnavailableError("warm-up detection (warmup: auto, MSER-5)")
         req = results.requests
         inside = (req["start"] < scenario.duration).to_numpy()
         t0 = mser_warmup(req["start"].to_numpy()[inside], req["latency"].to_numpy()[inside])
@@ -212,7 +215,12 @@ def execute(spec: RunSpec) -> dict[str, pd.DataFrame]:
         results = dataclasses.replace(results, scenario=scenario.model_copy(update={"warmup": t0}))
     out: dict[str, pd.DataFrame] = {}
     for name in spec.tables:
-        table = getattr(results, name)() if name in DERIVED_TABLES else results.tables[name]
+        if name in DERIVED_TABLES:
+            table = getattr(results, name)()
+        elif name not in results.tables and results.streaming:
+            raise StreamingUnavailableError(f"the {name} table")
+        else:
+            table = results.tables[name]
         table = table.reset_index(drop=True)
         head = pd.DataFrame({"seed": np.full(len(table), spec.seed, dtype=np.int64),
                              "replication": np.full(len(table), spec.replication, dtype=np.int64),

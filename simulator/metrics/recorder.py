@@ -19,8 +19,10 @@ from simulator.messages import (
     IN_FLIGHT,
     MESSAGE_STATUS_LABELS,
     STATUS_LABELS,
+    Request,
 )
 from simulator.metrics.schema import TABLES
+from simulator.metrics.streaming import RequestStream
 
 NAN = float("nan")
 
@@ -30,10 +32,28 @@ class Recorder:
 
     Requests are recorded in two halves: creation (``created``) and completion (``completed``);
     a request created but never completed is reported with status ``in_flight``.
+
+    Parameters
+    ----------
+    workloads
+        Workload names by index.
+    stream
+        When given, requests are folded into its counters and histograms (streaming mode)
+        instead of one row each; there is then no ``requests`` table.
     """
 
-    def __init__(self, workloads: list[str]) -> None:
+    def __init__(self, workloads: list[str], stream: RequestStream | None = None) -> None:
         self.workloads = workloads
+        self.stream = stream
+        #: ``created(workload, op, key, now) -> request id`` and
+        #: ``completed(request, status, now)``: the two halves of a request's record.
+        self.created: Callable[[int, str, int, float], int]
+        self.completed: Callable[[Request, int, float], None]
+        if stream is None:
+            self.created, self.completed = self._created_row, self._completed_row
+        else:
+            self.created = lambda workload, op, key, now: stream.created_at(workload, op, now)
+            self.completed = stream.completed
         # request creation, indexed by request id
         self.req_workload = array("h")
         self.req_op: list[str] = []
@@ -86,7 +106,11 @@ class Recorder:
         self.proj_applied = array("d")
         self.proj_replay = array("b")
         # samples and events (low volume)
-        self.samples: dict[str, list[object]] = {c: [] for c in TABLES["samples"]}
+        # samples: one row per gauge and sampling instant, as (time, gauge index, value), so a
+        # long run costs 20 bytes per row (the names are looked up once, at assembly)
+        self._sample_time = array("d")
+        self._sample_gauge = array("i")
+        self._sample_value = array("d")
         self.events: dict[str, list[object]] = {c: [] for c in TABLES["events"]}
         self._gauges: list[tuple[str, str, str, str, Callable[[], float]]] = []
 
@@ -159,14 +183,27 @@ class Recorder:
     # ---- recording ----------------------------------------------------------------------
     def sample(self, now: float) -> None:
         """Record every gauge at ``now``."""
-        s = self.samples
-        for component, instance, metric, label, read in self._gauges:
-            s["time"].append(now)
-            s["component"].append(component)
-            s["instance"].append(instance)
-            s["metric"].append(metric)
-            s["label"].append(label)
-            s["value"].append(float(read()))
+        times, codes, values = self._sample_time, self._sample_gauge, self._sample_value
+        for i, gauge in enumerate(self._gauges):
+            times.append(now)
+            codes.append(i)
+            values.append(float(gauge[4]()))
+
+    def _created_row(self, workload: int, op: str, key: int, now: float) -> int:
+        rid = len(self.req_start)
+        self.req_workload.append(workload)
+        self.req_op.append(op)
+        self.req_key.append(key)
+        self.req_start.append(now)
+        return rid
+
+    def _completed_row(self, req: Request, status: int, now: float) -> None:
+        self.done_id.append(req.id)
+        self.done_end.append(now)
+        self.done_status.append(status)
+        self.done_attempts.append(req.attempts)
+        self.done_cache.append(req.cache)
+        self.done_stale.append(req.stale)
 
     def span(self, request_id: int, instance: int, op: str, arrival: float, start: float,
              end: float, status: int) -> None:
@@ -191,11 +228,17 @@ class Recorder:
 
     # ---- assembly -----------------------------------------------------------------------
     def tables(self) -> dict[str, pd.DataFrame]:
-        """Assemble the tables (called once, after the run)."""
+        """Assemble the tables (called once, after the run).
+
+        In streaming mode ``requests`` is replaced by ``request_stats`` and
+        ``latency_histogram`` (:mod:`simulator.metrics.streaming`).
+        """
+        head = ({"requests": self._requests()} if self.stream is None
+                else self.stream.tables())
         return {
-            "requests": self._requests(),
+            **head,
             "spans": self._spans(),
-            "samples": _frame("samples", self.samples),
+            "samples": self._samples(),
             "events": _frame("events", self.events),
             "messages": self._messages(),
             "commands": self._commands(),
@@ -239,6 +282,21 @@ class Recorder:
             "region": pd.Categorical.from_codes(region_codes,
                                                 categories=pd.Index(self.regions)),
         })
+
+    def _samples(self) -> pd.DataFrame:
+        codes = np.frombuffer(self._sample_gauge, dtype=np.int32) if len(
+            self._sample_gauge) else np.empty(0, np.int32)
+        columns: dict[str, object] = {
+            "time": np.array(self._sample_time, dtype=np.float64)}
+        for j, name in enumerate(("component", "instance", "metric", "label")):
+            names = [g[j] for g in self._gauges]
+            used = sorted({names[i] for i in np.unique(codes).tolist()})  # as pd.Categorical
+            where = {n: k for k, n in enumerate(used)}
+            of_gauge = np.array([where.get(n, -1) for n in names], dtype=np.int32)
+            columns[name] = pd.Categorical.from_codes(
+                of_gauge[codes] if len(codes) else codes, categories=pd.Index(used))
+        columns["value"] = np.array(self._sample_value, dtype=np.float64)
+        return pd.DataFrame(columns)
 
     def _spans(self) -> pd.DataFrame:
         codes = np.array(self.span_instance, dtype=np.int32)

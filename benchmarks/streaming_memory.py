@@ -1,0 +1,125 @@
+"""Peak memory of streaming runs: 10 million requests against 1 million (a benchmark, not a test).
+
+Each run happens in a fresh subprocess, on ``scenarios/p2c.yaml`` (Poisson 44 800/s -> power of
+two -> 8 services x 4 workers) with ``metrics.requests=streaming`` and the duration set to give
+the wanted number of requests. Two measures, each in its own run because tracing changes the
+other:
+
+* ``traced MiB``: peak Python heap allocated during ``simulate()`` (:mod:`tracemalloc`, started
+  after the scenario is loaded), result tables included;
+* ``RSS MiB``: growth of the process's peak resident set during ``simulate()``
+  (``ru_maxrss`` after minus the resident set before), which also sees memory outside the
+  Python heap (numpy buffers are traced too).
+
+A table-mode run of the smallest size is added for comparison (``--no-table`` to skip it).
+The acceptance bound is a 10M/1M ratio of at most 1.5 for streaming.
+
+    .venv/bin/python benchmarks/streaming_memory.py            # 1M and 10M: several minutes
+    .venv/bin/python benchmarks/streaming_memory.py --sizes 100000 1000000   # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SCENARIO = HERE / "scenarios" / "p2c.yaml"
+RATE = 44_800.0  # requests per second in p2c.yaml
+
+
+def child(requests: int, mode: str, measure: str) -> dict[str, object]:
+    """Run once in this process and return the measurements."""
+    import simulator
+
+    duration = requests / RATE
+    overrides = [f"duration={duration!r}", f"metrics.requests={mode}", "metrics.spans=false"]
+    scenario = simulator.load_scenario(SCENARIO, overrides)
+    out: dict[str, object] = {"requests": requests, "mode": mode, "measure": measure}
+    if measure == "traced":
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        results = simulator.simulate(scenario, seed=1)
+        wall = time.perf_counter() - t0
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        out["traced_mib"] = peak / 2**20
+    else:
+        before = _rss_kib()
+        t0 = time.perf_counter()
+        results = simulator.simulate(scenario, seed=1)
+        wall = time.perf_counter() - t0
+        out["rss_mib"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    out["wall_s"] = wall
+    summary = results.summary()
+    row = summary[summary["scope"] == "workload"].iloc[0]
+    out["created_in_window"] = int(row["count"])
+    out["p50_ms"] = float(row["p50"]) * 1e3
+    out["p99_ms"] = float(row["p99"]) * 1e3
+    return out
+
+
+def _rss_kib() -> int:
+    """Current resident set, KiB (Linux ``/proc/self/status``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def run_child(requests: int, mode: str, measure: str) -> dict[str, object]:
+    """Run :func:`child` in a fresh interpreter (same sys.path) and return its result."""
+    code = (f"import sys, json; sys.path[:0] = {sys.path!r}; import streaming_memory as m; "
+            f"print(json.dumps(m.child({requests}, {mode!r}, {measure!r})))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, cwd=HERE)
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure every size in both ways; print a table and the 10M/1M ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000],
+                        help="requests per run (default 1e6 1e7)")
+    parser.add_argument("--no-table", action="store_true",
+                        help="skip the table-mode comparison run")
+    args = parser.parse_args(argv)
+    rows = []
+    plan = [(n, "streaming") for n in args.sizes]
+    if not args.no_table:
+        plan.append((min(args.sizes), "table"))
+    for n, mode in plan:
+        for measure in ("rss", "traced"):
+            print(f"[memory] {mode} {n:,} requests, {measure}", file=sys.stderr, flush=True)
+            rows.append(run_child(n, mode, measure))
+    print(f"{'mode':<10} {'requests':>12} {'traced MiB':>11} {'RSS MiB':>8} {'wall s':>7} "
+          f"{'p50 ms':>7} {'p99 ms':>7}")
+    by: dict[tuple[int, str], dict[str, float]] = {}
+    for r in rows:
+        key = (int(str(r["requests"])), str(r["mode"]))
+        entry = by.setdefault(key, {})
+        for k in ("traced_mib", "rss_mib", "p50_ms", "p99_ms"):
+            if k in r:
+                entry[k] = float(str(r[k]))
+        if r["measure"] == "rss":
+            entry["wall_s"] = float(str(r["wall_s"]))
+    for (n, mode), e in by.items():
+        print(f"{mode:<10} {n:>12,} {e['traced_mib']:>11.2f} {e['rss_mib']:>8.1f} "
+              f"{e['wall_s']:>7.1f} {e['p50_ms']:>7.4f} {e['p99_ms']:>7.4f}")
+    sizes = sorted(args.sizes)
+    if len(sizes) >= 2:
+        small, big = by[sizes[0], "streaming"], by[sizes[-1], "streaming"]
+        print(f"streaming {sizes[-1]:,} / {sizes[0]:,}: traced peak x"
+              f"{big['traced_mib'] / small['traced_mib']:.2f}, RSS growth x"
+              f"{big['rss_mib'] / max(small['rss_mib'], 1e-9):.2f} (bound: 1.5)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -15,12 +15,16 @@ Model
 * Services: a :class:`simpy.Resource` of ``workers`` per service, exponential service time
   with mean ``mean_service``. After its local work the worker looks the key up in the
   service's own LRU cache (``cache_size`` keys, an :class:`collections.OrderedDict`; a
-  lookup takes no simulated time). On a miss it reads the key from the database and puts
-  it in the cache (evicting the least recently used key when full). The worker is held
+  lookup takes no simulated time). On a miss it reads the key from the database and then
+  puts it in the cache (evicting the least recently used key when full); concurrent misses
+  of one key each read the database (no coalescing), and a put of a key already there
+  (loaded meanwhile by another miss) makes it the most recently used. The worker is held
   during the database read (a thread-per-request server).
-* Database: ``shards`` shards, the key's shard is ``hash(key) % shards``; each shard is a
-  :class:`simpy.Resource` of ``connections`` with an exponential query time of mean
-  ``mean_query``.
+* Database: ``shards`` shards, the key's shard is ``hash(key) % shards``, i.e. ``key %
+  shards`` (Python hashes an int to itself); each shard is a :class:`simpy.Resource` of
+  ``connections`` with an exponential query time of mean ``mean_query``. (The framework's
+  ``scheme: mod`` hashes with md5 instead: other keys share a shard, with no measurable
+  effect on latency; see ``benchmarks/README.md``.)
 
 The latency (arrival to completion) of every request that completes before ``duration`` is
 stored. Requests still in flight at ``duration`` are not counted.
@@ -165,9 +169,12 @@ def run(
                 with db[hash(key) % shards].request() as conn:
                     yield conn
                     yield env.timeout(next(query_times))
-                cache[key] = None
-                if len(cache) > cache_size:
-                    cache.popitem(last=False)
+                if key in cache:  # loaded meanwhile by a concurrent miss: a put is a use
+                    cache.move_to_end(key)
+                else:
+                    cache[key] = None
+                    if len(cache) > cache_size:
+                        cache.popitem(last=False)
         outstanding[chosen] -= 1
         latencies.append(env.now - start)
 

@@ -267,10 +267,13 @@ class FaultState:
     """
 
     up: bool
+    env: simpy.Environment
     _faulted: bool
     _slow_factor: float
     _error_probability: float
     _added_latency: Callable[[], float] | None
+    _black_hole: bool
+    _fault_draw: Callable[[], float]
 
     def _init_fault_state(self) -> None:
         self.up = True
@@ -290,6 +293,20 @@ class FaultState:
         else:
             raise ValueError(f"unsupported fault {kind!r}")
         self._update_faulted()
+
+    def _meet_faults(self) -> Generator[simpy.Event, Any, bool]:
+        """What a request arriving while ``_faulted`` meets: ``False`` if it fails here (the
+        instance is down, or the error draw hits; a black hole never answers), else ``True``
+        once any added latency has passed. The caller then applies ``_slow_factor``."""
+        if not self.up:
+            if self._black_hole:
+                yield simpy.Event(self.env)  # never answered: only the caller's timeout ends it
+            return False
+        if self._error_probability and self._fault_draw() < self._error_probability:
+            return False
+        if self._added_latency is not None:
+            yield simpy.Timeout(self.env, self._added_latency())
+        return True
 
     def _update_faulted(self) -> None:
         self._faulted = (not self.up or self._slow_factor != 1.0 or self._error_probability > 0

@@ -806,15 +806,9 @@ class Database(FaultState, Component):
         draw = self._draws.get(op) or self._draw(op, write)
         work = draw() * req.work
         if self._faulted:
-            if not self.up:
-                if self._black_hole:
-                    yield Event(env)  # never answered: only the caller's timeout ends it
+            if not (yield from self._meet_faults()):
                 return self._end(req, op, arrival, math.nan, ERROR)
-            if self._error_probability and self._fault_draw() < self._error_probability:
-                return self._end(req, op, arrival, math.nan, ERROR)
-            if self._added_latency is not None:
-                yield Timeout(env, self._added_latency())
-                arrival = env._now
+            arrival = env._now
             work *= self._slow_factor
         if write:
             return (yield from self._write(req, op, arrival, work))

@@ -281,15 +281,9 @@ class EventStore(FaultState, Component):
         arrival = env._now
         slow = 1.0
         if self._faulted:
-            if not self.up:
-                if self._black_hole:
-                    yield Event(env)  # never answered: only the caller's timeout ends it
+            if not (yield from self._meet_faults()):
                 return self._end(req, op, arrival, math.nan, ERROR)
-            if self._error_probability and self._fault_draw() < self._error_probability:
-                return self._end(req, op, arrival, math.nan, ERROR)
-            if self._added_latency is not None:
-                yield Timeout(env, self._added_latency())
-                arrival = env._now
+            arrival = env._now
             slow = self._slow_factor
         key = req.key
         if key < 0:

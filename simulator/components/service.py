@@ -215,15 +215,9 @@ class Service(FaultState, Component):
         draw = self._draw_by_op.get(op, self._draw) if self._draw_by_op else self._draw
         work = draw() * req.work * self._inv_speed
         if self._faulted:
-            if not self.up:
-                if self._black_hole:
-                    yield Event(env)  # never answered: only the caller's timeout ends it
+            if not (yield from self._meet_faults()):
                 return self._fail(req, op, arrival, math.nan)
-            if self._error_probability and self._fault_draw() < self._error_probability:
-                return self._fail(req, op, arrival, math.nan)
-            if self._added_latency is not None:
-                yield Timeout(env, self._added_latency())
-                arrival = env._now
+            arrival = env._now
             work *= self._slow_factor
         epoch = self._epoch
         if self.busy < self.workers:

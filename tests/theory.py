@@ -1241,6 +1241,21 @@ def ttl_nonreset_hit_ratio(lam_i: npt.ArrayLike, T: float) -> FloatArray:  # noq
     return np.asarray(rate * T / (1.0 + rate * T), dtype=np.float64)
 
 
+
+def ttl_nonreset_fetch_hit_ratio(lam_i: npt.ArrayLike, T: float, d: float) -> FloatArray:  # noqa: N803
+    """Per-object hit ratio of a non-resetting TTL cache whose fills take ``d`` seconds.
+
+    Poisson requests at rate ``lam_i``; a miss starts one fetch (requests arriving while it is
+    in flight wait for it and are misses too: request coalescing); the object is inserted when
+    the fetch returns, for ``T``. A renewal cycle is the fetch, the TTL and the wait for the
+    next request: mean ``d + T + 1/lam``, with ``lam T`` hits among ``1 + lam d + lam T``
+    requests (renewal-reward), so ``h = lam T / (1 + lam (d + T))``. ``d = 0`` is
+    :func:`ttl_nonreset_hit_ratio`.
+    """
+    lam = np.asarray(lam_i, dtype=float)
+    return lam * T / (1.0 + lam * (d + T))
+
+
 def ttl_reset_hit_ratio(lam_i: npt.ArrayLike, T: float) -> FloatArray:  # noqa: N803
     """Per-object hit ratio of a TTL cache whose expiry is reset on every request.
 

@@ -262,8 +262,9 @@ class FaultState:
     """Mixin: the ``slow``, ``error`` and ``latency`` fault state of an instance that serves.
 
     The hot path checks only ``_faulted``; the kind reads ``_slow_factor``,
-    ``_error_probability`` and ``_added_latency`` when it is set. The class using it keeps
-    ``up`` (crash) itself and calls :meth:`_init_fault_state` in its constructor.
+    ``_error_probability`` and ``_added_latency`` when it is set. The class calls
+    :meth:`_init_fault_state` in its constructor and :meth:`_go_down` at the end of its
+    ``crash`` (after dropping what it holds, so that its waiters wake before the crash event's).
     """
 
     up: bool
@@ -274,13 +275,30 @@ class FaultState:
     _added_latency: Callable[[], float] | None
     _black_hole: bool
     _fault_draw: Callable[[], float]
+    _crashable: bool
+    _epoch: int
+    _crash_event: simpy.Event
 
-    def _init_fault_state(self) -> None:
+    def _init_fault_state(self, ctx: BuildContext, name: str) -> None:
         self.up = True
         self._faulted = False
         self._slow_factor = 1.0
         self._error_probability = 0.0
         self._added_latency = None
+        self._crashable = False  # set by prepare_faults when a crash is on the timeline
+        self._black_hole = False
+        self._epoch = 0  # bumped by every crash: work started before it is void
+        self._crash_event = simpy.Event(ctx.env)
+        self._fault_draw = ctx.streams.batched(name, "fault", lambda rng, k: rng.random(k))
+
+    def _go_down(self, black_hole: bool) -> None:
+        """Mark the instance crashed: a new epoch, and whoever races the crash event wakes."""
+        self.up = False
+        self._black_hole = black_hole
+        self._epoch += 1
+        crashed, self._crash_event = self._crash_event, simpy.Event(self.env)
+        crashed.succeed()
+        self._update_faulted()
 
     def set_fault(self, kind: str, value: Any) -> None:
         """Start (value) or end (None) a ``slow``, ``error`` or ``latency`` fault."""

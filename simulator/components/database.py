@@ -522,6 +522,14 @@ class _Node:
         self.last_due = 0.0
         self.held: list[list[Any]] = []  # arrived while it could not apply them
 
+    def take(self, now: float) -> None:
+        """Take a free connection at ``now`` (the caller has checked ``busy < size``)."""
+        self.busy += 1
+        self.in_system += 1
+        self.system_area -= now
+        self.acquired += 1
+        self.busy_area -= now
+
     def lag(self, now: float) -> float:
         """Seconds since the oldest committed write not yet applied here (0 if none)."""
         inflight = self.inflight
@@ -662,12 +670,7 @@ class Database(FaultState, Component):
         self._rec = rec if ctx.record_spans else None
         self._code = rec.instance_code(group, self.name)
         # faults
-        self._init_fault_state()
-        self._crashable = False
-        self._black_hole = False
-        self._epoch = 0
-        self._crash_event = Event(ctx.env)
-        self._fault_draw = ctx.streams.batched(self.name, "fault", lambda rng, k: rng.random(k))
+        self._init_fault_state(ctx, self.name)
         # node crashes and failover
         self._seq = 0  # writes shipped by this shard (a log position)
         self._leader_down = False
@@ -868,11 +871,7 @@ class Database(FaultState, Component):
                 yield Event(self.env)
             return ERROR, math.nan
         if node.busy < node.size:
-            node.busy += 1
-            node.in_system += 1
-            node.system_area -= arrival
-            node.acquired += 1
-            node.busy_area -= arrival
+            node.take(arrival)
             return OK, arrival
         if node.waiting >= self._max_waiting:
             self.rejected_total += 1
@@ -943,11 +942,7 @@ class Database(FaultState, Component):
     def _read(self, node: _Node, req: Request, op: str, arrival: float, work: float
               ) -> Handler:
         if node.busy < node.size and not self._crashable:  # the common case, inlined
-            node.busy += 1
-            node.in_system += 1
-            node.system_area -= arrival
-            node.acquired += 1
-            node.busy_area -= arrival
+            node.take(arrival)
             start = arrival
             yield Timeout(self.env, work)
         else:
@@ -983,11 +978,7 @@ class Database(FaultState, Component):
     def _write(self, req: Request, op: str, arrival: float, work: float) -> Handler:
         leader = self.leader
         if leader.busy < leader.size and not self._crashable:  # the common case, inlined
-            leader.busy += 1
-            leader.in_system += 1
-            leader.system_area -= arrival
-            leader.acquired += 1
-            leader.busy_area -= arrival
+            leader.take(arrival)
             start = arrival
             yield Timeout(self.env, work)
         else:
@@ -1135,14 +1126,9 @@ class Database(FaultState, Component):
         self._crashable = "crash" in kinds
 
     def crash(self, black_hole: bool) -> None:
-        self.up = False
-        self._black_hole = black_hole
-        self._epoch += 1
         for nd in self.nodes:
             self._close(nd)
-        crashed, self._crash_event = self._crash_event, Event(self.env)
-        crashed.succeed()
-        self._update_faulted()
+        self._go_down(black_hole)
 
     def _close(self, nd: _Node) -> None:
         """A node crashes: close its books and fail every request it holds."""

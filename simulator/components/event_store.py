@@ -243,12 +243,7 @@ class EventStore(FaultState, Component):
         self._recorder = rec
         self._rec = rec if ctx.record_spans else None
         self._code = rec.instance_code(group, self.name)
-        self._init_fault_state()
-        self._crashable = False
-        self._black_hole = False
-        self._epoch = 0
-        self._crash_event = Event(ctx.env)
-        self._fault_draw = ctx.streams.batched(self.name, "fault", lambda rng, k: rng.random(k))
+        self._init_fault_state(ctx, self.name)
 
     def wire(self, resolve: Callable[[str], Target]) -> None:
         call = self.params.publish
@@ -290,18 +285,11 @@ class EventStore(FaultState, Component):
             return self._end(req, op, arrival, math.nan, ERROR)
         epoch = self._epoch
         pool = self._pool
-        if pool.free():
-            pool.take(arrival)
-            start = arrival
-        elif pool.full():
-            self.rejected_total += 1
-            return self._end(req, op, arrival, math.nan, REJECTED)
-        else:
-            yield pool.wait(arrival)
-            if self._epoch != epoch:  # woken by a crash, not by a free worker
-                return self._end(req, op, arrival, math.nan, ERROR)
-            start = env._now
-            pool.started(start)
+        status, start = yield from pool.acquire(arrival)
+        if status != OK:
+            if status == REJECTED:
+                self.rejected_total += 1
+            return self._end(req, op, arrival, math.nan, status)
         if op in self._query_ops:
             seen = self.versions.get(key, 0)
             if not (yield from self._sleep(self._load_cost(key, seen, slow), epoch)):
@@ -407,13 +395,8 @@ class EventStore(FaultState, Component):
         self._crashable = "crash" in kinds
 
     def crash(self, black_hole: bool) -> None:
-        self.up = False
-        self._black_hole = black_hole
-        self._epoch += 1
         self._pool.crash()
-        crashed, self._crash_event = self._crash_event, Event(self.env)
-        crashed.succeed()
-        self._update_faulted()
+        self._go_down(black_hole)
 
     def recover(self) -> None:
         self.up = True

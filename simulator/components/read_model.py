@@ -154,10 +154,6 @@ class ReadModel(FaultState, Component):
         self.rebuilding = False
         self._rebuild_generation = 0
         self._replay_rate: float | None = None
-        self._epoch = 0
-        self._crashable = False
-        self._black_hole = False
-        self._crash_event = Event(ctx.env)
         self.applied_total = 0
         self.duplicates_total = 0
         self.gaps_total = 0
@@ -174,7 +170,7 @@ class ReadModel(FaultState, Component):
         self._recorder = rec
         self._rec = rec if ctx.record_spans else None
         self._code = rec.instance_code(group, self.name)
-        self._init_fault_state()
+        self._init_fault_state(ctx, self.name)
 
     def wire(self, resolve: Callable[[str], Target]) -> None:
         store = resolve(self.params.store)
@@ -218,19 +214,13 @@ class ReadModel(FaultState, Component):
             return self._end(req, op, arrival, math.nan, REJECTED)
         epoch = self._epoch
         pool = self._pool
-        if pool.free():
-            pool.take(arrival)
-            start = arrival
-        elif pool.full():
-            self.rejected_total += 1
-            return self._end(req, op, arrival, math.nan, REJECTED)
-        else:
-            yield pool.wait(arrival)
-            if self._epoch != epoch:  # woken by a crash, not by a free worker
+        status, start = yield from pool.acquire(arrival)
+        if status != OK:
+            if status == REJECTED:
+                self.rejected_total += 1
+            else:
                 self.failed_total += 1
-                return self._end(req, op, arrival, math.nan, ERROR)
-            start = env._now
-            pool.started(start)
+            return self._end(req, op, arrival, math.nan, status)
         slow = self._slow_factor
         work = self._apply() * slow if applying else self._read() * req.work * slow
         if self._crashable:
@@ -315,14 +305,9 @@ class ReadModel(FaultState, Component):
         self._crashable = "crash" in kinds
 
     def crash(self, black_hole: bool) -> None:
-        self.up = False
-        self._black_hole = black_hole
-        self._epoch += 1
         self._rebuild_generation += 1  # a replay in progress stops; it resumes on recovery
         self._pool.crash()
-        crashed, self._crash_event = self._crash_event, Event(self.env)
-        crashed.succeed()
-        self._update_faulted()
+        self._go_down(black_hole)
 
     def recover(self) -> None:
         self.up = True

@@ -163,12 +163,7 @@ class Service(FaultState, Component):
         # faults: the hot path checks only ``_faulted`` and ``_crashable``
         self.failed_total = 0
         self.cancelled_total = 0
-        self._init_fault_state()
-        self._crashable = False
-        self._black_hole = False
-        self._epoch = 0
-        self._crash_event = Event(ctx.env)
-        self._fault_draw = ctx.streams.batched(self.name, "fault", lambda rng, k: rng.random(k))
+        self._init_fault_state(ctx, self.name)
 
     def wire(self, resolve: Callable[[str], Target]) -> None:
         def bind(call: CallSpec) -> Bound:
@@ -308,9 +303,6 @@ class Service(FaultState, Component):
 
     def crash(self, black_hole: bool) -> None:
         now = self.env._now
-        self.up = False
-        self._black_hole = black_hole
-        self._epoch += 1
         # close the integrals of everything the crash drops
         self._busy_area += self.busy * now
         self._queue_area += len(self._queue) * now
@@ -321,9 +313,7 @@ class Service(FaultState, Component):
         self._queue.clear()
         for ev in waiting:
             ev.succeed()
-        crashed, self._crash_event = self._crash_event, Event(self.env)
-        crashed.succeed()
-        self._update_faulted()
+        self._go_down(black_hole)
 
     def recover(self) -> None:
         self.up = True

@@ -11,22 +11,24 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
+from typing import Any
 
 import simpy
 from simpy import Event
+
+from simulator.messages import ERROR, OK, REJECTED
 
 
 class WorkerPool:
     """``workers`` workers in front of one FIFO queue of at most ``queue_limit`` waiters.
 
-    Use: ``if pool.free(): pool.take(now)``; else, unless ``pool.full()``,
-    ``ev = pool.wait(now)``, ``yield ev``, ``pool.started(now)``; finally ``pool.release()``.
+    Use: ``status, start = yield from pool.acquire(now)``, then ``pool.release()`` when done.
     A worker freed while requests wait passes straight to the first of them.
     """
 
-    __slots__ = ("_queue", "busy", "busy_area", "env", "in_system", "queue_area", "queue_limit",
-                 "system_area", "workers")
+    __slots__ = ("_queue", "busy", "busy_area", "crashes", "env", "in_system", "queue_area",
+                 "queue_limit", "system_area", "workers")
 
     def __init__(self, env: simpy.Environment, workers: int, queue_limit: int | None) -> None:
         self.env = env
@@ -38,6 +40,24 @@ class WorkerPool:
         self.busy_area = 0.0
         self.queue_area = 0.0
         self.system_area = 0.0
+        self.crashes = 0
+
+    def acquire(self, now: float) -> Generator[Event, Any, tuple[int, float]]:
+        """Get a worker for a request arriving at ``now``: (``OK``, start time), or
+        (``REJECTED``, NaN) when the queue is full, or (``ERROR``, NaN) when a crash emptied the
+        pool while the request waited."""
+        if self.busy < self.workers:
+            self.take(now)
+            return OK, now
+        if len(self._queue) >= self.queue_limit:
+            return REJECTED, math.nan
+        crashes = self.crashes
+        yield self.wait(now)
+        if self.crashes != crashes:  # woken by a crash, not by a free worker
+            return ERROR, math.nan
+        start = self.env._now
+        self.started(start)
+        return OK, start
 
     def free(self) -> bool:
         """Whether a worker is free now."""
@@ -83,6 +103,7 @@ class WorkerPool:
         """Drop every request held (the owner has crashed): close their integrals, wake the
         waiters (which must see the crash and give up without :meth:`started`), free all."""
         now = self.env._now
+        self.crashes += 1
         self.busy_area += self.busy * now
         self.queue_area += len(self._queue) * now
         self.system_area += self.in_system * now

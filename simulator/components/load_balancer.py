@@ -222,9 +222,11 @@ class LoadBalancer(Component):
         self._uniform = batched(self._rng, lambda rng, k: rng.random(k))
         self._pick = getattr(self, f"_pick_{p.strategy}")()
         timed = p.strategy in ("peak_ewma", "least_response_time")
-        if p.strategy == "geo":
-            self.handle = self._handle_geo  # type: ignore[method-assign]
-        elif timed or p.outlier_detection is not None:
+        # what a timed reply teaches: per backend (peak EWMA...), or per client and backend
+        # region (geo, successes only)
+        self._learn: Callable[[int, Request, int, float], None] = (
+            self._learn_geo if p.strategy == "geo" else self._learn_backend)
+        if timed or p.strategy == "geo" or p.outlier_detection is not None:
             self.handle = self._handle_watched  # type: ignore[method-assign]
 
     def start(self) -> None:
@@ -260,27 +262,17 @@ class LoadBalancer(Component):
         t0 = self.env._now
         status = yield from self._handlers[i](req, op)
         out[i] -= 1
-        self._observe(i, self.env._now - t0)
+        self._learn(i, req, status, self.env._now - t0)
         if self.params.outlier_detection is not None:
             self._watch(i, status)
         return status
 
-    def _handle_geo(self, req: Request, op: str) -> Handler:
-        """``handle`` of ``geo``: measures reply times per client and backend region."""
-        if not self.up:
-            return (yield from self._down())
-        i = self._pick(req)
-        out = self.outstanding
-        out[i] += 1
-        self.routed[i] += 1
-        t0 = self.env._now
-        status = yield from self._handlers[i](req, op)
-        out[i] -= 1
+    def _learn_backend(self, i: int, req: Request, status: int, rtt: float) -> None:
+        self._observe(i, rtt)
+
+    def _learn_geo(self, i: int, req: Request, status: int, rtt: float) -> None:
         if status == OK:
-            self._geo_observe(req.region, self._backend_region[i], self.env._now - t0)
-        if self.params.outlier_detection is not None:
-            self._watch(i, status)
-        return status
+            self._geo_observe(req.region, self._backend_region[i], rtt)
 
     def _down(self) -> Handler:
         if self._black_hole:

@@ -437,11 +437,12 @@ def _kinds(args: argparse.Namespace) -> int:
 
     from simulator.registry import kinds
 
-    for kind, cls in kinds().items():
-        doc = (cls.__doc__ or "").strip().splitlines()[0]
+    for kind, declared in kinds().items():
+        doc = declared.summary or (declared.component_class().__doc__ or "").strip(
+            ).splitlines()[0]
         print(f"{kind}: {doc}")
         rows = []
-        for name, f in cls.Params.model_fields.items():
+        for name, f in declared.params.model_fields.items():
             if name == "kind":
                 continue
             text = type_text(f.annotation, f.metadata)

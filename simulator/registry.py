@@ -1,47 +1,144 @@
-"""The only place where a component ``kind`` string becomes a class.
+"""The registered component kinds: the only place a ``kind`` string becomes a declaration.
 
-Component classes register themselves with :func:`register`; the scenario layer validates each
-component's parameters with the class's ``Params`` model; the topology builds instances through
-:func:`component_class`. Nothing else names a kind.
+Built-in kinds are the packages listed in :data:`BUILTIN`; third-party kinds register through
+the ``simulator.kinds`` entry-point group (``name = "package.module:KIND"``), loaded in every
+process that asks the registry anything (forkserver and Dask workers included), or by calling
+:func:`register` with a :class:`~simulator.kind.Kind`. Each registration bumps
+:func:`generation`, which invalidates the scenario model built from the kinds.
+
+Importing this module, or loading the declarations, imports no SimPy and no pandas: a kind's
+component class is imported when the topology first builds one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+import importlib
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from simulator.kind import DerivedTable, Kind, Plot, RawTable, TimelineEvent, load
 
 if TYPE_CHECKING:
     from simulator.components.base import Component
 
-C = TypeVar("C", bound="type[Component]")
+#: Packages of the built-in kinds, in the order their tables, sections and plots appear.
+BUILTIN = (
+    "simulator.components.service",
+    "simulator.components.load_balancer",
+    "simulator.components.queue",
+    "simulator.components.pubsub",
+    "simulator.components.consumer",
+    "simulator.components.cache",
+    "simulator.components.cdn",
+    "simulator.components.database",
+    "simulator.components.event_store",
+    "simulator.components.read_model",
+)
+ENTRY_POINT_GROUP = "simulator.kinds"
 
-_KINDS: dict[str, type[Component]] = {}
+_KINDS: dict[str, Kind] = {}
+_state = {"generation": 0, "loaded": False}
 
-
-def register(kind: str) -> Callable[[C], C]:
-    """Class decorator registering a component class under ``kind``."""
-
-    def deco(cls: C) -> C:
-        if kind in _KINDS and _KINDS[kind] is not cls:
-            raise ValueError(f"component kind {kind!r} registered twice")
-        cls.kind = kind
-        _KINDS[kind] = cls
-        return cls
-
-    return deco
-
-
-def _load_builtin() -> None:
-    import simulator.components  # noqa: F401  (registers the built-in kinds)
-
-
-def component_class(kind: str) -> type[Component]:
-    """Return the class registered under ``kind`` (KeyError if none)."""
-    _load_builtin()
-    return _KINDS[kind]
+C = TypeVar("C")
 
 
-def kinds() -> dict[str, type[Component]]:
-    """Return every registered kind and its class, sorted by kind."""
-    _load_builtin()
-    return dict(sorted(_KINDS.items()))
+def register(kind: Kind | str) -> Any:
+    """Register a kind; return it.
+
+    ``register(Kind(...))`` is the plug-in interface. ``@register("name")`` on a component
+    class is a shorthand that declares a kind from the class's ``Params`` and
+    ``supported_faults`` (nothing else).
+    """
+    if isinstance(kind, str):
+        name = kind
+
+        def deco(cls: C) -> C:
+            register(Kind(name=name, params=cls.Params,  # type: ignore[attr-defined]
+                          component=cls,  # type: ignore[arg-type]
+                          faults=frozenset(getattr(cls, "supported_faults", ())),
+                          spans_regions=getattr(cls, "spans_regions", True)))
+            return cls
+
+        return deco
+    old = _KINDS.get(kind.name)
+    if old is not None and old is not kind and old.component != kind.component:
+        raise ValueError(f"component kind {kind.name!r} registered twice")
+    _KINDS[kind.name] = kind
+    _state["generation"] += 1
+    return kind
+
+
+def unregister(name: str) -> None:
+    """Remove a registered kind (tests of plug-ins clean up with it)."""
+    _load_all()
+    del _KINDS[name]
+    _state["generation"] += 1
+
+
+def _load_all() -> None:
+    if _state["loaded"]:
+        return
+    _state["loaded"] = True
+    for module in BUILTIN:
+        declared = getattr(importlib.import_module(module), "KIND", None)
+        if declared is not None:  # (a module without KIND registers its class itself)
+            register(declared)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        kind = ep.load()
+        register(kind() if callable(kind) and not isinstance(kind, Kind) else kind)
+
+
+def generation() -> int:
+    """A number that changes whenever a kind registers (caches of the kinds key on it)."""
+    _load_all()
+    return _state["generation"]
+
+
+def kinds() -> dict[str, Kind]:
+    """Every registered kind's declaration, built-ins first in :data:`BUILTIN` order."""
+    _load_all()
+    return dict(_KINDS)
+
+
+def kind(name: str) -> Kind:
+    """The declaration of ``name`` (KeyError if none)."""
+    _load_all()
+    return _KINDS[name]
+
+
+def component_class(name: str) -> type[Component]:
+    """The component class of kind ``name`` (imported on first use; KeyError if none)."""
+    return kind(name).component_class()  # type: ignore[no-any-return]
+
+
+def raw_tables() -> dict[str, RawTable]:
+    """Every raw table the kinds declare, by name."""
+    return {t.name: t for k in kinds().values() for t in k.tables}
+
+
+def derived_tables() -> dict[str, DerivedTable]:
+    """Every derived table: the run's own (:data:`CORE_DERIVED`), then each kind's."""
+    out = {t.name: t for t in load(CORE_DERIVED)}
+    out.update({t.name: t for k in kinds().values() for t in k.derived})
+    return out
+
+
+def plots() -> dict[str, Plot]:
+    """Every plot: the run's own (:data:`CORE_PLOTS`), then each kind's."""
+    out = {p.name: p for p in load(CORE_PLOTS)}
+    out.update({p.name: p for k in kinds().values() for p in k.plots})
+    return out
+
+
+def timeline_events() -> list[type[TimelineEvent]]:
+    """Every timeline event model the kinds declare (each once)."""
+    return list(dict.fromkeys(e for k in kinds().values() for e in k.events))
+
+
+#: Derived tables and plots that belong to no kind (the summary, regions, breakers, recovery).
+CORE_DERIVED = "simulator.analysis.tables:CORE_DERIVED"
+CORE_PLOTS = "simulator.analysis.plots:CORE_PLOTS"
+
+__all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "Kind", "component_class",
+           "derived_tables", "generation", "kind", "kinds", "plots", "raw_tables", "register", "unregister",
+           "timeline_events"]

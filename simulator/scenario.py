@@ -193,10 +193,17 @@ class Scenario(BaseModel):
         return bool(self.metrics.spans)
 
 
-@functools.cache
 def scenario_model() -> type[Scenario]:
-    """Return the validating Scenario model, with a member per registered component kind."""
-    members = tuple(cls.Params for cls in registry.kinds().values())
+    """Return the validating Scenario model, with a member per registered component kind.
+
+    Built once per :func:`simulator.registry.generation`: a kind registered later (a plug-in)
+    gets a new model."""
+    return _model_for(registry.generation())
+
+
+@functools.cache
+def _model_for(generation: int) -> type[Scenario]:
+    members = tuple(k.params for k in registry.kinds().values())
     union = Annotated[Union[members], Field(discriminator="kind")]  # type: ignore[valid-type]  # noqa: UP007
     model: type[Scenario] = create_model(
         "Scenario",
@@ -658,8 +665,9 @@ def _check_faults(
         if index is not None and index >= count:
             yield problem(i, "target", f"{group!r} has {count} replica(s): "
                           f"{fault.target!r} does not exist")
-        supported = registry.component_class(params.kind).supported_faults
-        if fault.kind not in supported:
+        declared = registry.kind(params.kind)
+        supported = declared.faults | {e.model_fields["kind"].default for e in declared.events}
+        if not declared.takes(fault.kind):
             yield problem(i, "kind", f"a {params.kind} does not support {fault.kind} faults"
                           + (f" (supported: {', '.join(sorted(supported))})" if supported
                              else ""))
@@ -688,7 +696,7 @@ def _check_regions(
                           f"lists {len(region)} region(s) but there are {params.replicas} "
                           "instances; give one region, or one per instance")
         elif (isinstance(region, list) and len(set(region)) > 1
-              and not registry.component_class(params.kind).spans_regions):
+              and not registry.kind(params.kind).spans_regions):
             yield problem(("components", cname, "region"),
                           f"a {params.kind} cannot spread its instances over regions; "
                           "place it in one region")

@@ -23,7 +23,6 @@ from simulator import registry
 from simulator.components.base import BuildContext, Component, ComponentParams, Handler
 from simulator.components.cache import make_policy
 from simulator.messages import OK, Request
-from simulator.scenario import scenario_model
 from tests.conftest import run
 
 try:
@@ -88,14 +87,11 @@ class VersionedStore(Component):
 @pytest.fixture
 def store_kind() -> Iterator[None]:
     """Register ``kind: versioned_store`` for one test."""
-    registry.kinds()  # load the built-in kinds first
-    registry._KINDS["versioned_store"] = VersionedStore
-    scenario_model.cache_clear()
+    registry.register("versioned_store")(VersionedStore)
     try:
         yield
     finally:
-        del registry._KINDS["versioned_store"]
-        scenario_model.cache_clear()
+        registry.unregister("versioned_store")
 
 
 def gauge(r: simulator.Results, metric: str, component: str = "cache") -> float:

@@ -144,8 +144,8 @@ def test_kinds_lists_parameters_types_and_defaults(capsys: pytest.CaptureFixture
     out = run_ok(capsys, "kinds")
     blocks = {b.split(":", 1)[0]: b for b in out.strip().split("\n\n")}
     assert set(blocks) == set(kinds())
-    for kind, cls in kinds().items():
-        for name, f in cls.Params.model_fields.items():
+    for kind, declared in kinds().items():
+        for name, f in declared.params.model_fields.items():
             if name != "kind":
                 assert f"    {f.alias or name} " in blocks[kind], (kind, name)
     for noise in ("typing.", "Literal[", "Annotated[", "Union[", "<class", "simulator."):

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import simpy
-from pydantic import BaseModel, ConfigDict, Field
 
+from simulator.components.params import ComponentParams as ComponentParams
+from simulator.components.params import KeyPath as KeyPath
 from simulator.regions import placement
 
 if TYPE_CHECKING:
@@ -27,65 +28,8 @@ if TYPE_CHECKING:
     from simulator.metrics.recorder import Recorder
     from simulator.rng import Streams
 
-KeyPath = tuple[str | int, ...]
 Handler = Generator[simpy.Event, Any, int]
 """What ``handle`` returns: a generator yielding SimPy events and returning a status code."""
-
-
-class ComponentParams(BaseModel):
-    """Parameters every component kind accepts.
-
-    Parameters
-    ----------
-    kind
-        The registered kind.
-    replicas
-        Number of identical instances, named ``name[0]`` ... ``name[n-1]``. A reference to
-        ``name`` means the whole group.
-    region
-        Where the instances run (a region of the scenario's ``regions`` block): one region for
-        every instance, or a list with one region per replica. Omitted: everywhere (calls to
-        it cross no link; see :mod:`simulator.components.network`).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: str
-    replicas: int = Field(1, ge=1, le=100_000, description="Number of instances.")
-    region: str | list[str] | None = Field(None, description="Region of every instance, or "
-                                                             "one per replica.")
-    #: Why nothing may call this kind (a reference to it is an error), or None if it takes calls.
-    refuses_calls: ClassVar[str | None] = None
-    #: Whether its entries can be served by a ``fallback: {kind: stale}`` (a cache).
-    keeps_entries: ClassVar[bool] = False
-
-    def references(self) -> Iterable[tuple[KeyPath, str]]:
-        """Yield (key path inside this component, name of a referenced component)."""
-        return ()
-
-    def regions_used(self) -> Iterable[tuple[KeyPath, str]]:
-        """Yield (key path inside this component, region name) of every region it names;
-        the scenario checks each against its ``regions`` block."""
-        if isinstance(self.region, list):
-            for i, name in enumerate(self.region):
-                yield ("region", i), name
-        elif self.region is not None:
-            yield ("region",), self.region
-
-    def cross_check(self, components: dict[str, ComponentParams]) -> Iterable[tuple[KeyPath, str]]:
-        """Yield (key path, message) for problems that depend on other components.
-
-        Called only once every reference is known to exist.
-        """
-        return ()
-
-    def check_fault(self, fault: Any) -> Iterable[tuple[str, str]]:
-        """Yield (key of the fault, message) for a timeline event aimed at this component that
-        it cannot take (called once the event's kind is known to be supported)."""
-        if getattr(fault, "node", None) is not None:
-            return [("node", f"a {self.kind} has no nodes to crash one by one; remove node "
-                             "(it applies to a database shard's leader or followers)")]
-        return ()
 
 
 class Target(Protocol):

@@ -108,7 +108,7 @@ def kind(name: str) -> Kind:
 
 def component_class(name: str) -> type[Component]:
     """The component class of kind ``name`` (imported on first use; KeyError if none)."""
-    return kind(name).component_class()  # type: ignore[no-any-return]
+    return kind(name).component_class()
 
 
 def raw_tables() -> dict[str, RawTable]:
@@ -139,6 +139,18 @@ def timeline_events() -> list[type[TimelineEvent]]:
 CORE_DERIVED = "simulator.analysis.tables:CORE_DERIVED"
 CORE_PLOTS = "simulator.analysis.plots:CORE_PLOTS"
 
-__all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "Kind", "component_class",
-           "derived_tables", "generation", "kind", "kinds", "plots", "raw_tables", "register", "unregister",
-           "timeline_events"]
+__all__ = [
+    "BUILTIN",
+    "ENTRY_POINT_GROUP",
+    "Kind",
+    "component_class",
+    "derived_tables",
+    "generation",
+    "kind",
+    "kinds",
+    "plots",
+    "raw_tables",
+    "register",
+    "timeline_events",
+    "unregister",
+]

@@ -14,11 +14,9 @@ import sys
 import textwrap
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
-
-import pandas as pd
 
 from simulator.errors import ScenarioError, TopologyError
 
@@ -126,45 +124,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{scenario.name}: {n} requests in {scenario.duration:g}s simulated "
           f"(seed {results.seed}, warm-up {results.window[0]:g}s) "
           f"in {results.wall_seconds:.2f}s wall time")
-    print()
-    print(format_summary(results.summary()))
-    share = results.backend_share()
-    if not share.empty:
-        print()
-        print("per-backend share")
-        print(share.to_string(index=False, formatters={"share": "{:.1%}".format}))
-    queues = results.queue_summary()
-    if not queues.empty:
-        print("\nqueues (e2e: enqueue to acknowledgement; times in seconds)")
-        print(format_queue_summary(queues))
-    caches = results.cache_summary()
-    if not caches.empty:
-        print("\ncaches (measured window; workload rows: the first cache on each request's path)")
-        print(format_cache_summary(caches))
-    _print_data_tier(results)
-    if scenario.regions is not None:
-        from simulator.analysis.regions import format_region_summary
-
-        regions = results.region_summary()
-        if not regions.empty:
-            print("\nclient regions (latency of successful requests; failovers by geo "
-                  "balancers)")
-            print(format_region_summary(regions))
-    _print_cdn(results)
-    _print_event_sourcing(results)
-    breakers = results.breakers()
-    if not breakers.empty:
-        print("\ncircuit breakers (seconds in each state over the measured window)")
-        print(breakers.to_string(index=False, float_format="{:.1f}".format))
-    if scenario.faults and results.streaming:
-        print("\nfaults and recovery: not available with metrics.requests: streaming "
-              "(recovery needs one row per request)")
-    elif scenario.faults:
-        recovery = results.recovery()
-        print("\nfaults and recovery (recovery_time after the fault ends, seconds)")
-        print(recovery.to_string(index=False, float_format="{:.3g}".format,
-                                 formatters={"recovered": lambda v: "yes" if v else
-                                             "did not recover"}))
+    print_tables(results)
     if args.out is not None:
         try:
             path = results.write(args.out, fmt=args.format, plots=args.plots)
@@ -258,155 +218,24 @@ def _out_problem(out: Path) -> str | None:
     return None
 
 
-def format_summary(summary: pd.DataFrame) -> str:
-    """Render a summary table for a terminal: latencies in ms, ratios in %.
+def print_tables(results: Any) -> None:
+    """Print every derived table the run has, each under its title (the summary first)."""
+    from simulator import registry
+    from simulator.metrics.streaming import StreamingUnavailableError
 
-    Columns that say nothing in this run (a ratio that is zero everywhere, attempts that are
-    all 1) are left out of the printout; the tables written to disk keep every column.
-    """
-    df = summary.copy()
-    for col in ("rejection_ratio", "timeout_ratio", "fallback_ratio", "stale_ratio"):
-        if col in df and df[col].fillna(0).eq(0).all():
-            df = df.drop(columns=col)
-    if df["attempts"].fillna(1).eq(1).all():
-        df = df.drop(columns="attempts")
-    for col in ("mean", "p50", "p95", "p99", "p999"):
-        df[col] = df[col] * 1e3
-    df = df.rename(columns={c: f"{c}_ms" for c in ("mean", "p50", "p95", "p99", "p999")})
-    fmt: dict[str, Callable[[Any], str]] = {}
-    for c in ("error_ratio", "rejection_ratio", "timeout_ratio", "fallback_ratio",
-              "utilisation", "stale_ratio"):
-        fmt[c] = lambda v: "-" if pd.isna(v) else f"{v:.2%}"
-    fmt["attempts"] = lambda v: "-" if pd.isna(v) else f"{v:.2f}"
-    for c in ("throughput", "goodput"):
-        fmt[c] = "{:.1f}".format
-    for c in ("mean", "p50", "p95", "p99", "p999"):
-        fmt[f"{c}_ms"] = lambda v: "-" if pd.isna(v) else f"{v:.3f}"
-    return df.to_string(index=False, na_rep="-", formatters=fmt)
-
-
-def format_queue_summary(queues: pd.DataFrame) -> str:
-    """Render a queue summary for a terminal: counts as integers, times to 3 digits."""
-    fmt: dict[str, Callable[[Any], str]] = {}
-    for c in queues.columns:
-        if c.startswith(("e2e_", "oldest_age", "depth_mean")):
-            fmt[c] = lambda v: "-" if pd.isna(v) else f"{v:.3g}"
-        elif c in ("depth_max", "lag_max", "lag_end"):
-            fmt[c] = lambda v: "-" if pd.isna(v) else f"{v:.0f}"
-    return queues.to_string(index=False, na_rep="-", formatters=fmt)
-
-
-def _print_data_tier(results: Any) -> None:
-    """Print the per-shard load, replication and resharding tables of a run with databases."""
-    shards = results.shard_summary()
-    if not shards.empty:
-        print("\nper-shard load (measured window; skew = busiest shard / mean shard)")
-        print(shards.to_string(index=False, formatters={
-            "share": "{:.1%}".format, "skew": "{:.3f}".format,
-            "hottest": lambda v: "hottest" if v else ""}))
-    replication = results.replication_summary()
-    if not replication.empty:
-        print("\ndatabases: staleness, replica lag and pool waits (times in ms)")
-        df = replication.copy()
-        for c in ("lag_mean", "lag_p50", "lag_p95", "lag_p99", "lag_max", "pool_wait_mean",
-                  "pool_wait_p99"):
-            df[c] = df[c] * 1e3
-        fmt: dict[str, Callable[[Any], str]] = {
-            c: (lambda v: "-" if pd.isna(v) else f"{v:.2%}")
-            for c in ("stale_read_ratio", "pool_timeout_ratio")}
-        print(df.to_string(index=False, na_rep="-", formatters=fmt,
-                           float_format="{:.3g}".format))
-    failovers = results.failovers()
-    if not failovers.empty:
-        print("\ndatabase failovers (write_unavailability: seconds from the leader's crash to "
-              "the promotion; lost_writes: acknowledged, gone)")
-        print(failovers.to_string(index=False, float_format="{:.3f}".format))
-    reshards = results.reshards()
-    if not reshards.empty:
-        print("\nresharding (moved: fraction of the key space whose shard changed)")
-        print(reshards.to_string(index=False, na_rep="-", formatters={
-            c: "{:.2%}".format for c in ("moved_ratio", "moved_to_new_ratio",
-                                         "seen_moved_ratio")}))
-
-
-def _print_cdn(results: Any) -> None:
-    """Print the per-edge table of a run with a CDN (and latency by client region)."""
-    edges = results.cdn_summary()
-    if edges.empty:
-        return
-    print("\nCDN edges (measured window; offload = 1 - origin fetches / requests; latency: "
-          "users' end to end, ms)")
-    print(format_cdn_summary(edges))
-    regions = results.cdn_latency()
-    req = results.requests
-    if not regions.empty and "region" in req.columns and (req["region"].astype(str) != "").any():
-        print("\nCDN latency by client region (ms)")
-        print(format_cdn_summary(regions))
-
-
-def format_cdn_summary(table: pd.DataFrame) -> str:
-    """Render a CDN table for a terminal: ratios in %, latencies in ms, counts as integers."""
-    df = table.copy()
-    for col in ("coalesced", "bypassed", "failed"):
-        if col in df and df[col].fillna(0).eq(0).all():
-            df = df.drop(columns=col)
-    fmt: dict[str, Callable[[Any], str]] = {}
-    for c in df.columns:
-        if c.endswith(("_ratio", "_offload")):
-            fmt[c] = lambda v: "-" if pd.isna(v) else f"{v:.2%}"
-        elif c.startswith("latency_"):
-            df[c] = df[c] * 1e3
-            fmt[c] = lambda v: "-" if pd.isna(v) else f"{v:.3g}"
-        elif c == "mean_entries":
-            fmt[c] = lambda v: "-" if pd.isna(v) else f"{v:.1f}"
-    df = df.rename(columns={c: f"{c}_ms" for c in df.columns if c.startswith("latency_")})
-    fmt = {(f"{c}_ms" if c.startswith("latency_") else c): f for c, f in fmt.items()}
-    return df.to_string(index=False, na_rep="-", formatters=fmt)
-
-
-def _print_event_sourcing(results: Any) -> None:
-    """Print the event stores' conflicts and rebuild costs, and the read models' lag and
-    staleness, of a run that has them."""
-    stores = results.event_sourcing_summary()
-    if not stores.empty:
-        print("\nevent stores (measured window; rebuild = aggregate load time, in ms)")
-        df = stores.copy()
-        for c in ("rebuild_mean", "rebuild_p50", "rebuild_p99", "rebuild_max"):
-            df[c] = df[c] * 1e3
-        fmt: dict[str, Callable[[Any], str]] = {
-            c: (lambda v: "-" if pd.isna(v) else f"{v:.2%}")
-            for c in ("conflict_ratio", "failed_ratio")}
-        print(df.to_string(index=False, na_rep="-", float_format="{:.3g}".format,
-                           formatters=fmt))
-    models = results.projection_summary()
-    if not models.empty:
-        print("\nread models (measured window; projection lag = commit to applied, in ms)")
-        df = models.copy()
-        for c in ("lag_mean", "lag_p50", "lag_p95", "lag_p99", "lag_max"):
-            df[c] = df[c] * 1e3
-        print(df.to_string(index=False, na_rep="-", float_format="{:.3g}".format, formatters={
-            "stale_read_ratio": lambda v: "-" if pd.isna(v) else f"{v:.2%}"}))
-    rebuilds = results.rebuilds()
-    if not rebuilds.empty:
-        print("\nprojection rebuilds (seconds; end '-': not caught up by the end of the run)")
-        print(rebuilds.to_string(index=False, na_rep="-", float_format="{:.3g}".format))
-
-
-def format_cache_summary(caches: pd.DataFrame) -> str:
-    """Render a cache summary for a terminal: ratios in %, counts as integers."""
-    df = caches.copy()
-    for col in ("coalesced", "evictions", "expirations", "writes", "lost_writes"):
-        if df[col].fillna(0).eq(0).all():
-            df = df.drop(columns=col)
-    fmt: dict[str, Callable[[Any], str]] = {}
-    for c in df.columns:
-        if c.endswith("_ratio"):
-            fmt[c] = lambda v: "-" if pd.isna(v) else f"{v:.2%}"
-        elif c == "mean_entries":
-            fmt[c] = lambda v: "-" if pd.isna(v) else f"{v:.1f}"
-        elif c not in ("scope", "name"):
-            fmt[c] = lambda v: "-" if pd.isna(v) else f"{v:.0f}"
-    return df.to_string(index=False, na_rep="-", formatters=fmt)
+    for declared in registry.derived_tables().values():
+        if not declared.available(results):
+            continue
+        try:
+            table = declared.table(results)
+        except StreamingUnavailableError:
+            if declared.applies is not None:  # it applies, but needs one row per request
+                print(f"\n{declared.title}: not available with metrics.requests: streaming "
+                      "(it needs one row per request)")
+            continue
+        if not table.empty:
+            print(f"\n{declared.title}" if declared.title else "")
+            print(declared.text(table))
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -97,6 +97,12 @@ class DerivedTable:
         default: ``DataFrame.to_string``.
     always
         Written and shown even when empty.
+    applies
+        ``"module:function"``: ``function(results) -> bool``, whether the run has what the
+        table describes (omitted: it does when the table is not empty). A table that applies
+        but needs the requests table is reported as unavailable in a streaming run.
+    section
+        Where the report shows it: ``"tables"`` (after the summary) or ``"diagnostics"``.
     """
 
     name: str
@@ -104,6 +110,12 @@ class DerivedTable:
     title: str
     format: str | None = None
     always: bool = False
+    applies: str | None = None
+    section: str = "tables"
+
+    def available(self, results: Any) -> bool:
+        """Whether the run has what the table describes (before computing it)."""
+        return self.applies is None or bool(load(self.applies)(results))
 
     def table(self, results: Any) -> Any:
         """Compute the table of ``results``."""
@@ -146,6 +158,8 @@ class TimelineEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     at: Duration = Field(ge=0, description="When it happens.")
+    target: str = Field(description="The component it acts on (``name[i]``: one instance, "
+                                    "where the event allows it).")
     #: whether the target may name one instance (``cache[2]``) rather than the whole component
     instance_target: ClassVar[bool] = False
 

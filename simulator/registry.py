@@ -117,10 +117,11 @@ def raw_tables() -> dict[str, RawTable]:
 
 
 def derived_tables() -> dict[str, DerivedTable]:
-    """Every derived table: the run's own (:data:`CORE_DERIVED`), then each kind's."""
-    out = {t.name: t for t in load(CORE_DERIVED)}
-    out.update({t.name: t for k in kinds().values() for t in k.derived})
-    return out
+    """Every derived table, in the order ``simulator run`` prints them: the run's own
+    (:data:`CORE_DERIVED`), each kind's, then the diagnostics of all."""
+    every = [*load(CORE_DERIVED), *(t for k in kinds().values() for t in k.derived)]
+    ordered = sorted(every, key=lambda t: t.section == "diagnostics")  # stable
+    return {t.name: t for t in ordered}
 
 
 def plots() -> dict[str, Plot]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -9,16 +10,17 @@ import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from simulator.analysis.diagnostics import breaker_summary, fault_recovery
-from simulator.analysis.summary import backend_share, queue_summary, summarize
+from simulator import registry
+from simulator.analysis.summary import summarize
+from simulator.metrics.schema import TABLES as CORE_TABLES
 from simulator.metrics.streaming import (
+    STREAMING_TABLES,
     StreamingUnavailableError,
-    cache_workload_rows,
     latency_quantiles,
     summarize_streaming,
     window_detail,
@@ -28,14 +30,24 @@ if TYPE_CHECKING:
     from simulator.analysis.plots import PlotAccessor
     from simulator.scenario import Scenario
 
-TABLE_NAMES = ("requests", "spans", "samples", "events", "messages", "commands", "projections")
-#: Tables computed from those over the measured window, each by the ``Results`` method of the
-#: same name: what ``write`` saves beside the raw tables (``summary`` and ``backend_share``
-#: always, the others when the run has what they describe) and what experiments can collect.
-DERIVED_TABLES = ("summary", "backend_share", "queue_summary", "cache_summary", "cdn_summary",
-                  "cdn_latency", "shard_summary", "replication_summary", "reshards",
-                  "failovers", "region_summary", "breakers", "recovery",
-                  "event_sourcing_summary", "projection_summary", "rebuilds")
+
+
+def table_names() -> list[str]:
+    """The raw tables of every run: the core ones, then those the kinds declare."""
+    return [*CORE_TABLES, *registry.raw_tables()]
+
+
+def derived_table_names() -> list[str]:
+    """The derived tables (computed from the raw ones over the measured window): what
+    ``Results.write`` saves beside the raw tables (those declared ``always``, the others when
+    not empty) and what experiments can collect."""
+    return list(registry.derived_tables())
+
+
+def schemas() -> dict[str, dict[str, tuple[str, str]]]:
+    """``{table: {column: (dtype, doc)}}`` of every raw table (streaming ones included)."""
+    declared = {name: t.schema() for name, t in registry.raw_tables().items()}
+    return {**CORE_TABLES, **declared, **STREAMING_TABLES}
 
 
 @dataclass
@@ -49,8 +61,11 @@ class Results:
     seed, replication
         What the random streams were derived from.
     tables
-        ``requests``, ``spans``, ``samples``, ``events`` and ``messages`` (see
-        :mod:`simulator.metrics.schema`).
+        ``requests``, ``spans``, ``samples``, ``events`` (see :mod:`simulator.metrics.schema`)
+        and the tables the kinds declare; each is also an attribute (``results.spans``).
+
+    Every derived table the kinds declare is a method of the same name
+    (``results.<name>()``), and :meth:`derived` computes any of them by name.
     wall_seconds
         Wall-clock time the run took (informational; never part of the tables).
     """
@@ -132,28 +147,33 @@ class Results:
         """State changes."""
         return self.tables["events"]
 
-    @property
-    def messages(self) -> pd.DataFrame:
-        """One row per message stored in a queue or topic subscription (or refused)."""
-        return self._table("messages")
-
-    @property
-    def commands(self) -> pd.DataFrame:
-        """One row per load-decide-append attempt of an event store."""
-        return self._table("commands")
-
-    @property
-    def projections(self) -> pd.DataFrame:
-        """One row per event applied by a read model (live or replayed by a rebuild)."""
-        return self._table("projections")
-
     def _table(self, name: str) -> pd.DataFrame:
         if name not in self.tables:  # results assembled before the table existed
-            from simulator.metrics.schema import TABLES
-
-            return pd.DataFrame({c: pd.Series(dtype=d) for c, (d, _) in
-                                 TABLES[name].items()})
+            return _empty(name)
         return self.tables[name]
+
+    def derived(self, name: str) -> pd.DataFrame:
+        """The derived table ``name`` (see :func:`derived_table_names`) of this run."""
+        try:
+            table = registry.derived_tables()[name]
+        except KeyError:
+            raise KeyError(f"no derived table {name!r}; there are: "
+                           f"{', '.join(derived_table_names())}") from None
+        return table.table(self)
+
+    def __getattr__(self, name: str) -> Any:
+        """A raw table (``results.<table>``) or derived table (``results.<name>()``) that a
+        registered kind declares."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in registry.raw_tables():
+            return self._table(name)
+        if name in registry.derived_tables():
+            return functools.partial(self.derived, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *registry.raw_tables(), *derived_table_names()})
 
     @property
     def window(self) -> tuple[float, float]:
@@ -185,140 +205,20 @@ class Results:
         """
         t0, t1 = self.window
         if self.streaming:
-            self._check_streamed_window()
+            self.check_streamed_window()
             return summarize_streaming(self.request_stats, self.latency_histogram,
                                        self.scenario.metrics.latency_error, t1 - t0)
         return summarize(self.requests, self.spans, self.samples, t0, t1)
 
-    def _check_streamed_window(self) -> None:
-        """A streaming run counted the window it ran with; another cannot be applied later."""
+    def check_streamed_window(self) -> None:
+        """Raise if this run streamed a window other than :attr:`window` (kinds' tables call
+        it before using the streamed counters).
+
+        A streaming run counted the window it ran with; another cannot be applied later."""
         events = self.events
         ran = events[events["event"].astype(str) == "streamed_window"]
         if len(ran) and str(ran["detail"].iloc[0]) != window_detail(*self.window):
             raise StreamingUnavailableError("a measured window other than the run's own")
-
-    def backend_share(self) -> pd.DataFrame:
-        """Share of requests each balancer sent to each backend in the measured window."""
-        t0, t1 = self.window
-        return backend_share(self.samples, t0, t1)
-
-    def queue_summary(self) -> pd.DataFrame:
-        """Per queue and topic subscription: messages published, acknowledged, dead-lettered,
-        still there; redeliveries; end-to-end time; depth, oldest age and lag (seconds)."""
-        t0, t1 = self.window
-        return queue_summary(self.messages, self.samples, t0, t1)
-
-    def cache_summary(self) -> pd.DataFrame:
-        """Per cache and per workload: hit ratio, misses, coalesced loads, evictions, stale
-        reads, mean entries over the measured window (see
-        :func:`simulator.analysis.data.cache_summary`); empty without caches."""
-        from simulator.analysis.data import cache_summary
-
-        t0, t1 = self.window
-        if self.streaming:
-            self._check_streamed_window()
-            from simulator.metrics.schema import TABLES
-
-            empty = pd.DataFrame({c: pd.Series(dtype=d) for c, (d, _) in
-                                  TABLES["requests"].items()})
-            table = cache_summary(self.samples, empty, t0, t1)
-            rows = cache_workload_rows(self.request_stats)
-            if table.empty and not rows:
-                return table
-            return pd.concat([table, pd.DataFrame(rows, columns=table.columns)],
-                             ignore_index=True) if rows else table
-        return cache_summary(self.samples, self.requests, t0, t1)
-
-    def cdn_summary(self) -> pd.DataFrame:
-        """Per CDN edge (and per CDN, edge ``all``): requests, hit ratio, origin fetches and
-        offload, user latency over the measured window (see
-        :func:`simulator.analysis.cdn.cdn_summary`); empty without a CDN."""
-        from simulator.analysis.cdn import cdn_summary
-
-        t0, t1 = self.window
-        return cdn_summary(self.samples, self.events, self.requests, self.spans, t0, t1)
-
-    def cdn_latency(self) -> pd.DataFrame:
-        """Latency users of each region saw through each CDN (see
-        :func:`simulator.analysis.cdn.cdn_latency`); empty without a CDN or spans."""
-        from simulator.analysis.cdn import cdn_latency
-
-        t0, t1 = self.window
-        return cdn_latency(self.events, self.requests, self.spans, t0, t1)
-
-    def shard_summary(self) -> pd.DataFrame:
-        """Per database shard: reads, writes, share of the database's requests, skew (max over
-        mean) and the hottest shard, over the measured window (see
-        :func:`simulator.analysis.data.shard_summary`); empty without databases."""
-        from simulator.analysis.data import shard_summary
-
-        t0, t1 = self.window
-        return shard_summary(self.samples, t0, t1)
-
-    def replication_summary(self) -> pd.DataFrame:
-        """Per database: stale-read ratio, replica lag percentiles (seconds), connection-pool
-        wait and timeouts over the measured window (see
-        :func:`simulator.analysis.data.replication_summary`); empty without databases."""
-        from simulator.analysis.data import replication_summary
-
-        t0, t1 = self.window
-        return replication_summary(self.samples, self.spans, t0, t1)
-
-    def reshards(self) -> pd.DataFrame:
-        """Each reshard of the run: shard counts and the fraction of keys moved."""
-        from simulator.analysis.data import reshard_summary
-
-        return reshard_summary(self.events)
-
-    def failovers(self) -> pd.DataFrame:
-        """Each database failover of the run: shard, node crashed and promoted, times, write
-        unavailability, lost writes (see :func:`simulator.analysis.data.failover_summary`)."""
-        from simulator.analysis.data import failover_summary
-
-        return failover_summary(self.events)
-
-    def region_summary(self) -> pd.DataFrame:
-        """Per client region: requests, success ratio, latency percentiles (seconds) and geo
-        failovers, over the measured window and during each region fault (see
-        :func:`simulator.analysis.regions.region_summary`); empty without client regions."""
-        from simulator.analysis.regions import region_summary
-
-        t0, t1 = self.window
-        return region_summary(self.requests, self.events, self.scenario.faults, t0, t1)
-
-    def breakers(self) -> pd.DataFrame:
-        """Time each circuit breaker spent closed, open and half-open, and its openings."""
-        t0, t1 = self.window
-        return breaker_summary(self.events, t0, t1)
-
-    def recovery(self) -> pd.DataFrame:
-        """Recovery time after each fault ends (``recovered`` False: it stayed degraded)."""
-        t0, t1 = self.window
-        return fault_recovery(self.requests, self.scenario.faults, t0, t1)
-
-    def event_sourcing_summary(self) -> pd.DataFrame:
-        """Per event store: commands, conflicts and conflict ratio, retries, failures, rebuild
-        (load) time percentiles, events replayed, snapshots (see
-        :func:`simulator.analysis.event_sourcing.command_summary`); empty without one."""
-        from simulator.analysis.event_sourcing import command_summary
-
-        t0, t1 = self.window
-        return command_summary(self.commands, t0, t1)
-
-    def projection_summary(self) -> pd.DataFrame:
-        """Per read model: events applied, projection lag percentiles, stale-read ratio,
-        events behind (see :func:`simulator.analysis.event_sourcing.projection_summary`);
-        empty without one."""
-        from simulator.analysis.event_sourcing import projection_summary
-
-        t0, t1 = self.window
-        return projection_summary(self.projections, self.samples, t0, t1)
-
-    def rebuilds(self) -> pd.DataFrame:
-        """Each projection rebuild of the run: start, end, duration, events replayed."""
-        from simulator.analysis.event_sourcing import rebuild_summary
-
-        return rebuild_summary(self.events, self.projections)
 
     @classmethod
     def read(cls, directory: str | Path) -> Results:
@@ -344,19 +244,12 @@ class Results:
             raise FileNotFoundError(f"{source}: holds the results of an experiment ({kind}), "
                                     "not of one run")
         scenario = parse_scenario(manifest["scenario"])
+        names = table_names()
         if scenario.metrics.requests == "streaming":
-            from simulator.metrics.streaming import STREAMING_TABLES
-
-            names = [n for n in dict.fromkeys([*TABLE_NAMES, *_schema_tables()])
-                     if n != "requests"]
-            tables = {name: _read_table(source / name, name, required=name in _REQUIRED_TABLES
-                                        and name != "requests") for name in names}
-            for name in STREAMING_TABLES:
-                tables[name] = _read_table(source / name, name)
-        else:
-            tables = {name: _read_table(source / name, name,
-                                        required=name in _REQUIRED_TABLES)
-                      for name in dict.fromkeys([*TABLE_NAMES, *_schema_tables()])}
+            names = [n for n in names if n != "requests"] + list(STREAMING_TABLES)
+        required = {*CORE_TABLES, *STREAMING_TABLES}
+        tables = {name: _read_table(source / name, name, required=name in required)
+                  for name in names}
         return cls(scenario, int(manifest.get("seed", scenario.seed)),
                    int(manifest.get("replication", 0)), tables)
 
@@ -381,15 +274,15 @@ class Results:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
             streamed = self.streaming
-            for name in dict.fromkeys([*TABLE_NAMES, *self.tables]):
+            for name in dict.fromkeys([*table_names(), *self.tables]):
                 if not (streamed and name == "requests"):
                     _write_table(self._table(name), tmp / name, fmt)
-            for stem in DERIVED_TABLES:
+            for stem, declared in registry.derived_tables().items():
                 try:
-                    table = getattr(self, stem)()
+                    table = declared.table(self)
                 except StreamingUnavailableError:
                     continue  # it needs the requests table, which a streaming run does not keep
-                if stem in ("summary", "backend_share") or not table.empty:
+                if declared.always or not table.empty:
                     _write_table(table, tmp / stem, fmt)
             manifest = {
                 "scenario": self.scenario.model_dump(mode="json", by_alias=True),
@@ -421,14 +314,9 @@ def _write_table(df: pd.DataFrame, stem: Path, fmt: str) -> None:
         df.to_csv(stem.with_suffix(".csv"), index=False)
 
 
-#: Tables every results directory has (later tables read as empty when absent).
-_REQUIRED_TABLES = ("requests", "spans", "samples", "events")
-
-
-def _schema_tables() -> list[str]:
-    from simulator.metrics.schema import TABLES
-
-    return list(TABLES)
+def _empty(name: str) -> pd.DataFrame:
+    """Table ``name`` with its columns and no row."""
+    return pd.DataFrame({c: pd.Series(dtype=d) for c, (d, _) in schemas()[name].items()})
 
 
 def _read_table(stem: Path, name: str, required: bool = True) -> pd.DataFrame:
@@ -436,17 +324,14 @@ def _read_table(stem: Path, name: str, required: bool = True) -> pd.DataFrame:
 
     A table that is not ``required`` and was not written comes back empty, with its columns.
     """
-    from simulator.metrics.schema import TABLES as SCHEMA
-    from simulator.metrics.streaming import STREAMING_TABLES
-
-    schema = {**SCHEMA, **STREAMING_TABLES}
+    schema = schemas()
     parquet, csv = stem.with_suffix(".parquet"), stem.with_suffix(".csv")
     if parquet.is_file():
         df = pd.read_parquet(parquet)
     elif csv.is_file():
         df = pd.read_csv(csv)
     elif not required:
-        df = pd.DataFrame({c: pd.Series(dtype=d) for c, (d, _) in schema[name].items()})
+        df = _empty(name)
     else:
         raise FileNotFoundError(f"{stem.parent}: no {name}.parquet or {name}.csv")
     for col, (dtype, _) in schema.get(name, {}).items():

@@ -170,6 +170,28 @@ def findings(results: Results) -> list[str]:
     return notes
 
 
+def _sections(results: Results, section: str) -> list[str]:
+    """HTML of every derived table of ``section`` the run has (one ``<h3>`` each), in the
+    order the kinds declare them (the untitled summary has a section of its own)."""
+    from simulator import registry
+    from simulator.metrics.streaming import StreamingUnavailableError
+
+    parts = []
+    for declared in registry.derived_tables().values():
+        if declared.section != section or not declared.title:
+            continue
+        if not declared.available(results):
+            continue
+        try:
+            table = declared.table(results)
+        except StreamingUnavailableError:
+            continue  # said in the findings where it matters
+        if not table.empty:
+            parts.append(f"<h3>{html.escape(declared.title)}</h3>")
+            parts.append(table_html(table))
+    return parts
+
+
 def _rows(df: pd.DataFrame) -> list[dict[str, Any]]:
     return [{str(k): v for k, v in row.items()} for row in df.to_dict("records")]
 
@@ -230,20 +252,7 @@ def report_html(results: Results, plots: Sequence[str] | None = None,
     summary = r.summary()
     parts.append(table_html(summary, drop_empty=("rejection_ratio", "timeout_ratio",
                                                  "fallback_ratio", "in_flight")))
-    share = r.backend_share()
-    if not share.empty:
-        parts.append("<h3>Per-backend share</h3>")
-        parts.append(table_html(share))
-
-    stores, models = r.event_sourcing_summary(), r.projection_summary()
-    if not stores.empty or not models.empty:
-        parts.append("<h3>Event sourcing and CQRS</h3><p class=\"note\">Event stores: "
-                     "conflicts of the optimistic-concurrency check and the aggregate rebuild "
-                     "(load) time; read models: projection lag from commit to applied and "
-                     "stale reads. Times in seconds.</p>")
-        for table in (stores, models, r.rebuilds()):
-            if not table.empty:
-                parts.append(table_html(table))
+    parts += _sections(r, "tables")
 
     parts.append('<h2 id="diagnostics">Diagnostics</h2>')
     notes = findings(r)
@@ -253,16 +262,7 @@ def report_html(results: Results, plots: Sequence[str] | None = None,
     else:
         parts.append('<p class="note">Nothing remarkable: no failures, retries, saturation, '
                      "faults or breaker openings.</p>")
-    breakers = r.breakers()
-    if not breakers.empty:
-        parts.append("<h3>Circuit breakers</h3><p class=\"note\">Seconds in each state over "
-                     "the measured window.</p>")
-        parts.append(table_html(breakers))
-    if s.faults and not r.streaming:
-        parts.append("<h3>Faults and recovery</h3><p class=\"note\">Recovery time counts from "
-                     "the end of the fault until the success ratio and p99 are back near "
-                     "their values before it.</p>")
-        parts.append(table_html(r.recovery()))
+    parts += _sections(r, "diagnostics")
     events = r.events[r.events["event"] != "end"]
     if len(events):
         counts = events.groupby(["component", "event"], observed=True).size().rename(

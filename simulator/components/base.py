@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import simpy
 
@@ -97,11 +97,6 @@ class Component:
 
     kind: ClassVar[str]
     Params: ClassVar[type[ComponentParams]] = ComponentParams
-    #: Fault kinds (``crash``, ``slow``, ``error``, ``latency``, ``flush``) this kind can suffer.
-    supported_faults: ClassVar[frozenset[str]] = frozenset()
-    #: Whether the group target can route to instances placed in different regions (it has
-    #: ``from_region``); if not, a per-replica region list must name one region.
-    spans_regions: ClassVar[bool] = True
 
     def __init__(self, group: str, index: int, params: Any, ctx: BuildContext) -> None:
         self.group = group
@@ -148,58 +143,56 @@ class Component:
         """What a health-check probe sees: False while the instance is down."""
         return bool(getattr(self, "up", True))
 
-    # ---- faults (only the kinds listed in ``supported_faults`` are ever called) ---------
+    # ---- faults: the timeline calls the capabilities below only on kinds declaring them ----
     def prepare_faults(self, kinds: set[str]) -> None:
         """Called before the run with the fault kinds this instance will suffer."""
-
-    def crash(self, black_hole: bool) -> None:
-        """Crash now: fail what is held; refuse (or black-hole) what comes."""
-        raise NotImplementedError
-
-    def recover(self) -> None:
-        """Come back up, empty."""
-        raise NotImplementedError
 
     def placed_in(self, region: str) -> bool:
         """Whether a region outage of ``region`` hits this instance (or part of it)."""
         return self.region == region
 
+
+@runtime_checkable
+class Crashable(Protocol):
+    """An instance that can crash (a kind declaring the ``crash`` fault)."""
+
+    def crash(self, black_hole: bool) -> None:
+        """Crash now: fail what is held; refuse (or black-hole) what comes."""
+
+    def recover(self) -> None:
+        """Come back up, empty."""
+
+
+@runtime_checkable
+class RegionCrashable(Protocol):
+    """An instance whose parts may sit in several regions: a region outage crashes only the
+    parts placed there (others crash whole, through :class:`Crashable`)."""
+
     def crash_region(self, region: str, black_hole: bool) -> None:
-        """A region outage of ``region`` starts: crash what is placed there (all of it here)."""
-        self.crash(black_hole)
+        """A region outage of ``region`` starts: crash what is placed there."""
 
     def recover_region(self, region: str) -> None:
         """The region outage of ``region`` ends."""
-        self.recover()
+
+
+@runtime_checkable
+class NodeCrashable(Protocol):
+    """An instance made of nodes that crash one by one (``crash`` with ``node:``)."""
 
     def crash_node(self, node: str, black_hole: bool) -> str:
-        """Crash one node (``crash`` with ``node``); return the name of the node crashed."""
-        raise NotImplementedError
+        """Crash one node; return the name of the node crashed (resolved now)."""
 
     def recover_node(self, node: str) -> None:
         """Bring back the node :meth:`crash_node` named."""
-        raise NotImplementedError
+
+
+@runtime_checkable
+class Degradable(Protocol):
+    """An instance that can be slowed, made to fail or delayed (``slow``, ``error``,
+    ``latency`` faults; :class:`FaultState` implements it)."""
 
     def set_fault(self, kind: str, value: Any) -> None:
         """Start (value) or end (None) a ``slow``, ``error`` or ``latency`` fault."""
-        raise NotImplementedError
-
-    def prepare_reshard(self, shards: int) -> list[Component]:
-        """Before the run: provision the group for ``shards`` shards; return new instances."""
-        raise NotImplementedError
-
-    def reshard(self, event: Any, key_space: int | None) -> None:
-        """Apply a ``reshard`` event to this instance's group now; ``key_space`` is the number
-        of keys of the scenario's workloads (None if they have none)."""
-        raise NotImplementedError
-
-    def flush(self) -> None:
-        """Drop every cached entry now (an instantaneous ``flush`` fault)."""
-        raise NotImplementedError
-
-    def rebuild(self, event: Any) -> None:
-        """Start a projection rebuild now (a ``rebuild`` event on the timeline)."""
-        raise NotImplementedError
 
 
 class FaultState:

@@ -141,7 +141,7 @@ def replicate(
         Progress bar (``None``: when interactive).
     tables
         Further tables to collect from every run besides the summary: any of
-        :data:`~simulator.experiment.runs.RUN_TABLES` (``cache_summary``, ``region_summary``,
+        :func:`~simulator.experiment.runs.run_tables` (``cache_summary``, ``region_summary``,
         ``requests``...).
 
     Returns

@@ -33,7 +33,7 @@ import pandas as pd
 
 from simulator.errors import Problem, ScenarioError
 from simulator.metrics.streaming import StreamingUnavailableError
-from simulator.results import DERIVED_TABLES, TABLE_NAMES
+from simulator.results import derived_table_names, table_names
 from simulator.scenario import Scenario, apply_overrides, parse_scenario
 from simulator.yamlfile import SourceMap, load_yaml_file
 
@@ -42,10 +42,14 @@ if TYPE_CHECKING:
 
     from simulator.experiment.executors import Executor
 
-#: Tables a run can send back: the summary (default), any table derived over the measured
-#: window (``cache_summary``, ``region_summary``...: :data:`simulator.results.DERIVED_TABLES`),
-#: or raw tables (``request_stats`` and ``latency_histogram``: streaming runs).
-RUN_TABLES = (*DERIVED_TABLES, *TABLE_NAMES, "request_stats", "latency_histogram")
+
+
+def run_tables() -> tuple[str, ...]:
+    """Tables a run can send back: the summary (default), any table derived over the measured
+    window (:func:`simulator.results.derived_table_names`), or raw tables (with
+    ``request_stats`` and ``latency_histogram``: streaming runs)."""
+    return (*derived_table_names(), *table_names(), "request_stats", "latency_histogram")
+
 #: Columns every returned table starts with.
 RUN_COLUMNS = ["seed", "replication", "warmup"]
 
@@ -156,7 +160,7 @@ class RunSpec:
         ``None``: the scenario's ``warmup``; a number: that many seconds; ``"auto"``: MSER-5 on
         the latency of the requests in order of arrival.
     tables
-        Tables sent back (see :data:`RUN_TABLES`).
+        Tables sent back (see :func:`run_tables`).
     """
 
     scenario: str
@@ -215,8 +219,8 @@ def execute(spec: RunSpec) -> dict[str, pd.DataFrame]:
         results = dataclasses.replace(results, scenario=scenario.model_copy(update={"warmup": t0}))
     out: dict[str, pd.DataFrame] = {}
     for name in spec.tables:
-        if name in DERIVED_TABLES:
-            table = getattr(results, name)()
+        if name in derived_table_names():
+            table = results.derived(name)
         elif name not in results.tables and results.streaming:
             raise StreamingUnavailableError(f"the {name} table")
         else:
@@ -235,17 +239,17 @@ def check_tables(tables: Sequence[str]) -> tuple[str, ...]:
     Raises
     ------
     ScenarioError
-        When a name is not one of :data:`RUN_TABLES`.
+        When a name is not one of :func:`run_tables`.
     """
     import difflib
 
     problems = []
     for name in tables:
-        if name not in RUN_TABLES:
-            close = difflib.get_close_matches(name, RUN_TABLES, n=1)
+        if name not in run_tables():
+            close = difflib.get_close_matches(name, run_tables(), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             problems.append(Problem(f"unknown table {name!r}{hint} (one of: "
-                                    f"{', '.join(RUN_TABLES)})", "table"))
+                                    f"{', '.join(run_tables())})", "table"))
     if problems:
         raise ScenarioError("--table", problems)
     return tuple(dict.fromkeys(("summary", *tables)))

@@ -13,6 +13,7 @@ component class is imported when the topology first builds one.
 from __future__ import annotations
 
 import importlib
+import sys
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -37,7 +38,7 @@ BUILTIN = (
 ENTRY_POINT_GROUP = "simulator.kinds"
 
 _KINDS: dict[str, Kind] = {}
-_state = {"generation": 0, "loaded": False}
+_state: dict[str, Any] = {"generation": 0, "loaded": False, "scanned": None}
 
 C = TypeVar("C")
 
@@ -76,16 +77,21 @@ def unregister(name: str) -> None:
 
 
 def _load_all() -> None:
-    if _state["loaded"]:
-        return
-    _state["loaded"] = True
-    for module in BUILTIN:
-        declared = getattr(importlib.import_module(module), "KIND", None)
-        if declared is not None:  # (a module without KIND registers its class itself)
-            register(declared)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        kind = ep.load()
-        register(kind() if callable(kind) and not isinstance(kind, Kind) else kind)
+    if not _state["loaded"]:
+        _state["loaded"] = True
+        for module in BUILTIN:
+            declared = getattr(importlib.import_module(module), "KIND", None)
+            if declared is not None:  # (a module without KIND registers its class itself)
+                register(declared)
+    # entry points again whenever the import path has changed (a worker that was handed its
+    # parent's sys.path, a notebook that added a plug-in's folder)
+    path = tuple(sys.path)
+    if _state["scanned"] != path:
+        _state["scanned"] = path
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name not in _KINDS:
+                found = ep.load()
+                register(found if isinstance(found, Kind) else found())
 
 
 def generation() -> int:

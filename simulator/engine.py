@@ -8,6 +8,7 @@ from typing import Any
 
 import simpy
 
+from simulator import registry
 from simulator.components.base import BuildContext
 from simulator.metrics.recorder import Recorder
 from simulator.metrics.streaming import RequestStream, window_detail
@@ -42,7 +43,7 @@ def simulate(scenario: Scenario, seed: int | None = None, replication: int = 0) 
     stream = (RequestStream(list(scenario.workloads), scenario.warmup_time, scenario.duration,
                             metrics.latency_error)
               if metrics.requests == "streaming" else None)
-    recorder = Recorder(list(scenario.workloads), stream)
+    recorder = Recorder(list(scenario.workloads), stream, registry.raw_tables().values())
     if stream is not None:
         recorder.event(0.0, "run", "run", "streamed_window",
                        window_detail(scenario.warmup_time, scenario.duration))

@@ -3,18 +3,17 @@
 Each fault starts ``at`` a time and lasts ``duration`` (omitted: to the end of the run). Targets
 name a component (every instance) or one instance (``db[2]``). Faults are behaviour, not flags:
 a crashed instance fails the requests it holds and refuses (or silently drops) new ones; a
-slowed instance keeps its queue; a partition fails exactly the calls that cross it.
+slowed instance keeps what waits for it; a partition fails exactly the calls that cross it.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from simulator.distributions import Distribution, Duration
-from simulator.workloads import Rate
 
 TARGET_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*(\[\d+\])?$"
 _TARGET = re.compile(r"^(?P<group>[A-Za-z_][A-Za-z0-9_-]*)(\[(?P<index>\d+)\])?$")
@@ -47,9 +46,9 @@ class CrashFault(_Fault):
     refused at once (``mode: refuse``, connection refused) or never answered (``mode:
     black_hole``: only a caller's timeout ends them). It recovers empty when the fault ends.
 
-    ``node`` crashes one server of a database shard instead of the whole shard: ``leader``
-    (whichever node leads when the fault starts) or ``followerN`` (the node built as the N-th
-    follower); see :mod:`simulator.components.database`."""
+    ``node`` crashes one node of an instance made of several (a replicated shard: ``leader``,
+    whichever node leads when the fault starts, or ``followerN``, the node built as the N-th
+    follower) instead of the whole instance; kinds whose instances have nodes say so."""
 
     kind: Literal["crash"] = "crash"
     target: str = Field(pattern=TARGET_PATTERN)
@@ -58,7 +57,8 @@ class CrashFault(_Fault):
 
 
 class SlowFault(_Fault):
-    """The target works ``factor`` times slower (service times are multiplied)."""
+    """The target works ``factor`` times slower (the time it spends on each request is
+    multiplied)."""
 
     kind: Literal["slow"] = "slow"
     target: str = Field(pattern=TARGET_PATTERN)
@@ -79,26 +79,6 @@ class LatencyFault(_Fault):
     kind: Literal["latency"] = "latency"
     target: str = Field(pattern=TARGET_PATTERN)
     added: Distribution
-
-
-class FlushFault(_Fault):
-    """The target cache drops every entry at ``at`` (an operator's FLUSHALL, a cold restart of
-    the cache tier): the next reads of every key miss. Instantaneous, so it takes no
-    ``duration``."""
-
-    kind: Literal["flush"] = "flush"
-    target: str = Field(pattern=TARGET_PATTERN)
-
-    @model_validator(mode="after")
-    def _instant(self) -> Self:
-        if self.duration is not None:
-            raise ValueError("duration: a flush is instantaneous; remove duration")
-        return self
-
-    @property
-    def end(self) -> float:
-        """A flush ends when it starts (recovery is measured from then)."""
-        return self.at
 
 
 class PartitionFault(_Fault):
@@ -139,51 +119,15 @@ class SpikeFault(_Fault):
     factor: float = Field(gt=0)
 
 
-class ReshardEvent(BaseModel):
-    """The target database's shard map changes ``at`` a time to ``shards`` shards (adding or
-    removing shards); the fraction of keys that move is recorded as a ``reshard`` event.
-    Instantaneous: it has no duration. ``boundaries`` gives the new split keys of a
-    range-sharded database."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    at: Duration = Field(ge=0, description="When the shard map changes.")
-    kind: Literal["reshard"] = "reshard"
-    target: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
-    shards: int = Field(ge=1, le=10_000)
-    boundaries: list[int] | None = None
-
-    @property
-    def end(self) -> float:
-        """An instantaneous change ends when it starts."""
-        return self.at
-
-
-class RebuildEvent(BaseModel):
-    """The target read model's projection is rebuilt from ``at``: its state is dropped and the
-    event store's whole log is replayed from the first event, at ``replay_rate`` events per
-    second (omitted: one event at a time, each taking a draw of the read model's
-    ``apply_time``), until the replay reaches the end of the growing log. It lasts as long as
-    that takes, so it has no ``duration``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    at: Duration = Field(ge=0, description="When the rebuild starts.")
-    kind: Literal["rebuild"] = "rebuild"
-    target: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
-    replay_rate: Rate | None = Field(None, gt=0)
-
-    @property
-    def end(self) -> float:
-        """Recovery is measured from the start (the rebuild's own end is in the events)."""
-        return self.at
-
+#: The faults every scenario accepts; the kinds add their timeline events
+#: (:func:`simulator.registry.timeline_events`) to the scenario's ``faults`` list.
+GENERIC_FAULTS: tuple[type[BaseModel], ...] = (
+    CrashFault, SlowFault, ErrorFault, LatencyFault, PartitionFault, SpikeFault,
+    RegionPartitionFault, RegionOutageFault)
 
 Fault = Annotated[
-    CrashFault | SlowFault | ErrorFault | LatencyFault | FlushFault | PartitionFault
-    | SpikeFault | ReshardEvent | RebuildEvent | RegionPartitionFault | RegionOutageFault,
+    CrashFault | SlowFault | ErrorFault | LatencyFault | PartitionFault | SpikeFault
+    | RegionPartitionFault | RegionOutageFault,
     Field(discriminator="kind"),
 ]
-"""One fault: ``{at: 60s, duration: 15s, kind: crash, target: db[2]}``."""
-
-INSTANCE_FAULTS = ("crash", "slow", "error", "latency", "flush")
+"""One generic fault: ``{at: 60s, duration: 15s, kind: crash, target: api[2]}``."""

@@ -160,13 +160,18 @@ class TimelineEvent(BaseModel):
     at: Duration = Field(ge=0, description="When it happens.")
     target: str = Field(description="The component it acts on (``name[i]``: one instance, "
                                     "where the event allows it).")
-    #: whether the target may name one instance (``cache[2]``) rather than the whole component
+    #: whether the target may name one instance (``name[2]``) rather than the whole component
     instance_target: ClassVar[bool] = False
 
     @property
     def end(self) -> float:
         """An instantaneous change ends when it starts."""
         return float(self.at)
+
+    def grows_to(self) -> int | None:
+        """The number of instances the target's group has once the event has happened (a
+        reshard's shard count), for the scenario's checks of targets; None: unchanged."""
+        return None
 
     def prepare(self, instances: list[Any], timeline: Any) -> list[Any]:
         """Before wiring: provision what the event will need; return instances to add to the

@@ -78,6 +78,7 @@ COMMAND_OUTCOMES = ["committed", "retried", "conflict", "crashed"]
 # what the first cache on a request's path answered (requests.cache)
 NO_CACHE, HIT, MISS = 0, 1, 2
 CACHE_LABELS = ["", "hit", "miss"]
+LOOKUP_LABELS = CACHE_LABELS  # (the name generic modules use)
 
 
 class Request:
@@ -106,9 +107,9 @@ class Request:
     cancelled
         Set on a hedged copy whose caller no longer waits for it; a service that has not yet
         started working on it drops it instead.
-    cache
+    lookup
         What the first cache on the request's path answered: 0 none consulted, ``HIT`` or
-        ``MISS``.
+        ``MISS`` (the ``cache`` column of the requests table).
     stale
         Whether any read on the request's path returned a version older than the latest
         committed one at that instant (measured, never assumed).
@@ -119,7 +120,7 @@ class Request:
         itself with the version its backing store returned.
     """
 
-    __slots__ = ("attempts", "cache", "cancelled", "created_at", "id", "key", "op", "region",
+    __slots__ = ("attempts", "cancelled", "created_at", "id", "key", "lookup", "op", "region",
                  "stale", "version", "work", "workload")
 
     def __init__(
@@ -133,7 +134,7 @@ class Request:
         self.created_at = created_at
         self.attempts = 1
         self.cancelled = False
-        self.cache = 0
+        self.lookup = 0
         self.stale = False
         self.version = -1
         self.region: str | None = None
@@ -142,6 +143,6 @@ class Request:
         """A copy with its own cancellation flag (a hedged duplicate of this request)."""
         twin = Request(self.id, self.workload, self.op, self.key, self.work, self.created_at)
         twin.attempts = self.attempts
-        twin.cache, twin.stale, twin.version = self.cache, self.stale, self.version
+        twin.lookup, twin.stale, twin.version = self.lookup, self.stale, self.version
         twin.region = self.region
         return twin

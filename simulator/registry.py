@@ -27,7 +27,7 @@ BUILTIN = (
     "simulator.components.service",
     "simulator.components.load_balancer",
     "simulator.components.queue",
-    "simulator.components.pubsub",
+    "simulator.components.topic",
     "simulator.components.consumer",
     "simulator.components.cache",
     "simulator.components.cdn",

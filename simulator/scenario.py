@@ -31,18 +31,19 @@ from pydantic import (
 )
 
 from simulator import registry
-from simulator.components.base import ComponentParams, KeyPath
+from simulator.components.params import ComponentParams, KeyPath
 from simulator.distributions import Duration
 from simulator.errors import Problem, ScenarioError
 from simulator.faults import (
+    GENERIC_FAULTS,
     Fault,
     PartitionFault,
     RegionOutageFault,
     RegionPartitionFault,
-    ReshardEvent,
     SpikeFault,
     split_target,
 )
+from simulator.kind import TimelineEvent
 from simulator.regions import RegionsSpec, unknown_region
 from simulator.units import parse_duration
 from simulator.workloads import Closed, ConstantRate, OnOff, Workload
@@ -204,12 +205,15 @@ def scenario_model() -> type[Scenario]:
 @functools.cache
 def _model_for(generation: int) -> type[Scenario]:
     members = tuple(k.params for k in registry.kinds().values())
+    faults = (*GENERIC_FAULTS, *registry.timeline_events())
+    fault_union = Annotated[Union[faults], Field(discriminator="kind")]  # type: ignore[valid-type]  # noqa: UP007
     union = Annotated[Union[members], Field(discriminator="kind")]  # type: ignore[valid-type]  # noqa: UP007
     model: type[Scenario] = create_model(
         "Scenario",
         __base__=Scenario,
         __doc__=Scenario.__doc__,
         components=(dict[str, union], Field(min_length=1)),
+        faults=(list[fault_union], Field(default_factory=list)),
     )
     return model
 
@@ -628,10 +632,10 @@ def _check_faults(
         line = None if _is_overridden(path, overridden) else smap.line_of(path)
         return Problem(message, ".".join(str(p) for p in path), line)
 
-    grown: dict[str, int] = {}  # a reshard provisions instances up to its shard count
+    grown: dict[str, int] = {}  # an event may provision instances (a reshard's new shards)
     for fault in scenario.faults:
-        if isinstance(fault, ReshardEvent):
-            grown[fault.target] = max(grown.get(fault.target, 0), fault.shards)
+        if isinstance(fault, TimelineEvent) and (count := fault.grows_to()) is not None:
+            grown[fault.target] = max(grown.get(fault.target, 0), count)
     for i, fault in enumerate(scenario.faults):
         if fault.at >= scenario.duration + scenario.drain:
             yield problem(i, "at", f"starts at {fault.at:g}s, after the run has ended")

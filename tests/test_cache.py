@@ -21,7 +21,7 @@ from simpy import Timeout
 import simulator
 from simulator import registry
 from simulator.components.base import BuildContext, Component, ComponentParams, Handler
-from simulator.components.cache import make_policy
+from simulator.components.cache.eviction import make_policy
 from simulator.messages import OK, Request
 from tests.conftest import run
 

@@ -20,7 +20,8 @@ from scipy import stats
 
 import simulator
 from simulator.components.base import BuildContext
-from simulator.components.database import DatabaseCluster, ShardMap, key_hashes
+from simulator.components.database.cluster import DatabaseCluster
+from simulator.components.database.sharding import ShardMap, key_hashes
 from simulator.messages import Request
 from simulator.metrics.recorder import Recorder
 from simulator.rng import Streams

@@ -20,7 +20,7 @@ import simulator
 from simulator.analysis.data import failover_summary
 from simulator.cli import main
 from simulator.components.base import BuildContext
-from simulator.components.database import DatabaseCluster
+from simulator.components.database.cluster import DatabaseCluster
 from simulator.metrics.recorder import Recorder
 from simulator.rng import Streams
 from simulator.timeline import start_faults

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.components.load_balancer import hash_ring
+from simulator.components.hashing import hash_ring
 from tests.conftest import run
 
 
@@ -75,7 +75,7 @@ def test_consistent_hash_is_sticky_per_key() -> None:
 
 def test_hash_ring_moves_keys_only_to_a_new_node() -> None:
     keys = [f"key-{k}" for k in range(20000)]
-    from simulator.components.load_balancer import hash64
+    from simulator.components.hashing import hash64
 
     def owners(nodes: list[str]) -> np.ndarray:
         tokens, own = hash_ring(nodes, 150)

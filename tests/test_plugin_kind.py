@@ -53,10 +53,10 @@ def test_the_kind_runs_in_process(plugin: None, tmp_path: Path) -> None:
     assert failed["start"].between(8, 9).all()
     assert (req.loc[req["start"].between(8.001, 8.999), "status"] == "error").all()
     # the reset at 5 s sets meter[0] back: its first reading after it is 1
-    first = readings[readings["time"] >= 5]
-    meter0 = first[first["meter"] == "meter"]
-    assert list(readings.columns) == ["meter", "request_id", "time", "reading"]
-    assert int(meter0["reading"].min()) == 1
+    after = readings[readings["time"] >= 5]
+    assert list(readings.columns) == ["meter", "instance", "request_id", "time", "reading"]
+    assert int(after.loc[after["instance"] == "meter[0]", "reading"].iloc[0]) == 1
+    assert int(after.loc[after["instance"] == "meter[1]", "reading"].iloc[0]) > 100
     summary = r.meter_summary()
     assert int(summary["readings"].sum()) == len(readings)
     # written and read back like any table
@@ -75,7 +75,7 @@ def test_the_kind_runs_in_worker_processes(plugin: None) -> None:
     collected = cmp.tables["meter_summary"]
     assert set(collected["variant"]) == set(cmp.variants) == {"base", "slow"}
     assert (collected["readings"] > 0).all()
-    assert len(collected) == 2 * 2 * 2  # two meters, two replications, two variants
+    assert len(collected) == 2 * 2 * 2  # two instances, two replications, two variants
 
 
 def test_the_kind_runs_from_the_cli(plugin: None, tmp_path: Path) -> None:

@@ -1,17 +1,8 @@
-"""Built-in component kinds; importing this package registers them."""
+"""Component kinds, one package each (their declarations are listed in
+:data:`simulator.registry.BUILTIN`), and what they share: ``base`` (the component contract and
+capabilities), ``params`` (parameters every kind accepts), ``edge`` (call policies on a call
+edge), ``client`` (workloads), ``network`` (regions), ``workers`` (a worker pool), ``hashing``.
 
-from simulator.components import (
-    cache,
-    cdn,
-    consumer,
-    database,
-    event_store,
-    load_balancer,
-    pubsub,
-    queue,
-    read_model,
-    service,
-)
-
-__all__ = ["cache", "cdn", "consumer", "database", "event_store", "load_balancer", "pubsub",
-           "queue", "read_model", "service"]
+Importing this package imports nothing else: the registry loads each kind's declaration, and a
+kind's SimPy model only when a run builds it.
+"""

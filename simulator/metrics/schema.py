@@ -49,46 +49,6 @@ TABLES: dict[str, dict[str, tuple[str, str]]] = {
         "event": ("category", "What happened."),
         "detail": ("object", "Free-form detail."),
     },
-    "messages": {
-        "message_id": ("int64", "Sequence number of the message within the run, from 0."),
-        "queue": ("category", "Where it was stored: a queue's name, or topic.subscription (one "
-                              "row per subscription for a message published to a topic)."),
-        "request_id": ("int64", "Request that published it (consumer spans carry the same id)."),
-        "enqueued": ("float64", "When the queue accepted it (or refused it: status rejected)."),
-        "first_delivered": ("float64", "First delivery to a consumer (NaN if never delivered)."),
-        "finished": ("float64", "When it was acknowledged, dead-lettered or rejected (NaN "
-                                "while queued or in flight at the end)."),
-        "attempts": ("int16", "Deliveries to consumers (redeliveries are attempts - 1)."),
-        "status": ("category", "acked, dead_lettered, rejected, or where it was at the end: "
-                               "queued (waiting, or delayed before a retry) or in_flight "
-                               "(delivered, not yet acknowledged)."),
-    },
-    "commands": {
-        "store": ("category", "Event store (component) that ran the command."),
-        "request_id": ("int64", "Request the command belongs to."),
-        "key": ("int64", "Aggregate id (the request's key)."),
-        "attempt": ("int16", "1 for the first load-decide-append, 2... for retries after a "
-                             "conflict."),
-        "start": ("float64", "When the aggregate's load began (the version was read then)."),
-        "replayed": ("int32", "Events replayed by the load (those after the latest snapshot)."),
-        "loaded": ("float64", "When the aggregate was rebuilt (rebuild time = loaded - start)."),
-        "end": ("float64", "When the append committed or was refused by the version check."),
-        "version": ("int64", "Version the append wrote (committed) or tried to write."),
-        "outcome": ("category", "committed; retried (a conflict, then another attempt); "
-                                "conflict (a conflict with no retry left: the command failed); "
-                                "crashed (the store crashed before the commit)."),
-        "snapshot": ("bool", "Whether the commit triggered a snapshot write."),
-    },
-    "projections": {
-        "read_model": ("category", "Read model (component) that applied the event."),
-        "request_id": ("int64", "Request whose command appended the event."),
-        "key": ("int64", "Aggregate id."),
-        "version": ("int64", "Version of the aggregate the event created."),
-        "committed": ("float64", "When the event store committed it."),
-        "applied": ("float64", "When the read model applied it (projection lag = applied - "
-                               "committed)."),
-        "replay": ("bool", "Applied by a projection rebuild's replay rather than live."),
-    },
 }
 
 

@@ -141,7 +141,7 @@ class RequestStream:
         s.latency += latency
         s.attempts += req.attempts
         s.hist.add(latency)
-        cache = req.cache
+        cache = req.lookup
         if req.stale:
             s.stale += 1
             if cache:

@@ -38,6 +38,7 @@ class ResetMeter(TimelineEvent):
 
 READINGS = RawTable("meter_readings", "One row per request a meter served.", (
     Column("meter", "category", "Meter (component) that served it.", labels="component"),
+    Column("instance", "category", "Instance that served it.", labels="names"),
     Column("request_id", "int64", "Request served."),
     Column("time", "float64", "When it was served (seconds)."),
     Column("reading", "int64", "The meter's counter after it (resets set it back to 0)."),

@@ -17,13 +17,14 @@ class Meter(Component):
         self.up = True
         self._code = ctx.recorder.instance_code(group, self.name)
         self._readings = ctx.recorder.table("meter_readings")
+        self._instance = self._readings.code("instance", self.name)
 
     def handle(self, req: Request, op: str) -> Handler:
         if not self.up:
             return ERROR
         yield Timeout(self.env, self.params.service_time)
         self.count += 1
-        self._readings.append(self._code, req.id, self.env.now, self.count)
+        self._readings.append(self._code, self._instance, req.id, self.env.now, self.count)
         return OK
 
     def reset(self) -> None:

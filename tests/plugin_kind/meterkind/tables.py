@@ -12,6 +12,6 @@ def meter_summary(results: Any) -> pd.DataFrame:
     t = results.tables["meter_readings"]
     t0, t1 = results.window
     t = t[(t["time"] >= t0) & (t["time"] < t1)]
-    out = t.groupby("meter", observed=True).agg(readings=("reading", "size"),
+    out = t.groupby(["meter", "instance"], observed=True).agg(readings=("reading", "size"),
                                                 highest=("reading", "max"))
     return out.reset_index()

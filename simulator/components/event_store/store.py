@@ -28,24 +28,21 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Callable, Generator, Iterable
-from typing import Any, Literal, Self, cast
+from typing import Any, cast
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from simpy import AnyOf, Event, Timeout
 
-from simulator.calls import CallSpec
 from simulator.components.base import (
     BuildContext,
     Component,
-    ComponentParams,
     FaultState,
     Handler,
-    KeyPath,
     Target,
 )
 from simulator.components.edge import Bound, bind_call
+from simulator.components.event_store.params import EventStoreParams
 from simulator.components.workers import WorkerPool
-from simulator.distributions import Constant, Distribution, Duration
+from simulator.distributions import Constant
 from simulator.messages import (
     COMMITTED,
     CONFLICT,
@@ -57,7 +54,6 @@ from simulator.messages import (
     RETRIED,
     Request,
 )
-from simulator.registry import register
 
 
 class DomainEvent(Request):
@@ -83,93 +79,10 @@ class DomainEvent(Request):
     def copy(self) -> DomainEvent:
         """A copy with its own cancellation flag (hedged calls to a projector)."""
         twin = DomainEvent(self, self.version, self.committed_at, self.store)
-        twin.cache, twin.stale = self.cache, self.stale
+        twin.lookup, twin.stale = self.lookup, self.stale
         return twin
 
 
-class LoadCost(BaseModel):
-    """What loading (rehydrating) an aggregate costs.
-
-    Parameters
-    ----------
-    base
-        Fixed part, seconds: the round trip, reading the snapshot.
-    per_event
-        Added per event replayed (read and applied to the state), seconds.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    base: Duration = Field(0.001, ge=0)
-    per_event: Duration = Field(0.0001, ge=0)
-
-
-class EventStoreParams(ComponentParams):
-    """Parameters of ``kind: event_store``.
-
-    Parameters
-    ----------
-    workers
-        Commands handled at once (handler threads, each holding a connection to the store);
-        a worker is held for the whole command, retries and publish included.
-    queue_limit
-        Commands allowed to wait for a worker; beyond it a command is ``rejected`` at once.
-        Omitted: unbounded.
-    load
-        Cost of loading an aggregate: ``base`` + ``per_event`` x events replayed (seconds).
-    decide_time
-        Business logic on the loaded state, seconds (times the request's ``work``).
-    append_time
-        Writing the event, seconds; the version check and the commit happen at its end.
-    snapshot_every
-        Write a snapshot when a commit brings an aggregate to a multiple of this many versions
-        (omitted: never; every load replays the aggregate's whole history).
-    snapshot_time
-        Time the snapshot write takes (the worker waits for it; default 1 ms); the snapshot
-        is used by loads that start after it is written.
-    conflict_retries
-        Times a command that lost the version check reloads and tries again before failing
-        with status ``conflict``.
-    retry_backoff
-        Delay before such a retry, seconds (a jittered distribution spreads the retries of
-        commands that collided).
-    publish
-        Where each committed event is published (a queue or a topic, optionally with
-        policies); the command waits for the publish. Omitted: events are only stored.
-    query_ops
-        Operations that only load the aggregate and answer its version (a strongly
-        consistent read from the write side); every other operation is a command.
-    """
-
-    kind: Literal["event_store"] = "event_store"
-    workers: int = Field(8, ge=1, le=1_000_000)
-    queue_limit: int | None = Field(None, ge=0)
-    load: LoadCost = LoadCost()
-    decide_time: Distribution = Field(default_factory=lambda: Constant(value=0.0))
-    append_time: Distribution = Field(default_factory=lambda: Constant(value=0.001))
-    snapshot_every: int | None = Field(None, ge=1, le=10**9)
-    snapshot_time: Distribution | None = None
-    conflict_retries: int = Field(3, ge=0, le=1000)
-    retry_backoff: Distribution = Field(default_factory=lambda: Constant(value=0.0))
-    publish: CallSpec | None = None
-    query_ops: list[str] = Field(default_factory=lambda: ["read"])
-
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        if self.replicas != 1:
-            raise ValueError("replicas must be 1: an event store is one logical log (give it "
-                             "more workers for more command handlers)")
-        if self.snapshot_time is not None and self.snapshot_every is None:
-            raise ValueError("snapshot_time needs snapshot_every (no snapshot is ever written)")
-        return self
-
-    def references(self) -> Iterable[tuple[KeyPath, str]]:
-        if self.publish is not None:
-            for rel, name in self.publish.references():
-                yield ("publish", *rel), name
-
-
-@register("event_store")
 class EventStore(FaultState, Component):
     """An event store with its command handlers: load, decide, append with a version check.
 
@@ -202,7 +115,6 @@ class EventStore(FaultState, Component):
     """
 
     Params = EventStoreParams
-    supported_faults = frozenset({"crash", "slow", "error", "latency"})
 
     def __init__(self, group: str, index: int, params: EventStoreParams,
                  ctx: BuildContext) -> None:
@@ -240,7 +152,7 @@ class EventStore(FaultState, Component):
         self.rejected_total = 0
         self.failed_total = 0
         rec = ctx.recorder
-        self._recorder = rec
+        self._commands = rec.table("commands")  # one row per load-decide-append attempt
         self._rec = rec if ctx.record_spans else None
         self._code = rec.instance_code(group, self.name)
         self._init_fault_state(ctx, self.name)
@@ -301,7 +213,7 @@ class EventStore(FaultState, Component):
             return self._end(req, op, arrival, start, OK)
         self.commands_total += 1
         versions = self.versions
-        rec = self._recorder
+        rec = self._commands
         attempt = 0
         while True:
             attempt += 1
@@ -314,19 +226,19 @@ class EventStore(FaultState, Component):
                 work = (self._decide() * req.work + self._append()) * slow
                 alive = yield from self._sleep(work, epoch)
             if not alive:  # crashed before the commit: nothing was written
-                rec.command(self._code, req.id, key, attempt, t0, replayed, loaded, env._now,
+                rec.append(self._code, req.id, key, attempt, t0, replayed, loaded, env._now,
                             seen + 1, CRASHED, False)
                 return self._end(req, op, arrival, start, ERROR)
             if versions.get(key, 0) == seen:
                 break
             self.conflicts_total += 1
             if attempt > self._retries:
-                rec.command(self._code, req.id, key, attempt, t0, replayed, loaded, env._now,
+                rec.append(self._code, req.id, key, attempt, t0, replayed, loaded, env._now,
                             seen + 1, CONFLICTED, False)
                 self.conflict_failures_total += 1
                 pool.release()
                 return self._end(req, op, arrival, start, CONFLICT)
-            rec.command(self._code, req.id, key, attempt, t0, replayed, loaded, env._now,
+            rec.append(self._code, req.id, key, attempt, t0, replayed, loaded, env._now,
                         seen + 1, RETRIED, False)
             self.retries_total += 1
             if not (yield from self._sleep(self._backoff() * slow, epoch)):
@@ -346,7 +258,7 @@ class EventStore(FaultState, Component):
         req.version = version
         every = self._snapshot_every
         snapshot = every > 0 and version % every == 0
-        rec.command(self._code, req.id, key, attempt, t0, replayed, loaded, now, version,
+        rec.append(self._code, req.id, key, attempt, t0, replayed, loaded, now, version,
                     COMMITTED, snapshot)
         status = OK
         if self._publish is not None:

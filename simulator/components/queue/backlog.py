@@ -25,18 +25,15 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
-from typing import Literal, Self, cast
+from typing import cast
 
 import simpy
-from pydantic import Field, model_validator
-from simpy import AnyOf, Event, Timeout
+from simpy import Event, Timeout
 
-from simulator.components.base import BuildContext, Component, ComponentParams, Handler
-from simulator.distributions import Constant, Distribution, Duration
-from simulator.messages import OK, REJECTED, MessageStatus, Request
+from simulator.messages import MessageStatus, Request
 from simulator.metrics.recorder import Recorder
-from simulator.registry import register
 
+NAN = float("nan")
 # codes written to the messages table
 _QUEUED = int(MessageStatus.QUEUED)
 _IN_FLIGHT = int(MessageStatus.IN_FLIGHT)
@@ -138,8 +135,14 @@ class Backlog:
     def __init__(self, name: str, env: simpy.Environment, recorder: Recorder) -> None:
         self.name = name
         self.env = env
-        self._rec = recorder
-        self._code = recorder.queue_code(name)
+        rows = recorder.table("messages")
+        self._rows = rows
+        self._code = rows.code("queue", name)
+        # columns updated in place as a message moves (its row is current at the end)
+        self._status = rows.column("status")
+        self._first = rows.column("first_delivered")
+        self._finished = rows.column("finished")
+        self._attempts = rows.column("attempts")
         self._ready: deque[Message] = deque()  # may hold finished messages, skipped when popped
         self._live: deque[Message] = deque()  # in order of arrival; finished ones pruned lazily
         self._waiters: deque[tuple[Event, Receiver]] = deque()
@@ -166,17 +169,22 @@ class Backlog:
     def put(self, req: Request, op: str) -> Message:
         """Store a new message for ``req`` (no capacity check: admission is the caller's)."""
         now = self.env._now
-        msg = Message(self._rec.new_message(self._code, req.id, now, _QUEUED), req, op, now)
+        msg = Message(self._new_row(req.id, now, _QUEUED), req, op, now)
         self.published_total += 1
         self._live.append(msg)
         self._make_ready(msg)
         return msg
 
+    def _new_row(self, request_id: int, now: float, status: int) -> int:
+        """Add the message's row (its id is its row index)."""
+        return self._rows.append(len(self._status), self._code, request_id, now, NAN, NAN, 0,
+                                 status)
+
     def reject(self, req: Request) -> None:
         """Record a publish refused because the backlog was full."""
         now = self.env._now
-        i = self._rec.new_message(self._code, req.id, now, _REJECTED)
-        self._rec.msg_finished[i] = now
+        i = self._new_row(req.id, now, _REJECTED)
+        self._finished[i] = now
         self.rejected_total += 1
 
     # ---- consumer side ------------------------------------------------------------------
@@ -246,7 +254,7 @@ class Backlog:
         else:
             msg.state = DELAYED
             self.delayed += 1
-            self._rec.msg_status[msg.id] = _QUEUED
+            self._status[msg.id] = _QUEUED
             timer = Timeout(self.env, delay, (msg, receipt))
             timer.callbacks.append(self._undelay)
 
@@ -285,7 +293,7 @@ class Backlog:
             return  # delivered, or dead-lettered (the receiver keeps waiting)
         msg.state = READY
         self.ready += 1
-        self._rec.msg_status[msg.id] = _QUEUED
+        self._status[msg.id] = _QUEUED
         self._ready.append(msg)
 
     def _deliver(self, msg: Message, receiver: Receiver) -> bool:
@@ -293,12 +301,11 @@ class Backlog:
         if msg.attempts >= receiver.max_attempts:
             self._dead(msg, receiver.dead_letter)
             return False
-        rec = self._rec
         i = msg.id
         msg.attempts += 1
-        rec.msg_attempts[i] = msg.attempts
+        self._attempts[i] = msg.attempts
         if msg.attempts == 1:
-            rec.msg_first[i] = self.env._now
+            self._first[i] = self.env._now
         else:
             self.redelivered_total += 1
         if receiver.ack_on_receive:
@@ -306,7 +313,7 @@ class Backlog:
             return True
         msg.state = IN_FLIGHT
         self.in_flight += 1
-        rec.msg_status[i] = _IN_FLIGHT
+        self._status[i] = _IN_FLIGHT
         msg.holder = receiver
         vt = receiver.visibility_timeout
         receiver.pending[msg] = (self.env._now + vt, msg.attempts)
@@ -348,9 +355,8 @@ class Backlog:
 
     def _finish(self, msg: Message, state: int) -> None:
         msg.state = state
-        rec = self._rec
-        rec.msg_status[msg.id] = _ACKED if state == ACKED else _DEAD
-        rec.msg_finished[msg.id] = self.env._now
+        self._status[msg.id] = _ACKED if state == ACKED else _DEAD
+        self._finished[msg.id] = self.env._now
         if state == ACKED:
             self.acked_total += 1
         else:
@@ -393,143 +399,3 @@ class Gate:
             for b in self.backlogs:
                 b.reserved += 1
             self.waiters.popleft().succeed()
-
-
-class BrokerParams(ComponentParams):
-    """Parameters shared by queues and topics (see :class:`QueueParams`)."""
-
-    capacity: int | None = Field(None, ge=1, le=10**9)
-    overflow: Literal["reject", "block"] = "reject"
-    max_block: Duration | None = Field(None, gt=0)
-    publish_time: Distribution = Field(default_factory=lambda: Constant(value=0.0))
-
-    @model_validator(mode="after")
-    def _check_broker(self) -> Self:
-        if self.replicas != 1:
-            raise ValueError(f"replicas must be 1: a {self.kind} is one logical broker "
-                             "(partitions are not modelled)")
-        if self.capacity is None and self.overflow == "block":
-            raise ValueError("overflow: block needs a capacity (without one nothing ever "
-                             "overflows)")
-        if self.max_block is not None and self.overflow != "block":
-            raise ValueError("max_block applies only with overflow: block")
-        return self
-
-
-class QueueParams(BrokerParams):
-    """Parameters of ``kind: queue``.
-
-    Parameters
-    ----------
-    capacity
-        Messages the queue holds at most: waiting, delayed before a retry, or in flight (not
-        yet acknowledged). Omitted: unbounded. Dead letters moved in from another queue are
-        always accepted, even beyond it.
-    overflow
-        What a publish to a full queue does: ``reject`` (the producer gets status
-        ``rejected`` at once; RabbitMQ's ``reject-publish``) or ``block`` (the producer waits
-        for room, in FIFO order; Kafka's ``max.block.ms``).
-    max_block
-        With ``block``: a producer that has waited this long gives up (status ``rejected``).
-        Omitted: it waits as long as it takes.
-    publish_time
-        Time the broker takes to answer a publish once the message is stored (persistence,
-        replication), seconds; the message can be received meanwhile.
-    """
-
-    kind: Literal["queue"] = "queue"
-
-
-class Broker(Component):
-    """What queues and topics share: admission with backpressure, then storage in backlogs.
-
-    Records one span per publish (``start`` is when the message was admitted, NaN if it was
-    rejected), so the broker appears in the summary with its publish rate and rejection ratio,
-    and time spent blocked shows in its latency.
-    """
-
-    def __init__(self, group: str, index: int, params: BrokerParams, ctx: BuildContext,
-                 names: list[str]) -> None:
-        super().__init__(group, index, params, ctx)
-        self.backlogs = [Backlog(n, ctx.env, ctx.recorder) for n in names]
-        self._gate = Gate(self.backlogs, params.capacity) if params.capacity is not None else None
-        self._block = params.overflow == "block"
-        self._max_block = params.max_block
-        pt = params.publish_time
-        self._publish_time: Callable[[], float] | None = (
-            None if isinstance(pt, Constant) and pt.value + pt.shift == 0
-            else ctx.sampler(group, "publish_time", pt))
-        rec = ctx.recorder
-        self._rec = rec if ctx.record_spans else None
-        self._code = rec.instance_code(group, self.name)
-
-    def handle(self, req: Request, op: str) -> Handler:
-        """Store a message for ``req`` in every backlog and answer ``ok``, or ``rejected``."""
-        env = self.env
-        arrival = env._now
-        gate = self._gate
-        if gate is not None and (gate.waiters or not gate.room()):
-            if not self._block:
-                return self._refuse(req, op, arrival)
-            permit = Event(env)
-            gate.waiters.append(permit)
-            if self._max_block is None:
-                yield permit
-            else:
-                yield AnyOf(env, (permit, Timeout(env, self._max_block)))
-                if not permit.triggered:
-                    gate.waiters.remove(permit)
-                    return self._refuse(req, op, arrival)
-            gate.unreserve()
-        start = env._now
-        for b in self.backlogs:
-            b.put(req, op)
-        if self._publish_time is not None:
-            yield Timeout(env, self._publish_time())
-        self._span(req, op, arrival, start, OK)
-        return OK
-
-    @property
-    def blocked(self) -> int:
-        """Producers waiting for room now."""
-        return len(self._gate.waiters) if self._gate is not None else 0
-
-    def _refuse(self, req: Request, op: str, arrival: float) -> int:
-        for b in self.backlogs:
-            b.reject(req)
-        self._span(req, op, arrival, float("nan"), REJECTED)
-        return REJECTED
-
-    def _span(self, req: Request, op: str, arrival: float, start: float, status: int) -> None:
-        if self._rec is not None:
-            self._rec.span(req.id, self._code, op, arrival, start, self.env._now, status)
-
-
-@register("queue")
-class Queue(Broker):
-    """A named message queue: producers enqueue and get an answer at once; consumers pull.
-
-    Modelling assumptions: one logical queue (no partitions); FIFO delivery of visible messages
-    to consumers in the order they asked; a message that becomes visible again joins the back
-    (standard queues do not keep order on redelivery); the broker itself never fails.
-
-    Records one span per publish and one row per message in the ``messages`` table. Gauges
-    (``label`` ""): ``depth`` (visible messages waiting), ``delayed`` (waiting out a retry
-    backoff), ``in_flight`` (delivered, not acknowledged), ``lag`` (published and not yet
-    acknowledged or dead-lettered: the sum of the three), ``oldest_age`` (seconds since the
-    oldest of those was enqueued), ``blocked`` (producers waiting for room) and the cumulative
-    ``published_total``, ``acked_total``, ``dead_lettered_total``, ``redelivered_total``
-    (deliveries after the first), ``expired_total`` (visibility timeouts that ran out),
-    ``rejected_total`` (publishes refused) and ``stale_acks_total`` (outcomes of superseded
-    deliveries, ignored).
-    """
-
-    Params = QueueParams
-
-    def __init__(self, group: str, index: int, params: QueueParams, ctx: BuildContext) -> None:
-        super().__init__(group, index, params, ctx, [group])
-        self.backlog = self.backlogs[0]
-
-    def gauges(self) -> Iterable[tuple[str, str, Callable[[], float]]]:
-        yield from self.backlog.gauges("")
-        yield "blocked", "", lambda: self.blocked

@@ -16,91 +16,29 @@ reaches the end; then live projection resumes.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable, Generator, Iterable
-from typing import Any, ClassVar, Literal, Self
+from typing import Any
 
-from pydantic import Field, model_validator
 from simpy import AnyOf, Event, Timeout
 
-from simulator.calls import NAME_PATTERN
 from simulator.components.base import (
     BuildContext,
     Component,
-    ComponentParams,
     FaultState,
     Handler,
-    KeyPath,
     Target,
 )
-from simulator.components.event_store import DomainEvent, EventStore, EventStoreParams
+from simulator.components.event_store.store import DomainEvent, EventStore
+from simulator.components.read_model.params import ReadModelParams
 from simulator.components.workers import WorkerPool
-from simulator.distributions import Constant, Distribution
 from simulator.messages import ERROR, OK, REJECTED, Request
-from simulator.registry import register
 
 #: Events a rebuild applies per step of simulated time (their effects appear together at the
 #: step's end; the step is ``REPLAY_BATCH / replay_rate`` seconds long).
 REPLAY_BATCH = 64
 
 
-class ReadModelParams(ComponentParams):
-    """Parameters of ``kind: read_model``.
-
-    Parameters
-    ----------
-    store
-        The ``event_store`` whose events this read model projects (and against whose
-        committed versions its staleness is measured). Not a call: the read model never
-        calls it, so a store may also publish to the read model directly (an inline,
-        synchronous projection).
-    workers
-        Requests (queries and applies) served at once: connections to the read database.
-    queue_limit
-        Requests allowed to wait for a worker; beyond it a request is ``rejected``.
-        Omitted: unbounded.
-    read_time
-        Time a query takes, seconds (times the request's ``work``).
-    apply_time
-        Time applying one event takes (updating the denormalised row), seconds.
-    apply_ops
-        Operations that apply an event (a projector's calls); every other operation is a
-        query.
-    reads_during_rebuild
-        ``serve``: queries during a rebuild are answered from the partly rebuilt state (and
-        measured stale where it is behind); ``reject``: they are refused (status
-        ``rejected``), as a projection taken offline for its rebuild.
-    """
-
-    kind: Literal["read_model"] = "read_model"
-    store: str = Field(pattern=NAME_PATTERN)
-    workers: int = Field(8, ge=1, le=1_000_000)
-    queue_limit: int | None = Field(None, ge=0)
-    read_time: Distribution = Field(default_factory=lambda: Constant(value=0.001))
-    apply_time: Distribution = Field(default_factory=lambda: Constant(value=0.001))
-    apply_ops: list[str] = Field(default_factory=lambda: ["apply"], min_length=1)
-    reads_during_rebuild: Literal["serve", "reject"] = "serve"
-    refuses_calls: ClassVar[str | None] = None
-
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        if self.replicas != 1:
-            raise ValueError("replicas must be 1: a read model is one logical store (give it "
-                             "more workers)")
-        return self
-
-    def cross_check(self, components: dict[str, ComponentParams]) -> Iterable[tuple[KeyPath, str]]:
-        store = components.get(self.store)
-        if store is None:
-            close = difflib.get_close_matches(self.store, list(components), n=1, cutoff=0.6)
-            yield ("store",), (f"unknown component {self.store!r}"
-                               + (f"; did you mean {close[0]!r}?" if close else ""))
-        elif not isinstance(store, EventStoreParams):
-            yield ("store",), f"must be an event_store; {self.store!r} is a {store.kind}"
-
-
-@register("read_model")
 class ReadModel(FaultState, Component):
     """The query side: per aggregate, the version of the last event applied.
 
@@ -137,7 +75,6 @@ class ReadModel(FaultState, Component):
     """
 
     Params = ReadModelParams
-    supported_faults = frozenset({"crash", "slow", "rebuild"})
 
     def __init__(self, group: str, index: int, params: ReadModelParams,
                  ctx: BuildContext) -> None:
@@ -167,7 +104,7 @@ class ReadModel(FaultState, Component):
         self.rejected_total = 0
         self.failed_total = 0
         rec = ctx.recorder
-        self._recorder = rec
+        self._projections = rec.table("projections")  # one row per event applied
         self._rec = rec if ctx.record_spans else None
         self._code = rec.instance_code(group, self.name)
         self._init_fault_state(ctx, self.name)
@@ -258,7 +195,7 @@ class ReadModel(FaultState, Component):
         assert store is not None
         positions = store.positions[key]
         committed, requests = store.log_committed, store.log_requests
-        record = self._recorder.projection
+        record = self._projections.append
         for v in range(held + 1, version + 1):
             i = positions[v - 1]
             self.applied_total += 1
@@ -337,7 +274,7 @@ class ReadModel(FaultState, Component):
                 return  # a newer rebuild took over, or the read model crashed
             now = env._now
             applied = self.applied
-            record = self._recorder.projection
+            record = self._projections.append
             for i in range(pos, pos + n):
                 key, version = keys[i], versions[i]
                 held = applied.get(key, 0)

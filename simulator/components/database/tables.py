@@ -1,0 +1,77 @@
+"""Derived tables of ``kind: database``: per-shard load, replication and staleness, failovers,
+reshards (computed by :mod:`simulator.analysis.data`), and their terminal formatters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from simulator.results import Results
+
+
+def shard_summary(results: Results) -> pd.DataFrame:
+    """Per database shard: reads, writes, share of the database's requests, skew (max over
+    mean) and the hottest shard, over the measured window (see
+    :func:`simulator.analysis.data.shard_summary`); empty without databases."""
+    from simulator.analysis.data import shard_summary as summarise
+
+    t0, t1 = results.window
+    return summarise(results.samples, t0, t1)
+
+
+def replication_summary(results: Results) -> pd.DataFrame:
+    """Per database: stale-read ratio, replica lag percentiles (seconds), connection-pool
+    wait and timeouts over the measured window (see
+    :func:`simulator.analysis.data.replication_summary`); empty without databases."""
+    from simulator.analysis.data import replication_summary as summarise
+
+    t0, t1 = results.window
+    return summarise(results.samples, results.spans, t0, t1)
+
+
+def failovers(results: Results) -> pd.DataFrame:
+    """Each database failover of the run: shard, node crashed and promoted, times, write
+    unavailability, lost writes (see :func:`simulator.analysis.data.failover_summary`)."""
+    from simulator.analysis.data import failover_summary
+
+    return failover_summary(results.events)
+
+
+def reshards(results: Results) -> pd.DataFrame:
+    """Each reshard of the run: shard counts and the fraction of keys moved."""
+    from simulator.analysis.data import reshard_summary
+
+    return reshard_summary(results.events)
+
+
+def format_shard_summary(shards: pd.DataFrame) -> str:
+    """Shares in %, skew to 3 decimals, the hottest shard marked."""
+    return shards.to_string(index=False, formatters={
+        "share": "{:.1%}".format, "skew": "{:.3f}".format,
+        "hottest": lambda v: "hottest" if v else ""})
+
+
+def format_replication_summary(replication: pd.DataFrame) -> str:
+    """Lags and pool waits in ms, ratios in %."""
+    df = replication.copy()
+    for c in ("lag_mean", "lag_p50", "lag_p95", "lag_p99", "lag_max", "pool_wait_mean",
+              "pool_wait_p99"):
+        df[c] = df[c] * 1e3
+    fmt: dict[str, Callable[[Any], str]] = {
+        c: (lambda v: "-" if pd.isna(v) else f"{v:.2%}")
+        for c in ("stale_read_ratio", "pool_timeout_ratio")}
+    return df.to_string(index=False, na_rep="-", formatters=fmt, float_format="{:.3g}".format)
+
+
+def format_failovers(table: pd.DataFrame) -> str:
+    """Times to the millisecond."""
+    return table.to_string(index=False, float_format="{:.3f}".format)
+
+
+def format_reshards(table: pd.DataFrame) -> str:
+    """Moved fractions in %."""
+    return table.to_string(index=False, na_rep="-", formatters={
+        c: "{:.2%}".format for c in ("moved_ratio", "moved_to_new_ratio", "seen_moved_ratio")})

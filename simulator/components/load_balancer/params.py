@@ -1,0 +1,141 @@
+"""Parameters of ``kind: load_balancer``: strategy, weights, health checks, outlier detection."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from simulator.components.params import ComponentParams, KeyPath
+from simulator.distributions import Duration
+
+Strategy = Literal[
+    "round_robin",
+    "weighted_round_robin",
+    "random",
+    "weighted_random",
+    "least_connections",
+    "power_of_two",
+    "power_of_d",
+    "peak_ewma",
+    "least_response_time",
+    "consistent_hash",
+    "join_shortest_queue",
+    "geo",
+]
+
+
+class HealthCheck(BaseModel):
+    """Active health checks, as Envoy's.
+
+    Every ``interval`` the balancer probes each backend; ``unhealthy_threshold`` failed probes in
+    a row mark it unhealthy (no traffic), ``healthy_threshold`` passed probes in a row mark it
+    healthy again. A probe fails when the backend is crashed or partitioned from the balancer.
+    Probes are instantaneous and cost the backend nothing.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    interval: Duration = Field(5.0, gt=0)
+    unhealthy_threshold: int = Field(2, ge=1)
+    healthy_threshold: int = Field(1, ge=1)
+
+
+class OutlierDetection(BaseModel):
+    """Passive outlier ejection, as Envoy's ``consecutive_5xx`` detector.
+
+    ``consecutive_errors`` failed replies in a row (``error``, ``timeout`` or ``rejected``) eject
+    the backend for ``base_ejection_time`` x the number of times it has been ejected; at most
+    ``max_ejection_percent`` of the backends are ejected at once (at least one may be).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    consecutive_errors: int = Field(5, ge=1)
+    base_ejection_time: Duration = Field(30.0, gt=0)
+    max_ejection_percent: float = Field(10.0, ge=0, le=100)
+
+
+class LoadBalancerParams(ComponentParams):
+    """Parameters of ``kind: load_balancer``.
+
+    Parameters
+    ----------
+    strategy
+        ``round_robin`` (strict cyclic order from a random start); ``weighted_round_robin``
+        (smooth weighted round robin, as nginx); ``random``; ``weighted_random``;
+        ``least_connections`` (fewest outstanding requests from this balancer, ties broken at
+        random); ``power_of_two`` / ``power_of_d`` (``choice_count`` distinct candidates drawn
+        uniformly, the one with fewest outstanding requests wins, ties to the first drawn, which
+        is random; Envoy's LEAST_REQUEST); ``peak_ewma`` (Finagle: two distinct random
+        candidates, lower peak-EWMA latency x (outstanding + 1) wins); ``least_response_time``
+        (lowest EWMA latency x (outstanding + 1) over all backends); ``consistent_hash`` (ring of
+        ``vnodes`` virtual nodes per backend, md5 of the request key; Envoy's RING_HASH);
+        ``join_shortest_queue`` (textbook JSQ: the true number of requests at each backend,
+        which no real balancer sees; for comparison only); ``geo`` (geo-routing: the request
+        goes to the region chosen by ``geo_by`` for its client's region, the first that has an
+        available backend — failing over to the next when a region's backends are all
+        unhealthy or ejected — and round robin within it; every backend must be placed in a
+        region).
+    geo_by
+        How ``geo`` ranks regions for clients of a region: ``nearest`` (mean round trip of the
+        scenario's latency matrix, the client's own region first when ``local`` is zero; ties
+        in backend order; Route 53 geoproximity) or ``latency`` (lowest EWMA, over
+        ``decay_time``, of the reply times this balancer measured for that client region and
+        backend region, on successful replies; before the first, the mean round trip, so each
+        region is tried; regions not in use are not probed again; Route 53 latency-based
+        routing).
+    backends
+        Names of the components to balance over; a replicated component adds all its instances.
+    weights
+        One weight per backend instance, in order (weighted strategies); default all 1.
+    choice_count
+        Candidates drawn per request by ``power_of_d`` (``power_of_two``: 2).
+    decay_time
+        Time constant of the latency EWMA (``peak_ewma``, ``least_response_time``), seconds.
+    vnodes
+        Virtual nodes per backend on the consistent-hash ring.
+    health_check
+        Active health checking (Envoy): probe every backend every ``interval``.
+    outlier_detection
+        Passive outlier ejection (Envoy): eject a backend after consecutive failures.
+    healthy_panic_threshold
+        Percent (Envoy's default 50): when fewer backends than this are available, balance over
+        all of them as if all were healthy, rather than overload the few that are left.
+    """
+
+    kind: Literal["load_balancer"] = "load_balancer"
+    strategy: Strategy = "round_robin"
+    backends: list[str] = Field(min_length=1)
+    weights: list[float] | None = None
+    choice_count: int = Field(2, ge=2)
+    decay_time: Duration = Field(10.0, gt=0)
+    vnodes: int = Field(150, ge=1, le=100_000)
+    health_check: HealthCheck | None = None
+    outlier_detection: OutlierDetection | None = None
+    healthy_panic_threshold: float = Field(50.0, ge=0, le=100)
+    geo_by: Literal["nearest", "latency"] = "nearest"
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.weights is not None and any(w <= 0 for w in self.weights):
+            raise ValueError("weights must be > 0")
+        if self.strategy == "power_of_two" and self.choice_count != 2:
+            raise ValueError("power_of_two draws 2 candidates; use power_of_d for choice_count")
+        return self
+
+    def references(self) -> Iterable[tuple[KeyPath, str]]:
+        for i, b in enumerate(self.backends):
+            yield ("backends", i), b
+
+    def cross_check(self, components: dict[str, ComponentParams]) -> Iterable[tuple[KeyPath, str]]:
+        n = sum(components[b].replicas for b in self.backends)
+        if self.weights is not None and len(self.weights) != n:
+            yield ("weights",), (
+                f"expected one weight per backend instance ({n}), got {len(self.weights)}"
+            )
+        if self.strategy == "geo":
+            for i, b in enumerate(self.backends):
+                if components[b].region is None:
+                    yield ("backends", i), (f"strategy geo needs every backend placed in a "
+                                            f"region; give {b!r} a region")

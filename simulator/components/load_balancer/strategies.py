@@ -1,0 +1,282 @@
+"""Backend selection strategies of the load balancer: one builder per strategy, each
+returning the balancer's ``pick(request) -> backend index`` closure over its state, and the
+name -> builder table :data:`STRATEGIES` the balancer looks its strategy up in."""
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from simulator.components.hashing import hash64, hash_ring
+from simulator.messages import Request
+from simulator.rng import batched
+
+if TYPE_CHECKING:
+    from simulator.components.load_balancer.balancer import LoadBalancer
+
+
+def _ints(lb: LoadBalancer, high: int) -> Callable[[], float]:
+    return batched(lb._rng, lambda rng, k: rng.integers(0, high, k))
+
+def pick_round_robin(lb: LoadBalancer) -> Callable[[Request], int]:
+    n = len(lb.backends)
+    state = [int(lb._rng.integers(0, n))]
+
+    def pick(req: Request) -> int:
+        avail = lb._avail
+        i = state[0] % len(avail)
+        state[0] = i + 1
+        return avail[i]
+
+    return pick
+
+def pick_weighted_round_robin(lb: LoadBalancer) -> Callable[[Request], int]:
+    weights = lb._weights.tolist()
+    current = [0.0] * len(weights)
+
+    def pick(req: Request) -> int:
+        avail = lb._avail
+        best = avail[0]
+        total = 0.0
+        for i in avail:
+            w = weights[i]
+            total += w
+            current[i] += w
+            if current[i] > current[best]:
+                best = i
+        current[best] -= total
+        return best
+
+    return pick
+
+def pick_random(lb: LoadBalancer) -> Callable[[Request], int]:
+    draw = _ints(lb, len(lb.backends))
+    uniform = lb._uniform
+
+    def pick(req: Request) -> int:
+        if lb._full:
+            return int(draw())
+        avail = lb._avail
+        return avail[int(uniform() * len(avail))]
+
+    return pick
+
+def pick_weighted_random(lb: LoadBalancer) -> Callable[[Request], int]:
+    p = lb._weights / lb._weights.sum()
+    n = len(p)
+    draw = batched(lb._rng, lambda rng, k: rng.choice(n, size=k, p=p))
+    uniform = lb._uniform
+    cache: dict[str, Any] = {"version": -1}
+
+    def pick(req: Request) -> int:
+        if lb._full:
+            return int(draw())
+        if cache["version"] != lb._version:
+            cum = np.cumsum(lb._weights[lb._avail])
+            cache.update(version=lb._version, cum=(cum / cum[-1]).tolist())
+        return lb._avail[bisect.bisect_right(cache["cum"], uniform())]
+
+    return pick
+
+def pick_least_connections(lb: LoadBalancer) -> Callable[[Request], int]:
+    out = lb.outstanding
+    return _argmin_by(lb, out.__getitem__)
+
+def pick_join_shortest_queue(lb: LoadBalancer) -> Callable[[Request], int]:
+    backends = lb.backends
+    if not all(hasattr(b, "in_system") for b in backends):
+        raise ValueError("join_shortest_queue needs backends that report in_system")
+    return _argmin_by(lb, lambda i: backends[i].in_system)  # type: ignore[attr-defined]
+
+def _argmin_by(lb: LoadBalancer, value: Callable[[int], float]) -> Callable[[Request], int]:
+    tie = lb._uniform
+
+    def pick(req: Request) -> int:
+        avail = lb._avail
+        values = [value(i) for i in avail]
+        m = min(values)
+        ties = [i for i, x in zip(avail, values, strict=True) if x == m]
+        return ties[0] if len(ties) == 1 else ties[int(tie() * len(ties))]
+
+    return pick
+
+def _pair(lb: LoadBalancer) -> Callable[[], tuple[int, int]]:
+    """Two distinct available backends, uniformly at random."""
+    n = len(lb.backends)
+    draw = _ints(lb, n * (n - 1))
+    uniform = lb._uniform
+
+    def pair() -> tuple[int, int]:
+        if lb._full:
+            i, j = divmod(int(draw()), n - 1)
+            return i, j + (j >= i)
+        avail = lb._avail
+        k = len(avail)
+        if k == 1:
+            return avail[0], avail[0]
+        a = int(uniform() * k)
+        b = int(uniform() * (k - 1))
+        return avail[a], avail[b + (b >= a)]
+
+    return pair
+
+def pick_power_of_two(lb: LoadBalancer) -> Callable[[Request], int]:
+    if len(lb.backends) == 1:
+        return lambda req: 0
+    pair = _pair(lb)
+    out = lb.outstanding
+
+    def pick(req: Request) -> int:
+        i, j = pair()
+        return i if out[i] <= out[j] else j
+
+    return pick
+
+def pick_power_of_d(lb: LoadBalancer) -> Callable[[Request], int]:
+    if lb.params.choice_count == 2:
+        return pick_power_of_two(lb)
+    n = len(lb.backends)
+    d = lb.params.choice_count
+    rows: list[list[int]] = []
+    rng = lb._rng
+    out = lb.outstanding
+
+    def candidates() -> list[int]:
+        if not lb._full:
+            avail = lb._avail
+            k = min(d, len(avail))
+            return [avail[int(x)] for x in rng.choice(len(avail), k, replace=False)]
+        if not rows:
+            block = rng.permuted(np.tile(np.arange(n), (1024, 1)), axis=1)[:, :min(d, n)]
+            rows.extend(block.tolist()[::-1])
+        return rows.pop()
+
+    def pick(req: Request) -> int:
+        cands = candidates()
+        best = cands[0]
+        for c in cands[1:]:
+            if out[c] < out[best]:
+                best = c
+        return best
+
+    return pick
+
+def pick_peak_ewma(lb: LoadBalancer) -> Callable[[Request], int]:
+    if len(lb.backends) == 1:
+        return lambda req: 0
+    pair = _pair(lb)
+    out, ewma = lb.outstanding, lb._ewma
+
+    def pick(req: Request) -> int:
+        i, j = pair()
+        return i if ewma[i] * (out[i] + 1) <= ewma[j] * (out[j] + 1) else j
+
+    return pick
+
+def pick_least_response_time(lb: LoadBalancer) -> Callable[[Request], int]:
+    out, ewma = lb.outstanding, lb._ewma
+    return _argmin_by(lb, lambda i: ewma[i] * (out[i] + 1))
+
+def pick_geo(lb: LoadBalancer) -> Callable[[Request], int]:
+    net = lb.ctx.regions
+    if net is None:
+        raise ValueError("strategy geo needs the scenario's regions block")
+    members: dict[str, list[int]] = {}
+    for i, b in enumerate(lb.backends):
+        if b.region is None:
+            raise ValueError(f"strategy geo: backend {b.name} has no region")
+        members.setdefault(b.region, []).append(i)
+    lb._backend_region = [str(b.region) for b in lb.backends]
+    regions = list(members)  # in backend order: ties keep it
+
+    def ranked(src: str | None) -> list[str]:
+        src = src if src is not None else lb.region
+        if src is None:
+            return regions
+        return sorted(regions, key=lambda r: net.mean(src, r) + net.mean(r, src))
+
+    orders: dict[str | None, list[str]] = {s: ranked(s) for s in [None, *net.names]}
+    by_latency = lb.params.geo_by == "latency"
+    # measured reply time per (client region, backend region): [ewma, time of the last
+    # sample]; before the first sample, the network round trip alone (an optimistic
+    # estimate, so that each region is tried once), marked by a negative time
+    lb._geo_ewma = {
+        (s, r): [net.mean(s, r) + net.mean(r, s) if s is not None else 0.0, -1.0]
+        for s in orders for r in regions}
+    turn = dict.fromkeys(regions, 0)
+    last: dict[str | None, str] = {}
+    cache: dict[str, Any] = {"version": -1, "up": members}
+
+    def pick(req: Request) -> int:
+        if cache["version"] != lb._version:
+            allowed = set(lb._avail)
+            cache["up"] = {r: [i for i in m if i in allowed] for r, m in members.items()}
+            cache["version"] = lb._version
+        up: dict[str, list[int]] = cache["up"]
+        src = req.region
+        order = orders[src]
+        if by_latency:
+            ewma = lb._geo_ewma
+            live = [r for r in order if up[r]] or order
+            region = min(live, key=lambda r: ewma[(src, r)][0])
+        else:
+            region = next((r for r in order if up[r]), order[0])
+        before = last.get(src)
+        if before != region:
+            last[src] = region
+            if before is not None:
+                lb._note_route(src, before, region, not up[before], order[0])
+        cands = up[region] or members[region]
+        k = turn[region]
+        turn[region] = k + 1
+        return cands[k % len(cands)]
+
+    return pick
+
+def pick_consistent_hash(lb: LoadBalancer) -> Callable[[Request], int]:
+    tokens, owners = hash_ring([b.name for b in lb.backends], lb.params.vnodes)
+    cache: dict[int, int] = {}
+    n = len(tokens)
+    seen = {"version": 0}
+
+    def pick(req: Request) -> int:
+        key = req.key
+        if seen["version"] != lb._version:
+            cache.clear()
+            seen["version"] = lb._version
+        i = cache.get(key) if key >= 0 else None
+        if i is None:
+            # requests without a key hash their id, so they spread like random
+            name = f"key-{key}" if key >= 0 else f"request-{req.id}"
+            pos = bisect.bisect_left(tokens, hash64(name))
+            i = owners[pos % n]
+            if not lb._full:  # walk clockwise to the first available owner, as Envoy
+                allowed = set(lb._avail)
+                step = 0
+                while i not in allowed and step < n:
+                    step += 1
+                    i = owners[(pos + step) % n]
+            if key >= 0:
+                cache[key] = i
+        return i
+
+    return pick
+
+
+#: Strategy name -> builder of its pick function (``pick(request) -> backend index``).
+STRATEGIES: dict[str, Callable[[LoadBalancer], Callable[[Request], int]]] = {
+    "round_robin": pick_round_robin,
+    "weighted_round_robin": pick_weighted_round_robin,
+    "random": pick_random,
+    "weighted_random": pick_weighted_random,
+    "least_connections": pick_least_connections,
+    "join_shortest_queue": pick_join_shortest_queue,
+    "power_of_two": pick_power_of_two,
+    "power_of_d": pick_power_of_d,
+    "peak_ewma": pick_peak_ewma,
+    "least_response_time": pick_least_response_time,
+    "geo": pick_geo,
+    "consistent_hash": pick_consistent_hash,
+}

@@ -1,0 +1,23 @@
+"""Derived tables of ``kind: load_balancer``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from simulator.results import Results
+
+
+def backend_share(results: Results) -> pd.DataFrame:
+    """Share of requests each balancer sent to each backend in the measured window."""
+    from simulator.analysis.summary import backend_share as shares
+
+    t0, t1 = results.window
+    return shares(results.samples, t0, t1)
+
+
+def format_backend_share(table: pd.DataFrame) -> str:
+    """Shares in percent."""
+    return table.to_string(index=False, formatters={"share": "{:.1%}".format})

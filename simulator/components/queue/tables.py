@@ -1,0 +1,31 @@
+"""The raw ``messages`` table of queues and topic subscriptions, and its derived summary."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from simulator.results import Results
+
+
+def queue_summary(results: Results) -> pd.DataFrame:
+    """Per queue and topic subscription: messages published, acknowledged, dead-lettered,
+    still there; redeliveries; end-to-end time; depth, oldest age and lag (seconds)."""
+    from simulator.analysis.summary import queue_summary as summarise
+
+    t0, t1 = results.window
+    return summarise(results.tables["messages"], results.samples, t0, t1)
+
+
+def format_queue_summary(queues: pd.DataFrame) -> str:
+    """Render a queue summary for a terminal: counts as integers, times to 3 digits."""
+    fmt: dict[str, Callable[[Any], str]] = {}
+    for c in queues.columns:
+        if c.startswith(("e2e_", "oldest_age", "depth_mean")):
+            fmt[c] = lambda v: "-" if pd.isna(v) else f"{v:.3g}"
+        elif c in ("depth_max", "lag_max", "lag_end"):
+            fmt[c] = lambda v: "-" if pd.isna(v) else f"{v:.0f}"
+    return queues.to_string(index=False, na_rep="-", formatters=fmt)

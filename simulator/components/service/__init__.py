@@ -1,0 +1,13 @@
+"""``kind: service``: instances with workers, a bounded FIFO/LIFO queue, service-time
+distributions and downstream calls in sequence or in parallel (see
+:mod:`simulator.components.service.service`)."""
+
+from simulator.components.service.params import ServiceParams
+from simulator.kind import Kind
+
+KIND = Kind(
+    name="service",
+    params=ServiceParams,
+    component="simulator.components.service.service:Service",
+    faults=frozenset({"crash", "slow", "error", "latency"}),
+)

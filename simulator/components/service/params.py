@@ -1,0 +1,90 @@
+"""Parameters of ``kind: service``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+
+from simulator.calls import ParallelSpec, Step
+from simulator.components.params import ComponentParams, KeyPath
+from simulator.distributions import Constant, Distribution
+
+
+class ServiceParams(ComponentParams):
+    """Parameters of ``kind: service``.
+
+    Parameters
+    ----------
+    workers
+        Requests one instance serves at once (threads, event-loop slots).
+    queue_limit
+        Requests allowed to wait for a worker at one instance; an arrival that finds the queue
+        full is rejected at once (status ``rejected``). Omitted: unbounded. A queue limit of
+        ``K - workers`` gives the M/M/c/K model.
+    queue_discipline
+        ``fifo`` or ``lifo`` (newest waiting request served first).
+    service_time
+        Distribution of the time a worker spends on one request (seconds).
+    service_time_by_op
+        Per-operation service-time distributions, overriding ``service_time``.
+    speed
+        Speed factor of each instance (one number for all, or one per replica); service time
+        is divided by it, so ``2`` serves twice as fast.
+    hold_worker
+        Whether a worker stays busy while the request's downstream calls are in progress
+        (thread-per-request servers: true; asynchronous servers and pipelines: false).
+    calls
+        Per operation, the steps taken after the local work, in sequence: a call to a
+        component, or ``{parallel: [...]}``. The key ``"*"`` applies to operations not listed.
+    on_failure
+        Per operation, compensating steps run when a step of ``calls`` fails (a saga's
+        compensation: release the stock when the payment fails). Their outcome is recorded in
+        their own spans; the request keeps the status of the failed step.
+    """
+
+    kind: Literal["service"] = "service"
+    workers: int = Field(1, ge=1, le=1_000_000)
+    queue_limit: int | None = Field(None, ge=0)
+    queue_discipline: Literal["fifo", "lifo"] = "fifo"
+    service_time: Distribution = Field(default_factory=lambda: Constant(value=0.0))
+    service_time_by_op: dict[str, Distribution] = Field(default_factory=dict)
+    speed: float | list[float] = 1.0
+    hold_worker: bool = True
+    calls: dict[str, list[Step]] = Field(default_factory=dict)
+    on_failure: dict[str, list[Step]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        speeds = self.speed if isinstance(self.speed, list) else [self.speed]
+        if isinstance(self.speed, list) and len(self.speed) != self.replicas:
+            raise ValueError(
+                f"speed lists {len(self.speed)} values but replicas is {self.replicas}"
+            )
+        if any(s <= 0 for s in speeds):
+            raise ValueError("speed must be > 0")
+        return self
+
+    def references(self) -> Iterable[tuple[KeyPath, str]]:
+        for block in ("calls", "on_failure"):
+            for op, steps in getattr(self, block).items():
+                for i, step in enumerate(steps):
+                    if isinstance(step, ParallelSpec):
+                        for j, call in enumerate(step.parallel):
+                            for rel, name in call.references():
+                                yield (block, op, i, "parallel", j, *_inside(rel)), name
+                    else:
+                        for rel, name in step.references():
+                            yield (block, op, i, *_inside(rel)), name
+
+    def speed_of(self, index: int) -> float:
+        """Speed factor of replica ``index``."""
+        return self.speed[index] if isinstance(self.speed, list) else self.speed
+
+
+
+
+def _inside(rel: tuple[str, ...]) -> tuple[str, ...]:
+    """Key path of a name inside a call written as a step (a bare name is the step itself)."""
+    return () if rel == ("to",) else rel

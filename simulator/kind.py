@@ -134,13 +134,21 @@ class Plot:
 
     ``draw`` names ``function(results, ax=None, **options) -> Axes``; ``applies`` names
     ``function(results) -> bool`` (omitted: always). ``caption`` is the report's text.
+    ``size`` is the figure's (width, height) in inches, or ``"module:function"`` giving it
+    from the run (a timeline with a row per breaker).
     """
 
     name: str
     draw: str
     caption: str
     applies: str | None = None
-    size: tuple[float, float] = (10, 4.5)
+    size: tuple[float, float] | str = (10, 4.5)
+
+    def figure_size(self, results: Any) -> tuple[float, float]:
+        """The figure's size for ``results`` (inches)."""
+        if isinstance(self.size, str):
+            return tuple(load(self.size)(results))
+        return self.size
 
     def available(self, results: Any) -> bool:
         """Whether the run has what the plot draws."""

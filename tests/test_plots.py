@@ -141,7 +141,7 @@ def test_available_lists_what_the_run_has(tiny: simulator.Results,
     assert "hit_ratio_over_time" in gauged.plot.available()
     assert "queue_over_time" in gauged.plot.available()
     assert storm.plot.available() == [*base, "breaker_timeline"]
-    assert set(PlotAccessor.NAMES) >= set(gauged.plot.available())
+    assert set(PlotAccessor.names()) >= set(gauged.plot.available())
 
 
 @pytest.mark.parametrize("name", ["latency_cdf", "latency_over_time", "throughput_over_time",

@@ -23,22 +23,6 @@ import pandas as pd
 if TYPE_CHECKING:
     from simulator.results import Results
 
-#: Captions of the plots, by :class:`~simulator.analysis.plots.PlotAccessor` method name.
-CAPTIONS = {
-    "latency_cdf": "Latency CDF of successful requests created in the measured window.",
-    "latency_over_time": "Latency percentiles of successful requests per time window, by "
-                         "completion time.",
-    "throughput_over_time": "Completed requests per second by status, by completion time.",
-    "goodput_over_time": "Arrivals (offered load), throughput, goodput and errors per second.",
-    "load_over_time": "Requests arriving per second at each component (retries and fan-out "
-                      "included).",
-    "hit_ratio_over_time": "Cache hit ratio per time window.",
-    "breaker_timeline": "Circuit breaker states over time, per calling instance and target.",
-    "queue_over_time": "Queue depth and consumer lag.",
-    "backend_share": "Share of requests each balancer sent to each backend (measured window).",
-    "backend_share_over_time": "Share of requests per backend over time.",
-}
-
 _LATENCY_COLUMNS = ("mean", "p50", "p95", "p99", "p999")
 _RATIO_COLUMNS = ("error_ratio", "rejection_ratio", "timeout_ratio", "fallback_ratio",
                   "utilisation", "share", "conflict_ratio", "failed_ratio", "stale_read_ratio")
@@ -214,7 +198,10 @@ def report_html(results: Results, plots: Sequence[str] | None = None,
     title
         Page title (default: the scenario's name).
     """
+    from simulator import registry
     from simulator.analysis.plots import render
+
+    captions = registry.plots()
 
     r = results
     s = r.scenario
@@ -273,7 +260,7 @@ def report_html(results: Results, plots: Sequence[str] | None = None,
     parts.append('<h2 id="plots">Plots</h2>')
     for name in names:
         png = render(r, name)
-        caption = CAPTIONS.get(name, name.replace("_", " "))
+        caption = captions[name].caption if name in captions else name.replace("_", " ")
         parts.append(f"<figure>{_img(png, name)}<figcaption>{esc(caption)}</figcaption>"
                      "</figure>")
 

@@ -43,9 +43,10 @@ meanwhile) loads the store's older value, as real write-behind caches do.
 """
 
 from simulator.components.cache.params import CacheParams, FlushEvent
-from simulator.kind import DerivedTable, Kind
+from simulator.kind import DerivedTable, Kind, Plot
 
 _TABLES = "simulator.components.cache.tables"
+_PLOTS = "simulator.components.cache.plots"
 
 KIND = Kind(
     name="cache",
@@ -58,4 +59,6 @@ KIND = Kind(
         "caches (measured window; workload rows: the first cache on each request's path)",
         format=f"{_TABLES}:format_cache_summary"),),
     spans_regions=False,  # shards and local tiers are routed without regard to regions
+    plots=(Plot("hit_ratio_over_time", f"{_PLOTS}:hit_ratio_over_time",
+                "Cache hit ratio per time window.", applies=f"{_PLOTS}:has_cache_results"),),
 )

@@ -4,7 +4,7 @@ visibility timeouts, redelivery and dead letters (SQS semantics; see
 subscriptions share."""
 
 from simulator.components.queue.params import QueueParams
-from simulator.kind import Column, DerivedTable, Kind, RawTable
+from simulator.kind import Column, DerivedTable, Kind, Plot, RawTable
 from simulator.messages import MESSAGE_STATUS_LABELS
 
 MESSAGES = RawTable("messages", "One row per message stored in a queue or topic subscription "
@@ -29,6 +29,7 @@ MESSAGES = RawTable("messages", "One row per message stored in a queue or topic 
 ))
 
 _TABLES = "simulator.components.queue.tables"
+_PLOTS = "simulator.components.queue.plots"
 
 KIND = Kind(
     name="queue",
@@ -38,4 +39,6 @@ KIND = Kind(
     derived=(DerivedTable("queue_summary", f"{_TABLES}:queue_summary",
                           "queues (e2e: enqueue to acknowledgement; times in seconds)",
                           format=f"{_TABLES}:format_queue_summary"),),
+    plots=(Plot("queue_over_time", f"{_PLOTS}:queue_over_time", "Queue depth and consumer lag.",
+                applies=f"{_PLOTS}:has_queues"),),
 )

@@ -1,0 +1,55 @@
+"""Plots of runs and experiments. matplotlib is imported on first use only.
+
+In a notebook: ``results.plot.latency_cdf()`` and every other plot the run and its kinds
+declare (:class:`PlotAccessor`, :data:`CORE_PLOTS`, each kind's ``plots``); for several runs
+or an experiment: :func:`latency_cdf_overlay`, :func:`comparison_chart` and
+:func:`latency_vs_load`. From the CLI, ``simulator run --plots`` and ``simulator plot DIR``
+write PNGs with :func:`write_plots`.
+
+Every plot reads the tables only. Plots over time shade the warm-up (grey) and every fault window
+of the scenario (red). A plot whose data a run does not have (no cache, no queue, no breaker) is
+left out by :func:`write_plots`; called directly, it raises :class:`NoDataError`.
+
+Modules: :mod:`.style` (what plots share), :mod:`.run` (the run's own plots),
+:mod:`.accessor`, :mod:`.experiment`, :mod:`.files`.
+"""
+
+from __future__ import annotations
+
+from simulator.analysis.plots.accessor import PlotAccessor
+from simulator.analysis.plots.experiment import (
+    comparison_chart,
+    latency_cdf_overlay,
+    latency_vs_load,
+)
+from simulator.analysis.plots.files import figure, plot_directory, render, write_plots
+from simulator.analysis.plots.style import ARRIVAL_PARTS, NoDataError, fault_windows, shade_windows
+from simulator.kind import Plot
+
+_RUN = "simulator.analysis.plots.run"
+
+#: The plots of every run (the kinds declare their own), in the order they are written.
+CORE_PLOTS = (
+    Plot("latency_cdf", f"{_RUN}:latency_cdf",
+         "Latency CDF of successful requests created in the measured window.",
+         applies=f"{_RUN}:has_measured_successes", size=(8, 4.5)),
+    Plot("latency_over_time", f"{_RUN}:latency_over_time",
+         "Latency percentiles of successful requests per time window, by completion time.",
+         applies=f"{_RUN}:has_successes"),
+    Plot("throughput_over_time", f"{_RUN}:throughput_over_time",
+         "Completed requests per second by status, by completion time.",
+         applies=f"{_RUN}:has_completions"),
+    Plot("goodput_over_time", f"{_RUN}:goodput_over_time",
+         "Arrivals (offered load), throughput, goodput and errors per second.",
+         applies=f"{_RUN}:has_requests"),
+    Plot("load_over_time", f"{_RUN}:load_over_time",
+         "Requests arriving per second at each component (retries and fan-out included).",
+         applies=f"{_RUN}:has_spans"),
+    Plot("breaker_timeline", f"{_RUN}:breaker_timeline",
+         "Circuit breaker states over time, per calling instance and target.",
+         applies=f"{_RUN}:has_breakers", size=f"{_RUN}:breaker_timeline_size"),
+)
+
+__all__ = ["ARRIVAL_PARTS", "CORE_PLOTS", "NoDataError", "PlotAccessor", "comparison_chart",
+           "fault_windows", "figure", "latency_cdf_overlay", "latency_vs_load",
+           "plot_directory", "render", "shade_windows", "write_plots"]

@@ -1,0 +1,284 @@
+"""The plots of one run that belong to no component kind: latency, throughput, goodput,
+load per component, circuit breakers."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from simulator.analysis.plots.style import (
+    BREAKER_COLORS,
+    BREAKER_STATE,
+    STATUS_COLORS,
+    NoDataError,
+    _arrivals_total,
+    _axes,
+    _cdf,
+    _cdf_axes,
+    _has_metric,
+    _legend_outside,
+    _per_window,
+    _rate,
+    _run_end,
+    _steps,
+    _time_axis,
+    _window,
+    shade_windows,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from simulator.results import Results
+
+
+def latency_cdf(r: Results, ax: Axes | None = None, by: str = "workload",
+                complementary: bool = False) -> Axes:
+    """Empirical CDF of end-to-end latency of successful requests (measured window).
+
+    Parameters
+    ----------
+    ax
+        Axes to draw on (default: a new figure).
+    by
+        Column of ``requests`` giving one curve per value (``workload``, ``op``...).
+    complementary
+        Draw ``1 - F`` on a log scale instead, which spreads out the tail (p99, p99.9).
+    """
+    ax = _axes(ax)
+    req = r.measured_requests()
+    req = req[req["status"] == "ok"]
+    left = min([_cdf(ax, grp["latency"].to_numpy(), str(name), complementary)
+                for name, grp in req.groupby(by, observed=True)], default=math.inf)
+    _cdf_axes(ax, complementary, left)
+    ax.set_title(f"{r.scenario.name}: latency {'CCDF' if complementary else 'CDF'}")
+    ax.legend(title=by)
+    return ax
+
+
+def latency_over_time(r: Results, ax: Axes | None = None, window: float | None = None,
+    quantiles: tuple[float, ...] = (0.5, 0.95, 0.99),
+    by: Literal["end", "start"] = "end",
+) -> Axes:
+    """Latency percentiles of successful requests per time window.
+
+    Parameters
+    ----------
+    ax
+        Axes to draw on (default: a new figure).
+    window
+        Width of a time window in seconds (default: the scenario's ``metrics.interval``).
+    quantiles
+        Percentiles to draw, as fractions.
+    by
+        ``"end"``: requests binned by completion time, as a monitoring system records
+        them. ``"start"``: by creation time, which ties a latency to the moment the
+        request arrived; but near the end of an overloaded run only the fast requests have
+        finished, so the last windows look better than they were (the slow ones are still
+        in flight and not counted).
+    """
+    ax = _axes(ax)
+    window = _window(r, window)
+    req = r.requests[r.requests["status"] == "ok"]
+    bins = np.floor(req[by].to_numpy() / window) * window
+    g = req.assign(t=bins).groupby("t")["latency"]
+    for q in quantiles:
+        series = g.quantile(q) * 1e3
+        ax.plot(series.index, series.to_numpy(), label=f"p{q * 100:g}")
+    shade_windows(ax, r)
+    when = "completion" if by == "end" else "creation"
+    _time_axis(ax, r, f"latency percentiles per {window:g}s, by {when} time",
+               "latency (ms)")
+    ax.set_ylim(bottom=0)
+    _legend_outside(ax)
+    return ax
+
+
+def throughput_over_time(r: Results, ax: Axes | None = None, window: float | None = None) -> Axes:
+    """Completed requests per second by status, per time window (by completion time)."""
+    ax = _axes(ax)
+    window = _window(r, window)
+    req = r.requests.dropna(subset=["end"])
+    t_end = _run_end(r)
+    statuses = [s for s in STATUS_COLORS if (req["status"] == s).any()]
+    statuses += sorted(set(map(str, req["status"].unique())) - set(statuses))
+    for status in statuses:
+        t, rate = _rate(req.loc[req["status"] == status, "end"].to_numpy(), window, t_end)
+        _steps(ax, t, rate, window, label=status, color=STATUS_COLORS.get(status))
+    shade_windows(ax, r)
+    _time_axis(ax, r, "throughput by status", "requests per second")
+    ax.set_ylim(bottom=0)
+    _legend_outside(ax)
+    return ax
+
+
+def goodput_over_time(r: Results, ax: Axes | None = None, window: float | None = None) -> Axes:
+    """Arrivals, throughput, goodput and errors per second over time.
+
+    Arrivals count requests created (the offered load, by creation time); throughput counts
+    completions, goodput successful completions and errors failed ones (a fallback is
+    neither a success nor an error), all by completion time.
+    """
+    ax = _axes(ax)
+    window = _window(r, window)
+    req = r.requests
+    t_end = _run_end(r)
+    status = req["status"].astype(str)
+    end = req["end"].to_numpy()
+    failed = ~status.isin(["ok", "fallback", "in_flight"]).to_numpy()
+    # throughput wide and pale underneath, so that it shows where goodput or errors equal it
+    lines: list[tuple[str, np.ndarray, dict[str, Any]]] = [
+        ("throughput", end, {"color": "#64b5f6", "lw": 4, "alpha": 0.6}),
+        ("goodput", end[(status == "ok").to_numpy()],
+         {"color": STATUS_COLORS["ok"], "lw": 1.3}),
+        ("errors", end[failed], {"color": STATUS_COLORS["error"], "lw": 1.3}),
+        ("arrivals", req["start"].to_numpy(), {"color": "#424242", "ls": "--", "lw": 1}),
+    ]
+    for label, times, style in lines:
+        t, rate = _rate(times, window, t_end)
+        _steps(ax, t, rate, window, label=label, **style)
+    shade_windows(ax, r)
+    _time_axis(ax, r, "throughput, goodput and errors", "requests per second")
+    ax.set_ylim(bottom=0)
+    _legend_outside(ax)
+    return ax
+
+
+def load_over_time(r: Results, ax: Axes | None = None, window: float | None = None,
+                   components: Sequence[str] | None = None) -> Axes:
+    """Requests arriving per second at each component.
+
+    This is the load each component really sees: retries, hedges and fan-out included, so
+    a retry storm shows here as a multiple of the clients' arrivals. For services it comes
+    from their gauges (served + rejected + failed + cancelled + in system: exact even for
+    requests still queued when the run ends); for other components from the spans, by
+    arrival time (a hop is recorded when it ends, so hops unfinished at the end of the run
+    are missing there).
+
+    Parameters
+    ----------
+    ax
+        Axes to draw on (default: a new figure).
+    window
+        Width of a time window in seconds (default: the scenario's ``metrics.interval``).
+    components
+        Components drawn (default: every component that records spans).
+    """
+    if len(r.spans) == 0:
+        raise NoDataError(f"{r.scenario.name}: no spans in this run (metrics.spans off?)")
+    window = _window(r, window)
+    ax = _axes(ax)
+    t_end = _run_end(r)
+    sp = r.spans
+    totals = _arrivals_total(r.samples)
+    names = list(components) if components is not None else sorted(
+        map(str, sp["component"].unique()))
+    series: dict[tuple[float, ...], tuple[np.ndarray, np.ndarray, list[str]]] = {}
+    for name in names:
+        if name in totals:
+            per = _per_window(totals[name], window) / window
+            t, rate = per.index.to_numpy() - window, per.to_numpy()
+        else:
+            t, rate = _rate(sp.loc[sp["component"] == name, "arrival"].to_numpy(), window,
+                            t_end)
+        # components that see the same requests (a fan-out) would hide each other's line
+        series.setdefault((*t, *rate), (t, rate, []))[2].append(name)
+    for t, rate, same in series.values():
+        _steps(ax, t, rate, window, label=" = ".join(same))
+    shade_windows(ax, r)
+    _time_axis(ax, r, "arrivals per second at each component", "requests per second")
+    ax.set_ylim(bottom=0)
+    _legend_outside(ax)
+    return ax
+
+
+def breaker_timeline(r: Results, ax: Axes | None = None) -> Axes:
+    """State of every circuit breaker over time: one bar per (caller instance, target).
+
+    Transitions come from the ``breaker`` events (``detail`` ``"target: old->new"``);
+    breakers that never left the closed state are found from their ``breaker_state`` gauge.
+    """
+    rows = _breaker_rows(r)
+    if not rows:
+        raise NoDataError(f"{r.scenario.name}: no circuit breakers in this run")
+    ax = _axes(ax, figsize=(8, 1.2 + 0.45 * len(rows)))
+    t_end = _run_end(r)
+    labels = []
+    for y, ((caller, target), changes) in enumerate(rows.items()):
+        labels.append(f"{caller} → {target}")
+        edges = [0.0, *(t for t, _ in changes), t_end]
+        states = ["closed", *(s for _, s in changes)]
+        for state in BREAKER_COLORS:
+            spans = [(a, b - a) for s, a, b in zip(states, edges[:-1], edges[1:],
+                                                     strict=True) if s == state and b > a]
+            if spans:
+                ax.broken_barh(spans, (y - 0.35, 0.7), color=BREAKER_COLORS[state], lw=0)
+    shade_windows(ax, r, over=True)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_ylim(-0.6, len(labels) - 0.4)
+    ax.invert_yaxis()
+    ax.set_xlim(0, t_end)
+    ax.set_xlabel("time (s)")
+    ax.set_title(f"{r.scenario.name}: circuit breaker states")
+    from matplotlib.patches import Patch
+
+    handles: list[Any] = [Patch(color=c, label=s.replace("_", "-"))
+                          for s, c in BREAKER_COLORS.items()]
+    handles += ax.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5),
+              fontsize="small")
+    return ax
+
+
+def _breaker_rows(r: Results) -> dict[tuple[str, str], list[tuple[float, str]]]:
+    """Transitions ``(time, new state)`` per (caller instance, target), in time order."""
+    rows: dict[tuple[str, str], list[tuple[float, str]]] = {}
+    gauge = r.samples[r.samples["metric"] == BREAKER_STATE]
+    for inst, label in gauge[["instance", "label"]].drop_duplicates().itertuples(
+            index=False):
+        rows[(str(inst), str(label))] = []
+    ev = r.events[r.events["event"] == "breaker"].sort_values("time", kind="stable")
+    for t, inst, detail in zip(ev["time"], ev["instance"], ev["detail"], strict=True):
+        target, _, change = str(detail).partition(": ")
+        rows.setdefault((str(inst), target), []).append(
+            (float(t), change.rpartition("->")[2]))
+    return dict(sorted(rows.items()))
+
+
+# ---- which plots a run has data for (a streaming run keeps no requests table) ---------------
+def has_measured_successes(r: Results) -> bool:
+    """Successful requests in the measured window."""
+    return not r.streaming and bool((r.measured_requests()["status"] == "ok").any())
+
+
+def has_successes(r: Results) -> bool:
+    """Successful requests at all."""
+    return not r.streaming and bool((r.requests["status"] == "ok").any())
+
+
+def has_completions(r: Results) -> bool:
+    """Completed requests."""
+    return not r.streaming and bool(r.requests["end"].notna().any())
+
+
+def has_requests(r: Results) -> bool:
+    """Requests."""
+    return not r.streaming and len(r.requests) > 0
+
+
+def has_spans(r: Results) -> bool:
+    """Spans (a streaming run's load is not drawn: its spans are not per request)."""
+    return not r.streaming and len(r.spans) > 0
+
+
+def has_breakers(r: Results) -> bool:
+    """Circuit-breaker events or gauges."""
+    return bool((r.events["event"] == "breaker").any()) or _has_metric(r, BREAKER_STATE)
+
+
+def breaker_timeline_size(r: Results) -> tuple[float, float]:
+    """One row per (caller, target) breaker."""
+    return (9, 1.6 + 0.4 * len(_breaker_rows(r)))

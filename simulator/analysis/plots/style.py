@@ -1,0 +1,258 @@
+"""What the plots share: gauge names, colours, axes, shading of warm-up and fault windows,
+rates per window. matplotlib is imported on first use only.
+
+In a notebook: ``results.plot.latency_cdf()`` and the other methods of :class:`PlotAccessor`;
+for several runs or an experiment: :func:`latency_cdf_overlay`, :func:`comparison_chart` and
+:func:`latency_vs_load`. From the CLI, ``simulator run --plots`` and ``simulator plot DIR`` write
+PNGs with :func:`write_plots`.
+
+Every plot reads the tables only. Plots over time shade the warm-up (grey) and every fault window
+of the scenario (red). A plot whose data a run does not have (no cache, no queue, no breaker) is
+left out by :func:`write_plots`; called directly, it raises :class:`NoDataError`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from simulator.analysis.diagnostics import fault_label
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from simulator.results import Results
+
+#: Gauges the plots read from the ``samples`` table (cumulative ones end in ``_total``).
+CACHE_HITS, CACHE_MISSES = "hits_total", "misses_total"
+QUEUE_DEPTH, QUEUE_LAG = "depth", "lag"
+QUEUE_PUBLISHED, QUEUE_ACKED = "published_total", "acked_total"
+ROUTED = "routed_total"
+BREAKER_STATE = "breaker_state"
+
+#: Metrics that are durations in seconds (drawn in milliseconds).
+LATENCY_METRICS = frozenset({"mean", "p50", "p90", "p95", "p99", "p999", "latency"})
+
+STATUS_COLORS = {
+    "ok": "#2e7d32", "error": "#c62828", "timeout": "#ef6c00", "rejected": "#6a1b9a",
+    "short_circuited": "#1565c0", "dropped": "#6d4c41", "fallback": "#00897b",
+    "in_flight": "#9e9e9e", "conflict": "#ad1457",
+}
+BREAKER_COLORS = {"closed": "#81c784", "half_open": "#ffb74d", "open": "#e57373"}
+#: Colours of successive fault windows (the first is the usual red).
+FAULT_COLORS = ("#d32f2f", "#8e24aa", "#f57c00", "#00838f", "#5d4037")
+
+
+class NoDataError(ValueError):
+    """The run has none of the data a plot needs (for example no cache gauges)."""
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def _axes(ax: Axes | None, figsize: tuple[float, float] = (7, 4)) -> Axes:
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def _legend_outside(ax: Axes, **kwargs: Any) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), **kwargs)
+
+
+def _run_end(r: Results) -> float:
+    """Last simulated instant of a run: the ``end`` event, else duration + drain."""
+    ev = r.events
+    ends = ev.loc[ev["event"] == "end", "time"]
+    if len(ends):
+        return float(ends.max())
+    return float(r.scenario.duration + getattr(r.scenario, "drain", 0.0))
+
+
+def fault_windows(r: Results) -> list[tuple[float, float, str]]:
+    """The scenario's fault windows ``(start, end, label)``, equal windows merged.
+
+    A fault without a duration lasts to the end of the run.
+    """
+    end_of_run = _run_end(r)
+    merged: dict[tuple[float, float], list[str]] = {}
+    for fault in r.scenario.faults:
+        end = min(float(fault.end), end_of_run)
+        merged.setdefault((float(fault.at), end), []).append(fault_label(fault))
+    return [(a, b, ", ".join(labels)) for (a, b), labels in merged.items()]
+
+
+def shade_windows(ax: Axes, r: Results, warmup: bool = True, faults: bool = True,
+                  over: bool = False) -> None:
+    """Mark the warm-up (grey) and each fault window (red) of a run on a time axis.
+
+    Parameters
+    ----------
+    ax
+        Axes whose x axis is simulated time.
+    r
+        The run.
+    warmup, faults
+        What to mark.
+    over
+        The plot fills the axes (stacked areas, bars): mark the end of the warm-up with a
+        line and faults with hatching, which stay visible on top, instead of tinted spans.
+    """
+    t0 = r.window[0] if warmup else 0.0
+    if t0 > 0:
+        if over:
+            ax.axvline(t0, color="black", ls=":", lw=1, label="end of warm-up")
+        else:
+            ax.axvspan(0, t0, color="grey", alpha=0.15, label="warm-up", lw=0)
+    if faults:
+        windows = fault_windows(r)
+        many = len(windows) > len(FAULT_COLORS)
+        for i, (a, b, label) in enumerate(windows):
+            color = FAULT_COLORS[0 if many else i]
+            text = ("faults" if i == 0 else None) if many else f"fault: {label}"
+            if over:
+                ax.axvspan(a, b, facecolor="none", edgecolor=color, hatch="//",
+                           alpha=0.5, lw=0, label=text)
+            else:
+                ax.axvspan(a, b, color=color, alpha=0.12, lw=0, label=text)
+
+
+def _time_axis(ax: Axes, r: Results, title: str, ylabel: str) -> None:
+    ax.set_xlim(0, _run_end(r))
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{r.scenario.name}: {title}")
+    ax.grid(True, alpha=0.3)
+
+
+def _window(r: Results, window: float | None) -> float:
+    w = float(window or r.scenario.metrics.interval)
+    if not w > 0:
+        raise ValueError(f"window must be > 0 seconds, got {w}")
+    return w
+
+
+def _rate(times: np.ndarray, window: float, t_end: float) -> tuple[np.ndarray, np.ndarray]:
+    """Events per second in each window ``[k w, (k+1) w)`` from 0 to ``t_end`` (zeros kept)."""
+    n = max(1, math.ceil(t_end / window - 1e-9))
+    idx = np.floor(times[np.isfinite(times)] / window).astype(np.int64)
+    counts = np.bincount(idx[(idx >= 0) & (idx < n)], minlength=n)
+    return np.arange(n) * window, counts / window
+
+
+def _steps(ax: Axes, t: np.ndarray, y: np.ndarray, window: float, **kwargs: Any) -> None:
+    """Draw per-window values as steps, each held over its window (the last one included)."""
+    t, y = np.asarray(t, dtype=float), np.asarray(y, dtype=float)
+    if len(t):
+        t, y = np.append(t, t[-1] + window), np.append(y, y[-1])
+    ax.plot(t, y, drawstyle="steps-post", **kwargs)
+
+
+def _gauge(samples: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Rows of one gauge, summed over instances: columns ``time``, ``component``, ``label``,
+    ``value``."""
+    s = samples[samples["metric"] == metric]
+    if s.empty:
+        return pd.DataFrame(columns=["time", "component", "label", "value"])
+    out = s.groupby(["component", "label", "time"], observed=True, sort=True)["value"].sum()
+    return out.reset_index()
+
+
+def _queue_series(samples: pd.DataFrame, metric: str) -> dict[str, pd.Series]:
+    """A queue gauge over time (summed over instances) per queue or ``topic.subscription``."""
+    g = _gauge(samples, metric)
+    out = {}
+    for (comp, label), grp in g.groupby(["component", "label"], observed=True, sort=True):
+        name = f"{comp}.{label}" if str(label) else str(comp)
+        out[name] = grp.set_index("time")["value"]
+    return out
+
+
+#: Service gauges whose sum counts every arrival so far (each ends in one, or is still inside).
+ARRIVAL_PARTS = ("served_total", "rejected_total", "failed_total", "cancelled_total",
+                 "in_system")
+
+
+def _arrivals_total(samples: pd.DataFrame) -> dict[str, pd.Series]:
+    """Cumulative arrivals over time per component that has every :data:`ARRIVAL_PARTS`
+    gauge (services), summed over its instances."""
+    s = samples[samples["metric"].isin(ARRIVAL_PARTS)]
+    out = {}
+    for comp, grp in s.groupby("component", observed=True):
+        if grp["metric"].nunique() == len(ARRIVAL_PARTS):
+            out[str(comp)] = grp.groupby("time")["value"].sum()
+    return out
+
+
+def _per_window(series: pd.Series, window: float) -> pd.Series:
+    """Last value of a cumulative series (indexed by time) in each window, then differenced."""
+    idx = series.index.to_numpy(dtype=float)
+    last = series.groupby(np.round(np.ceil(idx / window - 1e-9) * window, 9)).last()
+    return last.diff().dropna()
+
+
+def _has_metric(r: Results, *metrics: str) -> bool:
+    s = r.samples
+    return bool(s["metric"].isin(metrics).any()) if len(s) else False
+
+
+def _ms(metric: str) -> float:
+    return 1e3 if metric in LATENCY_METRICS else 1.0
+
+
+def _metric_label(metric: str) -> str:
+    if metric in LATENCY_METRICS:
+        return f"{metric} latency (ms)"
+    if metric.endswith("_ratio"):
+        return metric.replace("_", " ")
+    if metric in ("throughput", "goodput"):
+        return f"{metric} (requests/s)"
+    return metric
+
+
+def _cdf(ax: Axes, latency: np.ndarray, label: str, complementary: bool, **kw: Any) -> float:
+    """Draw one empirical (C)CDF in ms; return its 0.1th percentile (for the axis limit)."""
+    x = np.sort(latency[np.isfinite(latency)]) * 1e3
+    x = x[x > 0]
+    if len(x) == 0:
+        return math.inf
+    y = np.arange(1, len(x) + 1) / len(x)
+    if complementary:
+        # 1 - F drawn at each sample but the last (where it is 0, off a log axis)
+        ax.plot(x[:-1], 1 - y[:-1], label=label, **kw)
+    else:
+        ax.plot(x, y, label=label, **kw)
+    return float(x[int(0.001 * (len(x) - 1))])
+
+
+def _cdf_axes(ax: Axes, complementary: bool, left: float = math.inf) -> None:
+    """Log latency axis starting just below the fastest 0.1% (the far left says nothing)."""
+    ax.set_xscale("log")
+    if math.isfinite(left):
+        ax.set_xlim(left=left * 0.8)
+    ax.set_xlabel("latency (ms)")
+    if complementary:
+        ax.set_yscale("log")
+        ax.set_ylabel("fraction of requests > latency")
+    else:
+        ax.set_ylabel("fraction of requests ≤ latency")
+        ax.set_ylim(0, 1.01)
+    ax.grid(True, which="both", alpha=0.3)
+
+
+# --------------------------------------------------------------------------------------------
+# one run
+
+def _colors(n: int) -> list[Any]:
+    import matplotlib as mpl
+
+    cmap = mpl.colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]

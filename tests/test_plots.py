@@ -202,7 +202,9 @@ def test_load_over_time_shows_retries(storm: simulator.Results) -> None:
 def test_breaker_timeline(storm: simulator.Results) -> None:
     ax = _draw(storm, "breaker_timeline")
     assert [t.get_text() for t in ax.get_yticklabels()] == ["clients → api"]
-    rows = storm.plot._breaker_rows()
+    from simulator.analysis.plots.run import _breaker_rows
+
+    rows = _breaker_rows(storm)
     changes = rows[("clients", "api")]
     assert changes and {s for _, s in changes} <= {"open", "half_open", "closed"}
     assert len(changes) == int((storm.events["event"] == "breaker").sum())

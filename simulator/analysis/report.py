@@ -171,7 +171,8 @@ def _sections(results: Results, section: str) -> list[str]:
         except StreamingUnavailableError:
             continue  # said in the findings where it matters
         if not table.empty:
-            parts.append(f"<h3>{html.escape(declared.title)}</h3>")
+            title = declared.title[:1].upper() + declared.title[1:]
+            parts.append(f"<h3>{html.escape(title)}</h3>")
             parts.append(table_html(table))
     return parts
 

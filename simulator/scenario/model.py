@@ -1,0 +1,208 @@
+"""The scenario model: metrics settings, the Scenario and its per-kind union of component
+parameters and timeline events (rebuilt when a kind registers), and its JSON Schema."""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Annotated, Any, Literal, Self, Union
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    create_model,
+    model_validator,
+)
+
+from simulator import registry
+from simulator.components.params import ComponentParams
+from simulator.distributions import Duration
+from simulator.faults import (
+    GENERIC_FAULTS,
+    Fault,
+)
+from simulator.regions import RegionsSpec
+from simulator.units import parse_duration
+from simulator.workloads import Closed, OnOff, Workload
+
+#: Runs estimated to create more requests than this are refused up front.
+MAX_REQUESTS = 200_000_000
+#: Runs whose gauge sampling would record more than this many (instance, time) pairs are refused.
+MAX_SAMPLES = 20_000_000
+
+
+class Metrics(BaseModel):
+    """What to record.
+
+    Parameters
+    ----------
+    interval
+        Period of gauge sampling (queue lengths, utilisation...), seconds.
+    spans
+        Record one row per hop (``true``), none (``false``), or ``auto``: on when the run is
+        expected to create at most 2 million requests (never with streaming requests).
+    requests
+        ``table``: one row per request (the ``requests`` table). ``streaming``: counters and
+        log-bucketed latency histograms per workload, operation and status, for the requests
+        created in the measured window, so memory stays flat however long the run
+        (:mod:`simulator.metrics.streaming`: what is exact, what is approximate, what is not
+        available).
+    latency_error
+        Relative error of the streaming latency percentiles (0.01: within 1% of the exact).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    interval: Duration = Field(1.0, gt=0)
+    spans: bool | Literal["auto"] = "auto"
+    requests: Literal["table", "streaming"] = "table"
+    latency_error: float = Field(0.01, gt=0, le=0.5)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.requests == "streaming" and self.spans is True:
+            raise ValueError("spans: per-hop rows grow with the run, which streaming requests "
+                             "are meant to avoid; set spans: false (or auto)")
+        return self
+
+
+def _parse_warmup(value: Any) -> float | str:
+    if value == "auto":
+        return "auto"
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc}, or auto (MSER-5)") from None
+    if seconds < 0:
+        raise ValueError(f"must be at least 0, got {seconds:g}s")
+    return seconds
+
+
+class Scenario(BaseModel):
+    """A whole scenario.
+
+    Parameters
+    ----------
+    name
+        Short name of the scenario.
+    description
+        What it models, for people.
+    seed
+        Default seed; ``simulate(..., seed=)`` and ``--seed`` override it.
+    duration
+        Arrivals are generated during ``[0, duration)``, seconds.
+    warmup
+        Requests created before ``warmup`` are excluded from summaries, seconds; ``auto``:
+        chosen after the run by MSER-5 on the latencies of the requests in order of arrival
+        (``Results.window`` gives the value used).
+    drain
+        Extra simulated time after ``duration`` for requests in flight to finish, seconds.
+        Requests still unfinished then are reported with status ``in_flight``.
+    workloads
+        Client populations by name.
+    components
+        Components by name; each has a ``kind`` and that kind's parameters.
+    metrics
+        Recording settings.
+    faults
+        Faults on the timeline (see :mod:`simulator.faults`).
+    regions
+        Regions, the latency between them, and where components and clients are (see
+        :mod:`simulator.regions`). Omitted: one place, no network latency.
+    variants
+        Named alternatives for ``simulator compare``: each is a list of ``key.path=value``
+        overrides applied to this scenario (an empty list is the scenario as written).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "scenario"
+    description: str = ""
+    seed: int = Field(1, ge=0, lt=2**63)
+    duration: Duration = Field(gt=0)
+    warmup: Annotated[float | Literal["auto"], BeforeValidator(_parse_warmup),
+                      Field(json_schema_extra={"anyOf": [{"type": "number", "minimum": 0},
+                                                         {"type": "string"}]})] = 0.0
+    drain: Duration = Field(0.0, ge=0)
+    workloads: dict[str, Workload] = Field(min_length=1)
+    components: dict[str, ComponentParams] = Field(min_length=1)
+    metrics: Metrics = Metrics()
+    faults: list[Fault] = Field(default_factory=list)
+    regions: RegionsSpec | None = None
+    variants: dict[str, list[str]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_times(self) -> Self:
+        if self.warmup == "auto":
+            if self.metrics.requests == "streaming":
+                raise ValueError("warmup: auto (MSER-5) needs the requests table; a streaming "
+                                 "run counts from a fixed warm-up: give a duration")
+        elif self.warmup >= self.duration:
+            raise ValueError(
+                f"warmup ({self.warmup:g}s) must be shorter than duration ({self.duration:g}s)"
+            )
+        return self
+
+    @property
+    def warmup_time(self) -> float:
+        """The fixed warm-up in seconds (0 with ``auto``, decided after the run)."""
+        return 0.0 if self.warmup == "auto" else self.warmup
+
+    def expected_requests(self) -> float:
+        """Upper estimate of the requests this scenario creates in one run."""
+        total = 0.0
+        for w in self.workloads.values():
+            if isinstance(w.arrivals, Closed):
+                # self-limiting: at most one request per user per millisecond of think time
+                rate = w.arrivals.users / max(w.arrivals.think_time.mean, 1e-3)
+            else:
+                rate = w.arrivals.mean_rate()
+                if math.isnan(rate) and isinstance(w.arrivals, OnOff):
+                    rate = w.arrivals.rate  # heavy-tailed periods: bound by the on rate
+            total += rate * self.duration
+        return total
+
+    def record_spans(self) -> bool:
+        """Whether per-hop spans are recorded in a run of this scenario."""
+        if self.metrics.spans == "auto":
+            return (self.metrics.requests == "table"
+                    and self.expected_requests() <= 2_000_000)
+        return bool(self.metrics.spans)
+
+
+def scenario_model() -> type[Scenario]:
+    """Return the validating Scenario model, with a member per registered component kind.
+
+    Built once per :func:`simulator.registry.generation`: a kind registered later (a plug-in)
+    gets a new model."""
+    return _model_for(registry.generation())
+
+
+@functools.cache
+def _model_for(generation: int) -> type[Scenario]:
+    members = tuple(k.params for k in registry.kinds().values())
+    faults = (*GENERIC_FAULTS, *registry.timeline_events())
+    fault_union = Annotated[Union[faults], Field(discriminator="kind")]  # type: ignore[valid-type]  # noqa: UP007
+    union = Annotated[Union[members], Field(discriminator="kind")]  # type: ignore[valid-type]  # noqa: UP007
+    model: type[Scenario] = create_model(
+        "Scenario",
+        __base__=Scenario,
+        __doc__=Scenario.__doc__,
+        components=(dict[str, union], Field(min_length=1)),
+        faults=(list[fault_union], Field(default_factory=list)),
+    )
+    return model
+
+
+def json_schema() -> dict[str, Any]:
+    """Return the JSON Schema of the scenario format (for editors)."""
+    schema = scenario_model().model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "simulator scenario"
+    return schema
+
+
+# --------------------------------------------------------------------------------------------
+# loading

@@ -49,7 +49,22 @@ _PUBLIC = {
     "simulate": "simulator.engine",
 }
 
-__all__ = sorted(_PUBLIC)
+__all__ = [
+    "Kind",
+    "Results",
+    "Scenario",
+    "ScenarioError",
+    "SimulatorError",
+    "Status",
+    "TopologyError",
+    "json_schema",
+    "kinds",
+    "load_scenario",
+    "loads_scenario",
+    "parse_scenario",
+    "register",
+    "simulate",
+]
 
 __version__ = "0.1.0"
 

@@ -88,12 +88,12 @@ def cases(only: str | None = None) -> Iterator[tuple[str, Any]]:
 
 def derived_names(results: Any) -> list[str]:
     """Names of the derived tables a run offers (as ``Results`` lists them)."""
-    names = getattr(results, "derived_table_names", None)
+    import simulator.results as module
+
+    names = getattr(module, "derived_table_names", None)
     if names is not None:
         return list(names())
-    from simulator.results import DERIVED_TABLES  # before the kinds declared their tables
-
-    return list(DERIVED_TABLES)
+    return list(module.DERIVED_TABLES)  # (before the kinds declared their tables)
 
 
 def fingerprint(name: str, scenario: Any, seed: int) -> dict[str, str]:

@@ -22,6 +22,7 @@ from simulator.experiment.executors import (
     SerialExecutor,
     make_executor,
 )
+from simulator.experiment.options import ExperimentOptions
 from simulator.experiment.replicate import DEFAULT_METRICS, Replications, replicate
 from simulator.experiment.runs import RunCache, RunSpec, Source, code_version, execute
 from simulator.experiment.sweep import Sweep, sweep
@@ -34,6 +35,7 @@ __all__ = [
     "Condition",
     "DaskExecutor",
     "Executor",
+    "ExperimentOptions",
     "ProcessExecutor",
     "Replications",
     "RunCache",

@@ -28,10 +28,9 @@ import pandas as pd
 
 from simulator.analysis.stats import lower_bound, upper_bound
 from simulator.errors import Problem, ScenarioError
-from simulator.experiment.executors import Executor
-from simulator.experiment.output import executor_for, manifest, write_folder
+from simulator.experiment.options import ExperimentOptions
+from simulator.experiment.output import manifest, write_folder
 from simulator.experiment.runs import (
-    RunCache,
     RunSpec,
     Source,
     check_warmup,
@@ -219,11 +218,8 @@ def capacity(
     warmup: float | str | None = None,
     overrides: Sequence[str] = (),
     max_evaluations: int = 40,
-    executor: str | Executor = "processes",
-    workers: int | None = None,
-    scheduler: str | None = None,
-    cache: str | Path | None = None,
-    progress: bool | None = None,
+    options: ExperimentOptions | None = None,
+    **settings: Any,
 ) -> Capacity:
     """Search for the largest (or smallest) value of a parameter that meets an SLO.
 
@@ -251,7 +247,7 @@ def capacity(
         Confidence of the one-sided bounds; None compares point estimates (means).
     workload
         The workload whose summary the SLO applies to; default every workload.
-    seed, warmup, overrides, executor, workers, scheduler, cache, progress
+    seed, warmup, overrides, options, settings
         As for :func:`~simulator.experiment.replicate`.
     """
     conditions = parse_slo(slo) if isinstance(slo, str) else list(slo)
@@ -274,18 +270,19 @@ def capacity(
     tol = tolerance if tolerance is not None else (1 if integer else (high - low) / 100)
     seed = base.seed if seed is None else seed
     rule = check_warmup(warmup, base)
-    store = RunCache(cache) if cache is not None else None
+    opts = ExperimentOptions.of(options, settings)
+    store = opts.run_cache()
     rows: list[dict[str, Any]] = []
     run_parts: list[pd.DataFrame] = []
 
-    with executor_for(executor, workers, scheduler) as ex:
+    with opts.running() as ex:
 
         def evaluate(value: float) -> bool:
             v: float | int = int(value) if integer else float(value)
             resolved, payload = scenario_payload(source, [override(parameter, v)])
             check_warmup(rule, resolved)
             specs = [RunSpec(payload, seed, r, rule) for r in range(replications)]
-            outs, _ = run_all(specs, ex, store, progress,
+            outs, _ = run_all(specs, ex, store, opts.progress,
                               desc=f"capacity {parameter}={v:g}")
             runs = concat([o["summary"] for o in outs], [{parameter: v}] * len(outs))
             run_parts.append(runs)

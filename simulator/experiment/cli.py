@@ -199,10 +199,14 @@ def _fail(name: str, message: str) -> int:
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
+    from simulator.experiment.options import ExperimentOptions
+
+    running = ExperimentOptions(executor=args.executor, workers=args.workers,
+                                scheduler=args.scheduler, cache=args.cache,
+                                progress=args.progress)
     return {
         "seed": args.seed, "warmup": args.warmup, "confidence": args.confidence,
-        "overrides": args.overrides, "executor": args.executor, "workers": args.workers,
-        "scheduler": args.scheduler, "cache": args.cache, "progress": args.progress,
+        "overrides": args.overrides, "options": running,
         **({"tables": args.tables} if hasattr(args, "tables") else {}),
     }
 

@@ -20,11 +20,10 @@ import pandas as pd
 
 from simulator.analysis.stats import Interval, paired_interval, paired_table, welch_interval
 from simulator.errors import Problem, ScenarioError
-from simulator.experiment.executors import Executor
-from simulator.experiment.output import executor_for, manifest, write_folder
+from simulator.experiment.options import ExperimentOptions
+from simulator.experiment.output import manifest, write_folder
 from simulator.experiment.replicate import DEFAULT_METRICS
 from simulator.experiment.runs import (
-    RunCache,
     RunSpec,
     Source,
     check_tables,
@@ -147,12 +146,9 @@ def compare(
     warmup: float | str | None = None,
     confidence: float = 0.95,
     overrides: Sequence[str] = (),
-    executor: str | Executor = "processes",
-    workers: int | None = None,
-    scheduler: str | None = None,
-    cache: str | Path | None = None,
-    progress: bool | None = None,
+    options: ExperimentOptions | None = None,
     tables: Sequence[str] = (),
+    **settings: Any,
 ) -> Comparison:
     """Run every variant of a scenario with common random numbers.
 
@@ -175,7 +171,7 @@ def compare(
         Confidence level.
     overrides
         Overrides applied to every variant first.
-    executor, workers, scheduler, cache, progress, tables
+    options, settings, tables
         As for :func:`~simulator.experiment.replicate`.
     """
     if replications < 1:
@@ -203,9 +199,10 @@ def compare(
         for r in range(replications):
             specs.append(RunSpec(payload, seed, r, rule, wanted))
             tags.append({"variant": name})
-    store = RunCache(cache) if cache is not None else None
-    with executor_for(executor, workers, scheduler) as ex:
-        outs, stats = run_all(specs, ex, store, progress, desc=f"{base.name} compare")
+    opts = ExperimentOptions.of(options, settings)
+    store = opts.run_cache()
+    with opts.running() as ex:
+        outs, stats = run_all(specs, ex, store, opts.progress, desc=f"{base.name} compare")
         meta = manifest(
             "compare", source=source.name, overrides=list(source.overrides), seed=seed,
             replications=list(range(replications)), variants=chosen, baseline=baseline,

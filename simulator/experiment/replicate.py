@@ -16,10 +16,9 @@ from typing import Any, Literal
 import pandas as pd
 
 from simulator.analysis.stats import Interval, interval_table, replications_needed, t_interval
-from simulator.experiment.executors import Executor
-from simulator.experiment.output import executor_for, manifest, write_folder
+from simulator.experiment.options import ExperimentOptions
+from simulator.experiment.output import manifest, write_folder
 from simulator.experiment.runs import (
-    RunCache,
     RunSpec,
     Source,
     check_tables,
@@ -99,12 +98,9 @@ def replicate(
     precision_metric: str = "mean",
     max_replications: int = 100,
     overrides: Sequence[str] = (),
-    executor: str | Executor = "processes",
-    workers: int | None = None,
-    scheduler: str | None = None,
-    cache: str | Path | None = None,
-    progress: bool | None = None,
+    options: ExperimentOptions | None = None,
     tables: Sequence[str] = (),
+    **settings: Any,
 ) -> Replications:
     """Run independent replications of a scenario.
 
@@ -132,13 +128,11 @@ def replicate(
         Upper limit with sequential stopping.
     overrides
         ``key.path=value`` overrides applied first.
-    executor, workers, scheduler
-        Where to run: ``processes`` (default, all cores), ``serial``, ``dask`` (a scheduler
-        address or a local cluster), or an :class:`Executor`.
-    cache
-        Directory of a run cache; finished runs are reused from it.
-    progress
-        Progress bar (``None``: when interactive).
+    options
+        Where and how the runs execute (:class:`~simulator.experiment.ExperimentOptions`:
+        executor, workers, scheduler, run cache, progress); results never depend on it.
+    **settings
+        The same options as keywords (``executor="serial"``), instead of ``options``.
     tables
         Further tables to collect from every run besides the summary: any of
         :func:`~simulator.experiment.runs.run_tables` (``cache_summary``, ``region_summary``,
@@ -156,15 +150,16 @@ def replicate(
     seed = resolved.seed if seed is None else seed
     rule = check_warmup(warmup, resolved)
     wanted = check_tables(tables)
-    store = RunCache(cache) if cache is not None else None
+    opts = ExperimentOptions.of(options, settings)
+    store = opts.run_cache()
     n, done = replications, 0
     outputs: list[dict[str, pd.DataFrame]] = []
     parts: list[pd.DataFrame] = []
     stop = "replications"
-    with executor_for(executor, workers, scheduler) as ex:
+    with opts.running() as ex:
         while True:
             specs = [RunSpec(payload, seed, r, rule, wanted) for r in range(done, n)]
-            outs, _ = run_all(specs, ex, store, progress, desc=f"{resolved.name} replications")
+            outs, _ = run_all(specs, ex, store, opts.progress, desc=f"{resolved.name} replications")
             parts += [o["summary"] for o in outs]
             outputs += outs
             done = n

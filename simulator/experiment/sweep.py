@@ -21,12 +21,11 @@ import pandas as pd
 
 from simulator.analysis.stats import interval_table
 from simulator.errors import Problem, ScenarioError
-from simulator.experiment.executors import Executor
-from simulator.experiment.output import executor_for, manifest, write_folder
+from simulator.experiment.options import ExperimentOptions
+from simulator.experiment.output import manifest, write_folder
 from simulator.experiment.replicate import DEFAULT_METRICS
 from simulator.experiment.runs import (
     RUN_COLUMNS,
-    RunCache,
     RunSpec,
     Source,
     check_tables,
@@ -132,12 +131,9 @@ def sweep(
     warmup: float | str | None = None,
     confidence: float = 0.95,
     overrides: Sequence[str] = (),
-    executor: str | Executor = "processes",
-    workers: int | None = None,
-    scheduler: str | None = None,
-    cache: str | Path | None = None,
-    progress: bool | None = None,
+    options: ExperimentOptions | None = None,
     tables: Sequence[str] = (),
+    **settings: Any,
 ) -> Sweep:
     """Run every point of a grid of overrides, ``replications`` times each.
 
@@ -159,10 +155,9 @@ def sweep(
         Confidence level of :meth:`Sweep.intervals`.
     overrides
         Overrides applied to every point first.
-    executor, workers, scheduler, progress, tables
-        As for :func:`~simulator.experiment.replicate`.
-    cache
-        Directory of the run cache: repeated points are reused, an interrupted sweep resumes.
+    options, settings, tables
+        As for :func:`~simulator.experiment.replicate` (with a run cache, repeated points are
+        reused and an interrupted sweep resumes).
     """
     if replications < 1:
         raise ValueError(f"replications must be >= 1, got {replications}")
@@ -196,16 +191,17 @@ def sweep(
         for r in range(replications):
             specs.append(RunSpec(payload, run_seed, r, rule, wanted))
             tags.append(point)
-    store = RunCache(cache) if cache is not None else None
-    with executor_for(executor, workers, scheduler) as ex:
-        outs, stats = run_all(specs, ex, store, progress, desc=f"{base.name} sweep")
+    opts = ExperimentOptions.of(options, settings)
+    store = opts.run_cache()
+    with opts.running() as ex:
+        outs, stats = run_all(specs, ex, store, opts.progress, desc=f"{base.name} sweep")
         meta = manifest(
             "sweep", source=source.name, overrides=list(source.overrides), grid={
                 p: [v if isinstance(v, str | int | float | bool) else json.dumps(v)
                     for v in grid[p]] for p in params},
             points=listed, seed=seed if seed is not None else base.seed,
             replications=list(range(replications)), warmup=rule, confidence=confidence,
-            cache=str(cache) if cache is not None else None, runs_computed=stats.computed,
+            cache=str(opts.cache) if opts.cache is not None else None, runs_computed=stats.computed,
             runs_reused=stats.reused, **ex.describe())
     runs = concat([o["summary"] for o in outs], tags)
     return Sweep(params, points, runs, confidence, stats.computed, stats.reused, meta, scenarios,

@@ -36,10 +36,11 @@ bench-streaming: $(STAMP)
 bench-parallel: $(STAMP)
 	$(BIN)/python benchmarks/parallel.py
 
-## lint: ruff and mypy
+## lint: ruff, mypy and the import layers (pyproject's [tool.importlinter] contracts)
 lint: $(STAMP)
 	$(BIN)/ruff check simulator tests benchmarks
 	$(BIN)/mypy simulator
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) results build *.egg-info

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from simulator.errors import ScenarioError, TopologyError
+from simulator.outdir import out_problem
 
 EXIT_BAD_INPUT = 2
 
@@ -112,7 +113,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"simulator run: --seed must be between 0 and 2**63 - 1, got {args.seed}",
               file=sys.stderr)
         return EXIT_BAD_INPUT
-    if args.out is not None and (problem := _out_problem(args.out)):
+    if args.out is not None and (problem := out_problem(args.out)):
         print(f"simulator run: --out {args.out}: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if args.report and (problem := _report_problem(Path(args.report))):
@@ -204,18 +205,6 @@ def _plot(args: argparse.Namespace) -> int:
         return _write_report(results, Path(args.report) if args.report
                              else directory / "report.html", "plot")
     return 0
-
-
-def _out_problem(out: Path) -> str | None:
-    """Why ``out`` must not be used as an output directory (it is replaced whole), or None."""
-    if not out.exists():
-        return None
-    if not out.is_dir():
-        return "exists and is not a directory; refusing to replace it"
-    if any(out.iterdir()) and not (out / "manifest.json").is_file():
-        return ("is a non-empty directory that holds no previous results (no manifest.json); "
-                "refusing to replace it, choose a new directory")
-    return None
 
 
 def print_tables(results: Any) -> None:

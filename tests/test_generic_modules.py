@@ -51,3 +51,17 @@ def test_every_builtin_kind_declares_itself_without_simpy_or_pandas() -> None:
     for name in registry.BUILTIN:
         module = sys.modules[name]
         assert getattr(module, "KIND", None) is not None, f"{name} has no KIND declaration"
+
+
+@pytest.mark.parametrize("code", [
+    "import simulator",
+    "import simulator.units",
+    "import simulator.scenario",
+    "import simulator; simulator.load_scenario('scenarios/cache_aside.yaml')",
+])
+def test_the_scenario_layer_loads_no_engine_or_tables(code: str) -> None:
+    probe = (f"{code}\nimport sys; print(sorted({{'simpy', 'pandas', 'pyarrow', "
+             "'matplotlib'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         cwd=ROOT, timeout=60, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"

@@ -14,13 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99, "p999": 0.999}
-SUMMARY_COLUMNS = [
-    "scope", "name", "count", "completed", "in_flight", "throughput", "goodput",
-    "mean", "p50", "p95", "p99", "p999",
-    "error_ratio", "rejection_ratio", "timeout_ratio", "fallback_ratio", "attempts",
-    "utilisation", "stale_ratio",
-]
+from simulator.metrics.schema import QUANTILES, SUMMARY_COLUMNS
 
 
 def latency_stats(latency: np.ndarray) -> dict[str, float]:

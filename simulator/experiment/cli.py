@@ -165,12 +165,12 @@ def add_commands(sub: Any) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     """Run one experiment command; return the exit code."""
-    from simulator.cli import _out_problem
+    from simulator.outdir import out_problem
 
     name = args.command
     if args.seed is not None and not 0 <= args.seed < 2**63:
         return _fail(name, f"--seed must be between 0 and 2**63 - 1, got {args.seed}")
-    if args.out is not None and (problem := _out_problem(args.out)):
+    if args.out is not None and (problem := out_problem(args.out)):
         return _fail(name, f"--out {args.out}: {problem}")
     if args.executor != "dask" and args.scheduler:
         return _fail(name, "--scheduler needs --executor dask")

@@ -52,6 +52,17 @@ TABLES: dict[str, dict[str, tuple[str, str]]] = {
 }
 
 
+#: Latency percentiles of the summary, by column.
+QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99, "p999": 0.999}
+#: Columns of ``Results.summary()`` (in seconds, ratios as fractions).
+SUMMARY_COLUMNS = [
+    "scope", "name", "count", "completed", "in_flight", "throughput", "goodput",
+    "mean", "p50", "p95", "p99", "p999",
+    "error_ratio", "rejection_ratio", "timeout_ratio", "fallback_ratio", "attempts",
+    "utilisation", "stale_ratio",
+]
+
+
 def describe(table: str) -> str:
     """Return a human-readable description of a table's columns."""
     cols = TABLES[table]

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from simulator.analysis.summary import QUANTILES, SUMMARY_COLUMNS
 from simulator.errors import SimulatorError
 from simulator.messages import HIT, IN_FLIGHT, MISS, STATUS_LABELS, Status
 from simulator.metrics.histogram import LatencyHistogram, bucket_bounds, quantiles_of
+from simulator.metrics.schema import QUANTILES, SUMMARY_COLUMNS
 
 if TYPE_CHECKING:
     from simulator.messages import Request

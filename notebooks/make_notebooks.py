@@ -350,8 +350,6 @@ growing to five at 60 s (a `reshard` event), with three ways of mapping keys to 
 `scenarios/read_replicas.yaml`: a leader and two followers with asynchronous replication,
 where reads from a follower that has not caught up return old versions.'''),
     new_code_cell(SETUP + '''
-from simulator.analysis.data import shard_summary
-
 SHARDING = ROOT / "scenarios" / "sharding.yaml"
 # short runs move the reshard to 12 s so that both shard maps are seen
 shard_overrides = ["duration=20s", "warmup=4s", "faults.0.at=12s"] if SHORT else []
@@ -360,16 +358,16 @@ print(base.description)'''),
     new_markdown_cell('''\
 ## Share of requests per shard, before and after the reshard
 
-`Results.shard_summary()` covers the whole measured window; `shard_summary` from
-`simulator.analysis.data` takes any window, here the stretches before and after the reshard.
+`Results.shard_summary()` covers the whole measured window; `Results.measured_over(t0, t1)`
+measures the same run over another stretch, here before and after the reshard.
 Consistent hashing (150 virtual nodes per shard) keeps the shares near even; the new shard
 takes about a fifth.'''),
     new_code_cell('''\
 ch = simulator.simulate(base)
 at = float(ch.reshards()["time"].iloc[0])
 t0, t1 = ch.window
-before = shard_summary(ch.samples, t0, at).set_index("shard")
-after = shard_summary(ch.samples, at, t1).set_index("shard")
+before = ch.measured_over(t0, at).shard_summary().set_index("shard")
+after = ch.measured_over(at, t1).shard_summary().set_index("shard")
 pd.DataFrame({"share before": before["share"], "share after": after["share"],
               "requests (whole window)": ch.shard_summary().set_index("shard")["requests"]}
              ).round(3)'''),

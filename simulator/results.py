@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -191,6 +192,16 @@ class Results:
         req = self.requests
         inside = (req["start"] < self.scenario.duration).to_numpy()
         return mser_warmup(req["start"].to_numpy()[inside], req["latency"].to_numpy()[inside])
+
+    def measured_over(self, start: float, end: float) -> Results:
+        """The same run measured over ``[start, end)`` instead of its own window: every
+        derived table of the view covers that stretch (a streaming run cannot: its counters
+        were taken over its own window)."""
+        if not 0 <= start < end:
+            raise ValueError(f"a measured window needs 0 <= start < end, got [{start}, {end})")
+        scenario = self.scenario.model_copy(update={"warmup": float(start),
+                                                    "duration": float(end)})
+        return dataclasses.replace(self, scenario=scenario)
 
     def measured_requests(self) -> pd.DataFrame:
         """Requests created inside the measured window."""

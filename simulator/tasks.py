@@ -13,7 +13,8 @@ an end event without the ``Initialize`` one.
 Semantics kept: a failed event the generator waits for is thrown into it (as a copy, as SimPy
 does); an exception the generator does not handle propagates out of ``Environment.run`` (a
 simulator bug, as with a failed Process nobody waits for). Not supported, because no request
-needs them: interrupting the task, waiting for its end, ``env.active_process``.
+needs them: interrupting the task, waiting for its end, ``env.active_process``. The resuming
+itself reads SimPy internals, so it lives in :class:`simulator.kernel.Driver`.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from typing import Any
 
 from simpy import Environment, Event
 
+from simulator.kernel import Driver
 
-class Task:
+
+class Task(Driver):
     """Drives one generator of events; started at once by the constructor.
 
     Parameters
@@ -35,44 +38,7 @@ class Task:
         Called with the generator's return value when it ends.
     """
 
-    __slots__ = ("_gen", "_on_end")
-
-    def __init__(self, generator: Generator[Event, Any, Any],
-                 on_end: Callable[[Any], object] | None = None) -> None:
-        self._gen = generator
-        self._on_end = on_end
-        self._advance(generator.send, None)
-
-    def _resume(self, event: Event) -> None:
-        if event._ok:
-            self._advance(self._gen.send, event._value)
-        else:
-            event._defused = True  # handled here: the generator gets a copy of the exception
-            exc = type(event._value)(*event._value.args)
-            exc.__cause__ = event._value
-            self._advance(self._gen.throw, exc)
-
-    def _advance(self, step: Any, value: Any) -> None:
-        gen = self._gen
-        while True:
-            try:
-                event = step(value)
-            except StopIteration as stop:
-                if self._on_end is not None:
-                    self._on_end(stop.value)
-                return
-            callbacks = event.callbacks
-            if callbacks is not None:  # not yet processed: resume when it is
-                callbacks.append(self._resume)
-                return
-            # already processed: go on at once with its outcome, as Process does
-            if event._ok:
-                step, value = gen.send, event._value
-            else:
-                event._defused = True
-                exc = type(event._value)(*event._value.args)
-                exc.__cause__ = event._value
-                step, value = gen.throw, exc
+    __slots__ = ()
 
 
 class Join:

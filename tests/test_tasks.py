@@ -151,3 +151,9 @@ def test_started_matches_a_process_in_a_race() -> None:
 
     for work in (0.5, 1.0, 1.5):
         assert race(True, work) == race(False, work)
+
+
+def test_the_simpy_internals_the_kernel_relies_on_are_there() -> None:
+    from simulator import kernel
+
+    kernel.check()  # raises, naming what changed, on a SimPy without them

@@ -1,0 +1,124 @@
+"""The SimPy internals the simulator relies on, in one place.
+
+SimPy's public API puts a property call, a check or a Process in the way of the few operations
+a request does many times. The simulator reads a few private attributes of SimPy 4.1 instead;
+they are the same in every 4.1 release (pyproject pins ``simpy>=4.1,<4.2``), :func:`check`
+verifies them, and the test suite runs it, so moving to a new SimPy starts here.
+
+What is relied on, and why:
+
+``Environment._now``
+    The clock, a plain float attribute. ``Environment.now`` is a property returning it, a
+    function call per read; components read ``env._now`` directly on their hot paths (a hop
+    reads the clock at arrival, start and end). :func:`now` is the same read for other code.
+``Event._ok``, ``Event._value``
+    A processed event's outcome and value. ``Event.ok`` and ``Event.value`` are properties
+    that first check that the event was triggered, which a callback of the event knows
+    already. :class:`Driver` reads them for every event a task waits for, as
+    ``Process._resume`` does.
+``Event.callbacks`` (public)
+    The callbacks run when the event is processed; ``None`` once it has been. Appending to it
+    is how a task (and a component's timer) waits for an event without a Process.
+
+Failures a task handles are marked with the public ``Event.defused``, so that
+``Environment.step`` does not raise them again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from importlib.metadata import version
+from typing import Any
+
+import simpy
+from simpy import Environment, Event
+
+#: The SimPy releases these internals are checked against (``simpy>=4.1,<4.2``).
+SUPPORTED = ((4, 1), (4, 2))
+
+
+def now(env: Environment) -> float:
+    """The simulated time of ``env``, seconds (``env.now`` without the property call)."""
+    return env._now
+
+
+def check() -> None:
+    """Raise RuntimeError unless the installed SimPy has the internals this module names."""
+    found = tuple(int(p) for p in version("simpy").split(".")[:2])
+    low, high = SUPPORTED
+    if not low <= found < high:
+        raise RuntimeError(f"simpy {version('simpy')} is outside the tested range "
+                           f">={low[0]}.{low[1]},<{high[0]}.{high[1]} (simulator.kernel)")
+    env = simpy.Environment(initial_time=2.5)
+    ok, failed = env.event().succeed("v"), env.event()
+    failed.fail(ValueError("x"))
+    failed.defused = True
+    env.run()
+    problems = []
+    if getattr(env, "_now", None) != 2.5:
+        problems.append("Environment._now")
+    if getattr(ok, "_ok", None) is not True or getattr(ok, "_value", None) != "v":
+        problems.append("Event._ok / Event._value")
+    if ok.callbacks is not None:
+        problems.append("Event.callbacks is None once processed")
+    if problems:
+        raise RuntimeError("simpy " + version("simpy") + " changed: " + ", ".join(problems))
+
+
+class Driver:
+    """Runs a generator of SimPy events from the callbacks of the events it yields, as
+    ``Process._resume`` does, without a Process; started at once by the constructor.
+
+    A failed event is thrown into the generator as a copy (as SimPy does); an exception the
+    generator does not handle propagates out of ``Environment.run``.
+
+    Parameters
+    ----------
+    generator
+        What to run.
+    on_end
+        Called with the generator's return value when it ends.
+    """
+
+    __slots__ = ("_gen", "_on_end")
+
+    def __init__(self, generator: Generator[Event, Any, Any],
+                 on_end: Callable[[Any], object] | None = None) -> None:
+        self._gen = generator
+        self._on_end = on_end
+        self._advance(generator.send, None)
+
+    def _resume(self, event: Event) -> None:
+        if event._ok:
+            self._advance(self._gen.send, event._value)
+        else:
+            self._advance(self._gen.throw, _handled(event))
+
+    def _advance(self, step: Any, value: Any) -> None:
+        gen = self._gen
+        while True:
+            try:
+                event = step(value)
+            except StopIteration as stop:
+                if self._on_end is not None:
+                    self._on_end(stop.value)
+                return
+            callbacks = event.callbacks
+            if callbacks is not None:  # not yet processed: resume when it is
+                callbacks.append(self._resume)
+                return
+            # already processed: go on at once with its outcome, as Process does
+            if event._ok:
+                step, value = gen.send, event._value
+            else:
+                step, value = gen.throw, _handled(event)
+
+
+def _handled(event: Event) -> BaseException:
+    """Mark a failed event handled; return the copy of its exception to throw in (the
+    original as its cause)."""
+    event.defused = True
+    cause = event._value
+    exc = type(cause)(*cause.args)
+    exc.__cause__ = cause
+    return exc

@@ -1,8 +1,11 @@
-"""What every component is: typed parameters, a ``handle`` generator, gauges, and wiring.
+"""What every component is: a ``handle`` generator, wiring, gauges, and fault capabilities.
 
-A component class registers a ``kind`` (see :mod:`simulator.registry`) and declares a pydantic
-``Params`` model. The topology creates one instance per replica, wires references, and the
-engine starts background processes. Serving a request is one generator, ``handle(request, op)``,
+A kind declares its component class in its ``KIND`` (see :mod:`simulator.kind`), with a
+pydantic ``Params`` model (:mod:`simulator.components.params`). The topology creates one
+instance per replica, wires references, and the engine starts background processes. Faults
+reach an instance only through the capabilities below (:class:`Crashable`,
+:class:`Degradable`, :class:`NodeCrashable`, :class:`RegionCrashable`), on kinds that declare
+the fault. Serving a request is one generator, ``handle(request, op)``,
 which yields SimPy events and returns a :class:`~simulator.messages.Status` code. Downstream calls
 are plain generator delegation (``yield from target.handle(...)``), so a hop costs no Process.
 """

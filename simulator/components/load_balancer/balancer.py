@@ -233,9 +233,7 @@ class LoadBalancer(Component):
     def recover(self) -> None:
         self.up = True
 
-    # ---- strategies: each returns a pick(request) -> backend index function -------------
-    # With every backend available each keeps the draws of the full fleet; otherwise it
-    # chooses among ``self._avail``.
+    # ---- geo routing: what the geo strategy (strategies.pick_geo) learns and records -------
     def _geo_observe(self, src: str | None, region: str, rtt: float) -> None:
         now = self.env._now
         cell = self._geo_ewma[(src, region)]

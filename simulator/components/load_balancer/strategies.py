@@ -1,6 +1,10 @@
 """Backend selection strategies of the load balancer: one builder per strategy, each
 returning the balancer's ``pick(request) -> backend index`` closure over its state, and the
-name -> builder table :data:`STRATEGIES` the balancer looks its strategy up in."""
+name -> builder table :data:`STRATEGIES` the balancer looks its strategy up in.
+
+With every backend available a pick keeps the draws of the full fleet; otherwise it chooses
+among ``lb._avail`` (what health checks and outlier ejection leave).
+"""
 from __future__ import annotations
 
 import bisect

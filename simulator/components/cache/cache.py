@@ -17,7 +17,8 @@ from simulator.components.base import (
     Target,
 )
 from simulator.components.cache.eviction import make_policy
-from simulator.components.cache.params import _WRITE_BEHIND, CacheParams
+from simulator.components.cache.params import CacheParams
+from simulator.components.cache.patterns import PATTERNS
 from simulator.components.cache.serving import CacheServing
 from simulator.components.cache.tiers import CacheShards, LocalCaches, _delay_sampler, _reader
 from simulator.components.cache.write_behind import CacheWriteBehind
@@ -68,6 +69,7 @@ class Cache(CacheServing, CacheWriteBehind):
         super().__init__(group, index, params, ctx)
         p = params
         self.pattern = p.pattern
+        self._pattern = PATTERNS[p.pattern]
         self.capacity: float = math.inf if p.capacity is None else float(p.capacity)
         uniform = ctx.streams.batched(self.name, "evict", lambda rng, k: rng.random(k))
         self._policy = make_policy(p.policy, p.lfu_counts, uniform)
@@ -150,7 +152,7 @@ class Cache(CacheServing, CacheWriteBehind):
         target = self._backing_target
         if target is not None and _versioned(target):
             self._truth = target.committed_version  # type: ignore[attr-defined]
-        if self.pattern == _WRITE_BEHIND:
+        if self._pattern.flushes:
             self.env.process(self._flusher())
 
     def has_versions(self) -> bool:
@@ -176,7 +178,7 @@ class Cache(CacheServing, CacheWriteBehind):
                         "writes_total", "failed_total", "lost_writes_total",
                         "stale_served_total"):
             yield counter, "", _reader(self, counter)
-        if self.pattern == _WRITE_BEHIND:
+        if self._pattern.flushes:
             yield "pending_writes", "", lambda: self._pending_writes
             for counter in ("flushed_writes_total", "flush_writes_total",
                             "flush_failures_total"):

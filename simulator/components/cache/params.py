@@ -15,8 +15,6 @@ from simulator.kind import TimelineEvent
 
 Pattern = Literal["cache_aside", "read_through", "write_through", "write_behind"]
 Policy = Literal["lru", "lfu", "fifo", "random", "ttl"]
-_CACHE_ASIDE, _READ_THROUGH, _WRITE_THROUGH, _WRITE_BEHIND = (
-    "cache_aside", "read_through", "write_through", "write_behind")
 
 
 class EarlyExpiration(BaseModel):

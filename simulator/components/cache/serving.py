@@ -12,7 +12,6 @@ from simulator.components.base import (
     Handler,
 )
 from simulator.components.cache.entries import CacheEntries
-from simulator.components.cache.params import _CACHE_ASIDE, _WRITE_BEHIND, _WRITE_THROUGH
 from simulator.components.edge import Bound
 from simulator.messages import ERROR, FALLBACK, HIT, MISS, OK, Request
 
@@ -124,7 +123,7 @@ class CacheServing(CacheEntries):
             return self._fail(req, op, arrival)
         version = req.version if req.version >= 0 else 0
         if status == OK:
-            if self.pattern == _CACHE_ASIDE:
+            if self._pattern.caller_sets:
                 set_delay = self._hit_delay
                 if set_delay is not None:  # the set round trip
                     yield from self._sleep(set_delay())
@@ -170,44 +169,8 @@ class CacheServing(CacheEntries):
             self.stale_reads_total += 1
 
     def _write(self, req: Request, op: str, arrival: float) -> Handler:
-        key = req.key
-        epoch = self._epoch
         self.writes_total += 1
-        pattern = self.pattern
-        hop = self._hit_delay
-        if pattern == _CACHE_ASIDE:
-            status = yield from self._call(req, "write")
-            if self._epoch != epoch:
-                return self._fail(req, op, arrival)
-            if status == OK:
-                if hop is not None:  # the del round trip
-                    yield from self._sleep(hop())
-                    if self._epoch != epoch:
-                        return self._fail(req, op, arrival)
-                self._invalidate(key)
-            self._span(req, op, arrival, status)
-            return status
-        if hop is not None:  # the write's hop to the cache
-            yield from self._sleep(hop())
-            if self._epoch != epoch:
-                return self._fail(req, op, arrival)
-        if pattern == _WRITE_BEHIND:
-            self._write_back(req, key)
-            self._span(req, op, arrival, OK)
-            return OK
-        req.version = -1
-        status = yield from self._call(req, "write")
-        if self._epoch != epoch:
-            return self._fail(req, op, arrival)
-        if status == OK:
-            if pattern == _WRITE_THROUGH:
-                version = req.version if req.version >= 0 else self.committed_version(key)
-                self._fill(key, version, None, overwrite=True)
-                req.version = version
-            else:
-                self._invalidate(key)
-        self._span(req, op, arrival, status)
-        return status
+        return (yield from self._pattern.write(self, req, op, arrival))
 
     def _invalidate_op(self, req: Request, op: str, arrival: float) -> Handler:
         epoch = self._epoch

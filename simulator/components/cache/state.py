@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simpy import Event
 
@@ -15,6 +15,9 @@ from simulator.components.base import (
 from simulator.components.edge import Bound
 from simulator.messages import Request
 
+if TYPE_CHECKING:
+    from simulator.components.cache.patterns import Pattern
+
 
 class CacheState(Component):
     """The state of one cache instance that its concerns share (set up by
@@ -24,6 +27,7 @@ class CacheState(Component):
     write-behind (:mod:`.write_behind`)."""
 
     pattern: Any
+    _pattern: Pattern
     capacity: float
     _policy: Any
     _entries: Any

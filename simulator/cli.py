@@ -179,14 +179,15 @@ def _plot(args: argparse.Namespace) -> int:
         print(f"simulator plot: {directory}: not a results directory (no manifest.json); "
               "write one with `simulator run FILE --out DIR`", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if args.report is not None and "scenario" not in json.loads(
-            (directory / "manifest.json").read_text()):
+    run = "scenario" in json.loads((directory / "manifest.json").read_text())
+    if args.report is not None and not run:
         print(f"simulator plot: --report: {directory} holds an experiment; reports are made "
               "for a single run", file=sys.stderr)
         return EXIT_BAD_INPUT
     out = args.out if args.out is not None else directory / "plots"
     try:
-        paths = plot_directory(directory, out)
+        results = Results.read(directory) if run else None
+        paths = plot_directory(directory, out, results=results)
     except (FileNotFoundError, ValueError) as exc:
         print(f"simulator plot: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -196,12 +197,7 @@ def _plot(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     for path in paths:
         print(path)
-    if args.report is not None:
-        try:
-            results = Results.read(directory)
-        except FileNotFoundError as exc:
-            print(f"simulator plot: --report: {exc}", file=sys.stderr)
-            return EXIT_BAD_INPUT
+    if args.report is not None and results is not None:
         return _write_report(results, Path(args.report) if args.report
                              else directory / "report.html", "plot")
     return 0

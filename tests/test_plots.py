@@ -144,6 +144,29 @@ def test_available_lists_what_the_run_has(tiny: simulator.Results,
     assert set(PlotAccessor.names()) >= set(gauged.plot.available())
 
 
+def test_plot_methods_are_the_declared_plots(tiny: simulator.Results) -> None:
+    import inspect
+
+    from simulator import registry
+
+    assert PlotAccessor.NAMES == tuple(registry.plots()) == tuple(tiny.plot.names())
+    assert set(PlotAccessor.NAMES) <= set(dir(tiny.plot))
+    method = tiny.plot.latency_over_time  # bound to the run, with the plot's own doc
+    assert list(inspect.signature(method).parameters)[:2] == ["ax", "window"]
+    assert "Latency percentiles" in (method.__doc__ or "")
+    with pytest.raises(AttributeError, match="no plot 'nothing'"):
+        tiny.plot.nothing  # noqa: B018
+
+
+def test_declaring_the_plots_loads_neither_pandas_nor_matplotlib() -> None:
+    code = ("import sys, simulator.analysis.plots\n"
+            "from simulator import registry\n"
+            "assert len(registry.plots()) >= 6 and registry.plots()['latency_cdf'].caption\n"
+            "bad = {'pandas', 'matplotlib'} & set(sys.modules)\n"
+            "assert not bad, bad\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
 @pytest.mark.parametrize("name", ["latency_cdf", "latency_over_time", "throughput_over_time",
                                   "goodput_over_time", "load_over_time", "backend_share",
                                   "backend_share_over_time"])
@@ -202,9 +225,9 @@ def test_load_over_time_shows_retries(storm: simulator.Results) -> None:
 def test_breaker_timeline(storm: simulator.Results) -> None:
     ax = _draw(storm, "breaker_timeline")
     assert [t.get_text() for t in ax.get_yticklabels()] == ["clients → api"]
-    from simulator.analysis.plots.run import _breaker_rows
+    from simulator.analysis.plots.run import breaker_rows
 
-    rows = _breaker_rows(storm)
+    rows = breaker_rows(storm)
     changes = rows[("clients", "api")]
     assert changes and {s for _, s in changes} <= {"open", "half_open", "closed"}
     assert len(changes) == int((storm.events["event"] == "breaker").sum())
@@ -395,6 +418,16 @@ def test_latency_vs_load_of_a_plain_table() -> None:
 
 # --------------------------------------------------------------------------------------------
 # files: results directories, the report, the CLI
+
+
+def test_plot_directory_of_a_run_takes_the_run(tiny: simulator.Results,
+                                                tmp_path: Path) -> None:
+    tiny.write(tmp_path / "out")
+    with pytest.raises(ValueError, match="holds a run"):
+        plot_directory(tmp_path / "out")
+    paths = plot_directory(tmp_path / "out", results=simulator.Results.read(tmp_path / "out"))
+    assert [p.stem for p in paths] == tiny.plot.available()
+    assert all(p.parent == tmp_path / "out" / "plots" for p in paths)
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])

@@ -16,15 +16,50 @@ Modules: :mod:`.style` (what plots share), :mod:`.run` (the run's own plots),
 
 from __future__ import annotations
 
-from simulator.analysis.plots.accessor import PlotAccessor
-from simulator.analysis.plots.experiment import (
-    comparison_chart,
-    latency_cdf_overlay,
-    latency_vs_load,
-)
-from simulator.analysis.plots.files import figure, plot_directory, render, write_plots
-from simulator.analysis.plots.style import ARRIVAL_PARTS, NoDataError, fault_windows, shade_windows
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from simulator.kind import Plot
+
+if TYPE_CHECKING:
+    from simulator.analysis.plots.accessor import PlotAccessor
+    from simulator.analysis.plots.experiment import (
+        comparison_chart,
+        latency_cdf_overlay,
+        latency_vs_load,
+    )
+    from simulator.analysis.plots.files import figure, plot_directory, render, write_plots
+    from simulator.analysis.plots.style import (
+        ARRIVAL_PARTS,
+        NoDataError,
+        fault_windows,
+        shade_windows,
+    )
+
+#: Where each public name lives; imported on first use, so that loading the declarations
+#: (:data:`CORE_PLOTS`, through the registry) imports neither pandas nor matplotlib.
+_LAZY = {
+    "PlotAccessor": "accessor",
+    "comparison_chart": "experiment", "latency_cdf_overlay": "experiment",
+    "latency_vs_load": "experiment",
+    "figure": "files", "plot_directory": "files", "render": "files", "write_plots": "files",
+    "ARRIVAL_PARTS": "style", "NoDataError": "style", "fault_windows": "style",
+    "shade_windows": "style",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 _RUN = "simulator.analysis.plots.run"
 

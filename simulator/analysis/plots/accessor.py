@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +13,14 @@ if TYPE_CHECKING:
     from simulator.results import Results
 
 
+class _DeclaredNames:
+    """``PlotAccessor.NAMES``: the declared plots' names, read from the registry when asked
+    (a kind registered later adds its plots)."""
+
+    def __get__(self, obj: object, owner: type | None = None) -> tuple[str, ...]:
+        return tuple(registry.plots())
+
+
 class PlotAccessor:
     """Plots of one :class:`~simulator.results.Results`: ``results.plot.<name>(ax=None,
     **options)`` draws plot ``name`` (see :func:`simulator.registry.plots`) on ``ax`` (or a
@@ -21,6 +29,9 @@ class PlotAccessor:
 
     :meth:`available` lists the plots this run has data for.
     """
+
+    #: Every declared plot, in the order :func:`write_plots` writes them (a tuple).
+    NAMES = _DeclaredNames()
 
     def __init__(self, results: Results) -> None:
         self._r = results
@@ -40,7 +51,8 @@ class PlotAccessor:
         plot = registry.plots().get(name)
         if plot is None:
             raise AttributeError(f"no plot {name!r}; there are: {', '.join(self.names())}")
-        return functools.partial(load(plot.draw), self._r)
+        # bound to the run like a method: help() and signature() show the plot's own
+        return types.MethodType(load(plot.draw), self._r)
 
     def __dir__(self) -> list[str]:
         return sorted({*super().__dir__(), *self.names()})

@@ -12,25 +12,19 @@ import pandas as pd
 
 from simulator.analysis.plots.style import (
     LATENCY_METRICS,
-    _axes,
-    _cdf,
-    _cdf_axes,
-    _colors,
-    _legend_outside,
-    _metric_label,
-    _ms,
+    draw_cdf,
+    label_cdf_axes,
+    legend_outside,
+    make_axes,
+    metric_label,
+    ms_factor,
+    palette,
 )
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
     from simulator.results import Results
-
-
-
-# --------------------------------------------------------------------------------------------
-# several runs, experiments
-
 
 def latency_cdf_overlay(
     results: Mapping[str, Results] | Sequence[Results],
@@ -52,18 +46,18 @@ def latency_cdf_overlay(
         Draw ``1 - F`` on a log scale, which spreads out the tail.
     """
     runs = _named(results)
-    ax = _axes(ax)
+    ax = make_axes(ax)
     left = math.inf
-    for (name, r), color in zip(runs.items(), _colors(len(runs)), strict=True):
+    for (name, r), color in zip(runs.items(), palette(len(runs)), strict=True):
         req = r.measured_requests()
         req = req[req["status"] == "ok"]
         if workload is not None:
             req = req[req["workload"] == workload]
-        left = min(left, _cdf(ax, req["latency"].to_numpy(), name, complementary, color=color))
-    _cdf_axes(ax, complementary, left)
+        left = min(left, draw_cdf(ax, req["latency"].to_numpy(), name, complementary, color=color))
+    label_cdf_axes(ax, complementary, left)
     what = f" of {workload}" if workload else ""
     ax.set_title(f"latency {'CCDF' if complementary else 'CDF'}{what}, successful requests")
-    _legend_outside(ax, title="variant")
+    legend_outside(ax, title="variant")
     return ax
 
 
@@ -155,17 +149,11 @@ def comparison_chart(
         raise ValueError(f"no rows for metric {metric!r} in the comparison table")
     if "rank" in df:
         df = df.sort_values("rank", kind="stable")
-    scale = _ms(metric)
+    scale = ms_factor(metric)
     level = _confidence(table, confidence)
     if difference:
-        if "diff" not in df:
-            raise ValueError("difference=True needs diff, diff_low, diff_high columns")
-        baseline = baseline or getattr(table, "baseline", None)
-        if baseline is None:
-            zero = df[(df["diff"] == 0) & (df["diff_low"] == 0) & (df["diff_high"] == 0)]
-            baseline = str(zero[variant].iloc[0]) if len(zero) == 1 else None
-        if baseline is not None:
-            df = df[df[variant].astype(str) != baseline]
+        df, baseline = _without_baseline(df, baseline or getattr(table, "baseline", None),
+                                         variant)
         mean, low, high = df["diff"], df["diff_low"], df["diff_high"]
     else:
         lo, hi = _interval_columns(df)
@@ -174,39 +162,18 @@ def comparison_chart(
     lows, highs = low.to_numpy(dtype=float) * scale, high.to_numpy(dtype=float) * scale
     err = np.where(np.isfinite([m - lows, highs - m]), [m - lows, highs - m], 0.0)
     labels = [str(v) for v in df[variant]]
-    ax = _axes(ax, figsize=(8, 1.2 + 0.45 * len(labels)))
+    ax = make_axes(ax, figsize=(8, 1.2 + 0.45 * len(labels)))
     y = np.arange(len(labels))
     if difference:
-        sig = (df["significant"].to_numpy(dtype=bool) if "significant" in df
-               else (lows > 0) | (highs < 0))
-        for yi, mi, e0, e1, si in zip(y, m, err[0], err[1], sig, strict=True):
-            ax.errorbar(mi, yi, xerr=[[e0], [e1]], fmt="o", capsize=4,
-                        color="#c62828" if si else "#757575")
-        ax.axvline(0, color="black", lw=1)
+        significant = (df["significant"].to_numpy(dtype=bool) if "significant" in df
+                       else (lows > 0) | (highs < 0))
+        _draw_differences(ax, y, m, err, significant)
         against = f" {baseline}" if baseline else " the baseline"
         ax.set_xlabel(f"{metric} minus{against}'s ({_unit(metric)}), paired by replication")
-        from matplotlib.lines import Line2D
-
-        ax.legend(handles=[
-            Line2D([], [], marker="o", color="#c62828", ls="", label="interval excludes 0"),
-            Line2D([], [], marker="o", color="#757575", ls="", label="interval includes 0")],
-            loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
         ax.set_title(f"{metric}: difference from{against}, {level}confidence intervals")
     else:
-        ax.errorbar(m, y, xerr=err, fmt="o", color="#1565c0", ecolor="black", capsize=4)
-        positive = lows[np.isfinite(lows) & (lows > 0)]
-        if log is None:
-            log = bool(len(positive) == len(lows) and len(lows)
-                       and np.nanmax(highs) / positive.min() > 30)
-        if log:
-            ax.set_xscale("log")
-        else:
-            ax.set_xlim(left=0, right=float(np.nanmax(highs)) * 1.15 or None)
-        for yi, mi in zip(y, m, strict=True):
-            ax.annotate(f"{mi:,.0f}" if abs(mi) >= 100 else f"{mi:.3g}", (mi, yi),
-                        textcoords="offset points", xytext=(0, 7), ha="center",
-                        fontsize="small")
-        ax.set_xlabel(_metric_label(metric))
+        _draw_means(ax, y, m, err, lows, highs, log)
+        ax.set_xlabel(metric_label(metric))
         ax.set_title(f"{metric}: mean over replications, {level}confidence intervals")
     ax.set_yticks(y, labels)
     ax.set_ylim(len(labels) - 0.5, -0.7)
@@ -214,8 +181,56 @@ def comparison_chart(
     return ax
 
 
+def _without_baseline(df: pd.DataFrame, baseline: str | None,
+                      variant: str) -> tuple[pd.DataFrame, str | None]:
+    """The rows of the variants compared with the baseline, and the baseline's name: the one
+    given, else the only row whose paired difference is exactly zero (None if not one)."""
+    if "diff" not in df:
+        raise ValueError("difference=True needs diff, diff_low, diff_high columns")
+    if baseline is None:
+        zero = df[(df["diff"] == 0) & (df["diff_low"] == 0) & (df["diff_high"] == 0)]
+        baseline = str(zero[variant].iloc[0]) if len(zero) == 1 else None
+    if baseline is not None:
+        df = df[df[variant].astype(str) != baseline]
+    return df, baseline
+
+
+def _draw_differences(ax: Axes, y: np.ndarray, diff: np.ndarray, err: np.ndarray,
+                      significant: np.ndarray) -> None:
+    """Paired differences with their intervals, in colour where the interval excludes zero,
+    about a zero line; the legend says which colour is which."""
+    for yi, mi, e0, e1, si in zip(y, diff, err[0], err[1], significant, strict=True):
+        ax.errorbar(mi, yi, xerr=[[e0], [e1]], fmt="o", capsize=4,
+                    color="#c62828" if si else "#757575")
+    ax.axvline(0, color="black", lw=1)
+    from matplotlib.lines import Line2D
+
+    ax.legend(handles=[
+        Line2D([], [], marker="o", color="#c62828", ls="", label="interval excludes 0"),
+        Line2D([], [], marker="o", color="#757575", ls="", label="interval includes 0")],
+        loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
+
+
+def _draw_means(ax: Axes, y: np.ndarray, mean: np.ndarray, err: np.ndarray, lows: np.ndarray,
+                highs: np.ndarray, log: bool | None) -> None:
+    """Means with their intervals, each labelled with its value; a log axis if ``log`` (None:
+    when every interval is positive and they span more than a factor of 30), else from 0."""
+    ax.errorbar(mean, y, xerr=err, fmt="o", color="#1565c0", ecolor="black", capsize=4)
+    positive = lows[np.isfinite(lows) & (lows > 0)]
+    if log is None:
+        log = bool(len(positive) == len(lows) and len(lows)
+                   and np.nanmax(highs) / positive.min() > 30)
+    if log:
+        ax.set_xscale("log")
+    else:
+        ax.set_xlim(left=0, right=float(np.nanmax(highs)) * 1.15 or None)
+    for yi, mi in zip(y, mean, strict=True):
+        ax.annotate(f"{mi:,.0f}" if abs(mi) >= 100 else f"{mi:.3g}", (mi, yi),
+                    textcoords="offset points", xytext=(0, 7), ha="center", fontsize="small")
+
+
 def _unit(metric: str) -> str:
-    label = _metric_label(metric)
+    label = metric_label(metric)
     return label.rpartition("(")[2].rstrip(")") if label.endswith(")") else "value"
 
 
@@ -299,45 +314,15 @@ def latency_vs_load(
             raise ValueError("the table has no metric column: say which metric its values "
                              "are with metrics=[name] (p99, mean, throughput...)")
         df = df.assign(metric=metrics[0])
-    params = [c for c in df.columns if c not in _NOT_PARAMETERS]
-    if x is None:
-        numeric = [p for p in params if _is_numeric(df[p])]
-        x = numeric[0] if numeric else (params[0] if params else None)
-    if x is None or x not in df:
-        raise ValueError(f"no load column {x!r} in the table (columns: {', '.join(df.columns)})")
-    if by is None:
-        rest = [p for p in params if p != x]
-        by = "variant" if "variant" in df else (rest[0] if rest else None)
+    x, by = _sweep_columns(df, x, by)
     missing = [m for m in metrics if m not in set(df["metric"])]
     if missing:
         raise ValueError(f"no rows for metric(s) {', '.join(missing)} in the table")
     lo, hi = _interval_columns(df)
-    ax = _axes(ax)
-    groups: Iterable[tuple[Any, pd.DataFrame]] = (
-        df.groupby(by, sort=False, observed=True) if by else [(None, df)])
-    groups = list(groups)
-    styles = ["-", "--", ":", "-."]
-    colors = _colors(len(groups))
-    unit = ""
-    peaks = []
-    for (key, grp), color in zip(groups, colors, strict=True):
-        for j, metric in enumerate(metrics):
-            rows = grp[grp["metric"] == metric]
-            peaks.append(float(np.nanmax(rows["mean"].to_numpy(dtype=float), initial=np.nan)))
-            xs, unit = _numeric(rows[x])
-            order = np.argsort(xs, kind="stable")
-            s = _ms(metric)
-            label = (metric if key is None else str(key) if len(metrics) == 1
-                     else f"{key} {metric}")
-            ax.plot(xs[order], rows["mean"].to_numpy(dtype=float)[order] * s, marker="o",
-                    ms=3, color=color if key is not None else None, ls=styles[j % 4],
-                    label=label)
-            color_j = ax.lines[-1].get_color()
-            ax.fill_between(xs[order], rows[lo].to_numpy(dtype=float)[order] * s,
-                            rows[hi].to_numpy(dtype=float)[order] * s, color=color_j,
-                            alpha=0.2, lw=0)
+    ax = make_axes(ax)
+    unit, peaks = _draw_bands(ax, df, x, by, metrics, (lo, hi))
     if len(metrics) == 1:
-        ax.set_ylabel(_metric_label(metrics[0]))
+        ax.set_ylabel(metric_label(metrics[0]))
     elif all(m in LATENCY_METRICS for m in metrics):
         ax.set_ylabel("latency (ms)")
     ax.set_xlabel(f"{x} ({unit})" if unit else x)
@@ -351,12 +336,51 @@ def latency_vs_load(
     ax.grid(True, which="both", alpha=0.3)
     ax.set_title(f"{' / '.join(metrics)} against {x.rpartition('.')[2]}, "
                  f"{_confidence(table, confidence)}confidence bands")
-    _legend_outside(ax, title=by)
+    legend_outside(ax, title=by)
     return ax
 
 
-# --------------------------------------------------------------------------------------------
-# files
+def _sweep_columns(df: pd.DataFrame, x: str | None, by: str | None) -> tuple[str, str | None]:
+    """The load column (``x``, else the first swept parameter with numeric values) and the
+    column with one curve per value (``by``, else ``variant``, else the next parameter)."""
+    params = [c for c in df.columns if c not in _NOT_PARAMETERS]
+    if x is None:
+        numeric = [p for p in params if _is_numeric(df[p])]
+        x = numeric[0] if numeric else (params[0] if params else None)
+    if x is None or x not in df:
+        raise ValueError(f"no load column {x!r} in the table (columns: {', '.join(df.columns)})")
+    if by is None:
+        rest = [p for p in params if p != x]
+        by = "variant" if "variant" in df else (rest[0] if rest else None)
+    return x, by
 
 
-#: Figure size of each plot written by :func:`write_plots` (width, height in inches).
+def _draw_bands(ax: Axes, df: pd.DataFrame, x: str, by: str | None, metrics: Sequence[str],
+                band: tuple[str, str]) -> tuple[str, list[float]]:
+    """One curve per value of ``by`` and metric (a colour per value, a line style per metric)
+    with its confidence band between the columns ``band``; return the unit of ``x`` and each
+    curve's largest mean."""
+    lo, hi = band
+    groups: Iterable[tuple[Any, pd.DataFrame]] = (
+        df.groupby(by, sort=False, observed=True) if by else [(None, df)])
+    groups = list(groups)
+    styles = ["-", "--", ":", "-."]
+    unit = ""
+    peaks = []
+    for (key, grp), color in zip(groups, palette(len(groups)), strict=True):
+        for j, metric in enumerate(metrics):
+            rows = grp[grp["metric"] == metric]
+            peaks.append(float(np.nanmax(rows["mean"].to_numpy(dtype=float), initial=np.nan)))
+            xs, unit = _numeric(rows[x])
+            order = np.argsort(xs, kind="stable")
+            s = ms_factor(metric)
+            label = (metric if key is None else str(key) if len(metrics) == 1
+                     else f"{key} {metric}")
+            ax.plot(xs[order], rows["mean"].to_numpy(dtype=float)[order] * s, marker="o",
+                    ms=3, color=color if key is not None else None, ls=styles[j % 4],
+                    label=label)
+            color_j = ax.lines[-1].get_color()
+            ax.fill_between(xs[order], rows[lo].to_numpy(dtype=float)[order] * s,
+                            rows[hi].to_numpy(dtype=float)[order] * s, color=color_j,
+                            alpha=0.2, lw=0)
+    return unit, peaks

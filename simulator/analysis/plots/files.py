@@ -11,17 +11,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from simulator.analysis.plots.experiment import comparison_chart, latency_vs_load
-from simulator.analysis.plots.style import (
-    LATENCY_METRICS,
-)
+from simulator.analysis.plots.style import LATENCY_METRICS
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
     from simulator.results import Results
-
-
 
 
 def figure(draw: Callable[[Axes], Any], size: tuple[float, float] = (10, 4.5)) -> Figure:
@@ -86,7 +82,8 @@ def _draw_on(draw: Callable[..., Any], ax: Axes) -> None:
     draw(ax=ax)
 
 
-def plot_directory(directory: str | Path, out: str | Path | None = None) -> list[Path]:
+def plot_directory(directory: str | Path, out: str | Path | None = None, *,
+                   results: Results | None = None) -> list[Path]:
     """Write the plots of a results directory as PNGs; return their paths.
 
     Parameters
@@ -98,17 +95,18 @@ def plot_directory(directory: str | Path, out: str | Path | None = None) -> list
         and of the error ratio and throughput).
     out
         Where the PNGs go (default: ``directory/plots``).
+    results
+        For a run's directory: the run, ``Results.read(directory)`` (read by the caller:
+        the analysis layer sits below :mod:`simulator.results`). Not used for experiments.
 
     Raises
     ------
     FileNotFoundError
         ``directory`` is not a results directory.
     ValueError
-        It holds an experiment with nothing to plot.
+        It holds an experiment with nothing to plot, or a run and ``results`` is None.
     """
     import json
-
-    from simulator.results import Results
 
     source = Path(directory)
     target = Path(out) if out is not None else source / "plots"
@@ -117,7 +115,23 @@ def plot_directory(directory: str | Path, out: str | Path | None = None) -> list
         raise FileNotFoundError(f"{source}: no manifest.json (not a results directory)")
     manifest = json.loads(manifest_path.read_text())
     if "scenario" in manifest:
-        return write_plots(Results.read(source), target)
+        if results is None:
+            raise ValueError(f"{source} holds a run: pass it as results=Results.read(directory)")
+        return write_plots(results, target)
+    drawings = _experiment_drawings(source, manifest)
+    target.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, draw, size in drawings:
+        path = target / f"{name}.png"
+        figure(functools.partial(_draw_on, draw), size).savefig(path, dpi=110)
+        paths.append(path)
+    return paths
+
+
+def _experiment_drawings(source: Path, manifest: dict[str, Any],
+                         ) -> list[tuple[str, Callable[..., Any], tuple[float, float]]]:
+    """``(file stem, draw(ax=...), figure size)`` of each plot of an experiment's directory:
+    a comparison's charts (means, then differences) per metric, a sweep's curves."""
     kind = manifest.get("kind")
     confidence = manifest.get("confidence")
     drawings: list[tuple[str, Callable[..., Any], tuple[float, float]]] = []
@@ -147,10 +161,4 @@ def plot_directory(directory: str | Path, out: str | Path | None = None) -> list
     if not drawings:
         raise ValueError(f"{source}: nothing to plot for a {kind or 'unknown'} experiment "
                          "(plots are made for runs, comparisons and sweeps)")
-    target.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, draw, size in drawings:
-        path = target / f"{name}.png"
-        figure(functools.partial(_draw_on, draw), size).savefig(path, dpi=110)
-        paths.append(path)
-    return paths
+    return drawings

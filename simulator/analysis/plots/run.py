@@ -14,19 +14,19 @@ from simulator.analysis.plots.style import (
     BREAKER_STATE,
     STATUS_COLORS,
     NoDataError,
-    _arrivals_total,
-    _axes,
-    _cdf,
-    _cdf_axes,
-    _has_metric,
-    _legend_outside,
-    _per_window,
-    _rate,
-    _run_end,
-    _steps,
-    _time_axis,
-    _window,
+    arrivals_total,
+    draw_cdf,
+    draw_steps,
+    has_metric,
+    label_cdf_axes,
+    label_time_axis,
+    legend_outside,
+    make_axes,
+    per_window,
+    rate_per_window,
+    run_end,
     shade_windows,
+    window_width,
 )
 
 if TYPE_CHECKING:
@@ -41,6 +41,8 @@ def latency_cdf(r: Results, ax: Axes | None = None, by: str = "workload",
 
     Parameters
     ----------
+    r
+        The run.
     ax
         Axes to draw on (default: a new figure).
     by
@@ -48,25 +50,26 @@ def latency_cdf(r: Results, ax: Axes | None = None, by: str = "workload",
     complementary
         Draw ``1 - F`` on a log scale instead, which spreads out the tail (p99, p99.9).
     """
-    ax = _axes(ax)
+    ax = make_axes(ax)
     req = r.measured_requests()
     req = req[req["status"] == "ok"]
-    left = min([_cdf(ax, grp["latency"].to_numpy(), str(name), complementary)
+    left = min([draw_cdf(ax, grp["latency"].to_numpy(), str(name), complementary)
                 for name, grp in req.groupby(by, observed=True)], default=math.inf)
-    _cdf_axes(ax, complementary, left)
+    label_cdf_axes(ax, complementary, left)
     ax.set_title(f"{r.scenario.name}: latency {'CCDF' if complementary else 'CDF'}")
     ax.legend(title=by)
     return ax
 
 
 def latency_over_time(r: Results, ax: Axes | None = None, window: float | None = None,
-    quantiles: tuple[float, ...] = (0.5, 0.95, 0.99),
-    by: Literal["end", "start"] = "end",
-) -> Axes:
+                      quantiles: tuple[float, ...] = (0.5, 0.95, 0.99),
+                      by: Literal["end", "start"] = "end") -> Axes:
     """Latency percentiles of successful requests per time window.
 
     Parameters
     ----------
+    r
+        The run.
     ax
         Axes to draw on (default: a new figure).
     window
@@ -80,8 +83,8 @@ def latency_over_time(r: Results, ax: Axes | None = None, window: float | None =
         finished, so the last windows look better than they were (the slow ones are still
         in flight and not counted).
     """
-    ax = _axes(ax)
-    window = _window(r, window)
+    ax = make_axes(ax)
+    window = window_width(r, window)
     req = r.requests[r.requests["status"] == "ok"]
     bins = np.floor(req[by].to_numpy() / window) * window
     g = req.assign(t=bins).groupby("t")["latency"]
@@ -90,28 +93,29 @@ def latency_over_time(r: Results, ax: Axes | None = None, window: float | None =
         ax.plot(series.index, series.to_numpy(), label=f"p{q * 100:g}")
     shade_windows(ax, r)
     when = "completion" if by == "end" else "creation"
-    _time_axis(ax, r, f"latency percentiles per {window:g}s, by {when} time",
+    label_time_axis(ax, r, f"latency percentiles per {window:g}s, by {when} time",
                "latency (ms)")
     ax.set_ylim(bottom=0)
-    _legend_outside(ax)
+    legend_outside(ax)
     return ax
 
 
 def throughput_over_time(r: Results, ax: Axes | None = None, window: float | None = None) -> Axes:
     """Completed requests per second by status, per time window (by completion time)."""
-    ax = _axes(ax)
-    window = _window(r, window)
+    ax = make_axes(ax)
+    window = window_width(r, window)
     req = r.requests.dropna(subset=["end"])
-    t_end = _run_end(r)
+    t_end = run_end(r)
     statuses = [s for s in STATUS_COLORS if (req["status"] == s).any()]
     statuses += sorted(set(map(str, req["status"].unique())) - set(statuses))
     for status in statuses:
-        t, rate = _rate(req.loc[req["status"] == status, "end"].to_numpy(), window, t_end)
-        _steps(ax, t, rate, window, label=status, color=STATUS_COLORS.get(status))
+        ends = req.loc[req["status"] == status, "end"].to_numpy()
+        t, rate = rate_per_window(ends, window, t_end)
+        draw_steps(ax, t, rate, window, label=status, color=STATUS_COLORS.get(status))
     shade_windows(ax, r)
-    _time_axis(ax, r, "throughput by status", "requests per second")
+    label_time_axis(ax, r, "throughput by status", "requests per second")
     ax.set_ylim(bottom=0)
-    _legend_outside(ax)
+    legend_outside(ax)
     return ax
 
 
@@ -122,10 +126,10 @@ def goodput_over_time(r: Results, ax: Axes | None = None, window: float | None =
     completions, goodput successful completions and errors failed ones (a fallback is
     neither a success nor an error), all by completion time.
     """
-    ax = _axes(ax)
-    window = _window(r, window)
+    ax = make_axes(ax)
+    window = window_width(r, window)
     req = r.requests
-    t_end = _run_end(r)
+    t_end = run_end(r)
     status = req["status"].astype(str)
     end = req["end"].to_numpy()
     failed = ~status.isin(["ok", "fallback", "in_flight"]).to_numpy()
@@ -138,12 +142,12 @@ def goodput_over_time(r: Results, ax: Axes | None = None, window: float | None =
         ("arrivals", req["start"].to_numpy(), {"color": "#424242", "ls": "--", "lw": 1}),
     ]
     for label, times, style in lines:
-        t, rate = _rate(times, window, t_end)
-        _steps(ax, t, rate, window, label=label, **style)
+        t, rate = rate_per_window(times, window, t_end)
+        draw_steps(ax, t, rate, window, label=label, **style)
     shade_windows(ax, r)
-    _time_axis(ax, r, "throughput, goodput and errors", "requests per second")
+    label_time_axis(ax, r, "throughput, goodput and errors", "requests per second")
     ax.set_ylim(bottom=0)
-    _legend_outside(ax)
+    legend_outside(ax)
     return ax
 
 
@@ -160,6 +164,8 @@ def load_over_time(r: Results, ax: Axes | None = None, window: float | None = No
 
     Parameters
     ----------
+    r
+        The run.
     ax
         Axes to draw on (default: a new figure).
     window
@@ -169,29 +175,29 @@ def load_over_time(r: Results, ax: Axes | None = None, window: float | None = No
     """
     if len(r.spans) == 0:
         raise NoDataError(f"{r.scenario.name}: no spans in this run (metrics.spans off?)")
-    window = _window(r, window)
-    ax = _axes(ax)
-    t_end = _run_end(r)
+    window = window_width(r, window)
+    ax = make_axes(ax)
+    t_end = run_end(r)
     sp = r.spans
-    totals = _arrivals_total(r.samples)
+    totals = arrivals_total(r.samples)
     names = list(components) if components is not None else sorted(
         map(str, sp["component"].unique()))
     series: dict[tuple[float, ...], tuple[np.ndarray, np.ndarray, list[str]]] = {}
     for name in names:
         if name in totals:
-            per = _per_window(totals[name], window) / window
+            per = per_window(totals[name], window) / window
             t, rate = per.index.to_numpy() - window, per.to_numpy()
         else:
-            t, rate = _rate(sp.loc[sp["component"] == name, "arrival"].to_numpy(), window,
-                            t_end)
+            arrivals = sp.loc[sp["component"] == name, "arrival"].to_numpy()
+            t, rate = rate_per_window(arrivals, window, t_end)
         # components that see the same requests (a fan-out) would hide each other's line
         series.setdefault((*t, *rate), (t, rate, []))[2].append(name)
     for t, rate, same in series.values():
-        _steps(ax, t, rate, window, label=" = ".join(same))
+        draw_steps(ax, t, rate, window, label=" = ".join(same))
     shade_windows(ax, r)
-    _time_axis(ax, r, "arrivals per second at each component", "requests per second")
+    label_time_axis(ax, r, "arrivals per second at each component", "requests per second")
     ax.set_ylim(bottom=0)
-    _legend_outside(ax)
+    legend_outside(ax)
     return ax
 
 
@@ -201,11 +207,11 @@ def breaker_timeline(r: Results, ax: Axes | None = None) -> Axes:
     Transitions come from the ``breaker`` events (``detail`` ``"target: old->new"``);
     breakers that never left the closed state are found from their ``breaker_state`` gauge.
     """
-    rows = _breaker_rows(r)
+    rows = breaker_rows(r)
     if not rows:
         raise NoDataError(f"{r.scenario.name}: no circuit breakers in this run")
-    ax = _axes(ax, figsize=(8, 1.2 + 0.45 * len(rows)))
-    t_end = _run_end(r)
+    ax = make_axes(ax, figsize=(8, 1.2 + 0.45 * len(rows)))
+    t_end = run_end(r)
     labels = []
     for y, ((caller, target), changes) in enumerate(rows.items()):
         labels.append(f"{caller} → {target}")
@@ -233,7 +239,7 @@ def breaker_timeline(r: Results, ax: Axes | None = None) -> Axes:
     return ax
 
 
-def _breaker_rows(r: Results) -> dict[tuple[str, str], list[tuple[float, str]]]:
+def breaker_rows(r: Results) -> dict[tuple[str, str], list[tuple[float, str]]]:
     """Transitions ``(time, new state)`` per (caller instance, target), in time order."""
     rows: dict[tuple[str, str], list[tuple[float, str]]] = {}
     gauge = r.samples[r.samples["metric"] == BREAKER_STATE]
@@ -276,9 +282,9 @@ def has_spans(r: Results) -> bool:
 
 def has_breakers(r: Results) -> bool:
     """Circuit-breaker events or gauges."""
-    return bool((r.events["event"] == "breaker").any()) or _has_metric(r, BREAKER_STATE)
+    return bool((r.events["event"] == "breaker").any()) or has_metric(r, BREAKER_STATE)
 
 
 def breaker_timeline_size(r: Results) -> tuple[float, float]:
     """One row per (caller, target) breaker."""
-    return (9, 1.6 + 0.4 * len(_breaker_rows(r)))
+    return (9, 1.6 + 0.4 * len(breaker_rows(r)))

@@ -1,14 +1,8 @@
-"""What the plots share: gauge names, colours, axes, shading of warm-up and fault windows,
-rates per window. matplotlib is imported on first use only.
+"""What the plots share: gauge names, colours, axes, shading of the warm-up and fault windows,
+time axes, rates and steps per window, CDFs. matplotlib is imported on first use only.
 
-In a notebook: ``results.plot.latency_cdf()`` and the other methods of :class:`PlotAccessor`;
-for several runs or an experiment: :func:`latency_cdf_overlay`, :func:`comparison_chart` and
-:func:`latency_vs_load`. From the CLI, ``simulator run --plots`` and ``simulator plot DIR`` write
-PNGs with :func:`write_plots`.
-
-Every plot reads the tables only. Plots over time shade the warm-up (grey) and every fault window
-of the scenario (red). A plot whose data a run does not have (no cache, no queue, no breaker) is
-left out by :func:`write_plots`; called directly, it raises :class:`NoDataError`.
+Every function here is public so that a kind's plot module (``components/<kind>/plots.py``)
+draws with the same look as the run's plots.
 """
 
 from __future__ import annotations
@@ -50,11 +44,8 @@ class NoDataError(ValueError):
     """The run has none of the data a plot needs (for example no cache gauges)."""
 
 
-# --------------------------------------------------------------------------------------------
-# helpers
-
-
-def _axes(ax: Axes | None, figsize: tuple[float, float] = (7, 4)) -> Axes:
+def make_axes(ax: Axes | None, figsize: tuple[float, float] = (7, 4)) -> Axes:
+    """``ax``, or the axes of a new pyplot figure of ``figsize`` (inches) when it is None."""
     if ax is not None:
         return ax
     import matplotlib.pyplot as plt
@@ -63,12 +54,14 @@ def _axes(ax: Axes | None, figsize: tuple[float, float] = (7, 4)) -> Axes:
     return ax
 
 
-def _legend_outside(ax: Axes, **kwargs: Any) -> None:
+def legend_outside(ax: Axes, **kwargs: Any) -> None:
+    """The legend right of the axes (the lines stay visible); none when nothing is labelled.
+    ``kwargs`` go to ``Axes.legend``."""
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), **kwargs)
 
 
-def _run_end(r: Results) -> float:
+def run_end(r: Results) -> float:
     """Last simulated instant of a run: the ``end`` event, else duration + drain."""
     ev = r.events
     ends = ev.loc[ev["event"] == "end", "time"]
@@ -82,7 +75,7 @@ def fault_windows(r: Results) -> list[tuple[float, float, str]]:
 
     A fault without a duration lasts to the end of the run.
     """
-    end_of_run = _run_end(r)
+    end_of_run = run_end(r)
     merged: dict[tuple[float, float], list[str]] = {}
     for fault in r.scenario.faults:
         end = min(float(fault.end), end_of_run)
@@ -125,22 +118,27 @@ def shade_windows(ax: Axes, r: Results, warmup: bool = True, faults: bool = True
                 ax.axvspan(a, b, color=color, alpha=0.12, lw=0, label=text)
 
 
-def _time_axis(ax: Axes, r: Results, title: str, ylabel: str) -> None:
-    ax.set_xlim(0, _run_end(r))
+def label_time_axis(ax: Axes, r: Results, title: str, ylabel: str) -> None:
+    """Simulated time (s) from 0 to the end of the run on x, ``ylabel`` on y, the title
+    prefixed with the scenario's name, a light grid."""
+    ax.set_xlim(0, run_end(r))
     ax.set_xlabel("time (s)")
     ax.set_ylabel(ylabel)
     ax.set_title(f"{r.scenario.name}: {title}")
     ax.grid(True, alpha=0.3)
 
 
-def _window(r: Results, window: float | None) -> float:
+def window_width(r: Results, window: float | None) -> float:
+    """The width of a time window in seconds: ``window``, else the scenario's
+    ``metrics.interval``; ValueError unless positive."""
     w = float(window or r.scenario.metrics.interval)
     if not w > 0:
         raise ValueError(f"window must be > 0 seconds, got {w}")
     return w
 
 
-def _rate(times: np.ndarray, window: float, t_end: float) -> tuple[np.ndarray, np.ndarray]:
+def rate_per_window(times: np.ndarray, window: float,
+                    t_end: float) -> tuple[np.ndarray, np.ndarray]:
     """Events per second in each window ``[k w, (k+1) w)`` from 0 to ``t_end`` (zeros kept)."""
     n = max(1, math.ceil(t_end / window - 1e-9))
     idx = np.floor(times[np.isfinite(times)] / window).astype(np.int64)
@@ -148,7 +146,7 @@ def _rate(times: np.ndarray, window: float, t_end: float) -> tuple[np.ndarray, n
     return np.arange(n) * window, counts / window
 
 
-def _steps(ax: Axes, t: np.ndarray, y: np.ndarray, window: float, **kwargs: Any) -> None:
+def draw_steps(ax: Axes, t: np.ndarray, y: np.ndarray, window: float, **kwargs: Any) -> None:
     """Draw per-window values as steps, each held over its window (the last one included)."""
     t, y = np.asarray(t, dtype=float), np.asarray(y, dtype=float)
     if len(t):
@@ -156,7 +154,7 @@ def _steps(ax: Axes, t: np.ndarray, y: np.ndarray, window: float, **kwargs: Any)
     ax.plot(t, y, drawstyle="steps-post", **kwargs)
 
 
-def _gauge(samples: pd.DataFrame, metric: str) -> pd.DataFrame:
+def select_gauge(samples: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Rows of one gauge, summed over instances: columns ``time``, ``component``, ``label``,
     ``value``."""
     s = samples[samples["metric"] == metric]
@@ -166,9 +164,9 @@ def _gauge(samples: pd.DataFrame, metric: str) -> pd.DataFrame:
     return out.reset_index()
 
 
-def _queue_series(samples: pd.DataFrame, metric: str) -> dict[str, pd.Series]:
+def queue_series(samples: pd.DataFrame, metric: str) -> dict[str, pd.Series]:
     """A queue gauge over time (summed over instances) per queue or ``topic.subscription``."""
-    g = _gauge(samples, metric)
+    g = select_gauge(samples, metric)
     out = {}
     for (comp, label), grp in g.groupby(["component", "label"], observed=True, sort=True):
         name = f"{comp}.{label}" if str(label) else str(comp)
@@ -181,7 +179,7 @@ ARRIVAL_PARTS = ("served_total", "rejected_total", "failed_total", "cancelled_to
                  "in_system")
 
 
-def _arrivals_total(samples: pd.DataFrame) -> dict[str, pd.Series]:
+def arrivals_total(samples: pd.DataFrame) -> dict[str, pd.Series]:
     """Cumulative arrivals over time per component that has every :data:`ARRIVAL_PARTS`
     gauge (services), summed over its instances."""
     s = samples[samples["metric"].isin(ARRIVAL_PARTS)]
@@ -192,23 +190,26 @@ def _arrivals_total(samples: pd.DataFrame) -> dict[str, pd.Series]:
     return out
 
 
-def _per_window(series: pd.Series, window: float) -> pd.Series:
+def per_window(series: pd.Series, window: float) -> pd.Series:
     """Last value of a cumulative series (indexed by time) in each window, then differenced."""
     idx = series.index.to_numpy(dtype=float)
     last = series.groupby(np.round(np.ceil(idx / window - 1e-9) * window, 9)).last()
     return last.diff().dropna()
 
 
-def _has_metric(r: Results, *metrics: str) -> bool:
+def has_metric(r: Results, *metrics: str) -> bool:
+    """Whether the run's ``samples`` table has a row of any of ``metrics``."""
     s = r.samples
     return bool(s["metric"].isin(metrics).any()) if len(s) else False
 
 
-def _ms(metric: str) -> float:
+def ms_factor(metric: str) -> float:
+    """1000 for a latency metric (seconds drawn in milliseconds), else 1."""
     return 1e3 if metric in LATENCY_METRICS else 1.0
 
 
-def _metric_label(metric: str) -> str:
+def metric_label(metric: str) -> str:
+    """An axis label for a metric, with its unit (ms, requests/s)."""
     if metric in LATENCY_METRICS:
         return f"{metric} latency (ms)"
     if metric.endswith("_ratio"):
@@ -218,7 +219,7 @@ def _metric_label(metric: str) -> str:
     return metric
 
 
-def _cdf(ax: Axes, latency: np.ndarray, label: str, complementary: bool, **kw: Any) -> float:
+def draw_cdf(ax: Axes, latency: np.ndarray, label: str, complementary: bool, **kw: Any) -> float:
     """Draw one empirical (C)CDF in ms; return its 0.1th percentile (for the axis limit)."""
     x = np.sort(latency[np.isfinite(latency)]) * 1e3
     x = x[x > 0]
@@ -233,7 +234,7 @@ def _cdf(ax: Axes, latency: np.ndarray, label: str, complementary: bool, **kw: A
     return float(x[int(0.001 * (len(x) - 1))])
 
 
-def _cdf_axes(ax: Axes, complementary: bool, left: float = math.inf) -> None:
+def label_cdf_axes(ax: Axes, complementary: bool, left: float = math.inf) -> None:
     """Log latency axis starting just below the fastest 0.1% (the far left says nothing)."""
     ax.set_xscale("log")
     if math.isfinite(left):
@@ -248,11 +249,18 @@ def _cdf_axes(ax: Axes, complementary: bool, left: float = math.inf) -> None:
     ax.grid(True, which="both", alpha=0.3)
 
 
-# --------------------------------------------------------------------------------------------
-# one run
-
-def _colors(n: int) -> list[Any]:
+def palette(n: int) -> list[Any]:
+    """``n`` distinct colours (tab10, or tab20 beyond 10; repeated beyond 20)."""
     import matplotlib as mpl
 
     cmap = mpl.colormaps["tab10" if n <= 10 else "tab20"]
     return [cmap(i % cmap.N) for i in range(n)]
+
+
+# The kinds' plot modules import the names these had before they were public; they go when
+# those modules import the public names.
+_axes, _legend_outside, _run_end, _time_axis = make_axes, legend_outside, run_end, label_time_axis
+_window, _rate, _steps, _gauge = window_width, rate_per_window, draw_steps, select_gauge
+_queue_series, _arrivals_total, _per_window = queue_series, arrivals_total, per_window
+_has_metric, _ms, _metric_label, _colors = has_metric, ms_factor, metric_label, palette
+_cdf, _cdf_axes = draw_cdf, label_cdf_axes

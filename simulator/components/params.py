@@ -68,5 +68,5 @@ class ComponentParams(BaseModel):
         it cannot take (called once the event's kind is known to be supported)."""
         if getattr(fault, "node", None) is not None:
             return [("node", f"a {self.kind} has no nodes to crash one by one; remove node "
-                             "(it applies to a database shard's leader or followers)")]
+                             "(it applies to kinds whose instances are made of nodes)")]
         return ()

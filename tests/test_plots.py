@@ -276,7 +276,6 @@ def test_queue_over_time(gauged: simulator.Results) -> None:
     assert lag[0] == 0 and lag.max() == pytest.approx(100) and lag[-1] < lag.max()  # drains
 
 
-@pytest.mark.skipif("cache" not in simulator.kinds(), reason="no cache component yet")
 def test_hit_ratio_of_a_real_cache() -> None:
     r = simulator.simulate(simulator.parse_scenario({
         "name": "cached", "duration": "6s", "warmup": "1s",
@@ -295,7 +294,6 @@ def test_hit_ratio_of_a_real_cache() -> None:
     assert 0 < np.nanmean(y) < 1 and np.nanmean(y) == pytest.approx(hits, abs=0.05)
 
 
-@pytest.mark.skipif("queue" not in simulator.kinds(), reason="no queue component yet")
 def test_queue_plot_of_a_real_queue() -> None:
     r = simulator.simulate(simulator.load_scenario(ROOT / "scenarios" / "order_pipeline.yaml",
                                                    ["duration=30s"]))

@@ -2,7 +2,7 @@
 
 Two kinds of test:
 
-* every analytic value published in ``shared/reference/cases.json`` is re-derived from the
+* every analytic value published in ``tests/data/reference/cases.json`` is re-derived from the
   case's parameters and compared within the rounding of the published number;
 * identities that must hold for any parameters (Little's law, special cases that coincide,
   brute-force enumeration on small instances).
@@ -27,16 +27,14 @@ except ModuleNotFoundError:  # pragma: no cover - e.g. pytest --import-mode=impo
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import theory as th
 
-CASES_PATH = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "cases.json"
+CASES_PATH = Path(__file__).resolve().parent / "data" / "reference" / "cases.json"
 
 Case = dict[str, Any]
 
 
 @pytest.fixture(scope="module")
 def cases() -> dict[str, Case]:
-    """Load the reference cases keyed by id; skip when the reference file is not available."""
-    if not CASES_PATH.is_file():
-        pytest.skip(f"reference cases not found at {CASES_PATH}")
+    """Load the reference cases keyed by id (vendored: a missing file fails, never skips)."""
     with CASES_PATH.open(encoding="utf-8") as fh:
         return {case["id"]: case for case in json.load(fh)}
 
@@ -307,8 +305,7 @@ def test_every_reference_case_is_accounted_for(cases: dict[str, Case]) -> None:
 
 @pytest.mark.parametrize("case_id", sorted(DERIVATIONS))
 def test_reference_case(cases: dict[str, Case], case_id: str) -> None:
-    if case_id not in cases:
-        pytest.skip(f"{case_id} is not in {CASES_PATH.name}")
+    assert case_id in cases, f"{case_id} is not in {CASES_PATH}"
     derive, published_of, not_derivable = DERIVATIONS[case_id]
     case = cases[case_id]
     published = published_of(case)

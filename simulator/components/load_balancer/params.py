@@ -15,6 +15,8 @@ Strategy = Literal[
     "random",
     "weighted_random",
     "least_connections",
+    "weighted_least_connections",
+    "shortest_expected_delay",
     "power_of_two",
     "power_of_d",
     "peak_ewma",
@@ -23,6 +25,21 @@ Strategy = Literal[
     "join_shortest_queue",
     "geo",
 ]
+
+
+#: Strategies that use ``weights``.
+WEIGHTED = frozenset({"weighted_round_robin", "weighted_random", "weighted_least_connections",
+                      "shortest_expected_delay"})
+
+#: Settings that only some strategies read: setting one for another strategy is an error.
+USED_BY: dict[str, frozenset[str]] = {
+    "weights": WEIGHTED,
+    "choice_count": frozenset({"power_of_d"}),
+    "replacement": frozenset({"power_of_two", "power_of_d"}),
+    "decay_time": frozenset({"peak_ewma", "least_response_time", "geo"}),
+    "vnodes": frozenset({"consistent_hash"}),
+    "geo_by": frozenset({"geo"}),
+}
 
 
 class HealthCheck(BaseModel):
@@ -65,9 +82,12 @@ class LoadBalancerParams(ComponentParams):
         ``round_robin`` (strict cyclic order from a random start); ``weighted_round_robin``
         (smooth weighted round robin, as nginx); ``random``; ``weighted_random``;
         ``least_connections`` (fewest outstanding requests from this balancer, ties broken at
-        random); ``power_of_two`` / ``power_of_d`` (``choice_count`` distinct candidates drawn
-        uniformly, the one with fewest outstanding requests wins, ties to the first drawn, which
-        is random; Envoy's LEAST_REQUEST); ``peak_ewma`` (Finagle: two distinct random
+        random); ``weighted_least_connections`` (LVS wlc: fewest outstanding per unit weight,
+        n_i / w_i); ``shortest_expected_delay`` (LVS sed: lowest (n_i + 1) / w_i, the weight
+        standing for the backend's service rate); ``power_of_two`` / ``power_of_d``
+        (``choice_count`` candidates drawn uniformly, distinct unless ``replacement``, the one
+        with fewest outstanding requests wins, ties to the first drawn, which is random; Envoy's
+        LEAST_REQUEST); ``peak_ewma`` (Finagle: two distinct random
         candidates, lower peak-EWMA latency x (outstanding + 1) wins); ``least_response_time``
         (lowest EWMA latency x (outstanding + 1) over all backends); ``consistent_hash`` (ring of
         ``vnodes`` virtual nodes per backend, md5 of the request key; Envoy's RING_HASH);
@@ -88,9 +108,17 @@ class LoadBalancerParams(ComponentParams):
     backends
         Names of the components to balance over; a replicated component adds all its instances.
     weights
-        One weight per backend instance, in order (weighted strategies); default all 1.
+        One weight per backend instance, in order; default all 1. Only the strategies in
+        :data:`WEIGHTED` use them (anything else refuses them). Speed-aware strategies: the
+        weighted ones see speed through the weights the operator sets; ``least_connections``,
+        ``power_of_*``, ``peak_ewma``, ``least_response_time`` and ``join_shortest_queue`` see
+        it indirectly (a slow backend holds its requests longer); ``round_robin``, ``random``,
+        ``consistent_hash`` and ``geo`` do not see it at all.
     choice_count
         Candidates drawn per request by ``power_of_d`` (``power_of_two``: 2).
+    replacement
+        ``power_of_two`` / ``power_of_d`` draw their candidates with replacement (one backend
+        may be drawn twice); default False (distinct candidates, as Envoy).
     decay_time
         Time constant of the latency EWMA (``peak_ewma``, ``least_response_time``), seconds.
     vnodes
@@ -109,6 +137,7 @@ class LoadBalancerParams(ComponentParams):
     backends: list[str] = Field(min_length=1)
     weights: list[float] | None = None
     choice_count: int = Field(2, ge=2)
+    replacement: bool = False
     decay_time: Duration = Field(10.0, gt=0)
     vnodes: int = Field(150, ge=1, le=100_000)
     health_check: HealthCheck | None = None
@@ -118,6 +147,11 @@ class LoadBalancerParams(ComponentParams):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
+        for name, used_by in USED_BY.items():
+            if name in self.model_fields_set and self.strategy not in used_by:
+                raise ValueError(
+                    f"{name} is ignored by strategy {self.strategy}; it applies to "
+                    + ", ".join(sorted(used_by)))
         if self.weights is not None and any(w <= 0 for w in self.weights):
             raise ValueError("weights must be > 0")
         if self.strategy == "power_of_two" and self.choice_count != 2:

@@ -88,6 +88,25 @@ def pick_least_connections(lb: LoadBalancer) -> Callable[[Request], int]:
     out = lb.outstanding
     return _argmin_by(lb, out.__getitem__)
 
+def pick_weighted_least_connections(lb: LoadBalancer) -> Callable[[Request], int]:
+    """LVS ``wlc``: fewest outstanding requests per unit of weight, ``n_i / w_i``; ties at random.
+
+    An idle backend (``n_i = 0``) ties with every other idle one whatever its weight: WLC only
+    looks at speed once backends are busy (compare :func:`pick_shortest_expected_delay`).
+    """
+    out = lb.outstanding
+    weights = lb._weights.tolist()
+    return _argmin_by(lb, lambda i: out[i] / weights[i])
+
+def pick_shortest_expected_delay(lb: LoadBalancer) -> Callable[[Request], int]:
+    """LVS ``sed``: the lowest expected delay ``(n_i + 1) / w_i`` of the new request, the weight
+    standing for the backend's service rate (set ``weights`` to the relative speeds); ties at
+    random. Unlike WLC it prefers an idle fast backend to an idle slow one.
+    """
+    out = lb.outstanding
+    weights = lb._weights.tolist()
+    return _argmin_by(lb, lambda i: (out[i] + 1) / weights[i])
+
 def pick_join_shortest_queue(lb: LoadBalancer) -> Callable[[Request], int]:
     backends = lb.backends
     if not all(hasattr(b, "in_system") for b in backends):
@@ -127,6 +146,8 @@ def _pair(lb: LoadBalancer) -> Callable[[], tuple[int, int]]:
     return pair
 
 def pick_power_of_two(lb: LoadBalancer) -> Callable[[Request], int]:
+    if lb.params.replacement:
+        return pick_power_of_d_with_replacement(lb)
     if len(lb.backends) == 1:
         return lambda req: 0
     pair = _pair(lb)
@@ -138,7 +159,33 @@ def pick_power_of_two(lb: LoadBalancer) -> Callable[[Request], int]:
 
     return pick
 
+def pick_power_of_d_with_replacement(lb: LoadBalancer) -> Callable[[Request], int]:
+    """``choice_count`` candidates drawn independently and uniformly (one backend may be drawn
+    more than once, so fewer than d distinct ones are compared); fewest outstanding wins, ties
+    to the first drawn."""
+    d = lb.params.choice_count
+    n = len(lb.backends)
+    draw = batched(lb._rng, lambda rng, k: rng.integers(0, n, k))
+    uniform = lb._uniform
+    out = lb.outstanding
+
+    def pick(req: Request) -> int:
+        if lb._full:
+            cands = [int(draw()) for _ in range(d)]
+        else:
+            avail = lb._avail
+            cands = [avail[int(uniform() * len(avail))] for _ in range(d)]
+        best = cands[0]
+        for c in cands[1:]:
+            if out[c] < out[best]:
+                best = c
+        return best
+
+    return pick
+
 def pick_power_of_d(lb: LoadBalancer) -> Callable[[Request], int]:
+    if lb.params.replacement:
+        return pick_power_of_d_with_replacement(lb)
     if lb.params.choice_count == 2:
         return pick_power_of_two(lb)
     n = len(lb.backends)
@@ -276,6 +323,8 @@ STRATEGIES: dict[str, Callable[[LoadBalancer], Callable[[Request], int]]] = {
     "random": pick_random,
     "weighted_random": pick_weighted_random,
     "least_connections": pick_least_connections,
+    "weighted_least_connections": pick_weighted_least_connections,
+    "shortest_expected_delay": pick_shortest_expected_delay,
     "join_shortest_queue": pick_join_shortest_queue,
     "power_of_two": pick_power_of_two,
     "power_of_d": pick_power_of_d,

@@ -148,7 +148,11 @@ class LoadBalancerParams(ComponentParams):
     @model_validator(mode="after")
     def _check(self) -> Self:
         for name, used_by in USED_BY.items():
-            if name in self.model_fields_set and self.strategy not in used_by:
+            # A value equal to the default changes nothing: a scenario dumped with every field
+            # spelled out (and `--set weights=null`) stays valid.
+            default = type(self).model_fields[name].default
+            if (name in self.model_fields_set and getattr(self, name) != default
+                    and self.strategy not in used_by):
                 raise ValueError(
                     f"{name} is ignored by strategy {self.strategy}; it applies to "
                     + ", ".join(sorted(used_by)))

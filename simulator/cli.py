@@ -125,6 +125,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{scenario.name}: {n} requests in {scenario.duration:g}s simulated "
           f"(seed {results.seed}, warm-up {results.window[0]:g}s) "
           f"in {results.wall_seconds:.2f}s wall time")
+    print_verdict(results)
     print_tables(results)
     if args.out is not None:
         try:
@@ -203,6 +204,20 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def print_verdict(results: Any) -> None:
+    """Say first, before any figure, which parts of the run did not reach a steady state."""
+    from simulator.analysis.stability import verdict, warnings
+
+    findings = results.derived("findings")
+    said = verdict(findings)
+    if said == "steady":
+        return
+    print(f"\nWARNING: this run did not reach a steady state ({said}); its averages and "
+          "percentiles describe where the run stopped, not the system:")
+    for line in warnings(findings):
+        print(f"  {line}")
+
+
 def print_tables(results: Any) -> None:
     """Print every derived table the run has, each under its title (the summary first)."""
     from simulator import registry
@@ -218,9 +233,10 @@ def print_tables(results: Any) -> None:
                 print(f"\n{declared.title}: not available with metrics.requests: streaming "
                       "(it needs one row per request)")
             continue
-        if not table.empty:
+        text = declared.text(table) if not table.empty else ""
+        if text:
             print(f"\n{declared.title}" if declared.title else "")
-            print(declared.text(table))
+            print(text)
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -216,6 +216,10 @@ class Kind:
         Its raw tables, derived tables and plots.
     spans_regions
         Whether its group target routes to instances placed in different regions.
+    backlog
+        Gauges (of its ``gauges()``) that count work waiting or in progress: requests in the
+        system, messages stored, events not yet applied. The steady-state check
+        (:mod:`simulator.analysis.stability`) tests each for a trend over the measured window.
     """
 
     name: str
@@ -228,6 +232,7 @@ class Kind:
     derived: tuple[DerivedTable, ...] = ()
     plots: tuple[Plot, ...] = ()
     spans_regions: bool = True
+    backlog: tuple[str, ...] = ()
     _loaded: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def component_class(self) -> Any:

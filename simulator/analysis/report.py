@@ -42,6 +42,7 @@ figcaption { color: #616161; font-size: 0.9em; }
 pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
 .note { color: #616161; font-size: 0.9em; }
 ul.findings li { margin: 0.2em 0; }
+.warning { border-left: 4px solid #c62828; background: #fdecea; padding: 0.4em 1em; }
 nav a { margin-right: 1em; }
 """
 
@@ -154,6 +155,21 @@ def findings(results: Results) -> list[str]:
     return notes
 
 
+def _verdict(results: Results) -> list[str]:
+    """A warning box when the run did not reach a steady state, naming the evidence."""
+    from simulator.analysis.stability import verdict, warnings
+
+    table = results.derived("findings")
+    said = verdict(table)
+    if said == "steady":
+        return []
+    esc = html.escape
+    lines = "".join(f"<li>{esc(line)}</li>" for line in warnings(table))
+    return [f'<div class="warning"><p><strong>This run did not reach a steady state '
+            f"({esc(said)})</strong>: its averages and percentiles describe where the run "
+            f"stopped, not the system.</p><ul>{lines}</ul></div>"]
+
+
 def _sections(results: Results, section: str) -> list[str]:
     """HTML of every derived table of ``section`` the run has (one ``<h3>`` each), in the
     order the kinds declare them (the untitled summary has a section of its own)."""
@@ -237,6 +253,7 @@ def report_html(results: Results, plots: Sequence[str] | None = None,
                  f"over requests created in the measured window [{r.window[0]:g}s, "
                  f"{s.duration:g}s). Latencies in milliseconds over successful requests; "
                  "throughput and goodput in requests per second.</p>")
+    parts += _verdict(r)
     summary = r.summary()
     parts.append(table_html(summary, drop_empty=("rejection_ratio", "timeout_ratio",
                                                  "fallback_ratio", "in_flight")))

@@ -15,7 +15,7 @@ paired interval (:func:`paired_interval`) is narrower than the unpaired one
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -338,6 +338,7 @@ def paired_table(
     pair_on: Sequence[str] = ("seed", "replication"),
     by: Sequence[str] = (),
     confidence: float = 0.95,
+    unstable: Collection[str] = (),
 ) -> pd.DataFrame:
     """Each variant's interval and its paired difference from ``baseline``, ranked per metric.
 
@@ -357,21 +358,27 @@ def paired_table(
         Further grouping columns (``scope``, ``name``): a comparison per group.
     confidence
         Confidence level of every interval.
+    unstable
+        Variants that did not reach a steady state in some replication: they keep their
+        intervals but get no rank (``<NA>``, listed last) and no significance claim, and when
+        the baseline is one of them no difference is significant.
 
     Returns
     -------
     pandas.DataFrame
         One row per (group, metric, variant), best first within each (group, metric):
-        ``*by``, ``metric``, ``rank`` (1 = best mean), ``variant``, ``n``, ``mean``, ``low``,
-        ``high``, ``diff`` (mean of variant - baseline over paired replications), ``diff_low``,
-        ``diff_high``, ``significant`` (the difference interval excludes 0).
+        ``*by``, ``metric``, ``rank`` (1 = best mean; ``<NA>`` when unstable), ``variant``,
+        ``steady``, ``n``, ``mean``, ``low``, ``high``, ``diff`` (mean of variant - baseline
+        over paired replications), ``diff_low``, ``diff_high``, ``significant`` (the
+        difference interval excludes 0, both runs steady).
     """
     if baseline not in {str(v) for v in runs[variant]}:
         raise ValueError(f"baseline {baseline!r} is not one of the variants "
                          f"({', '.join(map(str, pd.unique(runs[variant])))})")
     order = [str(v) for v in pd.unique(runs[variant])]
-    columns = [*by, "metric", "rank", variant, "n", "mean", "low", "high", "diff", "diff_low",
-               "diff_high", "significant"]
+    columns = [*by, "metric", "rank", variant, "steady", "n", "mean", "low", "high", "diff",
+               "diff_low", "diff_high", "significant"]
+    shaky = {str(v) for v in unstable}
     rows: list[dict[str, object]] = []
     groups = runs.groupby(list(by), sort=False, observed=True) if by else [((), runs)]
     for key, grp in groups:
@@ -391,16 +398,26 @@ def paired_table(
                     joined = wide[v][[metric]].join(
                         base[[metric]].rename(columns={metric: "_base"}), how="inner")
                     d = paired_interval(joined[metric], joined["_base"], confidence)
+                steady = v not in shaky
                 block.append({
-                    **dict(zip(by, key, strict=True)), "metric": metric, "rank": 0,
-                    variant: v, "n": iv.n, "mean": iv.mean, "low": iv.low, "high": iv.high,
-                    "diff": d.mean, "diff_low": d.low, "diff_high": d.high,
-                    "significant": bool(d.n > 1 and (d.low > 0 or d.high < 0)),
+                    **dict(zip(by, key, strict=True)), "metric": metric, "rank": pd.NA,
+                    variant: v, "steady": steady, "n": iv.n, "mean": iv.mean, "low": iv.low,
+                    "high": iv.high, "diff": d.mean, "diff_low": d.low, "diff_high": d.high,
+                    "significant": bool(steady and baseline not in shaky and d.n > 1
+                                        and (d.low > 0 or d.high < 0)),
                 })
             sign = -1.0 if metric in HIGHER_IS_BETTER else 1.0
-            means = sign * np.array([r["mean"] for r in block], dtype=np.float64)
-            ranked = np.argsort(np.where(np.isnan(means), np.inf, means), kind="stable")
-            for rank, i in enumerate(ranked, start=1):
-                block[i]["rank"] = rank
+            means = sign * np.array([r["mean"] if r["steady"] else np.nan for r in block],
+                                    dtype=np.float64)
+            means[~np.array([r["steady"] for r in block], dtype=bool)] = np.inf
+            ranked = np.argsort(np.where(np.isnan(means), np.nextafter(np.inf, 0), means),
+                                kind="stable")
+            rank = 1
+            for i in ranked:
+                if block[i]["steady"]:
+                    block[i]["rank"] = rank
+                    rank += 1
                 rows.append(block[i])
-    return pd.DataFrame(rows, columns=columns)
+    out = pd.DataFrame(rows, columns=columns)
+    out["rank"] = out["rank"].astype("Int64")
+    return out

@@ -2,6 +2,8 @@
 
 The measured window is ``[warmup, duration)``: requests created (and hops arriving) in it count.
 Latency percentiles are over successful (``ok``) requests; failures are counted in the ratios.
+``in_flight`` counts the requests still unfinished when the run ended (the drain included) and
+``unfinished_ratio`` their share of ``count``: the requests no latency figure covers.
 ``error_ratio`` counts every completed request that did not succeed, fallbacks excluded (the
 caller got an answer); ``fallback_ratio`` counts the degraded answers; ``goodput`` counts only
 successes. ``attempts`` is the retry amplification: attempts per client request.
@@ -43,6 +45,7 @@ def _row(scope: str, name: str, status: pd.Series, latency: np.ndarray, seconds:
         "count": count,
         "completed": completed,
         "in_flight": in_flight,
+        "unfinished_ratio": in_flight / count if count else np.nan,
         "throughput": completed / seconds,
         "goodput": n_ok / seconds,
         **latency_stats(latency[ok.to_numpy()]),

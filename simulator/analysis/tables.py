@@ -51,6 +51,21 @@ def recovery(results: Results) -> pd.DataFrame:
     return fault_recovery(results.requests, results.scenario.faults, t0, t1)
 
 
+def findings(results: Results) -> pd.DataFrame:
+    """Whether each instance, queue and workload reached a steady state over the measured
+    window, with the evidence (see :mod:`simulator.analysis.stability`)."""
+    from simulator.analysis.stability import steady_state
+
+    return steady_state(results)
+
+
+def format_findings(table: pd.DataFrame) -> str:
+    """The checks that did not pass (every check is in the written table)."""
+    from simulator.analysis.stability import format_findings as text
+
+    return text(table)
+
+
 def has_faults(results: Results) -> bool:
     """Whether the scenario has faults on its timeline."""
     return bool(results.scenario.faults)
@@ -63,7 +78,8 @@ def format_summary(summary: pd.DataFrame) -> str:
     all 1) are left out of the printout; the tables written to disk keep every column.
     """
     df = summary.copy()
-    for col in ("rejection_ratio", "timeout_ratio", "fallback_ratio", "stale_ratio"):
+    for col in ("in_flight", "unfinished_ratio", "rejection_ratio", "timeout_ratio",
+                "fallback_ratio", "stale_ratio"):
         if col in df and df[col].fillna(0).eq(0).all():
             df = df.drop(columns=col)
     if df["attempts"].fillna(1).eq(1).all():
@@ -72,8 +88,8 @@ def format_summary(summary: pd.DataFrame) -> str:
         df[col] = df[col] * 1e3
     df = df.rename(columns={c: f"{c}_ms" for c in ("mean", "p50", "p95", "p99", "p999")})
     fmt: dict[str, Callable[[Any], str]] = {}
-    for c in ("error_ratio", "rejection_ratio", "timeout_ratio", "fallback_ratio",
-              "utilisation", "stale_ratio"):
+    for c in ("unfinished_ratio", "error_ratio", "rejection_ratio", "timeout_ratio",
+              "fallback_ratio", "utilisation", "stale_ratio"):
         fmt[c] = lambda v: "-" if pd.isna(v) else f"{v:.2%}"
     fmt["attempts"] = lambda v: "-" if pd.isna(v) else f"{v:.2f}"
     for c in ("throughput", "goodput"):
@@ -103,6 +119,10 @@ CORE_DERIVED = (
                  "client regions (latency of successful requests; failovers by geo balancers)",
                  format="simulator.analysis.regions:format_region_summary",
                  applies=f"{_HERE}:has_regions"),
+    DerivedTable("findings", f"{_HERE}:findings",
+                 "steady state over the measured window (the terminal lists the checks that "
+                 "did not pass)", format=f"{_HERE}:format_findings", always=True,
+                 section="diagnostics"),
     DerivedTable("breakers", f"{_HERE}:breakers",
                  "circuit breakers (seconds in each state over the measured window)",
                  format=f"{_HERE}:format_breakers", section="diagnostics"),

@@ -33,6 +33,7 @@ from simulator.experiment.output import manifest, write_folder
 from simulator.experiment.runs import (
     RunSpec,
     Source,
+    check_tables,
     check_warmup,
     concat,
     run_all,
@@ -163,8 +164,10 @@ class Capacity:
         The nearest value tried that misses it (None if the whole range meets it): the answer
         lies between :attr:`value` and :attr:`failing`.
     evaluations
-        One row per point tried, in order: the parameter, ``passes``, and per condition the
-        mean and the deciding bound over replications (worst workload).
+        One row per point tried, in order: the parameter, ``passes``, per condition the
+        mean and the deciding bound over replications (worst workload), and ``steady``
+        (False when a replication did not reach a steady state: the point then fails the SLO,
+        see :mod:`simulator.analysis.stability`).
     runs
         Tidy summaries of every run: the parameter column, ``seed``, ``replication``,
         ``warmup``, then the summary columns.
@@ -281,7 +284,8 @@ def capacity(
             v: float | int = int(value) if integer else float(value)
             resolved, payload = scenario_payload(source, [override(parameter, v)])
             check_warmup(rule, resolved)
-            specs = [RunSpec(payload, seed, r, rule) for r in range(replications)]
+            specs = [RunSpec(payload, seed, r, rule, check_tables(()))
+                     for r in range(replications)]
             outs, _ = run_all(specs, ex, store, opts.progress,
                               desc=f"capacity {parameter}={v:g}")
             runs = concat([o["summary"] for o in outs], [{parameter: v}] * len(outs))
@@ -300,6 +304,10 @@ def capacity(
                 row[f"{c.metric}_mean"] = max(means) if c.upper else min(means)
                 row[f"{c.metric}_bound"] = worst
                 row["passes"] = row["passes"] and c.holds(worst)
+            # a point that never settled meets no SLO, whatever its survivors' figures say
+            findings = pd.concat([o["findings"] for o in outs], ignore_index=True)
+            row["steady"] = not (findings["verdict"] == "unstable").any()
+            row["passes"] = row["passes"] and row["steady"]
             rows.append(row)
             return bool(row["passes"])
 

@@ -280,6 +280,11 @@ def _replicate(args: argparse.Namespace) -> Any:
           f"{reps.meta['seed']}, warm-up {_warmup_text(reps.runs)}), "
           f"{reps.confidence:.0%} confidence intervals"
           + (f"; stopped: {reps.meta['stopped_by']}" if args.target_rhw else ""))
+    if reps.unstable:
+        print(f"\nWARNING: {len(reps.unstable)} of {reps.replications} replications did not "
+              "reach a steady state: the intervals describe where the runs stopped, not the "
+              "system")
+        _print_unstable(reps.tables["findings"])
     table = reps.intervals(metrics)
     rows = []
     for _, r in table.iterrows():
@@ -314,15 +319,23 @@ def _compare(args: argparse.Namespace) -> Any:
           f"(seed {cmp.meta['seed']}, warm-up {_warmup_text(cmp.runs)}), common random "
           f"numbers; {cmp.confidence:.0%} confidence intervals; differences vs {base}, paired "
           "by replication (* = significant)")
+    if "baseline_note" in cmp.meta:
+        print(cmp.meta["baseline_note"] + f": {base}")
     table = cmp.table(metrics)
     level = f"{cmp.confidence:.0%}"
+    if cmp.unstable:
+        print(f"\nWARNING: {', '.join(cmp.unstable)} did not reach a steady state in some "
+              "replication (see the findings table): shown, not ranked, no significance claim")
+        _print_unstable(cmp.tables["findings"])
     for (name, key), block in table.groupby(["name", "metric"], sort=False):
         metric = str(key)
         rows = []
         for _, r in block.iterrows():
             is_base = r["variant"] == base
             rows.append({
-                "rank": r["rank"], "variant": r["variant"], "mean": fmt(metric, r["mean"]),
+                "rank": "-" if pd.isna(r["rank"]) else r["rank"],
+                "variant": r["variant"] + ("" if r["steady"] else " (unstable)"),
+                "mean": fmt(metric, r["mean"]),
                 f"{level} CI": _ci(metric, r["low"], r["high"]),
                 f"vs {base}": "baseline" if is_base else fmt(metric, r["diff"], True),
                 f"diff {level} CI": "" if is_base else _ci(metric, r["diff_low"], r["diff_high"],
@@ -332,10 +345,13 @@ def _compare(args: argparse.Namespace) -> Any:
         print(f"\n{name}: {_label(metric)}")
         print(pd.DataFrame(rows).to_string(index=False))
     print()
+    if cmp.unstable:
+        shown = [base] if base in cmp.unstable else [v for v in cmp.unstable if v != base]
+        print(f"not compared with {base}: {', '.join(shown)} (no steady state)")
     for (name, key), block in table.groupby(["name", "metric"], sort=False):
         metric = str(key)
         for _, r in block.iterrows():
-            if r["variant"] == base:
+            if r["variant"] == base or not r["steady"] or base in cmp.unstable:
                 continue
             ci = _ci(metric, r["diff_low"], r["diff_high"], True)
             if not r["significant"]:
@@ -350,6 +366,17 @@ def _compare(args: argparse.Namespace) -> Any:
                   f"{fmt(metric, abs(r['diff']))} {_unit(metric)}".rstrip()
                   + f", {level} CI {ci}")
     return cmp
+
+
+def _print_unstable(findings: pd.DataFrame, limit: int = 8) -> None:
+    """The evidence of instability: the worst checks, one line each."""
+    bad = findings[findings["verdict"] == "unstable"]
+    tag = "variant" if "variant" in bad else None
+    for _, r in bad.head(limit).iterrows():
+        where = f"{r[tag]} " if tag else ""
+        print(f"  {where}replication {r['replication']}: {r['instance']}: {r['evidence']}")
+    if len(bad) > limit:
+        print(f"  and {len(bad) - limit} more")
 
 
 def _sweep(args: argparse.Namespace) -> Any:
@@ -377,9 +404,13 @@ def _sweep(args: argparse.Namespace) -> Any:
             m = r["metric"]
             row[_label(m)] = fmt(m, r["mean"]) + (
                 f" ± {fmt(m, r['half_width'])}" if math.isfinite(r["half_width"]) else "")
+        row["steady"] = "yes" if block["steady"].all() else "NO"
         wide.append(row)
     print()
     print(pd.DataFrame(wide).to_string(index=False))
+    if not result.steady()["steady"].all():
+        print("\nsteady NO: a replication of that point did not reach a steady state; its "
+              "figures describe where the run stopped (evidence: the findings table)")
     return result
 
 

@@ -76,17 +76,29 @@ class Comparison:
                 raise ValueError(f"no {scope} named {name!r} in the results")
         return rows
 
+    @property
+    def unstable(self) -> list[str]:
+        """Variants that did not reach a steady state in at least one replication (see
+        :mod:`simulator.analysis.stability`; the evidence is in ``tables["findings"]``)."""
+        findings = self.tables.get("findings")
+        if findings is None or findings.empty:
+            return []
+        bad = set(findings.loc[findings["verdict"] == "unstable", "variant"].astype(str))
+        return [v for v in self.variants if v in bad]
+
     def table(self, metrics: Sequence[str] = DEFAULT_METRICS, scope: str = "workload",
               name: str | None = None, baseline: str | None = None) -> pd.DataFrame:
         """The ranked table: each variant's interval and its paired difference from the baseline.
 
         One row per (``name``, ``metric``, ``variant``), best first (``rank`` 1), with ``mean``,
         ``low``, ``high`` and ``diff``, ``diff_low``, ``diff_high`` (variant - baseline, paired
-        by replication) and ``significant`` (the difference interval excludes 0). See
-        :func:`simulator.analysis.stats.paired_table`.
+        by replication) and ``significant`` (the difference interval excludes 0). A variant
+        that did not reach a steady state (:attr:`unstable`) has ``steady`` False, no rank and
+        no significance claim. See :func:`simulator.analysis.stats.paired_table`.
         """
         return paired_table(self._rows(scope, name), "variant", baseline or self.baseline,
-                            metrics, by=["scope", "name"], confidence=self.confidence)
+                            metrics, by=["scope", "name"], confidence=self.confidence,
+                            unstable=self.unstable)
 
     def _pair(self, metric: str, variant: str, baseline: str | None, scope: str,
               name: str | None) -> tuple[np.ndarray, np.ndarray]:
@@ -162,7 +174,8 @@ def compare(
     replications
         Replications per variant (at least 2 for intervals).
     baseline
-        Variant the others are compared with; default the first.
+        Variant the others are compared with; default the first that reached a steady state
+        in every replication (the first variant when none did).
     seed
         Seed of every run; default the scenario's.
     warmup
@@ -182,6 +195,7 @@ def compare(
     if not chosen:
         raise ScenarioError(source.name, [Problem(
             "nothing to compare: give variants (--vary key.path=a,b,c) or a variants: block")])
+    explicit = baseline is not None
     baseline = next(iter(chosen)) if baseline is None else baseline
     if baseline not in chosen:
         raise ScenarioError(source.name, [Problem(
@@ -209,5 +223,13 @@ def compare(
             warmup=rule, confidence=confidence, runs_computed=stats.computed,
             runs_reused=stats.reused, **ex.describe())
     runs = concat([o["summary"] for o in outs], tags)
-    return Comparison(chosen, baseline, scenarios, runs, confidence, meta,
-                      gather(outs, tags, wanted))
+    result = Comparison(chosen, baseline, scenarios, runs, confidence, meta,
+                        gather(outs, tags, wanted))
+    steady = [v for v in chosen if v not in result.unstable]
+    if not explicit and baseline in result.unstable and steady:
+        # differences from a run that never settled mean nothing: measure from a steady one
+        result.baseline = steady[0]
+        result.meta["baseline"] = steady[0]
+        result.meta["baseline_note"] = (f"{baseline} did not reach a steady state; the "
+                                        f"baseline is the first steady variant")
+    return result

@@ -65,6 +65,16 @@ class Replications:
         """Number of replications run."""
         return int(self.runs["replication"].nunique())
 
+    @property
+    def unstable(self) -> list[int]:
+        """Replications that did not reach a steady state (see
+        :mod:`simulator.analysis.stability`; the evidence is in ``tables["findings"]``)."""
+        findings = self.tables.get("findings")
+        if findings is None or findings.empty:
+            return []
+        bad = findings.loc[findings["verdict"] == "unstable", "replication"]
+        return sorted({int(r) for r in bad})
+
     def intervals(self, metrics: Sequence[str] = DEFAULT_METRICS,
                   scope: str | None = None) -> pd.DataFrame:
         """Student-t interval of each metric per workload and component (long table)."""

@@ -234,7 +234,8 @@ def execute(spec: RunSpec) -> dict[str, pd.DataFrame]:
 
 
 def check_tables(tables: Sequence[str]) -> tuple[str, ...]:
-    """The tables every run sends back: the summary, then ``tables`` (each named once).
+    """The tables every run sends back: the summary, the steady-state findings, then ``tables``
+    (each named once).
 
     Raises
     ------
@@ -252,7 +253,7 @@ def check_tables(tables: Sequence[str]) -> tuple[str, ...]:
                                     f"{', '.join(run_tables())})", "table"))
     if problems:
         raise ScenarioError("--table", problems)
-    return tuple(dict.fromkeys(("summary", *tables)))
+    return tuple(dict.fromkeys(("summary", "findings", *tables)))
 
 
 def gather(outs: Sequence[Mapping[str, pd.DataFrame]], tags: Sequence[Mapping[str, Any]],

@@ -106,11 +106,27 @@ class Sweep:
         """The rows of one scope: with one workload, one row per point x replication."""
         return self.runs[self.runs["scope"] == scope].reset_index(drop=True)
 
+    def steady(self) -> pd.DataFrame:
+        """Per point: ``steady``, False when a replication did not reach a steady state (see
+        :mod:`simulator.analysis.stability`; the evidence is in ``tables["findings"]``)."""
+        frame = pd.DataFrame(self.points, columns=self.parameters)
+        findings = self.tables.get("findings")
+        if findings is None or findings.empty:
+            return frame.assign(steady=True)
+        bad = findings.assign(bad=findings["verdict"] == "unstable").groupby(
+            self.parameters, sort=False, observed=True, dropna=False)["bad"].any()
+        keys = list(frame.itertuples(index=False, name=None))
+        frame["steady"] = [not bool(bad.get(k if len(k) > 1 else k[0], False)) for k in keys]
+        return frame
+
     def intervals(self, metrics: Sequence[str] = DEFAULT_METRICS,
                   scope: str = "workload") -> pd.DataFrame:
-        """Student-t interval of each metric at each point (long table)."""
-        return interval_table(self.table(scope), [*self.parameters, "scope", "name"], metrics,
-                              self.confidence)
+        """Student-t interval of each metric at each point (long table), with ``steady`` (see
+        :meth:`steady`): the interval of a point that never settled describes where its runs
+        stopped."""
+        table = interval_table(self.table(scope), [*self.parameters, "scope", "name"], metrics,
+                               self.confidence)
+        return table.merge(self.steady(), on=self.parameters, how="left")
 
     def write(self, directory: str | Path,
               fmt: Literal["parquet", "csv"] = "parquet") -> Path:

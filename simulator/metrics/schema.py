@@ -56,7 +56,7 @@ TABLES: dict[str, dict[str, tuple[str, str]]] = {
 QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99, "p999": 0.999}
 #: Columns of ``Results.summary()`` (in seconds, ratios as fractions).
 SUMMARY_COLUMNS = [
-    "scope", "name", "count", "completed", "in_flight", "throughput", "goodput",
+    "scope", "name", "count", "completed", "in_flight", "unfinished_ratio", "throughput", "goodput",
     "mean", "p50", "p95", "p99", "p999",
     "error_ratio", "rejection_ratio", "timeout_ratio", "fallback_ratio", "attempts",
     "utilisation", "stale_ratio",

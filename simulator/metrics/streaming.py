@@ -280,6 +280,7 @@ def summarize_streaming(stats: pd.DataFrame, histogram: pd.DataFrame, relative_e
             "count": count,
             "completed": completed,
             "in_flight": in_flight,
+            "unfinished_ratio": in_flight / count if count else np.nan,
             "throughput": completed / seconds,
             "goodput": n_ok / seconds,
             "mean": float(ok["latency_sum"].sum() / n_ok) if n_ok else np.nan,

@@ -51,6 +51,7 @@ _PLOTS = "simulator.components.cache.plots"
 KIND = Kind(
     name="cache",
     params=CacheParams,
+    backlog=("pending_writes",),
     component="simulator.components.cache.cache:Cache",
     faults=frozenset({"crash"}),
     events=(FlushEvent,),

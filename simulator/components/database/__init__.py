@@ -87,6 +87,7 @@ _TABLES = "simulator.components.database.tables"
 KIND = Kind(
     name="database",
     params=DatabaseParams,
+    backlog=("in_system",),
     component="simulator.components.database.shard:Database",
     faults=frozenset({"crash", "slow", "error", "latency"}),
     events=(ReshardEvent,),

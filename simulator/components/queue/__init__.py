@@ -34,6 +34,7 @@ _PLOTS = "simulator.components.queue.plots"
 KIND = Kind(
     name="queue",
     params=QueueParams,
+    backlog=("lag",),
     component="simulator.components.queue.broker:Queue",
     tables=(MESSAGES,),
     derived=(DerivedTable("queue_summary", f"{_TABLES}:queue_summary",

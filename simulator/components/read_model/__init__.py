@@ -23,6 +23,7 @@ _TABLES = "simulator.components.read_model.tables"
 KIND = Kind(
     name="read_model",
     params=ReadModelParams,
+    backlog=("behind",),
     component="simulator.components.read_model.read_model:ReadModel",
     faults=frozenset({"crash", "slow"}),
     events=(RebuildEvent,),

@@ -8,6 +8,7 @@ from simulator.kind import Kind
 KIND = Kind(
     name="service",
     params=ServiceParams,
+    backlog=("in_system",),
     component="simulator.components.service.service:Service",
     faults=frozenset({"crash", "slow", "error", "latency"}),
 )

@@ -7,5 +7,6 @@ from simulator.kind import Kind
 KIND = Kind(
     name="topic",
     params=TopicParams,
+    backlog=("lag",),
     component="simulator.components.topic.topic:Topic",
 )

@@ -90,7 +90,9 @@ class RetryPolicy(_Policy):
     jitter: Literal["none", "full", "equal"] = "full"
     retry_on: tuple[RetryableStatus, ...] = ("error", "timeout", "rejected")
     budget: RetryBudget | None = None
-    avoid_previous_hosts: bool = True
+    avoid_previous_hosts: bool = Field(
+        True, description="Through a load balancer, retry on a backend no earlier attempt "
+                          "used (Envoy's previous_hosts retry predicate).")
 
     @property
     def cap(self) -> float:
@@ -161,7 +163,9 @@ class HedgePolicy(_Policy):
     min_samples: int = Field(100, ge=1)
     max_hedges: int = Field(1, ge=1, le=10)
     cancel: bool = True
-    avoid_previous_hosts: bool = True
+    avoid_previous_hosts: bool = Field(
+        True, description="Through a load balancer, send each copy to a backend no other copy "
+                          "of the call used.")
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -118,10 +118,15 @@ class Request:
     version
         Version of the key returned by the last read on the path (-1: none yet); a cache fills
         itself with the version its backing store returned.
+    avoid_hosts
+        ``None``, or (balancer group, indices of its backends) that a retry or hedge policy
+        with ``avoid_previous_hosts`` hands to the balancer it calls: the balancer picks among
+        the other backends, adds its pick to the set and clears this attribute (so the backend's
+        own calls do not see it). See :mod:`simulator.components.edge`.
     """
 
-    __slots__ = ("attempts", "cancelled", "created_at", "id", "key", "lookup", "op", "region",
-                 "stale", "version", "work", "workload")
+    __slots__ = ("attempts", "avoid_hosts", "cancelled", "created_at", "id", "key", "lookup",
+                 "op", "region", "stale", "version", "work", "workload")
 
     def __init__(
         self, id: int, workload: int, op: str, key: int, work: float, created_at: float
@@ -138,6 +143,7 @@ class Request:
         self.stale = False
         self.version = -1
         self.region: str | None = None
+        self.avoid_hosts: tuple[str, set[int]] | None = None
 
     def copy(self) -> Request:
         """A copy with its own cancellation flag (a hedged duplicate of this request)."""

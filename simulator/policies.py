@@ -69,6 +69,17 @@ class RetryPolicy(_Policy):
         Statuses that are retried (Envoy ``retry_on``).
     budget
         Optional retry budget; a retry over budget is not made.
+    avoid_previous_hosts
+        A retry through a ``load_balancer`` goes to a backend instance that no earlier attempt
+        (nor hedged copy) of this call used, as Envoy's ``envoy.retry_host_predicates.
+        previous_hosts`` predicate does (with ``host_selection_retry_max_attempts`` large
+        enough that the exclusion is exact): each strategy chooses among the remaining
+        available backends (round robin skips, random and power of two draw among the rest,
+        consistent hash walks on along the ring). When every available backend was tried it
+        picks as if nothing had been (Envoy's fallback to the last selected host). ``false``:
+        each retry is balanced afresh and may land on the host that just failed. A call to a
+        replicated component without a balancer spreads at random as kube-proxy does, unaware
+        of retries, whatever this says.
     """
 
     attempts: int = Field(3, ge=1, le=100)
@@ -79,6 +90,9 @@ class RetryPolicy(_Policy):
     jitter: Literal["none", "full", "equal"] = "full"
     retry_on: tuple[RetryableStatus, ...] = ("error", "timeout", "rejected")
     budget: RetryBudget | None = None
+    avoid_previous_hosts: bool = Field(
+        True, description="Through a load balancer, retry on a backend no earlier attempt "
+                          "used (Envoy's previous_hosts retry predicate).")
 
     @property
     def cap(self) -> float:
@@ -130,6 +144,16 @@ class HedgePolicy(_Policy):
         when its turn comes (status ``cancelled``, no work done); work already started finishes.
         Without it every copy runs to the end. Either way every copy sent counts as load.
 
+    avoid_previous_hosts
+        Through a ``load_balancer``, each copy goes to a backend instance that no other copy
+        (nor an earlier retry attempt, when the retry policy also avoids them) of this call
+        used, as hedging to a distinct replica means (Dean & Barroso) and as Envoy's
+        ``previous_hosts`` retry predicate does for hedged attempts; when every available
+        backend holds a copy, the strategy picks as if none did. ``false``: each copy is
+        balanced afresh, so with ``random`` over N backends one copy in N queues behind the
+        original on its own instance (with one worker it can never win). A call to a
+        replicated component without a balancer spreads at random whatever this says.
+
     The first successful reply wins (gRPC semantics: a failed copy does not end the call while
     another may still succeed).
     """
@@ -139,6 +163,9 @@ class HedgePolicy(_Policy):
     min_samples: int = Field(100, ge=1)
     max_hedges: int = Field(1, ge=1, le=10)
     cancel: bool = True
+    avoid_previous_hosts: bool = Field(
+        True, description="Through a load balancer, send each copy to a backend no other copy "
+                          "of the call used.")
 
     @model_validator(mode="after")
     def _check(self) -> Self:

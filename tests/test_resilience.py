@@ -10,6 +10,7 @@ import pytest
 
 import simulator
 from tests.conftest import run
+from tests.hedging import hedge_a_sf, hedged_sf, mean_of, quantile_of
 from tests.theory import retry_multiplier
 
 
@@ -197,8 +198,11 @@ def test_hedging_reference_no_queueing() -> None:
         {"weight": 0.03, "of": {"dist": "exponential", "mean": "200ms", "shift": "5ms"}}]}
     n = 1_000_000
     tol = {"mean": 0.01, "p50": 0.01, "p95": 0.01, "p99": 0.01, "p999": 0.015}
-    expected_hedge = {"mean": 0.01071, "p50": 0.008617, "p95": 0.02378, "p99": 0.03433,
-                      "p999": 0.0498}
+    d = 0.02378
+    exact = hedged_sf(hedge_a_sf, d)  # the order statistic min(X1, d + X2)
+    expected_hedge = {"mean": mean_of(exact, (0.005, d, d + 0.005)),
+                      **{k: quantile_of(exact, q, 10.0) for k, q in
+                         (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999))}}
     got: dict[str, list[float]] = {k: [] for k in tol}
     extra: list[float] = []
     for seed in range(5):
@@ -216,7 +220,7 @@ def test_hedging_reference_no_queueing() -> None:
         extra.append(len(r.spans) / len(r.requests) - 1)
     for k, expected in expected_hedge.items():
         assert abs(np.mean(got[k]) - expected) / expected <= tol[k], k
-    assert abs(np.mean(extra) - 0.05) / 0.05 <= 0.01  # extra copies = P(X > d) = 5%
+    assert abs(np.mean(extra) - hedge_a_sf(d)) / hedge_a_sf(d) <= 0.01  # extra = P(X > d)
 
 
 def test_fallback_enqueues_work_for_later() -> None:

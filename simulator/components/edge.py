@@ -4,6 +4,12 @@
 the target's own ``handle`` (no extra generator frame); each policy adds one wrapper. A timeout
 or a hedge runs the attempt in its own Process, because there the concurrency is real: the
 caller stops waiting while the callee goes on.
+
+Retries and hedges with ``avoid_previous_hosts`` (the default) on an edge to a balancer share
+one set of the backends the call's attempts and copies used: before each attempt (on each
+hedged copy) the wrapper sets ``request.avoid_hosts = (balancer group, that set)``, and the
+balancer picks among the other backends, records its pick in the set and clears the
+attribute. Edges without these policies, or to anything but a balancer, never set it.
 """
 
 from __future__ import annotations
@@ -86,8 +92,10 @@ def bind_call(
     pair = frozenset((owner[0], target.name))
     if pair in ctx.partitionable:
         bound = _partition(bound, pair, ctx)
+    hosts = _host_picker(target)
     if call.hedge is not None:
-        bound = _hedge(bound, call.hedge, ctx, scope)
+        bound = _hedge(bound, call.hedge, ctx, scope,
+                       hosts if call.hedge.avoid_previous_hosts else None)
     if call.timeout is not None:
         bound = _timeout(bound, call.timeout, ctx)
     if call.bulkhead is not None:
@@ -97,7 +105,8 @@ def bind_call(
     if call.breaker is not None:
         bound = _breaker(bound, call.breaker, ctx, owner, target.name)
     if call.retry is not None:
-        bound = _retry(bound, call.retry, ctx, scope, count_attempts)
+        bound = _retry(bound, call.retry, ctx, scope, count_attempts,
+                       hosts if call.retry.avoid_previous_hosts else None)
     if call.fallback is not None:
         queue = source = None
         if call.fallback.queue is not None or call.fallback.cache is not None:
@@ -114,6 +123,15 @@ def bind_call(
                     raise ValueError(f"fallback cache {call.fallback.cache!r} is not a cache")
         bound = _fallback(bound, call.fallback, ctx, queue, source)
     return bound
+
+
+def _host_picker(target: Target) -> str | None:
+    """The group of ``target`` when its instances pick a backend per request (balancers, whose
+    ``picks_hosts`` is true), else None: only they can avoid the hosts a call already used."""
+    instances = target.instances
+    if instances and all(getattr(i, "picks_hosts", False) for i in instances):
+        return instances[0].group
+    return None
 
 
 def _partition(inner: Bound, pair: frozenset[str], ctx: BuildContext) -> Bound:
@@ -146,7 +164,10 @@ def _timeout(inner: Bound, timeout: float, ctx: BuildContext) -> Bound:
     return call
 
 
-def _hedge(inner: Bound, policy: HedgePolicy, ctx: BuildContext, scope: str) -> Bound:
+def _hedge(inner: Bound, policy: HedgePolicy, ctx: BuildContext, scope: str,
+           hosts: str | None) -> Bound:
+    """Hedge ``inner``; with ``hosts`` (the balancer group called), every copy carries the
+    call's set of used backends, the retry's when a retry avoiding them runs this attempt."""
     env = ctx.env
     observed: list[float] = []
     cache = {"n": -1, "delay": math.inf}
@@ -165,7 +186,12 @@ def _hedge(inner: Bound, policy: HedgePolicy, ctx: BuildContext, scope: str) -> 
 
     def call(req: Request, op: str) -> Handler:
         t0 = env._now
-        sent = [req.copy()]
+        avoid: tuple[str, set[int]] | None = None
+        if hosts is not None:
+            avoid = req.avoid_hosts  # the retry's, when one avoiding them runs this attempt
+            if avoid is None or avoid[0] != hosts:
+                avoid = (hosts, set())  # this call's own
+        sent = [_copy(req, avoid)]
         copies = [env.process(inner(sent[0], op))]
         wait = delay()
         while True:
@@ -183,11 +209,18 @@ def _hedge(inner: Bound, policy: HedgePolicy, ctx: BuildContext, scope: str) -> 
                     observed.append(env._now - t0)
                 return OK
             if timer is not None and timer.triggered:
-                sent.append(req.copy())  # no success yet: hedge
+                sent.append(_copy(req, avoid))  # no success yet: hedge
                 copies.append(env.process(inner(sent[-1], op)))
         return cast(int, copies[-1].value)  # every copy failed: the last failure stands
 
     return call
+
+
+def _copy(req: Request, avoid: tuple[str, set[int]] | None) -> Request:
+    """A hedged copy of ``req`` carrying the set of backends to avoid (None: balanced afresh)."""
+    twin = req.copy()
+    twin.avoid_hosts = avoid
+    return twin
 
 
 def _bulkhead(inner: Bound, policy: BulkheadPolicy, ctx: BuildContext) -> Bound:
@@ -285,8 +318,11 @@ class _Budget:
 
 
 def _retry(
-    inner: Bound, policy: RetryPolicy, ctx: BuildContext, scope: str, count_attempts: bool
+    inner: Bound, policy: RetryPolicy, ctx: BuildContext, scope: str, count_attempts: bool,
+    hosts: str | None = None,
 ) -> Bound:
+    """Retry ``inner``; with ``hosts`` (the balancer group called), each attempt carries the
+    set of backends the call's earlier attempts used (``request.avoid_hosts``)."""
     env = ctx.env
     retry_on = {int(getattr(Status, s.upper())) for s in policy.retry_on}
     uniform = batched(ctx.generator(scope, "retry_jitter"), lambda rng, k: rng.random(k))
@@ -312,8 +348,15 @@ def _retry(
             budget.deposit(env._now)
         attempt = 1
         previous = 0.0
+        avoid: tuple[str, set[int]] | None = (hosts, set()) if hosts is not None else None
         while True:
-            status = yield from inner(req, op)
+            if avoid is None:
+                status = yield from inner(req, op)
+            else:
+                req.avoid_hosts = avoid
+                status = yield from inner(req, op)
+                if req.avoid_hosts is avoid:  # the attempt never reached the balancer
+                    req.avoid_hosts = None
             if status == OK or status not in retry_on or attempt >= policy.attempts:
                 return status
             if budget is not None and not budget.withdraw(env._now):

@@ -40,9 +40,16 @@ class LoadBalancer(Component):
     client reaches the backend directly); a probe fails across a region partition.
     Records no spans: balancing takes no simulated time. Fault: ``crash`` (the balancer
     refuses or black-holes what it receives).
+
+    A request carrying ``avoid_hosts`` for this balancer's group (a retry or hedge with
+    ``avoid_previous_hosts``) goes to an available backend outside that set, chosen by the
+    strategy's rule among the rest, or by its usual pick when none is left (Envoy's fallback);
+    the pick joins the set.
     """
 
     Params = LoadBalancerParams
+    #: it picks a backend per request, so retries and hedges can avoid hosts already used
+    picks_hosts = True
     # set by the geo strategy (strategies.pick_geo)
     _backend_region: list[str]
     _geo_ewma: dict[tuple[str | None, str], list[float]]
@@ -57,6 +64,7 @@ class LoadBalancer(Component):
         self.outstanding: list[int] = []
         self.routed: list[int] = []
         self._pick: Callable[[Request], int] = lambda req: 0
+        self._among: Callable[[Request, list[int]], int] = lambda req, allowed: allowed[0]
         self.up = True
         self._black_hole = False
 
@@ -86,7 +94,7 @@ class LoadBalancer(Component):
         self._full = True
         self._version = 0
         self._uniform = batched(self._rng, lambda rng, k: rng.random(k))
-        self._pick = STRATEGIES[p.strategy](self)
+        self._pick, self._among = STRATEGIES[p.strategy](self)
         timed = p.strategy in ("peak_ewma", "least_response_time")
         # what a timed reply teaches: per backend (peak EWMA...), or per client and backend
         # region (geo, successes only)
@@ -109,7 +117,7 @@ class LoadBalancer(Component):
     def handle(self, req: Request, op: str) -> Handler:
         if not self.up:
             return (yield from self._down())
-        i = self._pick(req)
+        i = self._pick(req) if req.avoid_hosts is None else self._pick_avoiding(req)
         out = self.outstanding
         out[i] += 1
         self.routed[i] += 1
@@ -121,7 +129,7 @@ class LoadBalancer(Component):
         """``handle`` for strategies that time replies or detectors that watch failures."""
         if not self.up:
             return (yield from self._down())
-        i = self._pick(req)
+        i = self._pick(req) if req.avoid_hosts is None else self._pick_avoiding(req)
         out = self.outstanding
         out[i] += 1
         self.routed[i] += 1
@@ -132,6 +140,19 @@ class LoadBalancer(Component):
         if self.params.outlier_detection is not None:
             self._watch(i, status)
         return status
+
+    def _pick_avoiding(self, req: Request) -> int:
+        """Pick for a request whose retry or hedge policy avoids the backends its call used."""
+        avoid = req.avoid_hosts
+        assert avoid is not None
+        if avoid[0] != self.group:  # meant for another balancer: ignore it
+            return self._pick(req)
+        req.avoid_hosts = None  # consumed: the backend's own calls do not see it
+        used = avoid[1]
+        allowed = [i for i in self._avail if i not in used] if used else None
+        i = self._among(req, allowed) if allowed else self._pick(req)
+        used.add(i)
+        return i
 
     def _learn_backend(self, i: int, req: Request, status: int, rtt: float) -> None:
         self._observe(i, rtt)

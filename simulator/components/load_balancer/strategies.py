@@ -1,9 +1,14 @@
 """Backend selection strategies of the load balancer: one builder per strategy, each
-returning the balancer's ``pick(request) -> backend index`` closure over its state, and the
-name -> builder table :data:`STRATEGIES` the balancer looks its strategy up in.
+returning the balancer's two closures over its state, ``pick(request) -> backend index`` and
+``among(request, allowed) -> backend index``, and the name -> builder table
+:data:`STRATEGIES` the balancer looks its strategy up in.
 
 With every backend available a pick keeps the draws of the full fleet; otherwise it chooses
-among ``lb._avail`` (what health checks and outlier ejection leave).
+among ``lb._avail`` (what health checks and outlier ejection leave). ``among`` chooses within
+``allowed``, a non-empty part of ``lb._avail`` in its order: the available backends that no
+earlier attempt or hedged copy of the call used (see ``avoid_previous_hosts``). It applies the
+same rule to fewer candidates: round robin skips the others, random and power of two draw
+among the rest, least-loaded rules compare the rest, consistent hash walks on along the ring.
 """
 from __future__ import annotations
 
@@ -20,11 +25,15 @@ from simulator.rng import batched
 if TYPE_CHECKING:
     from simulator.components.load_balancer.balancer import LoadBalancer
 
+Pick = Callable[[Request], int]
+Among = Callable[[Request, list[int]], int]
+Strategy = tuple[Pick, Among]
+
 
 def _ints(lb: LoadBalancer, high: int) -> Callable[[], float]:
     return batched(lb._rng, lambda rng, k: rng.integers(0, high, k))
 
-def pick_round_robin(lb: LoadBalancer) -> Callable[[Request], int]:
+def pick_round_robin(lb: LoadBalancer) -> Strategy:
     n = len(lb.backends)
     state = [int(lb._rng.integers(0, n))]
 
@@ -34,14 +43,26 @@ def pick_round_robin(lb: LoadBalancer) -> Callable[[Request], int]:
         state[0] = i + 1
         return avail[i]
 
-    return pick
+    def among(req: Request, allowed: list[int]) -> int:
+        avail = lb._avail
+        k = len(avail)
+        ok = set(allowed)
+        i = state[0] % k
+        while avail[i % k] not in ok:  # skip the backends already used
+            i += 1
+        state[0] = i % k + 1
+        return avail[i % k]
 
-def pick_weighted_round_robin(lb: LoadBalancer) -> Callable[[Request], int]:
+    return pick, among
+
+def pick_weighted_round_robin(lb: LoadBalancer) -> Strategy:
     weights = lb._weights.tolist()
     current = [0.0] * len(weights)
 
     def pick(req: Request) -> int:
-        avail = lb._avail
+        return among(req, lb._avail)
+
+    def among(req: Request, avail: list[int]) -> int:  # smooth WRR over the candidates
         best = avail[0]
         total = 0.0
         for i in avail:
@@ -53,9 +74,9 @@ def pick_weighted_round_robin(lb: LoadBalancer) -> Callable[[Request], int]:
         current[best] -= total
         return best
 
-    return pick
+    return pick, among
 
-def pick_random(lb: LoadBalancer) -> Callable[[Request], int]:
+def pick_random(lb: LoadBalancer) -> Strategy:
     draw = _ints(lb, len(lb.backends))
     uniform = lb._uniform
 
@@ -65,9 +86,12 @@ def pick_random(lb: LoadBalancer) -> Callable[[Request], int]:
         avail = lb._avail
         return avail[int(uniform() * len(avail))]
 
-    return pick
+    def among(req: Request, allowed: list[int]) -> int:
+        return allowed[int(uniform() * len(allowed))]
 
-def pick_weighted_random(lb: LoadBalancer) -> Callable[[Request], int]:
+    return pick, among
+
+def pick_weighted_random(lb: LoadBalancer) -> Strategy:
     p = lb._weights / lb._weights.sum()
     n = len(p)
     draw = batched(lb._rng, lambda rng, k: rng.choice(n, size=k, p=p))
@@ -82,13 +106,17 @@ def pick_weighted_random(lb: LoadBalancer) -> Callable[[Request], int]:
             cache.update(version=lb._version, cum=(cum / cum[-1]).tolist())
         return lb._avail[bisect.bisect_right(cache["cum"], uniform())]
 
-    return pick
+    def among(req: Request, allowed: list[int]) -> int:
+        cum = np.cumsum(lb._weights[allowed])
+        return allowed[int(np.searchsorted(cum, uniform() * cum[-1], side="right"))]
 
-def pick_least_connections(lb: LoadBalancer) -> Callable[[Request], int]:
+    return pick, among
+
+def pick_least_connections(lb: LoadBalancer) -> Strategy:
     out = lb.outstanding
     return _argmin_by(lb, out.__getitem__)
 
-def pick_weighted_least_connections(lb: LoadBalancer) -> Callable[[Request], int]:
+def pick_weighted_least_connections(lb: LoadBalancer) -> Strategy:
     """LVS ``wlc``: fewest outstanding requests per unit of weight, ``n_i / w_i``; ties at random.
 
     An idle backend (``n_i = 0``) ties with every other idle one whatever its weight: WLC only
@@ -98,7 +126,7 @@ def pick_weighted_least_connections(lb: LoadBalancer) -> Callable[[Request], int
     weights = lb._weights.tolist()
     return _argmin_by(lb, lambda i: out[i] / weights[i])
 
-def pick_shortest_expected_delay(lb: LoadBalancer) -> Callable[[Request], int]:
+def pick_shortest_expected_delay(lb: LoadBalancer) -> Strategy:
     """LVS ``sed``: the lowest expected delay ``(n_i + 1) / w_i`` of the new request, the weight
     standing for the backend's service rate (set ``weights`` to the relative speeds); ties at
     random. Unlike WLC it prefers an idle fast backend to an idle slow one.
@@ -107,26 +135,29 @@ def pick_shortest_expected_delay(lb: LoadBalancer) -> Callable[[Request], int]:
     weights = lb._weights.tolist()
     return _argmin_by(lb, lambda i: (out[i] + 1) / weights[i])
 
-def pick_join_shortest_queue(lb: LoadBalancer) -> Callable[[Request], int]:
+def pick_join_shortest_queue(lb: LoadBalancer) -> Strategy:
     backends = lb.backends
     if not all(hasattr(b, "in_system") for b in backends):
         raise ValueError("join_shortest_queue needs backends that report in_system")
     return _argmin_by(lb, lambda i: backends[i].in_system)  # type: ignore[attr-defined]
 
-def _argmin_by(lb: LoadBalancer, value: Callable[[int], float]) -> Callable[[Request], int]:
+def _argmin_by(lb: LoadBalancer, value: Callable[[int], float]) -> Strategy:
     tie = lb._uniform
 
     def pick(req: Request) -> int:
-        avail = lb._avail
+        return among(req, lb._avail)
+
+    def among(req: Request, avail: list[int]) -> int:
         values = [value(i) for i in avail]
         m = min(values)
         ties = [i for i, x in zip(avail, values, strict=True) if x == m]
         return ties[0] if len(ties) == 1 else ties[int(tie() * len(ties))]
 
-    return pick
+    return pick, among
 
-def _pair(lb: LoadBalancer) -> Callable[[], tuple[int, int]]:
-    """Two distinct available backends, uniformly at random."""
+def _pair(lb: LoadBalancer) -> tuple[Callable[[], tuple[int, int]],
+                                      Callable[[list[int]], tuple[int, int]]]:
+    """Two distinct available backends, uniformly at random; two distinct ones of a list."""
     n = len(lb.backends)
     draw = _ints(lb, n * (n - 1))
     uniform = lb._uniform
@@ -135,7 +166,9 @@ def _pair(lb: LoadBalancer) -> Callable[[], tuple[int, int]]:
         if lb._full:
             i, j = divmod(int(draw()), n - 1)
             return i, j + (j >= i)
-        avail = lb._avail
+        return pair_of(lb._avail)
+
+    def pair_of(avail: list[int]) -> tuple[int, int]:
         k = len(avail)
         if k == 1:
             return avail[0], avail[0]
@@ -143,23 +176,30 @@ def _pair(lb: LoadBalancer) -> Callable[[], tuple[int, int]]:
         b = int(uniform() * (k - 1))
         return avail[a], avail[b + (b >= a)]
 
-    return pair
+    return pair, pair_of
 
-def pick_power_of_two(lb: LoadBalancer) -> Callable[[Request], int]:
+def _single(lb: LoadBalancer) -> Strategy:
+    return (lambda req: 0), (lambda req, allowed: allowed[0])
+
+def pick_power_of_two(lb: LoadBalancer) -> Strategy:
     if lb.params.replacement:
         return pick_power_of_d_with_replacement(lb)
     if len(lb.backends) == 1:
-        return lambda req: 0
-    pair = _pair(lb)
+        return _single(lb)
+    pair, pair_of = _pair(lb)
     out = lb.outstanding
 
     def pick(req: Request) -> int:
         i, j = pair()
         return i if out[i] <= out[j] else j
 
-    return pick
+    def among(req: Request, allowed: list[int]) -> int:
+        i, j = pair_of(allowed)
+        return i if out[i] <= out[j] else j
 
-def pick_power_of_d_with_replacement(lb: LoadBalancer) -> Callable[[Request], int]:
+    return pick, among
+
+def pick_power_of_d_with_replacement(lb: LoadBalancer) -> Strategy:
     """``choice_count`` candidates drawn independently and uniformly (one backend may be drawn
     more than once, so fewer than d distinct ones are compared); fewest outstanding wins, ties
     to the first drawn."""
@@ -175,15 +215,21 @@ def pick_power_of_d_with_replacement(lb: LoadBalancer) -> Callable[[Request], in
         else:
             avail = lb._avail
             cands = [avail[int(uniform() * len(avail))] for _ in range(d)]
+        return fewest(cands)
+
+    def among(req: Request, allowed: list[int]) -> int:
+        return fewest([allowed[int(uniform() * len(allowed))] for _ in range(d)])
+
+    def fewest(cands: list[int]) -> int:
         best = cands[0]
         for c in cands[1:]:
             if out[c] < out[best]:
                 best = c
         return best
 
-    return pick
+    return pick, among
 
-def pick_power_of_d(lb: LoadBalancer) -> Callable[[Request], int]:
+def pick_power_of_d(lb: LoadBalancer) -> Strategy:
     if lb.params.replacement:
         return pick_power_of_d_with_replacement(lb)
     if lb.params.choice_count == 2:
@@ -194,43 +240,55 @@ def pick_power_of_d(lb: LoadBalancer) -> Callable[[Request], int]:
     rng = lb._rng
     out = lb.outstanding
 
+    def drawn(avail: list[int]) -> list[int]:
+        k = min(d, len(avail))
+        return [avail[int(x)] for x in rng.choice(len(avail), k, replace=False)]
+
     def candidates() -> list[int]:
         if not lb._full:
-            avail = lb._avail
-            k = min(d, len(avail))
-            return [avail[int(x)] for x in rng.choice(len(avail), k, replace=False)]
+            return drawn(lb._avail)
         if not rows:
             block = rng.permuted(np.tile(np.arange(n), (1024, 1)), axis=1)[:, :min(d, n)]
             rows.extend(block.tolist()[::-1])
         return rows.pop()
 
     def pick(req: Request) -> int:
-        cands = candidates()
+        return fewest(candidates())
+
+    def among(req: Request, allowed: list[int]) -> int:
+        return fewest(drawn(allowed))
+
+    def fewest(cands: list[int]) -> int:
         best = cands[0]
         for c in cands[1:]:
             if out[c] < out[best]:
                 best = c
         return best
 
-    return pick
+    return pick, among
 
-def pick_peak_ewma(lb: LoadBalancer) -> Callable[[Request], int]:
+def pick_peak_ewma(lb: LoadBalancer) -> Strategy:
     if len(lb.backends) == 1:
-        return lambda req: 0
-    pair = _pair(lb)
+        return _single(lb)
+    pair, pair_of = _pair(lb)
     out, ewma = lb.outstanding, lb._ewma
 
-    def pick(req: Request) -> int:
-        i, j = pair()
+    def cheaper(i: int, j: int) -> int:
         return i if ewma[i] * (out[i] + 1) <= ewma[j] * (out[j] + 1) else j
 
-    return pick
+    def pick(req: Request) -> int:
+        return cheaper(*pair())
 
-def pick_least_response_time(lb: LoadBalancer) -> Callable[[Request], int]:
+    def among(req: Request, allowed: list[int]) -> int:
+        return cheaper(*pair_of(allowed))
+
+    return pick, among
+
+def pick_least_response_time(lb: LoadBalancer) -> Strategy:
     out, ewma = lb.outstanding, lb._ewma
     return _argmin_by(lb, lambda i: ewma[i] * (out[i] + 1))
 
-def pick_geo(lb: LoadBalancer) -> Callable[[Request], int]:
+def pick_geo(lb: LoadBalancer) -> Strategy:
     net = lb.ctx.regions
     if net is None:
         raise ValueError("strategy geo needs the scenario's regions block")
@@ -279,14 +337,30 @@ def pick_geo(lb: LoadBalancer) -> Callable[[Request], int]:
             last[src] = region
             if before is not None:
                 lb._note_route(src, before, region, not up[before], order[0])
-        cands = up[region] or members[region]
+        return next_in(region, up[region] or members[region])
+
+    def next_in(region: str, cands: list[int]) -> int:
         k = turn[region]
         turn[region] = k + 1
         return cands[k % len(cands)]
 
-    return pick
+    def among(req: Request, allowed: list[int]) -> int:
+        # the same choice of region among those with an allowed backend (no route event: a
+        # retry's detour is not a change of route), then round robin within it
+        ok = set(allowed)
+        left = {r: [i for i in m if i in ok] for r, m in members.items()}
+        src = req.region
+        live = [r for r in orders[src] if left[r]]
+        if by_latency:
+            ewma = lb._geo_ewma
+            region = min(live, key=lambda r: ewma[(src, r)][0])
+        else:
+            region = live[0]
+        return next_in(region, left[region])
 
-def pick_consistent_hash(lb: LoadBalancer) -> Callable[[Request], int]:
+    return pick, among
+
+def pick_consistent_hash(lb: LoadBalancer) -> Strategy:
     tokens, owners = hash_ring([b.name for b in lb.backends], lb.params.vnodes)
     cache: dict[int, int] = {}
     n = len(tokens)
@@ -313,11 +387,23 @@ def pick_consistent_hash(lb: LoadBalancer) -> Callable[[Request], int]:
                 cache[key] = i
         return i
 
-    return pick
+    def among(req: Request, allowed: list[int]) -> int:
+        # walk clockwise from the key's point to the first allowed owner (Envoy's ring hash
+        # on a retry that rejects the previous hosts)
+        key = req.key
+        name = f"key-{key}" if key >= 0 else f"request-{req.id}"
+        pos = bisect.bisect_left(tokens, hash64(name))
+        ok = set(allowed)
+        step = 0
+        while owners[(pos + step) % n] not in ok:
+            step += 1
+        return owners[(pos + step) % n]
+
+    return pick, among
 
 
-#: Strategy name -> builder of its pick function (``pick(request) -> backend index``).
-STRATEGIES: dict[str, Callable[[LoadBalancer], Callable[[Request], int]]] = {
+#: Strategy name -> builder of its ``(pick, among)`` functions.
+STRATEGIES: dict[str, Callable[[LoadBalancer], Strategy]] = {
     "round_robin": pick_round_robin,
     "weighted_round_robin": pick_weighted_round_robin,
     "random": pick_random,

@@ -149,7 +149,8 @@ class CacheParams(ComponentParams):
         return self
 
     def references(self) -> Iterable[tuple[KeyPath, str]]:
-        yield ("backing",), self.backing.to
+        for rel, name in self.backing.references():
+            yield ("backing", *(() if rel == ("to",) else rel)), name
 
     def cross_check(self, components: dict[str, ComponentParams]) -> Iterable[tuple[KeyPath, str]]:
         if self.local_to is None:

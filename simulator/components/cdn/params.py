@@ -187,7 +187,8 @@ class CdnParams(ComponentParams):
         return self
 
     def references(self) -> Iterable[tuple[tuple[str | int, ...], str]]:
-        yield ("origin",), self.origin.to
+        for rel, name in self.origin.references():
+            yield ("origin", *(() if rel == ("to",) else rel)), name
 
     def regions_used(self) -> Iterable[tuple[tuple[str | int, ...], str]]:
         """The regions the edges are in: the scenario must declare them (a cdn needs a

@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from simulator.calls import NAME_PATTERN, ParallelSpec, Step
+from simulator.calls import NAME_PATTERN, Step, step_references
 from simulator.components.params import ComponentParams, KeyPath
 from simulator.components.queue.params import QueueParams
 from simulator.components.topic.params import TopicParams
@@ -113,12 +113,7 @@ class ConsumerParams(ComponentParams):
         if self.dead_letter is not None:
             yield ("dead_letter",), self.dead_letter
         for block in ("calls", "on_failure"):
-            for i, step in enumerate(getattr(self, block)):
-                if isinstance(step, ParallelSpec):
-                    for j, call in enumerate(step.parallel):
-                        yield (block, i, "parallel", j), call.to
-                else:
-                    yield (block, i), step.to
+            yield from step_references(getattr(self, block), (block,))
 
     def cross_check(self, components: dict[str, ComponentParams]) -> Iterable[tuple[KeyPath, str]]:
         name, _, sub = self.source.partition(".")

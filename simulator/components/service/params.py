@@ -7,7 +7,7 @@ from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
-from simulator.calls import ParallelSpec, Step
+from simulator.calls import Step, step_references
 from simulator.components.params import ComponentParams, KeyPath
 from simulator.distributions import Constant, Distribution
 
@@ -69,22 +69,8 @@ class ServiceParams(ComponentParams):
     def references(self) -> Iterable[tuple[KeyPath, str]]:
         for block in ("calls", "on_failure"):
             for op, steps in getattr(self, block).items():
-                for i, step in enumerate(steps):
-                    if isinstance(step, ParallelSpec):
-                        for j, call in enumerate(step.parallel):
-                            for rel, name in call.references():
-                                yield (block, op, i, "parallel", j, *_inside(rel)), name
-                    else:
-                        for rel, name in step.references():
-                            yield (block, op, i, *_inside(rel)), name
+                yield from step_references(steps, (block, op))
 
     def speed_of(self, index: int) -> float:
         """Speed factor of replica ``index``."""
         return self.speed[index] if isinstance(self.speed, list) else self.speed
-
-
-
-
-def _inside(rel: tuple[str, ...]) -> tuple[str, ...]:
-    """Key path of a name inside a call written as a step (a bare name is the step itself)."""
-    return () if rel == ("to",) else rel

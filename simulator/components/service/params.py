@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from simulator.calls import Step, step_references
 from simulator.components.params import ComponentParams, KeyPath
 from simulator.distributions import Constant, Distribution
+from simulator.settings import refuse_ignored
 
 
 class ServiceParams(ComponentParams):
@@ -64,6 +65,13 @@ class ServiceParams(ComponentParams):
             )
         if any(s <= 0 for s in speeds):
             raise ValueError("speed must be > 0")
+        refuse_ignored(self, [("hold_worker", bool(self.calls),
+                               "by a service without calls (a worker is free once the local "
+                               "work is done); it applies to a service with calls")])
+        for op in self.on_failure:
+            if not (op in self.calls or "*" in self.calls or (op == "*" and self.calls)):
+                raise ValueError(f"on_failure: operation {op!r} makes no calls, so there is no "
+                                 "failed step to compensate; list its steps in calls")
         return self
 
     def references(self) -> Iterable[tuple[KeyPath, str]]:

@@ -273,14 +273,6 @@ CASES = [
          edit({6: "    target: db"}, append="  db: {kind: database, shards: {count: 2, "
               "scheme: mod, vnodes: 10}}\n"), 12, "components.db.shards.vnodes",
          "ignored by scheme mod"),
-    case("db-write-quorum-with-async-writes",
-         edit({6: "    target: db"}, append="  db: {kind: database, replication: "
-              "{followers: 2, write_quorum: 2}}\n"), 12,
-         "components.db.replication.write_quorum", "ignored by writes async"),
-    case("db-read-quorum-with-leader-reads",
-         edit({6: "    target: db"}, append="  db: {kind: database, replication: "
-              "{followers: 2, read_quorum: 2}}\n"), 12,
-         "components.db.replication.read_quorum", "ignored by reads leader"),
     case("consumer-visibility-timeout-with-ack-on-receive",
          edit({6: "    target: q"}, append="  q: {kind: queue}\n  c: {kind: consumer, "
               "source: q, ack: on_receive, visibility_timeout: 5s}\n"), 13,

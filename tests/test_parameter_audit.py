@@ -366,8 +366,6 @@ REFUSED: dict[str, tuple[str, ...]] = {
     "cdn.policy": ("cdn-policy-without-capacity",),
     "cdn.stale_if_error": ("cdn-stale-if-error-without-ttl",),
     "database.shards.vnodes": ("db-vnodes-with-mod-sharding",),
-    "database.replication.write_quorum": ("db-write-quorum-with-async-writes",),
-    "database.replication.read_quorum": ("db-read-quorum-with-leader-reads",),
     "consumer.visibility_timeout": ("consumer-visibility-timeout-with-ack-on-receive",),
     "consumer.backoff.multiplier": ("consumer-backoff-multiplier-with-constant-backoff",),
     "consumer.on_failure": ("consumer-compensation-without-calls",),

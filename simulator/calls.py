@@ -8,6 +8,7 @@ breakers...) attach to these edges.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
@@ -102,6 +103,26 @@ Step = Annotated[
     BeforeValidator(_coerce_call),
 ]
 """One step of a service's work for an operation: a call, or ``{parallel: [a, b]}``."""
+
+
+def step_references(steps: list[CallSpec | ParallelSpec], prefix: tuple[str | int, ...]
+                    ) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Yield (key path, component name) of every component named by ``steps`` (written at key
+    path ``prefix``): each call's target and its fallback's queue or cache. A call written as
+    a bare name is its own step, so its target's path is the step's."""
+    for i, step in enumerate(steps):
+        if isinstance(step, ParallelSpec):
+            for j, call in enumerate(step.parallel):
+                for rel, name in call.references():
+                    yield (*prefix, i, "parallel", j, *_inside(rel)), name
+        else:
+            for rel, name in step.references():
+                yield (*prefix, i, *_inside(rel)), name
+
+
+def _inside(rel: tuple[str, ...]) -> tuple[str, ...]:
+    """Key path of a name inside a call written as a step (a bare name is the step itself)."""
+    return () if rel == ("to",) else rel
 
 
 def step_calls(step: CallSpec | ParallelSpec) -> list[CallSpec]:

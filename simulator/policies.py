@@ -17,6 +17,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.distributions import Duration
+from simulator.settings import refuse_ignored
 from simulator.units import parse_rate
 
 RetryableStatus = Literal["error", "timeout", "rejected", "short_circuited", "dropped"]
@@ -93,6 +94,17 @@ class RetryPolicy(_Policy):
     avoid_previous_hosts: bool = Field(
         True, description="Through a load balancer, retry on a backend no earlier attempt "
                           "used (Envoy's previous_hosts retry predicate).")
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        refuse_ignored(self, [
+            ("multiplier", self.backoff == "exponential",
+             f"by backoff {self.backoff}; it applies to backoff exponential"),
+            ("jitter", self.backoff != "decorrelated",
+             "by backoff decorrelated (random by itself); it applies to backoff constant and "
+             "exponential"),
+        ])
+        return self
 
     @property
     def cap(self) -> float:
@@ -171,6 +183,8 @@ class HedgePolicy(_Policy):
     def _check(self) -> Self:
         if (self.delay is None) == (self.percentile is None):
             raise ValueError("give exactly one of delay or percentile")
+        refuse_ignored(self, [("min_samples", self.percentile is not None,
+                               "with a fixed delay; it applies to a percentile hedge")])
         return self
 
 

@@ -130,6 +130,20 @@ CASES = [
          edit({6: "    target: {to: api, fallback: {kind: stale, cache: api2}}"},
               append="  api2: {kind: service}\n"),
          6, "workloads.w.target.fallback.cache", "'api2' is not a cache"),
+    case("enqueue-fallback-to-a-service",
+         edit({6: "    target: {to: api, fallback: {kind: enqueue, queue: api2}}"},
+              append="  api2: {kind: service}\n"),
+         6, "workloads.w.target.fallback.queue", "'api2' is a service, not a queue or a topic"),
+    case("enqueue-fallback-of-a-consumer-call-to-a-service",
+         edit({6: "    target: q"},
+              append="  q: {kind: queue}\n  c: {kind: consumer, source: q, calls: [{to: api, "
+                     "fallback: {kind: enqueue, queue: api}}]}\n"),
+         13, "components.c.calls.0.fallback.queue", "'api' is a service, not a queue"),
+    case("enqueue-fallback-to-unknown-queue",
+         edit({6: "    target: c"},
+              append="  c: {kind: cache, capacity: 5, backing: {to: api, fallback: "
+                     "{kind: enqueue, queue: qq}}}\n  q: {kind: queue}\n"),
+         12, "components.c.backing.fallback.queue", "unknown component 'qq'; did you mean 'q'?"),
     case("stale-fallback-without-cache",
          edit({6: "    target: {to: api, fallback: {kind: stale}}"}),
          6, "workloads.w.target.fallback", "cache is required with kind stale"),
@@ -233,6 +247,53 @@ CASES = [
          edit({6: "    target: cdn"}, append="  cdn: {kind: cdn, edges: [us-east], origin: api, "
               "ttl: 60s, origin_latency: 80ms}\n" + REGIONS), 12, "components.cdn",
          "the edge-to-origin latency is the link between the edge's region and the origin's"),
+    # ---- settings the chosen mode ignores ---------------------------------------------------
+    case("retry-multiplier-with-constant-backoff",
+         edit({6: "    target: {to: api, retry: {backoff: constant, multiplier: 3}}"}), 6,
+         "workloads.w.target.retry.multiplier", "ignored by backoff constant",
+         "applies to backoff exponential"),
+    case("retry-jitter-with-decorrelated-backoff",
+         edit({6: "    target: {to: api, retry: {backoff: decorrelated, jitter: equal}}"}), 6,
+         "workloads.w.target.retry.jitter", "ignored by backoff decorrelated"),
+    case("hedge-min-samples-with-a-fixed-delay",
+         edit({6: "    target: {to: api, hedge: {delay: 5ms, min_samples: 10}}"}), 6,
+         "workloads.w.target.hedge.min_samples", "ignored with a fixed delay"),
+    case("cache-ttl-mode-without-ttl",
+         edit({6: "    target: c"}, append="  c: {kind: cache, backing: api, capacity: 5, "
+              "ttl_mode: after_access}\n"), 12, "components.c.ttl_mode", "without a ttl"),
+    case("cdn-policy-without-capacity",
+         edit({6: "    target: cdn"}, append="  cdn: {kind: cdn, edges: [us-east], origin: api, "
+              "ttl: 60s, policy: lfu}\n" + REGIONS), 12, "components.cdn.policy",
+         "ignored without a capacity"),
+    case("cdn-stale-if-error-without-ttl",
+         edit({6: "    target: cdn"}, append="  cdn: {kind: cdn, edges: [us-east], origin: api, "
+              "capacity: 10, stale_if_error: 60s}\n" + REGIONS), 12,
+         "components.cdn.stale_if_error", "needs a ttl or assets"),
+    case("db-vnodes-with-mod-sharding",
+         edit({6: "    target: db"}, append="  db: {kind: database, shards: {count: 2, "
+              "scheme: mod, vnodes: 10}}\n"), 12, "components.db.shards.vnodes",
+         "ignored by scheme mod"),
+    case("consumer-visibility-timeout-with-ack-on-receive",
+         edit({6: "    target: q"}, append="  q: {kind: queue}\n  c: {kind: consumer, "
+              "source: q, ack: on_receive, visibility_timeout: 5s}\n"), 13,
+         "components.c.visibility_timeout", "ignored with ack on_receive"),
+    case("consumer-backoff-multiplier-with-constant-backoff",
+         edit({6: "    target: q"}, append="  q: {kind: queue}\n  c: {kind: consumer, "
+              "source: q, backoff: {type: constant, multiplier: 3}}\n"), 13,
+         "components.c.backoff.multiplier", "ignored by type constant"),
+    case("consumer-compensation-without-calls",
+         edit({6: "    target: q"}, append="  q: {kind: queue}\n  c: {kind: consumer, "
+              "source: q, on_failure: [api]}\n"), 13,
+         "components.c.on_failure", "makes no calls"),
+    case("lb-panic-threshold-without-health-checks",
+         with_lb("{kind: load_balancer, backends: [api], healthy_panic_threshold: 10}"), 12,
+         "components.lb.healthy_panic_threshold", "without health_check or outlier_detection"),
+    case("service-hold-worker-without-calls", edit({10: "    workers: 2\n    hold_worker: false"}),
+         11, "components.api.hold_worker", "ignored by a service without calls"),
+    case("service-compensation-for-an-operation-without-calls",
+         edit(append="    calls: {read: [db]}\n    on_failure: {write: [db]}\n"
+                     "  db: {kind: service}\n"), 13,
+         "components.api.on_failure", "operation 'write' makes no calls"),
     # ---- references -----------------------------------------------------------------------
     case("missing-target", edit({6: None}), 4, "workloads.w.target",
          "missing required key 'target'"),
@@ -509,7 +570,8 @@ def test_yes_and_no_still_work_for_booleans(tmp_path: Path) -> None:
     from simulator.scenario import load_scenario
 
     f = tmp_path / "s.yaml"
-    f.write_text(edit({10: "    workers: 2\n    hold_worker: no"}))
+    f.write_text(edit({10: "    workers: 2\n    hold_worker: no"},
+                      append="    calls: {read: [db]}\n  db: {kind: service}\n"))
     assert load_scenario(f).components["api"].hold_worker is False  # type: ignore[attr-defined]
 
 

@@ -38,7 +38,7 @@ def topologies(draw: st.DrawFn) -> dict[str, Any]:
             "workers": draw(st.integers(1, 3)),
             "queue_limit": draw(st.one_of(st.none(), st.integers(0, 4))),
             "queue_discipline": draw(st.sampled_from(["fifo", "lifo"])),
-            "hold_worker": draw(st.booleans()),
+            "hold_worker": draw(st.booleans()) if calls else True,  # (refused without calls)
             "service_time": {"dist": draw(st.sampled_from(["exponential", "gamma"])),
                              "mean": draw(st.floats(0.001, 0.05))},
             "speed": draw(st.lists(st.floats(0.5, 2.0), min_size=replicas, max_size=replicas)),

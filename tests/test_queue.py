@@ -480,6 +480,9 @@ def queue_systems(draw: st.DrawFn) -> dict[str, Any]:
         }
         if dead_letter:
             consumer["dead_letter"] = "dlq"
+        if consumer["ack"] == "on_receive":  # never in flight nor failed: these are refused
+            for key in ("visibility_timeout", "backoff"):
+                consumer.pop(key, None)
         components[f"c{i}"] = consumer
         for _ in range(draw(st.integers(0, 3))):
             target = f"c{i}[{draw(st.integers(0, replicas - 1))}]" if replicas > 1 else f"c{i}"

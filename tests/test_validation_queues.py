@@ -337,11 +337,11 @@ class TandemCase:
         names = self.stations
         for i, (name, mu) in enumerate(zip(names, self.mus, strict=True)):
             station: dict[str, Any] = {
-                "kind": "service", "workers": 1, "hold_worker": False,
+                "kind": "service", "workers": 1,
                 "service_time": {"dist": "exponential", "mean": 1.0 / mu},
             }
-            if i + 1 < len(names):
-                station["calls"] = {"read": [names[i + 1]]}
+            if i + 1 < len(names):  # (the last station has no call to hold its worker over)
+                station.update(hold_worker=False, calls={"read": [names[i + 1]]})
             components[name] = station
         return vs.open_scenario(self.id, self.rate, self.arrivals, names[0], components)
 

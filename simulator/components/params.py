@@ -42,6 +42,9 @@ class ComponentParams(BaseModel):
     refuses_calls: ClassVar[str | None] = None
     #: Whether its entries can be served by a ``fallback: {kind: stale}`` (a cache).
     keeps_entries: ClassVar[bool] = False
+    #: Whether it stores messages for later processing, so that a ``fallback: {kind: enqueue}``
+    #: may hand work to it (a queue or a topic); any other kind would just be called again.
+    accepts_messages: ClassVar[bool] = False
 
     def references(self) -> Iterable[tuple[KeyPath, str]]:
         """Yield (key path inside this component, name of a referenced component)."""

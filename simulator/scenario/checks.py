@@ -25,8 +25,16 @@ from simulator.workloads import Closed, ConstantRate, OnOff
 from simulator.yamlfile import SourceMap
 
 
-def _keeps_entries(scenario: Scenario, name: str) -> bool:
-    return scenario.components[name].keeps_entries
+def _fallback_problem(scenario: Scenario, field: str, ref: str) -> str | None:
+    """Why component ``ref`` cannot be a fallback's ``field`` (``queue`` or ``cache``)."""
+    params = scenario.components[ref]
+    if field == "cache" and not params.keeps_entries:
+        return f"{ref!r} is not a cache: a stale fallback serves a cache's entries"
+    if field == "queue" and not params.accepts_messages:
+        return (f"{ref!r} is a {params.kind}, not a queue or a topic: an enqueue fallback "
+                "hands the work to a broker for later (a call to it would just be a second "
+                "call); use kind static, or name a queue or a topic")
+    return None
 
 
 def _check_references(
@@ -49,9 +57,8 @@ def _check_references(
             if ref is not None and ref not in names:
                 yield Problem(f"unknown component {ref!r}" + _did_you_mean(ref, names),
                               fmt(fpath), where(fpath))
-            elif field == "cache" and ref is not None and not _keeps_entries(scenario, ref):
-                yield Problem(f"{ref!r} is not a cache: a stale fallback serves a cache's "
-                              "entries", fmt(fpath), where(fpath))
+            elif ref is not None and (message := _fallback_problem(scenario, field, ref)):
+                yield Problem(message, fmt(fpath), where(fpath))
         if w.target.to not in names:
             yield Problem(
                 f"unknown component {w.target.to!r}" + _did_you_mean(w.target.to, names),
@@ -70,9 +77,9 @@ def _check_references(
                 yield Problem(f"component {cname!r} refers to itself", fmt(path), where(path))
             elif (refusal := scenario.components[ref].refuses_calls) is not None:
                 yield Problem(f"{ref!r} {refusal}", fmt(path), where(path))
-            elif rel[-2:] == ("fallback", "cache") and not _keeps_entries(scenario, ref):
-                yield Problem(f"{ref!r} is not a cache: a stale fallback serves a cache's "
-                              "entries", fmt(path), where(path))
+            elif rel[-2:-1] == ("fallback",) and (
+                    message := _fallback_problem(scenario, str(rel[-1]), ref)):
+                yield Problem(message, fmt(path), where(path))
             else:
                 edges.append((ref, path))
     cycle = list(_find_cycle(graph, where, fmt))

@@ -146,7 +146,8 @@ class Cache(CacheServing, CacheWriteBehind):
         spec: CallSpec = self.params.backing
         target = resolve(spec.to)
         self._backing_target = target
-        self._backing = bind_call(spec, target, self.ctx, (self.group, self.name))
+        self._backing = bind_call(spec, target, self.ctx, (self.group, self.name),
+                                  resolve=resolve)
 
     def start(self) -> None:
         target = self._backing_target

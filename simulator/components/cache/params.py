@@ -12,6 +12,7 @@ from simulator.calls import Call
 from simulator.components.params import ComponentParams, KeyPath
 from simulator.distributions import Constant, Distribution, Duration
 from simulator.kind import TimelineEvent
+from simulator.settings import refuse_ignored
 
 Pattern = Literal["cache_aside", "read_through", "write_through", "write_behind"]
 Policy = Literal["lru", "lfu", "fifo", "random", "ttl"]
@@ -134,6 +135,8 @@ class CacheParams(ComponentParams):
             raise ValueError("lfu_counts applies only to policy lfu")
         if self.stale_if_error is not None and self.ttl is None:
             raise ValueError("stale_if_error needs a ttl (it keeps entries after they expire)")
+        refuse_ignored(self, [("ttl_mode", self.ttl is not None,
+                               "without a ttl (entries never expire); give a ttl")])
         if self.early_expiration is not None and self.ttl is None:
             raise ValueError("early_expiration needs a ttl (it refreshes entries before they "
                              "expire)")
@@ -149,7 +152,8 @@ class CacheParams(ComponentParams):
         return self
 
     def references(self) -> Iterable[tuple[KeyPath, str]]:
-        yield ("backing",), self.backing.to
+        for rel, name in self.backing.references():
+            yield ("backing", *(() if rel == ("to",) else rel)), name
 
     def cross_check(self, components: dict[str, ComponentParams]) -> Iterable[tuple[KeyPath, str]]:
         if self.local_to is None:

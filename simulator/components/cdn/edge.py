@@ -53,6 +53,7 @@ class CdnEdge(Cache):
         self.params = params
         spec = params.edges[index]
         self.region = spec.region
+        self._resolve: Callable[[str], Target] | None = None
         self._default_ttl = params.ttl if params.ttl is not None else math.inf
         classes = sorted(params.assets, key=lambda a: a.keys)
         self._class_first = [a.keys[0] for a in classes]
@@ -70,7 +71,9 @@ class CdnEdge(Cache):
         spec = self.params.origin
         target = resolve(spec.to)
         self._backing_target = target
-        self._backing = bind_call(spec, target, self.ctx, (self.group, self.name))
+        self._resolve = resolve
+        self._backing = bind_call(spec, target, self.ctx, (self.group, self.name),
+                                  resolve=resolve)
 
     def start(self) -> None:
         super().start()
@@ -196,7 +199,8 @@ class EdgeRouter:
                 target = _Reached(target, src, self._network)
             owner = f"{self.name}/direct" + ("" if src is None else f"@{src}")
             bound = self._origins[src] = bind_call(self._params.origin, target, self._ctx,
-                                                   (self.name, owner), from_request=True)
+                                                   (self.name, owner), from_request=True,
+                                                   resolve=self.members[0]._resolve)
         return bound
 
     def from_region(self, src: str | None, network: RegionNetwork) -> EdgeRouter:

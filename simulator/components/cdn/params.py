@@ -12,6 +12,7 @@ from simulator.calls import NAME_PATTERN, Call
 from simulator.components.cache.params import CacheParams
 from simulator.components.params import ComponentParams
 from simulator.distributions import Constant, Distribution, Duration
+from simulator.settings import refuse_ignored
 
 if TYPE_CHECKING:
     pass
@@ -184,10 +185,21 @@ class CdnParams(ComponentParams):
         if self.capacity is None and self.ttl is None:
             raise ValueError("capacity: an edge with unlimited capacity needs a ttl (assets "
                              "not in any class would never leave)")
+        expires = self.ttl is not None or bool(self.assets)
+        refuse_ignored(self, [
+            ("policy", self.capacity is not None,
+             "without a capacity (nothing is evicted: assets leave when they expire); give a "
+             "capacity"),
+            ("ttl_mode", expires, "without a ttl or assets (nothing expires); give a ttl"),
+        ])
+        if self.stale_if_error is not None and not expires:
+            raise ValueError("stale_if_error needs a ttl or assets (it keeps assets after they "
+                             "expire)")
         return self
 
     def references(self) -> Iterable[tuple[tuple[str | int, ...], str]]:
-        yield ("origin",), self.origin.to
+        for rel, name in self.origin.references():
+            yield ("origin", *(() if rel == ("to",) else rel)), name
 
     def regions_used(self) -> Iterable[tuple[tuple[str | int, ...], str]]:
         """The regions the edges are in: the scenario must declare them (a cdn needs a

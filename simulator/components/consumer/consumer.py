@@ -115,7 +115,8 @@ class Consumer(Component):
         def compile_steps(steps: list[CallSpec | ParallelSpec]) -> _Plan:
             plan: _Plan = []
             for step in steps:
-                calls = [bind_call(c, resolve(c.to), self.ctx, (self.group, self.name))
+                calls = [bind_call(c, resolve(c.to), self.ctx, (self.group, self.name),
+                                   resolve=resolve)
                          for c in step_calls(step)]
                 plan.append(calls if isinstance(step, ParallelSpec) else calls[0])
             return plan

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from simulator.calls import NAME_PATTERN, ParallelSpec, Step
+from simulator.calls import NAME_PATTERN, Step, step_references
 from simulator.components.params import ComponentParams, KeyPath
 from simulator.components.queue.params import QueueParams
 from simulator.components.topic.params import TopicParams
 from simulator.distributions import Constant, Distribution, Duration
+from simulator.settings import refuse_ignored
 
 SOURCE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)?$"
 
@@ -45,6 +46,12 @@ class Backoff(BaseModel):
     multiplier: float = Field(2.0, ge=1)
     max_delay: Duration | None = Field(None, ge=0)
     jitter: Literal["none", "full", "equal"] = "none"
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        refuse_ignored(self, [("multiplier", self.type == "exponential",
+                               "by type constant; it applies to type exponential")])
+        return self
 
 
 class ConsumerParams(ComponentParams):
@@ -103,6 +110,19 @@ class ConsumerParams(ComponentParams):
     dead_letter: str | None = Field(None, pattern=NAME_PATTERN)
     reconnect_interval: Duration = Field(1.0, gt=0)
 
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        # (max_attempts and dead_letter still apply: a message another consumer of the same
+        # source failed may come to this one, which dead-letters it when it has had them all)
+        why = ("with ack on_receive (a message is acknowledged at delivery, never in flight nor "
+               "failed); it applies to ack on_success")
+        refuse_ignored(self, [(name, self.ack == "on_success", why)
+                              for name in ("visibility_timeout", "backoff")])
+        if self.on_failure and not self.calls:
+            raise ValueError("on_failure: the consumer makes no calls, so there is no failed "
+                             "step to compensate; list its steps in calls")
+        return self
+
     @property
     def source_component(self) -> str:
         """The queue or topic named by ``source``."""
@@ -113,12 +133,7 @@ class ConsumerParams(ComponentParams):
         if self.dead_letter is not None:
             yield ("dead_letter",), self.dead_letter
         for block in ("calls", "on_failure"):
-            for i, step in enumerate(getattr(self, block)):
-                if isinstance(step, ParallelSpec):
-                    for j, call in enumerate(step.parallel):
-                        yield (block, i, "parallel", j), call.to
-                else:
-                    yield (block, i), step.to
+            yield from step_references(getattr(self, block), (block,))
 
     def cross_check(self, components: dict[str, ComponentParams]) -> Iterable[tuple[KeyPath, str]]:
         name, _, sub = self.source.partition(".")

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 from simulator.components.params import ComponentParams, KeyPath
 from simulator.distributions import Constant, Distribution, Duration, Exponential
 from simulator.kind import TimelineEvent
+from simulator.settings import refuse_ignored
 
 Scheme = Literal["mod", "consistent_hash", "range"]
 ReadRouting = Literal["leader", "round_robin", "random", "least_loaded", "read_your_writes",
@@ -59,6 +60,8 @@ class ShardSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
+        refuse_ignored(self, [("vnodes", self.scheme == "consistent_hash",
+                               f"by scheme {self.scheme}; it applies to scheme consistent_hash")])
         if self.scheme != "range":
             if self.boundaries is not None:
                 raise ValueError(f"boundaries apply to scheme range, not {self.scheme}")
@@ -178,6 +181,8 @@ class ReplicationSpec(BaseModel):
                                    ("writes", "write_quorum", self.write_quorum)):
             if getattr(self, mode) == "quorum" and value is None:
                 raise ValueError(f"{mode}: quorum needs {field}")
+            # (a quorum size with another mode is not refused: a scenario's variants switch
+            # the mode and leave the size behind, and each variant is checked on the others)
             if value is not None and value > n:
                 raise ValueError(f"{field} ({value}) exceeds the {n} nodes of a shard "
                                  f"(followers + 1)")

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.components.params import ComponentParams, KeyPath
 from simulator.distributions import Duration
+from simulator.settings import is_set
 
 Strategy = Literal[
     "round_robin",
@@ -156,6 +157,10 @@ class LoadBalancerParams(ComponentParams):
                 raise ValueError(
                     f"{name} is ignored by strategy {self.strategy}; it applies to "
                     + ", ".join(sorted(used_by)))
+        if (self.health_check is None and self.outlier_detection is None
+                and is_set(self, "healthy_panic_threshold")):
+            raise ValueError("healthy_panic_threshold is ignored without health_check or "
+                             "outlier_detection (every backend counts as available)")
         if self.weights is not None and any(w <= 0 for w in self.weights):
             raise ValueError("weights must be > 0")
         if self.strategy == "power_of_two" and self.choice_count != 2:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -12,6 +12,8 @@ from simulator.distributions import Constant, Distribution, Duration
 
 class BrokerParams(ComponentParams):
     """Parameters shared by queues and topics (see :class:`QueueParams`)."""
+
+    accepts_messages: ClassVar[bool] = True
 
     capacity: int | None = Field(None, ge=1, le=10**9)
     overflow: Literal["reject", "block"] = "reject"

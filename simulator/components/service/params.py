@@ -7,9 +7,10 @@ from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
-from simulator.calls import ParallelSpec, Step
+from simulator.calls import Step, step_references
 from simulator.components.params import ComponentParams, KeyPath
 from simulator.distributions import Constant, Distribution
+from simulator.settings import refuse_ignored
 
 
 class ServiceParams(ComponentParams):
@@ -64,27 +65,20 @@ class ServiceParams(ComponentParams):
             )
         if any(s <= 0 for s in speeds):
             raise ValueError("speed must be > 0")
+        refuse_ignored(self, [("hold_worker", bool(self.calls),
+                               "by a service without calls (a worker is free once the local "
+                               "work is done); it applies to a service with calls")])
+        for op in self.on_failure:
+            if not (op in self.calls or "*" in self.calls or (op == "*" and self.calls)):
+                raise ValueError(f"on_failure: operation {op!r} makes no calls, so there is no "
+                                 "failed step to compensate; list its steps in calls")
         return self
 
     def references(self) -> Iterable[tuple[KeyPath, str]]:
         for block in ("calls", "on_failure"):
             for op, steps in getattr(self, block).items():
-                for i, step in enumerate(steps):
-                    if isinstance(step, ParallelSpec):
-                        for j, call in enumerate(step.parallel):
-                            for rel, name in call.references():
-                                yield (block, op, i, "parallel", j, *_inside(rel)), name
-                    else:
-                        for rel, name in step.references():
-                            yield (block, op, i, *_inside(rel)), name
+                yield from step_references(steps, (block, op))
 
     def speed_of(self, index: int) -> float:
         """Speed factor of replica ``index``."""
         return self.speed[index] if isinstance(self.speed, list) else self.speed
-
-
-
-
-def _inside(rel: tuple[str, ...]) -> tuple[str, ...]:
-    """Key path of a name inside a call written as a step (a bare name is the step itself)."""
-    return () if rel == ("to",) else rel

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pandas as pd
+import pytest
 import simpy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +55,15 @@ def test_quick_run_prints_both_systems(tmp_path: Path) -> None:
         ("cachedb", "framework"),
     ]
     assert (table["requests"] > 0).all()
-    assert (table["events_per_request"] > 0).all()
+    events = table["events_per_request"]
+    for system in ("p2c", "mmc"):
+        # a Process per request in the baselines: arrival timeout, process start, resource
+        # request, service timeout, release, process end (2% for requests cut off at the end)
+        assert events[system, "hand-written"] == pytest.approx(6.0, rel=0.02), system
+        # the framework: arrival and service timers, plus a wake-up for those that wait
+        assert 2.0 <= events[system, "framework"] < 3.0, system
+    for system in ("p2c", "mmc", "cachedb"):  # the README's claim: fewer events per request
+        assert events[system, "framework"] < events[system, "hand-written"] / 1.5, system
 
 
 def test_step_counter_matches_the_baselines_own_count() -> None:

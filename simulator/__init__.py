@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from simulator.engine import simulate
-    from simulator.errors import ScenarioError, SimulatorError, TopologyError
+    from simulator.errors import ScenarioError, ScenarioWarning, SimulatorError, TopologyError
     from simulator.kind import Kind
     from simulator.messages import Status
     from simulator.registry import kinds, register
@@ -37,6 +37,7 @@ _PUBLIC = {
     "Results": "simulator.results",
     "Scenario": "simulator.scenario",
     "ScenarioError": "simulator.errors",
+    "ScenarioWarning": "simulator.errors",
     "SimulatorError": "simulator.errors",
     "Status": "simulator.messages",
     "TopologyError": "simulator.errors",
@@ -54,6 +55,7 @@ __all__ = [
     "Results",
     "Scenario",
     "ScenarioError",
+    "ScenarioWarning",
     "SimulatorError",
     "Status",
     "TopologyError",

@@ -2,7 +2,8 @@
 sweep | capacity``.
 
 A thin user of the library. Bad scenarios print ``file:line: key.path: message`` lines on
-stderr and exit with code 2; nothing is written on a failed run.
+stderr and exit with code 2; nothing is written on a failed run. Scenario warnings print as
+``warning: file:line: key.path: message`` on stderr, once each.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import sys
 import textwrap
 import types
 import typing
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from simulator.errors import ScenarioError, TopologyError
+from simulator.errors import ScenarioError, ScenarioWarning, TopologyError
 from simulator.outdir import out_problem
 
 EXIT_BAD_INPUT = 2
@@ -72,6 +74,22 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", ScenarioWarning)
+        shown = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], *rest: Any,
+                 **kw: Any) -> None:
+            if issubclass(category, ScenarioWarning):
+                print(f"warning: {message}", file=sys.stderr)
+            else:
+                shown(message, category, *rest, **kw)
+
+        warnings.showwarning = show
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         return int(_COMMANDS[args.command](args))
     except ScenarioError as exc:

@@ -53,5 +53,24 @@ class ScenarioError(SimulatorError):
         return "\n".join(lines)
 
 
+class ScenarioWarning(UserWarning):
+    """A scenario that runs, but with something in it that probably does not do what its
+    author meant (a fault that starts after the arrivals end). ``str()`` is the located line
+    ``file:line: path: message``; the CLI prints it prefixed with ``warning:``.
+
+    Parameters
+    ----------
+    source
+        The file (or description) the scenario came from.
+    problem
+        What, and where.
+    """
+
+    def __init__(self, source: str, problem: Problem) -> None:
+        self.source = source
+        self.problem = problem
+        super().__init__(ScenarioError(source, [problem]).render())
+
+
 class TopologyError(SimulatorError):
     """A topology that cannot be built from an otherwise valid scenario (an internal mismatch)."""

@@ -116,22 +116,61 @@ class Results:
         """Latency quantiles of the measured window (columns ``q0.99``...), per ``by`` group.
 
         Exact (``numpy.quantile``) from the requests table; within ``metrics.latency_error``
-        of the exact ones from a streaming run's histograms.
+        of the exact ones from a streaming run's histograms. Each row states what it covers:
+        ``covers`` (the status the quantiles are over, or ``completed``), ``requests`` (how
+        many) and ``share`` (of the group's requests created in the window, unfinished ones
+        included), so that the requests a latency leaves out are never hidden.
         """
+        covers = "completed" if status is None else status
         if self.streaming:
-            return latency_quantiles(self.latency_histogram, qs,
-                                     self.scenario.metrics.latency_error, by, status)
-        r = self.measured_requests()
-        r = r[r["status"].notna()] if status is None else r[r["status"].astype(str) == status]
-        r = r[r["status"].astype(str) != "in_flight"]
-        names = [f"q{q:g}" for q in qs]
+            out = latency_quantiles(self.latency_histogram, qs,
+                                    self.scenario.metrics.latency_error, by, status)
+            stats = self.request_stats
+            label = stats["status"].astype(str)
+            chosen = label != "in_flight" if status is None else label == status
+            counts = self._covered(stats.assign(n=stats["count"]), chosen, by)
+        else:
+            r = self.measured_requests()
+            label = r["status"].astype(str)
+            chosen = (label != "in_flight") & r["status"].notna() if status is None \
+                else label == status
+            counts = self._covered(r.assign(n=1), chosen, by)
+            r = r[chosen]
+            names = [f"q{q:g}" for q in qs]
+            if not by:
+                vals = np.quantile(r["latency"].to_numpy(), qs) if len(r) \
+                    else [np.nan] * len(qs)
+                out = pd.DataFrame([dict(zip(names, map(float, vals), strict=True))],
+                                   columns=names)
+            else:
+                out = r.groupby(by, observed=True)["latency"].quantile(np.asarray(qs)).unstack()
+                out.columns = names
+                out = out.reset_index()
+        if by:
+            keys = [tuple(map(str, k)) for k in out[by].itertuples(index=False)]
+            got = [counts.get(k, (0, 0)) for k in keys]
+        else:
+            got = [counts.get((), (0, 0))]
+        n = np.array([g[0] for g in got], dtype=np.int64)
+        total = np.array([g[1] for g in got], dtype=float)
+        at = len(by) if by else 0
+        out.insert(at, "covers", covers)
+        out.insert(at + 1, "requests", n)
+        out.insert(at + 2, "share", np.divide(n, total, out=np.full(len(n), np.nan),
+                                              where=total > 0))
+        return out
+
+    @staticmethod
+    def _covered(rows: pd.DataFrame, chosen: pd.Series, by: list[str] | None
+                 ) -> dict[tuple[str, ...], tuple[int, int]]:
+        """``{group key (strings): (requests chosen, requests in all)}`` over column ``n``."""
+        rows = rows.assign(chosen=rows["n"].where(chosen.to_numpy(), 0))
         if not by:
-            vals = np.quantile(r["latency"].to_numpy(), qs) if len(r) else [np.nan] * len(qs)
-            return pd.DataFrame([dict(zip(names, map(float, vals), strict=True))],
-                                columns=names)
-        out = r.groupby(by, observed=True)["latency"].quantile(np.asarray(qs)).unstack()
-        out.columns = names
-        return out.reset_index()
+            return {(): (int(rows["chosen"].sum()), int(rows["n"].sum()))}
+        keyed = rows.assign(**{c: rows[c].astype(str) for c in by})
+        g = keyed.groupby(by, observed=True)[["chosen", "n"]].sum()
+        return {(k if isinstance(k, tuple) else (k,)): (int(a), int(b))
+                for k, a, b in zip(g.index, g["chosen"], g["n"], strict=True)}
 
     @property
     def spans(self) -> pd.DataFrame:

@@ -332,7 +332,9 @@ def test_latency_cdf_overlay(tiny: simulator.Results) -> None:
     other = simulator.simulate(simulator.parse_scenario(TINY), seed=2)
     ax = Figure().subplots()
     latency_cdf_overlay({"seed 1": tiny, "seed 2": other}, ax=ax)
-    assert [ln.get_label() for ln in ax.lines] == ["seed 1", "seed 2"]
+    shares = [float((r.measured_requests()["status"] == "ok").mean()) for r in (tiny, other)]
+    assert [ln.get_label() for ln in ax.lines] == [f"seed {i} ({s:.1%} ok)"
+                                                  for i, s in enumerate(shares, 1)]
     ax = Figure().subplots()
     latency_cdf_overlay([tiny, other], ax=ax, workload="shoppers", complementary=True)
     assert len(ax.lines) == 2 and ax.get_yscale() == "log"

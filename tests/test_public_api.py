@@ -13,7 +13,8 @@ import simulator.experiment as experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SIMULATOR = ["Kind", "Results", "Scenario", "ScenarioError", "SimulatorError", "Status",
+SIMULATOR = ["Kind", "Results", "Scenario", "ScenarioError", "ScenarioWarning",
+             "SimulatorError", "Status",
              "TopologyError", "json_schema", "kinds", "load_scenario", "loads_scenario",
              "parse_scenario", "register", "simulate"]
 EXPERIMENT = ["DEFAULT_METRICS", "EXECUTORS", "Capacity", "Comparison", "Condition",

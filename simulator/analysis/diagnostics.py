@@ -15,7 +15,14 @@ import pandas as pd
 BREAKER_COLUMNS = ["component", "instance", "target", "closed_s", "open_s", "half_open_s",
                    "openings", "transitions_per_minute"]
 RECOVERY_COLUMNS = ["fault", "start", "end", "baseline_ok_ratio", "baseline_p99",
-                    "recovered_at", "recovery_time", "recovered"]
+                    "recovered_at", "recovery_time", "recovered", "outcome"]
+
+#: The ``outcome`` of a fault in :func:`fault_recovery`.
+RECOVERED, NOT_RECOVERED = "recovered", "did not recover"
+RUN_ENDED = "run ended during the fault"
+ARRIVALS_ENDED = "arrivals ended during the fault"
+AFTER_ARRIVALS = "starts after arrivals end (not measured)"
+NO_BASELINE = "no traffic before the fault (no baseline)"
 
 
 def breaker_summary(events: pd.DataFrame, t0: float, t1: float) -> pd.DataFrame:
@@ -51,7 +58,7 @@ def breaker_summary(events: pd.DataFrame, t0: float, t1: float) -> pd.DataFrame:
 
 def fault_recovery(
     requests: pd.DataFrame, faults: Sequence[Any], warmup: float, until: float,
-    bin_width: float = 1.0, hold: float = 5.0,
+    bin_width: float = 1.0, hold: float = 5.0, run_end: float = np.inf,
 ) -> pd.DataFrame:
     """How long the system took to recover after each fault ended.
 
@@ -60,7 +67,32 @@ def fault_recovery(
     creation time (``bin_width`` seconds); a bin is healthy when its success ratio is at least
     95% of the baseline's and its p99 at most twice the baseline's. The system has recovered at
     the start of the first run of healthy bins that lasts ``hold`` seconds (or to the end of
-    the run). ``recovered`` is False when that never happens: the system stayed degraded.
+    the run).
+
+    Parameters
+    ----------
+    requests
+        The run's requests table.
+    faults
+        The scenario's faults.
+    warmup, until
+        The measured window, seconds; ``until`` is the end of arrivals (the scenario's
+        ``duration``): no request is created after it, so recovery is measured before it.
+    bin_width, hold
+        Seconds.
+    run_end
+        The end of the run (``duration`` + ``drain``), seconds.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per fault. ``outcome`` says what was measured: ``recovered``; ``did not
+        recover`` (it ended before ``until`` and the system stayed degraded to the end);
+        ``run ended during the fault`` (it ends at or after ``run_end``, or never) or
+        ``arrivals ended during the fault`` (it ends in the drain): no request arrives after
+        it, so nothing can be said about recovery; ``starts after arrivals end (not
+        measured)`` (it acts on the drain only); ``no traffic before the fault (no
+        baseline)``. ``recovered`` is True only for the first.
     """
     rows = []
     start_all = requests["start"].to_numpy()
@@ -74,8 +106,14 @@ def fault_recovery(
         row: dict[str, Any] = {"fault": label, "start": fault.at, "end": end,
                                "baseline_ok_ratio": np.nan, "baseline_p99": np.nan,
                                "recovered_at": np.nan, "recovery_time": np.nan,
-                               "recovered": False}
-        if not base.any() or not np.isfinite(end) or end >= until:
+                               "recovered": False, "outcome": NOT_RECOVERED}
+        if fault.at >= until:
+            row["outcome"] = AFTER_ARRIVALS
+        elif not base.any():
+            row["outcome"] = NO_BASELINE
+        elif end >= until:
+            row["outcome"] = RUN_ENDED if end >= run_end else ARRIVALS_ENDED
+        if row["outcome"] != NOT_RECOVERED:
             rows.append(row)
             continue
         ok_ratio = ok_all[base].mean()
@@ -99,6 +137,7 @@ def fault_recovery(
                 row["recovered_at"] = float(edges[i])
                 row["recovery_time"] = float(edges[i] - end)
                 row["recovered"] = True
+                row["outcome"] = RECOVERED
                 break
         rows.append(row)
     return pd.DataFrame(rows, columns=RECOVERY_COLUMNS)

@@ -20,6 +20,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from simulator.analysis.diagnostics import (
+    AFTER_ARRIVALS,
+    ARRIVALS_ENDED,
+    NOT_RECOVERED,
+    RUN_ENDED,
+)
+
 if TYPE_CHECKING:
     from simulator.results import Results
 
@@ -146,9 +153,16 @@ def findings(results: Results) -> list[str]:
             if row["recovered"]:
                 notes.append(f"fault {row['fault']}: recovered {row['recovery_time']:.3g}s "
                              "after it ended.")
-            elif np.isfinite(row["end"]) and row["end"] < r.scenario.duration:
+            elif row["outcome"] == NOT_RECOVERED:
                 notes.append(f"fault {row['fault']}: the system did not recover before the "
                              "end of the run (metastable failure?).")
+            elif row["outcome"] in (RUN_ENDED, ARRIVALS_ENDED):
+                notes.append(f"fault {row['fault']}: {row['outcome']} (arrivals end at "
+                             f"{r.scenario.duration:g}s): recovery not measured.")
+            elif row["outcome"] == AFTER_ARRIVALS:
+                notes.append(f"fault {row['fault']}: starts at {row['start']:g}s, after "
+                             f"arrivals end at {r.scenario.duration:g}s: it acts on the drain "
+                             "only; recovery not measured.")
     for row in _rows(r.breakers()):
         notes.append(f"breaker {row['instance']} → {row['target']}: opened {row['openings']} "
                      f"times, open {row['open_s']:.1f}s of the measured window.")
@@ -217,6 +231,7 @@ def report_html(results: Results, plots: Sequence[str] | None = None,
     """
     from simulator import registry
     from simulator.analysis.plots import render
+    from simulator.analysis.tables import coverage_lines
 
     captions = registry.plots()
 
@@ -251,12 +266,15 @@ def report_html(results: Results, plots: Sequence[str] | None = None,
     parts.append('<h2 id="summary">Summary</h2>')
     parts.append('<p class="note">Per workload (end to end) and per component (each hop), '
                  f"over requests created in the measured window [{r.window[0]:g}s, "
-                 f"{s.duration:g}s). Latencies in milliseconds over successful requests; "
-                 "throughput and goodput in requests per second.</p>")
+                 f"{s.duration:g}s). Latencies in milliseconds over successful requests "
+                 "only (what they leave out is listed below the table); ratios over completed "
+                 "requests; throughput and goodput in requests per second.</p>")
     parts += _verdict(r)
     summary = r.summary()
     parts.append(table_html(summary, drop_empty=("rejection_ratio", "timeout_ratio",
                                                  "fallback_ratio", "in_flight")))
+    parts.append('<ul class="coverage">' + "".join(
+        f"<li>{esc(line)}</li>" for line in coverage_lines(summary)) + "</ul>")
     parts += _sections(r, "tables")
 
     parts.append('<h2 id="diagnostics">Diagnostics</h2>')

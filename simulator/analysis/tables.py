@@ -44,11 +44,13 @@ def breakers(results: Results) -> pd.DataFrame:
 
 
 def recovery(results: Results) -> pd.DataFrame:
-    """Recovery time after each fault ends (``recovered`` False: it stayed degraded)."""
+    """Recovery time after each fault ends; ``outcome`` says what was measured (see
+    :func:`simulator.analysis.diagnostics.fault_recovery`)."""
     from simulator.analysis.diagnostics import fault_recovery
 
     t0, t1 = results.window
-    return fault_recovery(results.requests, results.scenario.faults, t0, t1)
+    s = results.scenario
+    return fault_recovery(results.requests, s.faults, t0, t1, run_end=s.duration + s.drain)
 
 
 def findings(results: Results) -> pd.DataFrame:
@@ -96,7 +98,53 @@ def format_summary(summary: pd.DataFrame) -> str:
         fmt[c] = "{:.1f}".format
     for c in ("mean", "p50", "p95", "p99", "p999"):
         fmt[f"{c}_ms"] = lambda v: "-" if pd.isna(v) else f"{v:.3f}"
-    return df.to_string(index=False, na_rep="-", formatters=fmt)
+    body = df.to_string(index=False, na_rep="-", formatters=fmt)
+    return "\n".join([body, *coverage_lines(summary)])
+
+
+#: The statuses a workload row of the summary counts by ratio (ratio column, words).
+_NAMED_FAILURES = (("timeout_ratio", "timed out"), ("rejection_ratio", "rejected"),
+                   ("fallback_ratio", "fallback"))
+
+
+def coverage(row: Any) -> dict[str, int]:
+    """What a workload row of the summary counts: requests ``created`` in the measured window,
+    ``ok`` (what the latency columns are over), ``timed out``, ``rejected``, ``fallback``,
+    ``other failures`` (errors, short-circuits, conflicts...) and ``unfinished`` (in flight
+    when the run ended).
+
+    The counts come back exactly from the row's ratios (each is a count over ``completed``).
+    """
+    completed = int(row["completed"])
+
+    def count(ratio: Any) -> int:
+        return 0 if pd.isna(ratio) else round(float(ratio) * completed)
+
+    named = {words: count(row[col]) for col, words in _NAMED_FAILURES}
+    failed = count(row["error_ratio"])  # every completed request not ok, fallbacks excluded
+    return {"created": int(row["count"]), "ok": completed - failed - named["fallback"],
+            **named, "other failures": failed - named["timed out"] - named["rejected"],
+            "unfinished": int(row["in_flight"])}
+
+
+def coverage_lines(summary: pd.DataFrame) -> list[str]:
+    """One sentence per workload of a summary: the share of its requests the latency columns
+    cover (successful requests only) and what happened to the others, with counts and shares
+    of the requests created in the window. The CLI and the HTML report print these same
+    lines."""
+    lines = []
+    work = summary[summary["scope"] == "workload"]
+    for row in work.to_dict("records"):
+        c = coverage(row)
+        created = max(c["created"], 1)
+        rest = [f"{c[k]} {k} ({c[k] / created:.1%})" for k in
+                ("timed out", "rejected", "fallback", "other failures", "unfinished") if c[k]]
+        lines.append(f"{row['name']}: latency columns cover successful requests only, "
+                     f"{c['ok']} of {c['created']} created ({c['ok'] / created:.1%})"
+                     + (f"; not covered: {', '.join(rest)}" if rest else ""))
+    if (summary["scope"] == "component").any():
+        lines.append("components: latency columns cover successful hops only")
+    return lines
 
 
 def format_breakers(table: pd.DataFrame) -> str:
@@ -105,10 +153,9 @@ def format_breakers(table: pd.DataFrame) -> str:
 
 
 def format_recovery(table: pd.DataFrame) -> str:
-    """Times to 3 digits; ``recovered`` in words."""
-    said: dict[str, Callable[[Any], str]] = {
-        "recovered": lambda v: "yes" if v else "did not recover"}
-    return table.to_string(index=False, float_format="{:.3g}".format, formatters=said)
+    """Times to 3 digits; the ``outcome`` in words (``recovered`` is left out: it says the
+    same in a bool)."""
+    return table.drop(columns="recovered").to_string(index=False, float_format="{:.3g}".format)
 
 
 _HERE = "simulator.analysis.tables"

@@ -109,7 +109,11 @@ def _check_faults(
             grown[fault.target] = max(grown.get(fault.target, 0), count)
     for i, fault in enumerate(scenario.faults):
         if fault.at >= scenario.duration + scenario.drain:
-            yield problem(i, "at", f"starts at {fault.at:g}s, after the run has ended")
+            drain = (f" and the drain at {scenario.duration + scenario.drain:g}s"
+                     if scenario.drain else " (no drain)")
+            yield problem(i, "at", f"starts at {fault.at:g}s, after arrivals end at "
+                          f"{scenario.duration:g}s{drain}: it would never act (was `duration` "
+                          "shortened? move the fault or drop it)")
         if isinstance(fault, SpikeFault):
             w = scenario.workloads.get(fault.workload)
             if w is None:
@@ -149,6 +153,22 @@ def _check_faults(
             continue
         for key, message in params.check_fault(fault):
             yield problem(i, key, message)
+
+
+def _fault_warnings(
+    scenario: Scenario, smap: SourceMap, overridden: set[KeyPath]
+) -> Iterator[Problem]:
+    """Faults that start in the drain (at or after the end of arrivals, before the end of the
+    run): they act on the requests still in flight only, and their recovery is not measured.
+    Warned about, not refused: shortening ``duration`` with ``--set`` (tests, experiments)
+    moves the end of arrivals before faults the file places later."""
+    for i, fault in enumerate(scenario.faults):
+        if scenario.duration <= fault.at < scenario.duration + scenario.drain:
+            path: KeyPath = ("faults", i, "at")
+            line = None if _is_overridden(path, overridden) else smap.line_of(path)
+            yield Problem(f"starts at {fault.at:g}s, after arrivals end at "
+                          f"{scenario.duration:g}s: it acts on the drain only, and the "
+                          "recovery table does not measure it", f"faults.{i}.at", line)
 
 
 def _check_regions(

@@ -4,6 +4,7 @@ and raise one ScenarioError listing every problem with its file, line and key pa
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,14 @@ from pydantic import (
 )
 
 from simulator.components.params import KeyPath
-from simulator.errors import Problem, ScenarioError
-from simulator.scenario.checks import _check_faults, _check_references, _check_regions, _check_size
+from simulator.errors import Problem, ScenarioError, ScenarioWarning
+from simulator.scenario.checks import (
+    _check_faults,
+    _check_references,
+    _check_regions,
+    _check_size,
+    _fault_warnings,
+)
 from simulator.scenario.model import Scenario, scenario_model
 from simulator.scenario.overrides import apply_overrides
 from simulator.scenario.problems import _problem
@@ -49,7 +56,10 @@ def loads_scenario(text: str, overrides: Sequence[str] = (), source: str = "<str
 def parse_scenario(
     data: Any, smap: SourceMap | None = None, overrides: Sequence[str] = ()
 ) -> Scenario:
-    """Validate already-parsed scenario data (a dict); see :func:`load_scenario`."""
+    """Validate already-parsed scenario data (a dict); see :func:`load_scenario`.
+
+    A scenario that is valid but probably not what was meant (a fault in the drain, after the
+    arrivals end) gives a :class:`~simulator.errors.ScenarioWarning`."""
     smap = smap or SourceMap("<dict>")
     if not isinstance(data, dict):
         raise ScenarioError(
@@ -74,6 +84,8 @@ def parse_scenario(
         problems += _check_variants(data, smap)
     if problems:
         raise ScenarioError(smap.source, problems)
+    for warning in _fault_warnings(scenario, smap, overridden):
+        warnings.warn(ScenarioWarning(smap.source, warning), stacklevel=2)
     return scenario
 
 
@@ -100,7 +112,9 @@ def _check_variants(data: dict[str, Any], smap: SourceMap) -> list[Problem]:
         if bad:
             continue
         try:
-            parse_scenario(base, SourceMap(smap.source), overrides)
+            with warnings.catch_warnings():  # a variant's warnings are the scenario's
+                warnings.simplefilter("ignore", ScenarioWarning)
+                parse_scenario(base, SourceMap(smap.source), overrides)
         except ScenarioError as exc:
             for p in exc.problems:
                 path = where

@@ -7,8 +7,11 @@ or an experiment: :func:`latency_cdf_overlay`, :func:`comparison_chart` and
 write PNGs with :func:`write_plots`.
 
 Every plot reads the tables only. Plots over time shade the warm-up (grey) and every fault window
-of the scenario (red). A plot whose data a run does not have (no cache, no queue, no breaker) is
-left out by :func:`write_plots`; called directly, it raises :class:`NoDataError`.
+of the scenario (red), and mark the end of arrivals and the drain after it. A latency view says
+what it covers: the CDF counts failed and unfinished requests as never done, the latency over
+time draws the share of requests that did not succeed below the percentiles of those that did.
+A plot whose data a run does not have (no cache, no queue, no breaker) is left out by
+:func:`write_plots`; called directly, it raises :class:`NoDataError`.
 
 Modules: :mod:`.style` (what plots share), :mod:`.run` (the run's own plots),
 :mod:`.accessor`, :mod:`.experiment`, :mod:`.files`.
@@ -66,11 +69,15 @@ _RUN = "simulator.analysis.plots.run"
 #: The plots of every run (the kinds declare their own), in the order they are written.
 CORE_PLOTS = (
     Plot("latency_cdf", f"{_RUN}:latency_cdf",
-         "Latency CDF of successful requests created in the measured window.",
+         "Latency CDF of all requests created in the measured window: the fraction done "
+         "successfully within each latency (failed, timed-out, rejected and unfinished "
+         "requests never are, so the curve stops at the success share).",
          applies=f"{_RUN}:has_measured_successes", size=(8, 4.5)),
     Plot("latency_over_time", f"{_RUN}:latency_over_time",
-         "Latency percentiles of successful requests per time window, by completion time.",
-         applies=f"{_RUN}:has_successes"),
+         "Latency percentiles of successful requests per time window, by completion time; "
+         "below, the share of each window's requests that timed out, were rejected, failed "
+         "or were unfinished.",
+         applies=f"{_RUN}:has_requests", size=(10, 6)),
     Plot("throughput_over_time", f"{_RUN}:throughput_over_time",
          "Completed requests per second by status, by completion time.",
          applies=f"{_RUN}:has_completions"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,7 @@ def latency_cdf_overlay(
     ax: Axes | None = None,
     workload: str | None = None,
     complementary: bool = False,
+    of: Literal["all", "ok"] = "all",
 ) -> Axes:
     """Latency CDFs of several runs (variants of a design) on one plot.
 
@@ -44,19 +45,29 @@ def latency_cdf_overlay(
         Only this workload's requests (default: every workload's).
     complementary
         Draw ``1 - F`` on a log scale, which spreads out the tail.
+    of
+        ``"all"``: fractions of all the run's requests (measured window), failed, timed-out,
+        rejected and unfinished ones never done, so each curve stops at its success share;
+        ``"ok"``: of its successful requests only. The legend gives each run's success share.
     """
+    if of not in ("all", "ok"):
+        raise ValueError(f"of must be 'all' or 'ok', got {of!r}")
     runs = _named(results)
     ax = make_axes(ax)
     left = math.inf
     for (name, r), color in zip(runs.items(), palette(len(runs)), strict=True):
         req = r.measured_requests()
-        req = req[req["status"] == "ok"]
         if workload is not None:
             req = req[req["workload"] == workload]
-        left = min(left, draw_cdf(ax, req["latency"].to_numpy(), name, complementary, color=color))
+        ok = req[req["status"] == "ok"]
+        label = f"{name} ({len(ok) / max(len(req), 1):.1%} ok)"
+        left = min(left, draw_cdf(ax, ok["latency"].to_numpy(), label, complementary,
+                                  of=len(req) if of == "all" else None, color=color))
     label_cdf_axes(ax, complementary, left)
     what = f" of {workload}" if workload else ""
-    ax.set_title(f"latency {'CCDF' if complementary else 'CDF'}{what}, successful requests")
+    cover = ("all requests (failures never done)" if of == "all"
+             else "successful requests only")
+    ax.set_title(f"latency {'CCDF' if complementary else 'CDF'}{what}, {cover}")
     legend_outside(ax, title="variant")
     return ax
 

@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 
 
 def latency_cdf(r: Results, ax: Axes | None = None, by: str = "workload",
-                complementary: bool = False) -> Axes:
-    """Empirical CDF of end-to-end latency of successful requests (measured window).
+                complementary: bool = False, of: Literal["all", "ok"] = "all") -> Axes:
+    """Empirical CDF of end-to-end latency (requests created in the measured window).
 
     Parameters
     ----------
@@ -49,29 +49,62 @@ def latency_cdf(r: Results, ax: Axes | None = None, by: str = "workload",
         Column of ``requests`` giving one curve per value (``workload``, ``op``...).
     complementary
         Draw ``1 - F`` on a log scale instead, which spreads out the tail (p99, p99.9).
+    of
+        ``"all"``: the fraction of all the group's requests done successfully within each
+        latency; failed, timed-out, rejected and unfinished requests never are (their latency
+        counts as infinite), so the curve stops at the success share and ``1 - F`` flattens
+        at the share that failed. ``"ok"``: the CDF of successful requests alone, which
+        reaches 1 whatever failed; the legend gives each curve's share of the requests.
     """
+    if of not in ("all", "ok"):
+        raise ValueError(f"of must be 'all' or 'ok', got {of!r}")
     ax = make_axes(ax)
     req = r.measured_requests()
-    req = req[req["status"] == "ok"]
-    left = min([draw_cdf(ax, grp["latency"].to_numpy(), str(name), complementary)
-                for name, grp in req.groupby(by, observed=True)], default=math.inf)
-    label_cdf_axes(ax, complementary, left)
-    ax.set_title(f"{r.scenario.name}: latency {'CCDF' if complementary else 'CDF'}")
-    ax.legend(title=by)
+    lefts = [math.inf]
+    for name, grp in req.groupby(by, observed=True):
+        ok = grp[grp["status"] == "ok"]
+        share = len(ok) / len(grp)
+        label = f"{name} ({share:.1%} ok)" if of == "ok" else \
+            f"{name} ({share:.1%} ok, {1 - share:.1%} failed or unfinished)"
+        lefts.append(draw_cdf(ax, ok["latency"].to_numpy(), label, complementary,
+                              of=len(grp) if of == "all" else None))
+    label_cdf_axes(ax, complementary, min(lefts))
+    name = "CCDF" if complementary else "CDF"
+    if of == "all":
+        ax.set_title(f"{r.scenario.name}: latency {name} of all requests\n"
+                     "(failed, timed-out, rejected, unfinished: never done)")
+    else:
+        total = req["status"].eq("ok").mean() if len(req) else math.nan
+        ax.set_title(f"{r.scenario.name}: latency {name}, successful requests only "
+                     f"({total:.1%} of requests)")
+        ax.set_ylabel(ax.get_ylabel().replace("requests", "successful requests"))
+    ax.legend(title=by, fontsize="small")
     return ax
+
+
+#: How :func:`latency_over_time`'s lower panel names a status.
+NOT_OK_LABELS = {"in_flight": "unfinished"}
 
 
 def latency_over_time(r: Results, ax: Axes | None = None, window: float | None = None,
                       quantiles: tuple[float, ...] = (0.5, 0.95, 0.99),
                       by: Literal["end", "start"] = "end") -> Axes:
-    """Latency percentiles of successful requests per time window.
+    """Latency percentiles of successful requests per time window, above a panel of the share
+    of requests per window that did not succeed, by status.
+
+    The percentiles cover successful requests only; a window where requests ended but none
+    succeeded is hatched ("no successful request"). The lower panel (sharing the time axis,
+    found as the other Axes of the figure, labelled ``"not successful"``) draws, per status
+    other than ``ok``, the share of the window's requests that ended with it: timed out,
+    rejected, failed, fallback, and ``unfinished`` (in flight when the run ended: with
+    ``by="end"`` they are counted in the last window, when the run ended without them).
 
     Parameters
     ----------
     r
         The run.
     ax
-        Axes to draw on (default: a new figure).
+        Axes to draw on (default: a new figure); the lower panel is split off it.
     window
         Width of a time window in seconds (default: the scenario's ``metrics.interval``).
     quantiles
@@ -83,21 +116,95 @@ def latency_over_time(r: Results, ax: Axes | None = None, window: float | None =
         finished, so the last windows look better than they were (the slow ones are still
         in flight and not counted).
     """
+    from mpl_toolkits.axes_grid1 import make_axes_locatable
+
     ax = make_axes(ax)
     window = window_width(r, window)
+    t, shares, no_success = status_shares(r, window, by)
     req = r.requests[r.requests["status"] == "ok"]
     bins = np.floor(req[by].to_numpy() / window) * window
     g = req.assign(t=bins).groupby("t")["latency"]
     for q in quantiles:
         series = g.quantile(q) * 1e3
         ax.plot(series.index, series.to_numpy(), label=f"p{q * 100:g}")
+    for i, (a, b) in enumerate(no_success):
+        ax.axvspan(a, b, facecolor="none", edgecolor="#424242", hatch="xx", lw=0, alpha=0.6,
+                   label="no successful request" if i == 0 else None)
     shade_windows(ax, r)
     when = "completion" if by == "end" else "creation"
-    label_time_axis(ax, r, f"latency percentiles per {window:g}s, by {when} time",
-               "latency (ms)")
+    label_time_axis(ax, r, f"latency per {window:g}s by {when} time, successful requests only",
+                    "latency (ms)")
     ax.set_ylim(bottom=0)
-    legend_outside(ax)
+    ax.set_xlabel("")
+    ax.tick_params(labelbottom=False)
+    legend_outside(ax, fontsize="small")
+    low = make_axes_locatable(ax).append_axes("bottom", size="55%", pad=0.12, sharex=ax)
+    low.set_label("not successful")
+    for status, share in shares.items():
+        draw_steps(low, t, share * 100, window, label=NOT_OK_LABELS.get(status, status),
+                   color=STATUS_COLORS.get(status))
+    shade_windows(low, r, warmup=True)
+    low.set_xlim(0, run_end(r))
+    low.set_ylim(0, 105)  # a share of 100% stays visible above the frame
+    low.set_xlabel("time (s)")
+    low.set_ylabel("% not ok")
+    low.grid(True, alpha=0.3)
+    if not shares:
+        low.text(0.5, 0.5, "every request succeeded", transform=low.transAxes,
+                 ha="center", va="center", color="#616161")
+    handles, labels = low.get_legend_handles_labels()
+    keep = [(h, lab) for h, lab in zip(handles, labels, strict=True)
+            if lab in {NOT_OK_LABELS.get(s, s) for s in shares}]
+    if keep:
+        low.legend(*zip(*keep, strict=True), loc="center left", bbox_to_anchor=(1.01, 0.5),
+                   fontsize="small", title="share of requests")
     return ax
+
+
+def status_shares(r: Results, window: float, by: Literal["end", "start"] = "end",
+                  ) -> tuple[np.ndarray, dict[str, np.ndarray], list[tuple[float, float]]]:
+    """Per time window ``[k w, (k+1) w)`` from 0 to the end of the run, the share of the
+    window's requests ending in each status other than ``ok``, and the windows where requests
+    ended but none succeeded.
+
+    Parameters
+    ----------
+    r
+        The run.
+    window
+        Width of a window, seconds.
+    by
+        Bin requests by completion (``"end"``; unfinished ones in the last window) or
+        creation time (``"start"``).
+
+    Returns
+    -------
+    tuple
+        The windows' start times; ``{status: share}`` (fractions, NaN for a window without
+        requests) for each status other than ``ok`` that occurs; ``(start, end)`` of each run
+        of windows with requests and no success.
+    """
+    req = r.requests
+    t_end = run_end(r)
+    n = max(1, math.ceil(t_end / window - 1e-9))
+    status = req["status"].astype(str).to_numpy()
+    times = req[by].to_numpy(dtype=float)
+    idx = np.floor(np.nan_to_num(times, nan=t_end) / window).astype(np.int64).clip(0, n - 1)
+    total = np.bincount(idx, minlength=n).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = {s: np.bincount(idx[status == s], minlength=n) / total
+                  for s in [*STATUS_COLORS, *sorted(set(status) - set(STATUS_COLORS))]
+                  if s != "ok" and (status == s).any()}
+    ok = np.bincount(idx[status == "ok"], minlength=n)
+    empty = (total > 0) & (ok == 0)
+    runs: list[tuple[float, float]] = []
+    for k in np.flatnonzero(empty):
+        a, b = k * window, min((k + 1) * window, t_end)
+        if runs and math.isclose(runs[-1][1], a):
+            runs[-1] = (runs[-1][0], b)
+        else:
+            runs.append((float(a), float(b)))
+    return np.arange(n) * window, shares, runs
 
 
 def throughput_over_time(r: Results, ax: Axes | None = None, window: float | None = None) -> Axes:
@@ -258,11 +365,6 @@ def breaker_rows(r: Results) -> dict[tuple[str, str], list[tuple[float, str]]]:
 def has_measured_successes(r: Results) -> bool:
     """Successful requests in the measured window."""
     return not r.streaming and bool((r.measured_requests()["status"] == "ok").any())
-
-
-def has_successes(r: Results) -> bool:
-    """Successful requests at all."""
-    return not r.streaming and bool((r.requests["status"] == "ok").any())
 
 
 def has_completions(r: Results) -> bool:

@@ -36,6 +36,8 @@ STATUS_COLORS = {
     "in_flight": "#9e9e9e", "conflict": "#ad1457",
 }
 BREAKER_COLORS = {"closed": "#81c784", "half_open": "#ffb74d", "open": "#e57373"}
+#: The end of arrivals and the drain.
+PHASE_COLOR = "#37474f"
 #: Colours of successive fault windows (the first is the usual red).
 FAULT_COLORS = ("#d32f2f", "#8e24aa", "#f57c00", "#00838f", "#5d4037")
 
@@ -84,8 +86,9 @@ def fault_windows(r: Results) -> list[tuple[float, float, str]]:
 
 
 def shade_windows(ax: Axes, r: Results, warmup: bool = True, faults: bool = True,
-                  over: bool = False) -> None:
-    """Mark the warm-up (grey) and each fault window (red) of a run on a time axis.
+                  over: bool = False, phases: bool = True) -> None:
+    """Mark the warm-up (grey), each fault window (red) and the end of arrivals and the
+    drain after it (see :func:`mark_drain`) of a run on a time axis.
 
     Parameters
     ----------
@@ -93,12 +96,14 @@ def shade_windows(ax: Axes, r: Results, warmup: bool = True, faults: bool = True
         Axes whose x axis is simulated time.
     r
         The run.
-    warmup, faults
-        What to mark.
+    warmup, faults, phases
+        What to mark (``phases``: the end of arrivals and the drain).
     over
         The plot fills the axes (stacked areas, bars): mark the end of the warm-up with a
         line and faults with hatching, which stay visible on top, instead of tinted spans.
     """
+    if phases:
+        mark_drain(ax, r, over)
     t0 = r.window[0] if warmup else 0.0
     if t0 > 0:
         if over:
@@ -116,6 +121,32 @@ def shade_windows(ax: Axes, r: Results, warmup: bool = True, faults: bool = True
                            alpha=0.5, lw=0, label=text)
             else:
                 ax.axvspan(a, b, color=color, alpha=0.12, lw=0, label=text)
+
+
+def mark_drain(ax: Axes, r: Results, over: bool = False) -> None:
+    """Mark the end of arrivals (the scenario's ``duration``) with a dashed line and the drain
+    after it (to the end of the run) with a dotted band, so that the traffic falling to zero
+    there does not look like an outage. Nothing is drawn when the run ends with its arrivals.
+
+    Parameters
+    ----------
+    ax
+        Axes whose x axis is simulated time.
+    r
+        The run.
+    over
+        The plot fills the axes: hatch the drain without tinting it.
+    """
+    arrivals_end, t_end = float(r.scenario.duration), run_end(r)
+    if t_end <= arrivals_end + 1e-9:
+        return
+    ax.axvline(arrivals_end, color=PHASE_COLOR, ls="--", lw=1.2,
+               label=f"arrivals end ({arrivals_end:g}s)")
+    import matplotlib.colors as mcolors
+
+    rgb = mcolors.to_rgb(PHASE_COLOR)
+    ax.axvspan(arrivals_end, t_end, facecolor=(*rgb, 0.0 if over else 0.06),
+               edgecolor=(*rgb, 0.4), hatch="..", lw=0, label="drain (no arrivals)")
 
 
 def label_time_axis(ax: Axes, r: Results, title: str, ylabel: str) -> None:
@@ -219,16 +250,36 @@ def metric_label(metric: str) -> str:
     return metric
 
 
-def draw_cdf(ax: Axes, latency: np.ndarray, label: str, complementary: bool, **kw: Any) -> float:
-    """Draw one empirical (C)CDF in ms; return its 0.1th percentile (for the axis limit)."""
+def draw_cdf(ax: Axes, latency: np.ndarray, label: str, complementary: bool,
+             of: int | None = None, **kw: Any) -> float:
+    """Draw one empirical (C)CDF in ms; return its 0.1th percentile (for the axis limit).
+
+    Parameters
+    ----------
+    ax
+        Axes to draw on.
+    latency
+        The latencies drawn, seconds.
+    label
+        The curve's legend label.
+    complementary
+        Draw ``1 - F``.
+    of
+        The number of requests the fractions are of (default: ``len(latency)``). Larger, the
+        requests not in ``latency`` (failed, unfinished) count as never done: the CDF stops
+        at ``len(latency) / of`` and ``1 - F`` at the share left out.
+    kw
+        Passed to ``Axes.plot``.
+    """
     x = np.sort(latency[np.isfinite(latency)]) * 1e3
     x = x[x > 0]
     if len(x) == 0:
         return math.inf
-    y = np.arange(1, len(x) + 1) / len(x)
+    y = np.arange(1, len(x) + 1) / max(of or len(x), len(x))
     if complementary:
-        # 1 - F drawn at each sample but the last (where it is 0, off a log axis)
-        ax.plot(x[:-1], 1 - y[:-1], label=label, **kw)
+        # 1 - F drawn at each sample but a last one where it is 0 (off a log axis)
+        keep = len(x) if y[-1] < 1 else len(x) - 1
+        ax.plot(x[:keep], 1 - y[:keep], label=label, **kw)
     else:
         ax.plot(x, y, label=label, **kw)
     return float(x[int(0.001 * (len(x) - 1))])

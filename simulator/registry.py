@@ -70,10 +70,14 @@ def register(kind: Kind | str) -> Any:
 
 
 def unregister(name: str) -> None:
-    """Remove a registered kind (tests of plug-ins clean up with it)."""
+    """Remove a registered kind (tests of plug-ins clean up with it).
+
+    The next lookup scans the entry points again: a plug-in still on the import path then
+    registers anew."""
     _load_all()
     del _KINDS[name]
     _state["generation"] += 1
+    _state["scanned"] = None
 
 
 def _load_all() -> None:

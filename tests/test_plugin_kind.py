@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -21,12 +22,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+def plugin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The plug-in's folder on the import path (as a pip install would put it), here and in
     child processes."""
     monkeypatch.syspath_prepend(str(PLUGIN))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
         [str(PLUGIN), str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    yield
+    # a kind stays registered in this process: later tests in the same worker (the table
+    # hashes of every shipped scenario) must not see its raw table
+    if "meter" in registry.kinds():
+        registry.unregister("meter")
 
 
 def test_without_the_plugin_the_kind_is_a_located_error(tmp_path: Path) -> None:

@@ -164,6 +164,22 @@ def test_constant_backoff_and_an_internal_dead_letter_count() -> None:
     assert set(r.messages["queue"]) == {"orders"}  # no dead-letter queue: counted only
 
 
+def test_a_message_waiting_out_its_backoff_is_delayed_not_in_the_depth() -> None:
+    # one message at t = 1; payment fails it at once; it waits 10 s before its second delivery
+    r = pipeline({"calls": ["payment"], "max_attempts": 2,
+                  "backoff": {"type": "constant", "delay": 10.0}},
+                 arrivals={"process": "constant", "rate": 1}, duration=1.5, interval=0.5,
+                 faults=[{"at": 0, "kind": "error", "target": "payment", "probability": 1}],
+                 payment={"kind": "service"})
+    for t in np.arange(1.5, 11.0, 0.5):
+        assert (at(r, "delayed", t), at(r, "depth", t), at(r, "in_flight", t)) == (1, 0, 0)
+        assert at(r, "lag", t) == 1
+    assert at(r, "delayed", 11.5) == 0 and statuses(r) == ["dead_lettered"]
+    q = r.measured_over(2.0, 10.0).queue_summary().set_index("queue").loc["orders"]
+    assert (q["delayed_mean"], q["delayed_max"], q["depth_mean"], q["depth_max"]) == (1, 1, 0, 0)
+    assert q["lag_max"] == 1
+
+
 def test_success_after_a_retry_is_acknowledged() -> None:
     # payment fails until t = 1.5; the retry at 2.0 succeeds
     r = pipeline({"calls": ["payment"], "backoff": {"type": "constant", "delay": 1.0}},

@@ -148,8 +148,8 @@ def backend_share(samples: pd.DataFrame, t0: float, t1: float) -> pd.DataFrame:
 
 QUEUE_SUMMARY_COLUMNS = [
     "queue", "published", "rejected", "acked", "dead_lettered", "remaining", "redelivered",
-    "e2e_mean", "e2e_p50", "e2e_p95", "e2e_p99", "depth_mean", "depth_max", "oldest_age_max",
-    "lag_max", "lag_end",
+    "e2e_mean", "e2e_p50", "e2e_p95", "e2e_p99", "depth_mean", "depth_max", "delayed_mean",
+    "delayed_max", "oldest_age_max", "lag_max", "lag_end",
 ]
 
 
@@ -172,9 +172,11 @@ def queue_summary(messages: pd.DataFrame, samples: pd.DataFrame, warmup: float, 
         ``dead_lettered`` and ``remaining`` (still queued or in flight at the end) messages;
         ``redelivered`` (deliveries after the first); end-to-end time from enqueue to
         acknowledgement (``e2e_*``, seconds, over acknowledged messages); ``depth_mean`` and
-        ``depth_max`` (visible messages waiting), ``oldest_age_max`` (seconds) and
-        ``lag_max`` (published, not yet acknowledged or dead-lettered) over the window's
-        samples, and ``lag_end`` at the end of the run.
+        ``depth_max`` (visible messages waiting to be received), ``delayed_mean`` and
+        ``delayed_max`` (messages waiting out a retry backoff: not visible, so not in the
+        depth), ``oldest_age_max`` (seconds) and ``lag_max`` (published, not yet acknowledged
+        or dead-lettered: depth + delayed + in flight) over the window's samples, and
+        ``lag_end`` at the end of the run.
     """
     col = messages["queue"]
     queues = ([str(c) for c in col.cat.categories] if isinstance(col.dtype, pd.CategoricalDtype)
@@ -182,7 +184,7 @@ def queue_summary(messages: pd.DataFrame, samples: pd.DataFrame, warmup: float, 
     if not queues:
         return pd.DataFrame(columns=QUEUE_SUMMARY_COLUMNS)
     m = messages[(messages["enqueued"] >= warmup) & (messages["enqueued"] < until)]
-    gauges = samples[samples["metric"].isin(["depth", "oldest_age", "lag"])]
+    gauges = samples[samples["metric"].isin(["depth", "delayed", "oldest_age", "lag"])]
     if not gauges.empty:
         label = gauges["label"].astype(str)
         gauges = gauges.assign(queue=np.where(label == "", gauges["component"].astype(str),
@@ -210,6 +212,8 @@ def queue_summary(messages: pd.DataFrame, samples: pd.DataFrame, warmup: float, 
         inside = g[(g["time"] >= warmup - 1e-9) & (g["time"] <= until + 1e-9)]
         for metric, column, how in (("depth", "depth_mean", "mean"),
                                     ("depth", "depth_max", "max"),
+                                    ("delayed", "delayed_mean", "mean"),
+                                    ("delayed", "delayed_max", "max"),
                                     ("oldest_age", "oldest_age_max", "max"),
                                     ("lag", "lag_max", "max")):
             v = inside.loc[inside["metric"] == metric, "value"]

@@ -13,7 +13,9 @@ if TYPE_CHECKING:
 
 def queue_summary(results: Results) -> pd.DataFrame:
     """Per queue and topic subscription: messages published, acknowledged, dead-lettered,
-    still there; redeliveries; end-to-end time; depth, oldest age and lag (seconds)."""
+    still there; redeliveries; end-to-end time; depth (visible, waiting), delayed (waiting out a
+    retry backoff), oldest age (seconds) and lag (see
+    :func:`simulator.analysis.summary.queue_summary`)."""
     from simulator.analysis.summary import queue_summary as summarise
 
     t0, t1 = results.window
@@ -24,8 +26,8 @@ def format_queue_summary(queues: pd.DataFrame) -> str:
     """Render a queue summary for a terminal: counts as integers, times to 3 digits."""
     fmt: dict[str, Callable[[Any], str]] = {}
     for c in queues.columns:
-        if c.startswith(("e2e_", "oldest_age", "depth_mean")):
+        if c.startswith(("e2e_", "oldest_age", "depth_mean", "delayed_mean")):
             fmt[c] = lambda v: "-" if pd.isna(v) else f"{v:.3g}"
-        elif c in ("depth_max", "lag_max", "lag_end"):
+        elif c in ("depth_max", "delayed_max", "lag_max", "lag_end"):
             fmt[c] = lambda v: "-" if pd.isna(v) else f"{v:.0f}"
     return queues.to_string(index=False, na_rep="-", formatters=fmt)

@@ -22,6 +22,7 @@ from simulator.cli import main
 from simulator.components.base import BuildContext
 from simulator.components.database.cluster import DatabaseCluster
 from simulator.metrics.recorder import Recorder
+from simulator.registry import raw_tables
 from simulator.rng import Streams
 from simulator.timeline import start_faults
 from simulator.topology import build_topology
@@ -57,7 +58,7 @@ def simulate_keeping(data: dict[str, Any], seed: int = 1
     """Run as :func:`simulator.simulate` does, keeping the database to read its versions."""
     scenario = simulator.parse_scenario(data)
     env = simpy.Environment()
-    recorder = Recorder(list(scenario.workloads))
+    recorder = Recorder(list(scenario.workloads), tables=raw_tables().values())
     ctx = BuildContext(env, Streams(seed), recorder, True)
     topo = build_topology(scenario, ctx)
     for c in topo.components:
@@ -263,7 +264,7 @@ def test_a_crashed_follower_loses_its_reads_to_the_other_and_catches_up() -> Non
     r2 = reads2.set_index("time")["value"]
     # follower2 serves every read meanwhile: 200 reads/s for 4.5 s, about 900
     assert 750 < r2.loc[T_CRASH + 4.75] - r2.loc[T_CRASH + 0.25] < 1050
-    lag = s[(s["metric"] == "replica_lag") & (s["label"] == "follower1")].set_index("time")
+    lag = s[(s["metric"] == "replica_behind") & (s["label"] == "follower1")].set_index("time")
     # its lag grows with the outage (the oldest write it lacks was committed in the last L
     # before the crash), and falls back under L once it has caught up
     for t in (11.0, 12.0, 14.0, 14.75):
@@ -283,7 +284,7 @@ def test_the_old_leader_rejoins_as_a_follower() -> None:
     up = s[(s["metric"] == "node_up") & (s["label"] == "leader")].set_index("time")["value"]
     assert up.loc[T_CRASH + 5] == 0 and up.loc[T_CRASH + 10.25] == 1
     # it follows: lag grows from the promotion until it is back at 20 s, then it catches up
-    lag = s[(s["metric"] == "replica_lag") & (s["label"] == "leader")].set_index("time")
+    lag = s[(s["metric"] == "replica_behind") & (s["label"] == "leader")].set_index("time")
     assert (lag.loc[:T_CRASH + 3, "value"] == 0).all()
     assert lag.loc[T_CRASH + 9.75, "value"] > 6.5
     assert (lag.loc[T_CRASH + 10.25:, "value"] <= LAG).all()
@@ -368,7 +369,7 @@ def test_a_region_outage_of_a_follower_crashes_only_that_follower() -> None:
     w = res.requests
     assert (w["status"] == "ok").all()  # eu-west writers reach the leader in us-east
     assert res.failovers().empty
-    lag = s[(s["metric"] == "replica_lag") & (s["label"] == "follower1")].set_index("time")
+    lag = s[(s["metric"] == "replica_behind") & (s["label"] == "follower1")].set_index("time")
     assert lag.loc[7.0, "value"] > 3.5 and lag.loc[8.0, "value"] < 0.1
 
 

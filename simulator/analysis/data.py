@@ -18,7 +18,8 @@ SHARD_COLUMNS = ["component", "shard", "reads", "writes", "requests", "share", "
                  "hottest"]
 REPLICATION_COLUMNS = [
     "component", "shards", "reads", "stale_reads", "stale_read_ratio", "writes",
-    "lag_mean", "lag_p50", "lag_p95", "lag_p99", "lag_max",
+    "write_lag_mean", "write_lag_p50", "write_lag_p95", "write_lag_p99", "write_lag_max",
+    "behind_mean", "behind_p50", "behind_p95", "behind_p99", "behind_max",
     "pool_wait_mean", "pool_wait_p99", "pool_timeouts", "pool_timeout_ratio",
 ]
 FAILOVER_COLUMNS = ["component", "shard", "crashed", "promoted", "crashed_at", "detected_at",
@@ -93,14 +94,26 @@ def shard_summary(samples: pd.DataFrame, t0: float, t1: float) -> pd.DataFrame:
     return out[SHARD_COLUMNS]
 
 
-def replication_summary(samples: pd.DataFrame, spans: pd.DataFrame, t0: float, t1: float
-                        ) -> pd.DataFrame:
-    """Staleness, replica lag and connection-pool waits of each database over ``[t0, t1]``.
+def replication_summary(samples: pd.DataFrame, spans: pd.DataFrame, t0: float, t1: float,
+                        writes: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Staleness, replication lag and connection-pool waits of each database over ``[t0, t1]``.
+
+    Two different measures of replication are given. ``write_lag_*`` is per replicated write:
+    from its commit on the leader to its apply on one follower (one value per write and
+    follower: the lag actually drawn, plus the region link, the wait for earlier writes when
+    ``ordered`` and any time held while a node was down). ``behind_*`` is the follower's state
+    sampled at each gauge sample: how long ago the oldest committed write it has not applied
+    was committed (0 when caught up). The two differ even in a steady state: ``behind`` is 0
+    between writes but, with writes in flight, the age of the oldest of them, which is often
+    longer than one write's lag (the longest draws are the last applied); it grows during an
+    outage or a backlog while the write lag of writes not yet applied is not known.
 
     Parameters
     ----------
     samples, spans
         Tables of a run (``spans`` may be empty: then ``pool_wait_p99`` is NaN).
+    writes
+        Its ``replicated_writes`` table (omitted or empty: ``write_lag_*`` are NaN).
     t0, t1
         The window, seconds.
 
@@ -109,9 +122,12 @@ def replication_summary(samples: pd.DataFrame, spans: pd.DataFrame, t0: float, t
     pandas.DataFrame
         One row per database: ``shards`` (instances), ``reads`` (successful reads),
         ``stale_reads`` and ``stale_read_ratio`` (reads that returned a version older than
-        the committed one), ``writes`` (arriving); replica lag over every follower's samples in
-        the window (``lag_mean``, ``lag_p50``, ``lag_p95``, ``lag_p99``, ``lag_max``, seconds;
-        NaN without followers); ``pool_wait_mean`` (seconds waited for a connection, over the
+        the committed one), ``writes`` (arriving); ``write_lag_mean``, ``write_lag_p50``,
+        ``write_lag_p95``, ``write_lag_p99``, ``write_lag_max`` (seconds, over the writes
+        committed in ``[t0, t1)`` and applied by the end of the run, every follower's);
+        ``behind_mean``, ``behind_p50``, ``behind_p95``, ``behind_p99``, ``behind_max``
+        (seconds, over every follower's ``replica_behind`` samples in ``[t0, t1]``); both NaN
+        without followers; ``pool_wait_mean`` (seconds waited for a connection, over the
         requests that got one), ``pool_wait_p99`` (from spans: single-node operations),
         ``pool_timeouts`` and ``pool_timeout_ratio`` (over arriving requests).
     """
@@ -121,8 +137,14 @@ def replication_summary(samples: pd.DataFrame, spans: pd.DataFrame, t0: float, t
     sums = {m: _totals(db, m, t0, t1).groupby(level=0).sum()
             for m in ("reads_ok_total", "stale_reads_total", "reads_total", "writes_total",
                       "pool_wait_time_total", "pool_acquired_total", "pool_timeouts_total")}
-    lag = db[(db["metric"] == "replica_lag") & (db["time"] >= t0 - 1e-9)
-             & (db["time"] <= t1 + 1e-9)]
+    behind = db[(db["metric"] == "replica_behind") & (db["time"] >= t0 - 1e-9)
+                & (db["time"] <= t1 + 1e-9)]
+    if writes is not None and len(writes):
+        w = writes[(writes["committed"] >= t0) & (writes["committed"] < t1)]
+        write_lag = pd.Series((w["applied"] - w["committed"]).to_numpy(),
+                              index=w["database"].astype(str).to_numpy())
+    else:
+        write_lag = pd.Series(dtype=float)
     rows = []
     for component in sorted(db["component"].astype(str).unique()):
         def get(metric: str, c: str = component) -> float:
@@ -131,9 +153,8 @@ def replication_summary(samples: pd.DataFrame, spans: pd.DataFrame, t0: float, t
         ok, stale = get("reads_ok_total"), get("stale_reads_total")
         arriving = get("reads_total") + get("writes_total")
         acquired = get("pool_acquired_total")
-        lags = lag.loc[lag["component"].astype(str) == component, "value"].to_numpy()
-        qs = (np.quantile(lags, [0.5, 0.95, 0.99]) if len(lags)
-              else np.full(3, np.nan))
+        behinds = behind.loc[behind["component"].astype(str) == component, "value"].to_numpy()
+        lags = write_lag[write_lag.index == component].to_numpy()
         wait_p99 = np.nan
         if not spans.empty:
             sp = spans[(spans["component"].astype(str) == component)
@@ -150,15 +171,24 @@ def replication_summary(samples: pd.DataFrame, spans: pd.DataFrame, t0: float, t
             "stale_reads": int(stale),
             "stale_read_ratio": stale / ok if ok else np.nan,
             "writes": int(get("writes_total")),
-            "lag_mean": float(lags.mean()) if len(lags) else np.nan,
-            "lag_p50": float(qs[0]), "lag_p95": float(qs[1]), "lag_p99": float(qs[2]),
-            "lag_max": float(lags.max()) if len(lags) else np.nan,
+            **_spread("write_lag", lags),
+            **_spread("behind", behinds),
             "pool_wait_mean": get("pool_wait_time_total") / acquired if acquired else np.nan,
             "pool_wait_p99": wait_p99,
             "pool_timeouts": int(timeouts),
             "pool_timeout_ratio": timeouts / arriving if arriving else np.nan,
         })
     return pd.DataFrame(rows, columns=REPLICATION_COLUMNS)
+
+
+def _spread(prefix: str, values: np.ndarray) -> dict[str, float]:
+    """``prefix_mean``, ``_p50``, ``_p95``, ``_p99`` and ``_max`` of ``values`` (NaN if none)."""
+    if not len(values):
+        return {f"{prefix}_{s}": np.nan for s in ("mean", "p50", "p95", "p99", "max")}
+    qs = np.quantile(values, [0.5, 0.95, 0.99])
+    return {f"{prefix}_mean": float(values.mean()), f"{prefix}_p50": float(qs[0]),
+            f"{prefix}_p95": float(qs[1]), f"{prefix}_p99": float(qs[2]),
+            f"{prefix}_max": float(values.max())}
 
 
 def reshard_summary(events: pd.DataFrame) -> pd.DataFrame:

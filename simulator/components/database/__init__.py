@@ -68,11 +68,15 @@ arriving), ``reads_ok_total``, ``stale_reads_total``, ``served_total``, ``failed
 ``busy``, ``queue_length``, ``in_system`` and their integrals ``busy_time_total``,
 ``queue_time_total``, ``system_time_total`` (so utilisation is exact), ``shard_active`` (1 while
 the shard map includes the shard); per node (label ``leader``, ``follower1``...):
-``node_reads_total``; per follower: ``replica_lag`` (seconds since the oldest committed write
-it has not applied, 0 when caught up) and ``replication_backlog`` (writes not yet applied).
+``node_reads_total``; per follower: ``replica_behind`` (how far behind it is at the sample
+time: seconds since the oldest committed write it has not applied, 0 when caught up) and
+``replication_backlog`` (writes not yet applied).
 With ``failover``: ``leader_index`` (0 = the node built as ``leader``, N = ``followerN``),
 ``failovers_total``, ``lost_writes_total``, ``discarded_writes_total``, per node ``node_up``,
-and ``replica_lag``/``replication_backlog`` for every node (the leader's are 0).
+and ``replica_behind``/``replication_backlog`` for every node (the leader's are 0).
+Table ``replicated_writes``: one row per write applied by a follower (commit and apply times:
+the per-write replication lag actually drawn, see
+:func:`simulator.analysis.data.replication_summary`).
 Events: ``reshard`` (see :func:`simulator.analysis.data.reshard_summary`), ``failover``
 (:func:`simulator.analysis.data.failover_summary`).
 """
@@ -80,7 +84,21 @@ Events: ``reshard`` (see :func:`simulator.analysis.data.reshard_summary`), ``fai
 from __future__ import annotations
 
 from simulator.components.database.params import DatabaseParams, ReshardEvent
-from simulator.kind import DerivedTable, Kind
+from simulator.kind import Column, DerivedTable, Kind, RawTable
+
+REPLICATED_WRITES = RawTable("replicated_writes", "One row per write a database follower "
+                                                  "applied (a write and follower each).", (
+    Column("database", "category", "Database (component) whose shard replicated the write.",
+           labels="component"),
+    Column("shard", "int32", "Shard index (db[i])."),
+    Column("follower", "int16", "Node that applied it, as built: N = followerN (0: the node "
+                                "built as leader, following after a failover)."),
+    Column("committed", "float64", "When the leader committed the write, seconds."),
+    Column("applied", "float64", "When the follower applied it, seconds (write lag = applied - "
+                                 "committed: the lag draw, plus the region link, the wait for "
+                                 "earlier writes when ordered and any time held while a node "
+                                 "was down)."),
+))
 
 _TABLES = "simulator.components.database.tables"
 
@@ -91,12 +109,15 @@ KIND = Kind(
     component="simulator.components.database.shard:Database",
     faults=frozenset({"crash", "slow", "error", "latency"}),
     events=(ReshardEvent,),
+    tables=(REPLICATED_WRITES,),
     derived=(
         DerivedTable("shard_summary", f"{_TABLES}:shard_summary",
                      "per-shard load (measured window; skew = busiest shard / mean shard)",
                      format=f"{_TABLES}:format_shard_summary"),
         DerivedTable("replication_summary", f"{_TABLES}:replication_summary",
-                     "databases: staleness, replica lag and pool waits (times in ms)",
+                     "databases: staleness, replication (write_lag: commit to applied per "
+                     "replicated write; behind: sampled age of a follower's oldest unapplied "
+                     "write) and pool waits (times in ms)",
                      format=f"{_TABLES}:format_replication_summary"),
         DerivedTable("failovers", f"{_TABLES}:failovers",
                      "database failovers (write_unavailability: seconds from the leader's crash "

@@ -62,8 +62,9 @@ class _Node:
         self.acquired += 1
         self.busy_area -= now
 
-    def lag(self, now: float) -> float:
-        """Seconds since the oldest committed write not yet applied here (0 if none)."""
+    def behind(self, now: float) -> float:
+        """How far behind the node is at ``now``: seconds since the oldest committed write not
+        yet applied here (0 if none)."""
         inflight = self.inflight
         while inflight and inflight[0][1]:
             inflight.popleft()

@@ -54,6 +54,7 @@ class ShardReplication(ShardState):
             node.held.append(item)
             return
         item[1] = True
+        self._replicated(self._code, self._shard_index, node.index, item[0], self.env._now)
         key, version, acks = item[3], item[4], item[5]
         node.backlog -= 1
         applied = node.applied

@@ -105,6 +105,8 @@ class Database(ShardServing, ShardReplication, ShardFaults):
         rec = ctx.recorder
         self._rec = rec if ctx.record_spans else None
         self._code = rec.instance_code(group, self.name)
+        self._shard_index = index
+        self._replicated = rec.table("replicated_writes").append  # one row per write applied
         # faults
         self._init_fault_state(ctx, self.name)
         # node crashes and failover
@@ -160,7 +162,7 @@ class Database(ShardServing, ShardReplication, ShardFaults):
             yield "node_reads_total", nd.label, functools.partial(getattr, nd, "reads")
         # with failover any node may follow (the leader's own log is empty: lag 0)
         for nd in (self.nodes if self._failover is not None else self.followers):
-            yield "replica_lag", nd.label, functools.partial(_lag_now, nd, env)
+            yield "replica_behind", nd.label, functools.partial(_behind_now, nd, env)
             yield "replication_backlog", nd.label, functools.partial(_backlog, nd)
         if self._failover is not None:
             yield "leader_index", "", lambda: float(self.leader.index)
@@ -179,8 +181,8 @@ class Database(ShardServing, ShardReplication, ShardFaults):
 
 
 
-def _lag_now(node: _Node, env: Any) -> float:
-    return node.lag(env._now)
+def _behind_now(node: _Node, env: Any) -> float:
+    return node.behind(env._now)
 
 
 def _backlog(node: _Node) -> float:

@@ -58,6 +58,8 @@ class ShardState(FaultState, Component):
     rejected_total: int
     _rec: Any
     _code: int
+    _shard_index: int
+    _replicated: Callable[..., int]
     _seq: int
     _leader_down: bool
     _nodes_down: int

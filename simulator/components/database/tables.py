@@ -23,13 +23,15 @@ def shard_summary(results: Results) -> pd.DataFrame:
 
 
 def replication_summary(results: Results) -> pd.DataFrame:
-    """Per database: stale-read ratio, replica lag percentiles (seconds), connection-pool
-    wait and timeouts over the measured window (see
+    """Per database: stale-read ratio, replication (``write_lag_*``: commit to applied per
+    replicated write; ``behind_*``: sampled age of a follower's oldest unapplied write;
+    seconds), connection-pool wait and timeouts over the measured window (see
     :func:`simulator.analysis.data.replication_summary`); empty without databases."""
     from simulator.analysis.data import replication_summary as summarise
 
     t0, t1 = results.window
-    return summarise(results.samples, results.spans, t0, t1)
+    return summarise(results.samples, results.spans, t0, t1,
+                     results.tables.get("replicated_writes"))
 
 
 def failovers(results: Results) -> pd.DataFrame:
@@ -55,10 +57,11 @@ def format_shard_summary(shards: pd.DataFrame) -> str:
 
 
 def format_replication_summary(replication: pd.DataFrame) -> str:
-    """Lags and pool waits in ms, ratios in %."""
+    """Write lags, behind and pool waits in ms, ratios in %."""
     df = replication.copy()
-    for c in ("lag_mean", "lag_p50", "lag_p95", "lag_p99", "lag_max", "pool_wait_mean",
-              "pool_wait_p99"):
+    times = [f"{p}_{s}" for p in ("write_lag", "behind") for s in ("mean", "p50", "p95", "p99",
+                                                                   "max")]
+    for c in (*times, "pool_wait_mean", "pool_wait_p99"):
         df[c] = df[c] * 1e3
     fmt: dict[str, Callable[[Any], str]] = {
         c: (lambda v: "-" if pd.isna(v) else f"{v:.2%}")

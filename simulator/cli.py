@@ -140,8 +140,9 @@ def _run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.file, args.overrides)
     results = simulate(scenario, seed=args.seed)
     n = results.request_count()  # streaming runs: those created in the measured window
+    given = "" if isinstance(scenario.warmup, float) else f": {scenario.warmup}"
     print(f"{scenario.name}: {n} requests in {scenario.duration:g}s simulated "
-          f"(seed {results.seed}, warm-up {results.window[0]:g}s) "
+          f"(seed {results.seed}, warm-up {results.window[0]:g}s{given}) "
           f"in {results.wall_seconds:.2f}s wall time")
     print_verdict(results)
     print_tables(results)

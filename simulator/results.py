@@ -218,11 +218,37 @@ class Results:
     @property
     def window(self) -> tuple[float, float]:
         """The measured window ``(warmup, duration)``; with ``warmup: auto``, the warm-up MSER-5
-        chooses on the latencies of the requests created before ``duration``."""
+        chooses on the latencies of the requests created before ``duration``; with
+        ``warmup: N requests``, the creation time of the request of index N (from 0, over all
+        workloads, in order of creation).
+
+        Raises
+        ------
+        ScenarioError
+            With ``N requests`` when the run created no more than N requests before its
+            duration (nothing would be left to measure).
+        """
         warmup = self.scenario.warmup
         if warmup == "auto":
             return self._auto_warmup, self.scenario.duration
-        return warmup, self.scenario.duration
+        if isinstance(warmup, float | int):
+            return warmup, self.scenario.duration
+        return self._request_warmup, self.scenario.duration
+
+    @cached_property
+    def _request_warmup(self) -> float:
+        from simulator.errors import Problem, ScenarioError
+
+        n = self.scenario.warmup.requests  # type: ignore[union-attr]
+        if self.streaming:
+            raise StreamingUnavailableError(f"warmup: {n} requests (the requests table)")
+        start = self.requests["start"].to_numpy()
+        start = np.sort(start[start < self.scenario.duration], kind="stable")
+        if n >= len(start):
+            raise ScenarioError(f"scenario {self.scenario.name!r}", [Problem(
+                f"{n} requests, but the run created only {len(start)} before its duration "
+                f"({self.scenario.duration:g}s): nothing left to measure", "warmup")])
+        return float(start[n])
 
     @cached_property
     def _auto_warmup(self) -> float:

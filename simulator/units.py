@@ -1,4 +1,5 @@
-"""Units in scenarios: durations (``250ms``, ``1.5s``, ``2m``) and rates (``800/s``, ``5k/s``).
+"""Units in scenarios: durations (``250ms``, ``1.5s``, ``2m``), rates (``800/s``, ``5k/s``) and
+request counts (``5000 requests``, ``5k requests``: a warm-up given as a number of requests).
 
 Inside the simulator, time is a float number of simulated seconds and a rate is per second.
 A bare number in a scenario means seconds (durations) or per second (rates).
@@ -24,6 +25,7 @@ _MULTIPLIERS = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6}
 _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _DURATION_RE = re.compile(rf"^\s*({_NUMBER})\s*([a-zµ]*)\s*$")
 _RATE_RE = re.compile(rf"^\s*({_NUMBER})\s*([kKM]?)\s*/\s*([a-zµ]*)\s*$")
+_REQUESTS_RE = re.compile(rf"^\s*({_NUMBER})\s*([kKM]?)\s*requests?\s*$")
 
 DURATION_PATTERN = rf"^{_NUMBER}\s*(ns|us|µs|ms|s|sec|m|min|h|d)?$"
 RATE_PATTERN = rf"^{_NUMBER}\s*[kKM]?\s*/\s*(ns|us|µs|ms|s|sec|m|min|h|d)$"
@@ -84,3 +86,30 @@ def parse_rate(value: object) -> float:
         except ValueError:
             pass
     raise ValueError(f"expected a rate such as 800/s or 5k/s, got {value!r}")
+
+
+def parse_request_count(value: object) -> int | None:
+    """Return the number of requests in a string such as ``5000 requests`` or ``5k requests``.
+
+    Returns
+    -------
+    int or None
+        The count; None when ``value`` is not written as a number of requests (it may then be
+        a duration).
+
+    Raises
+    ------
+    ValueError
+        When it is written as requests but is not a whole number at least 0.
+    """
+    if not isinstance(value, str):
+        return None
+    m = _REQUESTS_RE.match(value)
+    if m is None:
+        return None
+    number, mult = m.groups()
+    count = float(number) * _MULTIPLIERS[mult]
+    if not (count >= 0 and count.is_integer()):
+        raise ValueError(f"a number of requests must be a whole number at least 0, got "
+                         f"{value!r}")
+    return int(count)

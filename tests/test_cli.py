@@ -7,9 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
+import simulator
 from simulator.cli import main
 from simulator.registry import kinds
 
@@ -124,6 +126,21 @@ def test_set_overrides_take_effect(scenario: Path, tmp_path: Path,
     requests = pd.read_parquet(tmp_path / "o" / "requests.parquet")
     assert requests["start"].max() < 1.0
     assert len(requests) < 25  # about 5
+
+
+def test_run_with_a_warmup_in_requests(scenario: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_ok(capsys, "run", str(scenario), "--out", str(tmp_path / "o"),
+                 "--set", "warmup=50 requests")
+    start = np.sort(pd.read_parquet(tmp_path / "o" / "requests.parquet")["start"].to_numpy())
+    assert f"warm-up {start[50]:g}s: 50 requests)" in out
+    back = simulator.Results.read(tmp_path / "o")
+    assert back.window[0] == start[50]
+    assert back.summary().set_index("name").loc["shoppers", "count"] == (start < 3.0).sum() - 50
+    # about 120 requests in 3 s: 10k leaves nothing to measure, a located error, exit code 2
+    assert main(["run", str(scenario), "--set", "warmup=10k requests"]) == 2
+    err = capsys.readouterr().err
+    assert "warmup: 10000 requests, but the run created only" in err and "Traceback" not in err
 
 
 def test_validate_good_file(scenario: Path, capsys: pytest.CaptureFixture[str]) -> None:

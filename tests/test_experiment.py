@@ -197,6 +197,56 @@ def test_fixed_warmup_overrides_the_scenarios() -> None:
         replicate(spec, 1, warmup="soon", executor="serial")
 
 
+def two_workloads(warmup: Any) -> dict[str, Any]:
+    """Two Poisson workloads (60/s and 40/s) into one M/M/1 server."""
+    spec = mmc(60.0, duration=10.0, warmup=warmup)
+    spec["workloads"]["batch"] = {"arrivals": {"process": "poisson", "rate": 40.0},
+                                  "target": "api"}
+    return spec
+
+
+def test_warmup_as_a_number_of_requests_starts_at_the_nth_creation() -> None:
+    n = 300
+    res = simulator.simulate(simulator.parse_scenario(two_workloads(f"{n} requests")), seed=7)
+    start = np.sort(res.requests["start"].to_numpy())
+    t0 = res.window[0]
+    assert t0 == start[n]  # index n over both workloads: the first n are left out
+    assert 2.0 < t0 < 4.0  # ~300 requests at 100/s
+    rows = workload_rows(res.summary())
+    assert set(rows["name"]) == {"users", "batch"}
+    assert rows["count"].sum() == (start < 10.0).sum() - n
+    assert len(res.measured_requests()) == (start < 10.0).sum() - n
+    # the same rule from the experiment option, on a scenario that says 0 s, and a duration
+    reps = replicate(two_workloads(0.0), 1, seed=7, warmup=f"{n} requests",
+                     executor="serial", progress=False)
+    row = workload_rows(reps.runs).set_index("name")
+    assert (row["warmup"] == t0).all()
+    assert row["count"].sum() == (start < 10.0).sum() - n
+    assert reps.meta["warmup"] == f"{n} requests"
+    # 0 requests: the window starts at the first request
+    zero = simulator.simulate(simulator.parse_scenario(two_workloads("0 requests")), seed=7)
+    assert zero.window[0] == start[0]
+
+
+def test_warmup_in_requests_is_validated() -> None:
+    for bad, message in (("-5 requests", "whole number at least 0"),
+                         ("2.5 requests", "whole number at least 0")):
+        with pytest.raises(ScenarioError, match=message):
+            simulator.parse_scenario(two_workloads(bad))
+        with pytest.raises(ScenarioError, match=message):
+            replicate(two_workloads(0.0), 1, warmup=bad, executor="serial")
+    streaming = {**two_workloads("100 requests"), "metrics": {"requests": "streaming"}}
+    with pytest.raises(ScenarioError, match=r"100 requests .*needs the requests table"):
+        simulator.parse_scenario(streaming)
+    streaming["warmup"] = 0.0
+    with pytest.raises(ScenarioError, match="needs the requests table"):
+        replicate(streaming, 1, warmup="100 requests", executor="serial")
+    # more than the run creates: nothing left to measure, said when the window is asked for
+    res = simulator.simulate(simulator.parse_scenario(two_workloads("1M requests")), seed=7)
+    with pytest.raises(ScenarioError, match="warmup: 1000000 requests, but the run created"):
+        res.summary()
+
+
 # --------------------------------------------------------------------------------------------
 # comparisons
 

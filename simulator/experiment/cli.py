@@ -92,9 +92,9 @@ def _common(p: argparse.ArgumentParser, replications: int, collects: bool = True
     p.add_argument("--replications", "-n", type=_positive_int, default=replications,
                    help=f"replications (independent seeds) per point (default {replications})")
     p.add_argument("--seed", type=int, default=None, help="seed (default: the scenario's)")
-    p.add_argument("--warmup", default=None, metavar="DURATION|auto",
-                   help="warm-up to discard: a duration, or 'auto' (MSER-5); default the "
-                        "scenario's")
+    p.add_argument("--warmup", default=None, metavar="DURATION|'N requests'|auto",
+                   help="warm-up to discard: a duration, a number of requests ('5000 requests':"
+                        " the first 5000 created), or 'auto' (MSER-5); default the scenario's")
     p.add_argument("--confidence", type=_confidence, default=0.95,
                    help="confidence level (default 0.95)")
     p.add_argument("--executor", choices=["processes", "serial", "dask"], default="processes",

@@ -179,7 +179,8 @@ def compare(
     seed
         Seed of every run; default the scenario's.
     warmup
-        ``None`` (the scenario's), seconds or a duration, or ``"auto"`` (MSER-5).
+        ``None`` (the scenario's), seconds or a duration, a number of requests
+        (``"5000 requests"``: the first 5000 created are left out), or ``"auto"`` (MSER-5).
     confidence
         Confidence level.
     overrides

@@ -125,8 +125,10 @@ def replicate(
     seed
         Seed of every replication; default the scenario's.
     warmup
-        ``None``: the scenario's warm-up; seconds or a duration (``"10s"``); ``"auto"``: MSER-5
-        per replication on the latency of requests in arrival order.
+        ``None``: the scenario's warm-up; seconds or a duration (``"10s"``); a number of
+        requests (``"5000 requests"``: per replication, the window starts at the creation of
+        the request of index 5000); ``"auto"``: MSER-5 per replication on the latency of
+        requests in arrival order.
     confidence
         Confidence level of the intervals.
     target_relative_half_width

@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,8 @@ from simulator.errors import Problem, ScenarioError, ScenarioWarning
 from simulator.metrics.streaming import StreamingUnavailableError
 from simulator.results import derived_table_names, table_names
 from simulator.scenario import Scenario, apply_overrides, parse_scenario
+from simulator.scenario.model import RequestWarmup
+from simulator.units import parse_request_count
 from simulator.yamlfile import SourceMap, load_yaml_file
 
 if TYPE_CHECKING:
@@ -54,7 +56,8 @@ def run_tables() -> tuple[str, ...]:
 #: Columns every returned table starts with.
 RUN_COLUMNS = ["seed", "replication", "warmup"]
 
-Warmup = float | Literal["auto"] | None
+#: a warm-up rule: the scenario's (None), seconds, ``"auto"`` (MSER-5) or ``"N requests"``
+Warmup = float | str | None
 
 
 @dataclass(eq=False)
@@ -159,7 +162,8 @@ class RunSpec:
         The random streams of the run.
     warmup
         ``None``: the scenario's ``warmup``; a number: that many seconds; ``"auto"``: MSER-5 on
-        the latency of the requests in order of arrival.
+        the latency of the requests in order of arrival; ``"N requests"``: from the creation of
+        the request of index N (see :class:`simulator.scenario.model.RequestWarmup`).
     tables
         Tables sent back (see :func:`run_tables`).
     """
@@ -217,6 +221,13 @@ def execute(spec: RunSpec) -> dict[str, pd.DataFrame]:
         t0 = mser_warmup(req["start"].to_numpy()[inside], req["latency"].to_numpy()[inside])
     elif spec.warmup is None:
         t0 = results.window[0]
+    elif isinstance(spec.warmup, str):  # N requests (check_warmup wrote it so)
+        count = parse_request_count(spec.warmup)
+        assert count is not None
+        if results.streaming:
+            raise StreamingUnavailableError(f"warmup: {spec.warmup} (the requests table)")
+        t0 = dataclasses.replace(results, scenario=scenario.model_copy(
+            update={"warmup": RequestWarmup(count)})).window[0]
     else:
         t0 = float(spec.warmup)
     if t0 != scenario.warmup:
@@ -267,15 +278,30 @@ def gather(outs: Sequence[Mapping[str, pd.DataFrame]], tags: Sequence[Mapping[st
 
 
 def check_warmup(warmup: Any, scenario: Scenario) -> Warmup:
-    """Validate a warm-up rule (``None``, ``"auto"``, seconds or a duration string)."""
+    """Validate a warm-up rule (``None``, ``"auto"``, seconds, a duration string or a number
+    of requests such as ``"5000 requests"``, returned as ``"5000 requests"``)."""
     from simulator.units import parse_duration
 
     if warmup is None or warmup == "auto":
         return warmup
+    if isinstance(warmup, RequestWarmup):
+        warmup = str(warmup)
+    try:
+        count = parse_request_count(warmup)
+    except ValueError as exc:
+        raise ScenarioError("--warmup", [Problem(str(exc), "warmup")]) from None
+    if count is not None:
+        if scenario.metrics.requests == "streaming":
+            raise ScenarioError("--warmup", [Problem(
+                f"{count} requests needs the requests table; a streaming run (metrics.requests: "
+                "streaming) counts from a fixed warm-up: give a duration", "warmup")])
+        return f"{count} requests"
     try:
         value = parse_duration(warmup)
     except ValueError as exc:
-        raise ScenarioError("--warmup", [Problem(f"{exc}, or 'auto'", "warmup")]) from None
+        raise ScenarioError("--warmup", [Problem(
+            f"{exc}, a number of requests such as '5000 requests', or 'auto'", "warmup")]
+        ) from None
     if not (math.isfinite(value) and 0 <= value < scenario.duration):
         raise ScenarioError("--warmup", [Problem(
             f"must be at least 0 and shorter than duration ({scenario.duration:g}s), "

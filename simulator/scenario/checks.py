@@ -253,7 +253,7 @@ def _check_size(scenario: Scenario, smap: SourceMap) -> list[Problem]:
     problems = []
     for key in ("duration", "warmup", "drain"):
         value = getattr(scenario, key)
-        if value != "auto" and not math.isfinite(value):
+        if isinstance(value, float | int) and not math.isfinite(value):
             problems.append(Problem(f"must be a finite duration, got {value}", key,
                                     smap.line_of((key,))))
     if problems:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Self, Union
 
 from pydantic import (
@@ -12,6 +13,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     create_model,
     model_validator,
 )
@@ -24,7 +26,7 @@ from simulator.faults import (
     Fault,
 )
 from simulator.regions import RegionsSpec
-from simulator.units import parse_duration
+from simulator.units import parse_duration, parse_request_count
 from simulator.workloads import Closed, OnOff, Workload
 
 #: Runs estimated to create more requests than this are refused up front.
@@ -68,16 +70,37 @@ class Metrics(BaseModel):
         return self
 
 
-def _parse_warmup(value: Any) -> float | str:
-    if value == "auto":
-        return "auto"
+@dataclass(frozen=True)
+class RequestWarmup:
+    """A warm-up given as a number of requests (``warmup: 5000 requests``): the measured window
+    starts when the request of index ``requests`` (from 0, over all workloads, in order of
+    creation) is created, so the first ``requests`` requests are left out (with any created
+    at that same instant counted in). Resolved after the run, from the requests table."""
+
+    requests: int
+
+    def __str__(self) -> str:
+        return f"{self.requests} requests"
+
+
+def _parse_warmup(value: Any) -> float | str | RequestWarmup:
+    if value == "auto" or isinstance(value, RequestWarmup):
+        return value
+    count = parse_request_count(value)
+    if count is not None:
+        return RequestWarmup(count)
     try:
         seconds = parse_duration(value)
     except ValueError as exc:
-        raise ValueError(f"{exc}, or auto (MSER-5)") from None
+        raise ValueError(f"{exc}, a number of requests such as '5000 requests', or auto "
+                         "(MSER-5)") from None
     if seconds < 0:
         raise ValueError(f"must be at least 0, got {seconds:g}s")
     return seconds
+
+
+def _dump_warmup(value: float | str | RequestWarmup) -> float | str:
+    return str(value) if isinstance(value, RequestWarmup) else value
 
 
 class Scenario(BaseModel):
@@ -95,8 +118,11 @@ class Scenario(BaseModel):
         Arrivals are generated during ``[0, duration)``, seconds.
     warmup
         Requests created before ``warmup`` are excluded from summaries, seconds; ``auto``:
-        chosen after the run by MSER-5 on the latencies of the requests in order of arrival
-        (``Results.window`` gives the value used).
+        chosen after the run by MSER-5 on the latencies of the requests in order of arrival;
+        ``N requests`` (``5000 requests``, ``5k requests``): the window starts at the creation
+        of the request of index N over all workloads, so the first N are excluded (see
+        :class:`RequestWarmup`). ``Results.window`` gives the time used. The last two need the
+        requests table (not ``metrics.requests: streaming``).
     drain
         Extra simulated time after ``duration`` for requests in flight to finish, seconds.
         Requests still unfinished then are reported with status ``in_flight``.
@@ -122,7 +148,8 @@ class Scenario(BaseModel):
     description: str = ""
     seed: int = Field(1, ge=0, lt=2**63)
     duration: Duration = Field(gt=0)
-    warmup: Annotated[float | Literal["auto"], BeforeValidator(_parse_warmup),
+    warmup: Annotated[float | Literal["auto"] | RequestWarmup, BeforeValidator(_parse_warmup),
+                      PlainSerializer(_dump_warmup),
                       Field(json_schema_extra={"anyOf": [{"type": "number", "minimum": 0},
                                                          {"type": "string"}]})] = 0.0
     drain: Duration = Field(0.0, ge=0)
@@ -135,9 +162,11 @@ class Scenario(BaseModel):
 
     @model_validator(mode="after")
     def _check_times(self) -> Self:
-        if self.warmup == "auto":
+        if self.warmup == "auto" or isinstance(self.warmup, RequestWarmup):
             if self.metrics.requests == "streaming":
-                raise ValueError("warmup: auto (MSER-5) needs the requests table; a streaming "
+                what = ("auto (MSER-5)" if self.warmup == "auto"
+                        else f"{self.warmup} (resolved from the requests created)")
+                raise ValueError(f"warmup: {what} needs the requests table; a streaming "
                                  "run counts from a fixed warm-up: give a duration")
         elif self.warmup >= self.duration:
             raise ValueError(
@@ -147,8 +176,9 @@ class Scenario(BaseModel):
 
     @property
     def warmup_time(self) -> float:
-        """The fixed warm-up in seconds (0 with ``auto``, decided after the run)."""
-        return 0.0 if self.warmup == "auto" else self.warmup
+        """The fixed warm-up in seconds (0 with ``auto`` or a number of requests, decided after
+        the run)."""
+        return self.warmup if isinstance(self.warmup, float) else 0.0
 
     def expected_requests(self) -> float:
         """Upper estimate of the requests this scenario creates in one run."""

@@ -58,6 +58,23 @@ def test_crash_fails_the_requests_it_holds_at_that_instant() -> None:
     assert (req.loc[req["end"] < 9.5, "status"] == "ok").all()
 
 
+@pytest.mark.parametrize("hold_worker", [True, False])
+def test_crash_while_awaiting_calls_counts_the_request_failed_only(hold_worker: bool) -> None:
+    # api works 10 ms then waits 20 ms for db; a crash of api at 10 s fails the requests
+    # awaiting db. Released early (hold_worker false) or not, each arrival ends in exactly one
+    # of served, rejected, failed, cancelled: as many as api's spans, and failed = error spans
+    r = system([{"at": 10, "duration": 5, "kind": "crash", "target": "api"}], rate=200,
+               hold_worker=hold_worker)
+    spans = r.spans[r.spans["component"] == "api"]
+    s = r.samples
+    last = s[(s["time"] == s["time"].max()) & (s["component"] == "api")].set_index("metric")
+    parts = ["served_total", "rejected_total", "failed_total", "cancelled_total"]
+    assert last.loc[parts, "value"].sum() == len(spans)
+    assert last.loc["failed_total", "value"] == (spans["status"] == "error").sum()
+    held = spans[(spans["status"] == "error") & spans["start"].notna()]
+    assert len(held) > 0 and np.allclose(held["end"], 10)  # (about 6 await db at any instant)
+
+
 def test_black_hole_hangs_until_the_callers_timeout() -> None:
     r = system([{"at": 10, "duration": 5, "kind": "crash", "target": "api",
                  "mode": "black_hole"}], call={"to": "api", "timeout": 0.5})

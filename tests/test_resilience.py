@@ -172,6 +172,23 @@ def test_hedge_sends_a_second_copy_after_the_delay() -> None:
     assert abs((copies == 2).mean() - 0.5) < 0.08
 
 
+@pytest.mark.parametrize("delay", [0.02, 0.01])
+def test_hedge_sends_no_copy_once_the_timeout_gave_up(delay: float) -> None:
+    # every reply takes 50 ms; the 10 ms timeout bounds the hedged attempt: a hedge due at or
+    # after it would reach the callee when the caller no longer waits (at 10 ms exactly the
+    # timeout, scheduled first, gives up before the hedge timer fires)
+    r = edge({"to": "s", "timeout": 0.01, "hedge": {"delay": delay}},
+             {"s": {"kind": "service", "workers": 100, "service_time": 0.05}},
+             arrivals={"process": "poisson", "rate": 20}, duration=20)
+    assert (r.requests["status"] == "timeout").all()
+    assert len(r.spans) == len(r.requests) > 300  # one copy per request, no hedge
+    r = edge({"to": "s", "timeout": 0.01, "hedge": {"delay": 0.004, "max_hedges": 3}},
+             {"s": {"kind": "service", "workers": 100, "service_time": 0.05}},
+             arrivals={"process": "poisson", "rate": 20}, duration=20)
+    copies = r.spans.groupby("request_id").size()
+    assert (copies == 3).all()  # sent at 0, 4 and 8 ms; the one due at 12 ms is not
+
+
 @pytest.mark.parametrize("cancel", [True, False])
 def test_hedge_cancel_drops_queued_losers(cancel: bool) -> None:
     # two single-worker replicas, busy: hedged copies often wait in a queue

@@ -95,7 +95,7 @@ def bind_call(
     hosts = _host_picker(target)
     if call.hedge is not None:
         bound = _hedge(bound, call.hedge, ctx, scope,
-                       hosts if call.hedge.avoid_previous_hosts else None)
+                       hosts if call.hedge.avoid_previous_hosts else None, call.timeout)
     if call.timeout is not None:
         bound = _timeout(bound, call.timeout, ctx)
     if call.bulkhead is not None:
@@ -165,9 +165,11 @@ def _timeout(inner: Bound, timeout: float, ctx: BuildContext) -> Bound:
 
 
 def _hedge(inner: Bound, policy: HedgePolicy, ctx: BuildContext, scope: str,
-           hosts: str | None) -> Bound:
+           hosts: str | None, timeout: float | None = None) -> Bound:
     """Hedge ``inner``; with ``hosts`` (the balancer group called), every copy carries the
-    call's set of used backends, the retry's when a retry avoiding them runs this attempt."""
+    call's set of used backends, the retry's when a retry avoiding them runs this attempt.
+    With the edge's ``timeout`` (which bounds the hedged attempt), no copy is sent once it has
+    expired: the caller has given up and nobody would wait for the reply."""
     env = ctx.env
     observed: list[float] = []
     cache = {"n": -1, "delay": math.inf}
@@ -198,7 +200,9 @@ def _hedge(inner: Bound, policy: HedgePolicy, ctx: BuildContext, scope: str,
             pending = [c for c in copies if not c.triggered]
             if not pending:
                 break
-            hedge_left = len(copies) <= policy.max_hedges and math.isfinite(wait)
+            hedge_left = (len(copies) <= policy.max_hedges and math.isfinite(wait)
+                          and (timeout is None or env._now + wait < t0 + timeout))
+            # (at t0 + timeout exactly the timeout, scheduled first, has already given up)
             timer = Timeout(env, wait) if hedge_left else None
             yield AnyOf(env, pending if timer is None else [*pending, timer])
             if any(c.triggered and c.value == OK for c in copies):

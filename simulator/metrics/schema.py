@@ -25,7 +25,8 @@ TABLES: dict[str, dict[str, tuple[str, str]]] = {
         "region": ("category", "Region of the request's client ('' without regions)."),
     },
     "spans": {
-        "request_id": ("int64", "Request served."),
+        "request_id": ("int64", "Request served (-1: a write-behind cache's flush, which "
+                                "serves no request)."),
         "component": ("category", "Component (group) name."),
         "instance": ("category", "Instance name (api[2], or the group name if not replicated)."),
         "op": ("category", "Operation served."),

@@ -169,6 +169,8 @@ class Service(FaultState, Component):
             calls = env.process(self._run(req, op, plan))
             yield AnyOf(env, (calls, self._crash_event))
             if self._epoch != epoch:  # the reply has nowhere to go; the callees carry on
+                if not self._hold:
+                    self.served_total -= 1  # released early, but it ends failed, not served
                 return self._fail(req, op, arrival, start)
             status = cast(int, calls.value)
             if self._hold:

@@ -379,6 +379,11 @@ _CDN = "test_cdn.py::"
 _ES = "test_event_sourcing.py::"
 #: field -> the test showing its effect (it needs regions, a failover, a rebuild, a CDN...).
 COVERED: dict[str, str] = {
+    # only a balancer picks hosts; the audit's short runs call services directly
+    "call.hedge.avoid_previous_hosts": "test_previous_hosts.py::test_without_the_option_one_"
+                                       "hedge_in_n_lands_on_the_original",
+    "call.retry.avoid_previous_hosts": "test_previous_hosts.py::test_retries_after_a_failure_"
+                                       "go_to_another_instance",
     "component.kind": "test_bad_input.py::test_bad_input_gives_exit_code_2_and_a_located_message"
                       " (it is what chooses every other setting; unknown kinds are refused)",
     "component.region": "test_regions.py::test_cross_region_call_pays_exactly_the_sampled_one_"

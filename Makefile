@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-quick bench bench-streaming bench-parallel lint clean
+.PHONY: run test validate test-quick bench bench-streaming bench-parallel lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ run: $(STAMP)
 ## test: the whole suite, validation against theory included, on all cores
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto -q
+
+## validate: the theory checks at the full run lengths the reference cases state (long)
+validate: $(STAMP)
+	SIMULATOR_VALIDATION_SCALE=1 $(BIN)/python -m pytest -n auto -q -m slow \
+	    tests/test_validation_balancing.py tests/test_validation_cache.py \
+	    tests/test_validation_queues.py tests/test_cdn.py
 
 ## test-quick: the suite without the slow theory-validation runs
 test-quick: $(STAMP)

@@ -173,7 +173,8 @@ class CdnTTLCase(TTLCase):
 @pytest.mark.slow
 @pytest.mark.parametrize("case", REFERENCE_TTL_CASES, ids=lambda c: c.id)
 def test_reference_ttl_case_through_a_cdn_edge(case: TTLCase) -> None:
-    """TTL-zipf0.8-T1 as published (11000 s at 100/s, 10% warm-up, 5 seeds, its caps)."""
+    """TTL-zipf0.8-T1 as published (11000 s at 100/s, 10% warm-up, 5 seeds, its caps), at
+    ``vs.SCALE`` of its horizon with the caps widened to match (see validation_support)."""
     cdn_case = CdnTTLCase(f"CDN-{case.id}", case.mode, case.n, case.s, case.rate, case.ttl,
                           case.horizon, case.caps)
     assert cdn_case.scenario().components["cache"].kind == "cdn"

@@ -6,8 +6,9 @@ queues; strict round robin gives every server Erlang-N interarrival times (E_N/M
 GI/M/1 root ``sigma``); power-of-two choices has no closed form at finite N, so its expected
 values are the independent simulation published in ``tests/data/reference/cases.json`` (whose own
 uncertainty widens the tolerance). Cases: the reference points LB-*-N10 (1 000 000 arrivals, 5
-seeds, the published tolerances) and further points derived from the same formulas. The
-method is described in ``tests/validation_support.py``.
+seeds, the published tolerances) and further points derived from the same formulas; a run
+simulates ``vs.SCALE`` of the stated arrivals (all of them in ``make validate``), with caps
+widened by ``1 / sqrt(vs.SCALE)``. The method is described in ``tests/validation_support.py``.
 
 "Number seen on join" is the number of requests in system (waiting and in service) at the
 chosen server just before the arrival.

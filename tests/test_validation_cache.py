@@ -16,8 +16,10 @@ think time of mean 0.01 s the requests form a Poisson process of rate 100/s (eac
 that every latency is zero, which is what makes this exact). This costs two SimPy events per
 request instead of four for open-loop arrivals.
 
-The reference cases CACHE-zipf0.8-C100 and TTL-zipf0.8-T1 run as published (warm-up and
-measured requests or horizon, 5 seeds, the published tolerances as caps). Further points use
+The reference cases CACHE-zipf0.8-C100 and TTL-zipf0.8-T1 state the published run specs
+(warm-up and measured requests or horizon, 5 seeds, the published tolerances as caps); a run
+simulates ``vs.SCALE`` of that length (all of it in ``make validate``) with the caps widened
+by ``1 / sqrt(vs.SCALE)``. Further points use
 shorter runs; their caps are fixed in advance as twice four binomial standard errors of the
 mean of 5 seeds, ``2 * 4 * sqrt((1 - h) / (h N)) / sqrt(5)`` for ``N`` measured requests
 (floored at 1%); the binomial variance over-estimates the spread of a cache's hit ratio (the
@@ -64,6 +66,9 @@ def cache_scenario(name: str, cache: dict[str, Any], n: int, s: float, warm: int
     (seconds); gauges are sampled so that the warm-up end and every batch edge are sampling
     times.
     """
+    # the run is vs.SCALE of the stated length (measured requests a multiple of the batches)
+    warm = vs.scaled(warm)
+    measured = vs.scaled(measured / vs.BATCHES) * vs.BATCHES
     duration = (warm + measured) * gap
     warmup = warm * gap
     interval = math.gcd(warm, measured // vs.BATCHES) * gap
@@ -382,11 +387,12 @@ def test_scenarios_sample_at_the_batch_edges() -> None:
         edges = np.linspace(sc.warmup, sc.duration, vs.BATCHES + 1)
         ticks = edges / sc.metrics.interval
         assert np.allclose(ticks, np.round(ticks)), case.id
-        assert sc.expected_requests() == pytest.approx((case.warm + case.measured), rel=1e-9)
+        assert sc.expected_requests() == pytest.approx(
+            vs.SCALE * (case.warm + case.measured), rel=1e-3)
     for ttl_case in REFERENCE_TTL_CASES + DERIVED_TTL_CASES:
         sc = ttl_case.scenario()
-        assert sc.warmup == pytest.approx(0.1 * ttl_case.horizon)
-        assert sc.duration == pytest.approx(ttl_case.horizon)
+        assert sc.warmup == pytest.approx(0.1 * vs.SCALE * ttl_case.horizon, rel=1e-3)
+        assert sc.duration == pytest.approx(vs.SCALE * ttl_case.horizon, rel=1e-3)
 
 
 def test_derived_caps_are_meaningful() -> None:

@@ -156,3 +156,35 @@ def test_the_option_is_documented_where_policies_are_listed() -> None:
     for policy in (simulator.policies.RetryPolicy, simulator.policies.HedgePolicy):
         assert policy.model_fields["avoid_previous_hosts"].default is True
         assert "previous_hosts" in (policy.__doc__ or "")
+
+
+def _direct(call: dict[str, Any], duration: float = 60) -> simulator.Results:
+    """A workload calling a replicated service directly (no balancer: a random spread)."""
+    return run({
+        "duration": duration, "drain": 30,
+        "workloads": {"w": {"arrivals": {"process": "poisson", "rate": 200},
+                            "target": {"to": "s", **call}}},
+        "components": {"s": {"kind": "service", "replicas": SERVERS, "workers": 1,
+                             "service_time": {"dist": "exponential", "mean": "10ms"}}},
+    })
+
+
+def test_direct_calls_to_replicas_avoid_the_original_too() -> None:
+    """A replicated component called by name spreads at random; its hedges and retries still
+    avoid the instances the call used, and with the option off a copy lands on the original's
+    instance with probability 1/N."""
+    hedged, same = _same_instance_share(_direct({"hedge": {"delay": "10ms"}}).spans)
+    assert hedged > 3000 and same == 0.0
+    hedged, same = _same_instance_share(
+        _direct({"hedge": {"delay": "10ms", "avoid_previous_hosts": False}}).spans)
+    assert abs(same - 1 / SERVERS) < 4 * math.sqrt(0.1 * 0.9 / hedged)
+
+
+def test_avoiding_hosts_leaves_first_attempts_alone() -> None:
+    """First attempts are picked from the spread's own stream and the avoiding copies from
+    another, so hedging sends every first attempt where it would have gone without hedges."""
+    on = _direct({"hedge": {"delay": "10ms"}}, duration=10).spans
+    off = _direct({}, duration=10).spans
+    first = [s[s["component"] == "s"].sort_values(["request_id", "arrival"])
+             .groupby("request_id")["instance"].first() for s in (on, off)]
+    assert first[0].equals(first[1])

@@ -275,8 +275,14 @@ class Group:
     """All instances of a replicated component; a call to the group picks one uniformly at random.
 
     The random pick models a plain service address spread by the network layer (as kube-proxy's
-    iptables mode does); put a ``load_balancer`` in front for any other strategy.
+    iptables mode does); put a ``load_balancer`` in front for any other strategy. A retry or a
+    hedged copy whose policy avoids previous hosts (``request.avoid_hosts`` naming this group)
+    goes to an instance its call has not used yet, uniformly among them (any instance when all
+    were used); its first attempt is picked as any other request.
     """
+
+    #: retries and hedges through it can avoid the instances their call already used
+    picks_hosts = True
 
     def __init__(self, name: str, members: list[Component], ctx: BuildContext) -> None:
         self.name = name
@@ -286,6 +292,8 @@ class Group:
         pick = ctx.streams.batched(name, "spread", lambda rng, k: rng.integers(0, n, k))
         handlers = [m.handle for m in members]
         self._pick = pick
+        # a stream of its own: avoiding hosts changes no other request's pick
+        self._rest = ctx.streams.batched(name, "spread_rest", lambda rng, k: rng.random(k))
         self._handlers: list[Callable[[Request, str], Handler]] = list(handlers)
 
     @property
@@ -295,7 +303,15 @@ class Group:
 
     def handle(self, req: Request, op: str) -> Handler:
         """Send the request to one instance picked uniformly at random."""
-        return self._handlers[int(self._pick())](req, op)
+        avoid = req.avoid_hosts
+        if avoid is None or avoid[0] != self.name:
+            return self._handlers[int(self._pick())](req, op)
+        req.avoid_hosts = None  # consumed: the instance's own calls do not see it
+        used = avoid[1]
+        rest = [i for i in range(len(self._handlers)) if i not in used] if used else None
+        i = rest[int(self._rest() * len(rest))] if rest else int(self._pick())
+        used.add(i)
+        return self._handlers[i](req, op)
 
     def from_region(self, src: str | None, regions: RegionNetwork) -> Group:
         """This group as called from region ``src`` (None: the request's region): the same
@@ -304,5 +320,6 @@ class Group:
         view.name = self.name
         view.members = self.members
         view._pick = self._pick
+        view._rest = self._rest
         view._handlers = [regions.hop(m.handle, src, m.region) for m in self.members]
         return view

@@ -126,8 +126,11 @@ def bind_call(
 
 
 def _host_picker(target: Target) -> str | None:
-    """The group of ``target`` when its instances pick a backend per request (balancers, whose
-    ``picks_hosts`` is true), else None: only they can avoid the hosts a call already used."""
+    """The group of ``target`` when it or its instances pick a backend per request (a
+    replicated component's random spread, balancers: ``picks_hosts``), else None: only they
+    can avoid the hosts a call already used."""
+    if getattr(target, "picks_hosts", False):
+        return str(target.name)
     instances = target.instances
     if instances and all(getattr(i, "picks_hosts", False) for i in instances):
         return instances[0].group

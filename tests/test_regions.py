@@ -21,6 +21,7 @@ from simulator.components.base import BuildContext
 from simulator.components.edge import bind_call
 from simulator.distributions import LogNormal
 from simulator.metrics.recorder import Recorder
+from simulator.registry import raw_tables
 from simulator.rng import BLOCK, Streams
 from simulator.topology import build_topology
 from tests.conftest import run
@@ -431,7 +432,8 @@ def test_one_region_without_link_latency_changes_nothing() -> None:
 
 def test_without_regions_an_edge_is_the_target_handle_itself() -> None:
     scenario = simulator.parse_scenario(BASE)
-    ctx = BuildContext(simpy.Environment(), Streams(1), Recorder(["web"]), False)
+    ctx = BuildContext(simpy.Environment(), Streams(1),
+                       Recorder(["web"], tables=raw_tables().values()), False)
     topo = build_topology(scenario, ctx)
     assert ctx.regions is None
     target = topo.resolve("db")

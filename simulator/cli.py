@@ -9,6 +9,7 @@ stderr and exit with code 2; nothing is written on a failed run. Scenario warnin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -71,9 +72,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Stdout:
+    """Standard output that outlives its reader: once the pipe is broken (``| head``), what is
+    printed goes nowhere and the command carries on, so its files are still written and its
+    exit code still says whether they were."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                return int(self.stream.write(text))
+            except BrokenPipeError:
+                self._gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._gone()
+
+    def _gone(self) -> None:
+        self.gone = True
+        with contextlib.suppress(OSError, ValueError):  # (a captured stream has no fd)
+            # the interpreter's last flush then writes what is left to nowhere, quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = build_parser().parse_args(argv)
+    out = sys.stdout = _Stdout(sys.stdout)
+    try:
+        return _warned(args)
+    finally:
+        out.flush()
+        sys.stdout = out.stream
+
+
+def _warned(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("default", ScenarioWarning)
         shown = warnings.showwarning
@@ -98,9 +142,6 @@ def _main(args: argparse.Namespace) -> int:
     except TopologyError as exc:
         print(_locate(getattr(args, "file", ""), str(exc)), file=sys.stderr)
         return EXIT_BAD_INPUT
-    except BrokenPipeError:  # `simulator run x.yaml | head`: the reader has gone, not an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
 
 
 def _locate(file: str, message: str) -> str:

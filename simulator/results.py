@@ -5,9 +5,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -26,6 +23,7 @@ from simulator.metrics.streaming import (
     summarize_streaming,
     window_detail,
 )
+from simulator.outdir import replacing
 
 if TYPE_CHECKING:
     from simulator.analysis.plots import PlotAccessor
@@ -346,9 +344,7 @@ class Results:
         replaces ``directory`` only once everything is written.
         """
         target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
+        with replacing(target) as tmp:
             streamed = self.streaming
             for name in dict.fromkeys([*table_names(), *self.tables]):
                 if not (streamed and name == "requests"):
@@ -370,16 +366,6 @@ class Results:
                 from simulator.analysis.plots import write_plots
 
                 write_plots(self, tmp / "plots")
-            if target.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-                os.replace(target, old / "x")
-                os.replace(tmp, target)
-                shutil.rmtree(old)
-            else:
-                os.replace(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return target
 
 

@@ -6,11 +6,8 @@ import contextlib
 import datetime
 import importlib.metadata
 import json
-import os
 import platform
-import shutil
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +16,7 @@ import pandas as pd
 
 from simulator.experiment.executors import Executor, make_executor
 from simulator.experiment.runs import code_version
+from simulator.outdir import replacing
 
 #: Distributions whose versions go into every manifest (those installed).
 PACKAGES = ("simulator", "simpy", "numpy", "pandas", "scipy", "pydantic", "pyarrow", "pyyaml",
@@ -69,9 +67,7 @@ def write_folder(
         Table format.
     """
     target = Path(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with replacing(target) as tmp:
         for name, df in tables.items():
             if fmt == "parquet":
                 df.to_parquet(tmp / f"{name}.parquet", index=False)
@@ -81,16 +77,6 @@ def write_folder(
         for name, data in scenarios.items():
             (tmp / "scenarios" / f"{_safe(name)}.json").write_text(json.dumps(data, indent=2))
         (tmp / "manifest.json").write_text(json.dumps(meta, indent=2, default=str))
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-            os.replace(target, old / "x")
-            os.replace(tmp, target)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 

@@ -12,6 +12,7 @@ serial, or Dask), and gathers their summaries into tidy tables tagged with ``see
 >>> cmp.table(["p99"])  # doctest: +SKIP
 """
 
+from simulator.experiment.cache import RunCache
 from simulator.experiment.capacity import Capacity, Condition, capacity, parse_slo
 from simulator.experiment.compare import Comparison, compare, vary
 from simulator.experiment.executors import (
@@ -24,7 +25,7 @@ from simulator.experiment.executors import (
 )
 from simulator.experiment.options import ExperimentOptions
 from simulator.experiment.replicate import DEFAULT_METRICS, Replications, replicate
-from simulator.experiment.runs import RunCache, RunSpec, Source, code_version, execute
+from simulator.experiment.runs import RunSpec, Source, code_version, execute
 from simulator.experiment.sweep import Sweep, sweep
 
 __all__ = [

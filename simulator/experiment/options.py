@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from simulator.experiment.cache import RunCache
     from simulator.experiment.executors import Executor
-    from simulator.experiment.runs import RunCache
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class ExperimentOptions:
 
     def run_cache(self) -> RunCache | None:
         """The run cache (None without ``cache``)."""
-        from simulator.experiment.runs import RunCache
+        from simulator.experiment.cache import RunCache
 
         return RunCache(self.cache) if self.cache is not None else None
 

@@ -5,7 +5,8 @@ process or a Dask worker: the resolved scenario as canonical JSON, the seed, the
 the warm-up rule and the tables wanted back. :func:`execute` is the function workers run; it
 returns small tables (the summary by default), never whole :class:`~simulator.results.Results`.
 
-:func:`run_all` sends specs to an executor, reusing and filling a :class:`RunCache` (keyed by the
+:func:`run_all` sends specs to an executor, reusing and filling a
+:class:`~simulator.experiment.cache.RunCache` (keyed by the
 scenario, the seed, the replication, the warm-up rule and the code version), with a progress bar.
 Results come back in the order of the specs whatever the executor, so the tables are identical.
 """
@@ -20,9 +21,7 @@ import importlib.util
 import json
 import math
 import os
-import shutil
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from simulator.yamlfile import SourceMap, load_yaml_file
 if TYPE_CHECKING:
     from tqdm import tqdm
 
+    from simulator.experiment.cache import RunCache
     from simulator.experiment.executors import Executor
 
 
@@ -307,60 +307,6 @@ def check_warmup(warmup: Any, scenario: Scenario) -> Warmup:
             f"must be at least 0 and shorter than duration ({scenario.duration:g}s), "
             f"got {value:g}s", "warmup")])
     return value
-
-
-# --------------------------------------------------------------------------------------------
-# cache
-
-
-class RunCache:
-    """Tables of finished runs on disk, one directory per :meth:`RunSpec.key`.
-
-    Each entry is written to a temporary directory and renamed into place, so an interrupted
-    experiment leaves only whole entries behind and a rerun resumes from them.
-
-    Parameters
-    ----------
-    directory
-        Where the entries live (created on first write).
-    """
-
-    def __init__(self, directory: str | Path) -> None:
-        self.directory = Path(directory)
-
-    def _entry(self, key: str) -> Path:
-        return self.directory / key[:2] / key
-
-    def get(self, key: str) -> dict[str, pd.DataFrame] | None:
-        """Return the tables stored under ``key``, or None."""
-        entry = self._entry(key)
-        meta = entry / "meta.json"
-        if not meta.is_file():
-            return None
-        try:
-            names = json.loads(meta.read_text())["tables"]
-            return {n: pd.read_parquet(entry / f"{n}.parquet") for n in names}
-        except (OSError, ValueError, KeyError):
-            return None  # a damaged entry is recomputed
-
-    def put(self, key: str, tables: Mapping[str, pd.DataFrame], spec: RunSpec) -> None:
-        """Store the tables of one run under ``key`` (atomically)."""
-        entry = self._entry(key)
-        if entry.exists():
-            return
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=entry.parent))
-        try:
-            for name, table in tables.items():
-                table.to_parquet(tmp / f"{name}.parquet", index=False)
-            meta = {"tables": list(tables), "seed": spec.seed, "replication": spec.replication,
-                    "warmup": spec.warmup, "code_version": code_version()}
-            (tmp / "meta.json").write_text(json.dumps(meta))
-            os.replace(tmp, entry)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if not entry.exists():
-                raise
 
 
 # --------------------------------------------------------------------------------------------

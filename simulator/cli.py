@@ -125,7 +125,7 @@ def _warned(args: argparse.Namespace) -> int:
         def show(message: Warning | str, category: type[Warning], *rest: Any,
                  **kw: Any) -> None:
             if issubclass(category, ScenarioWarning) or category.__module__.startswith(
-                    "simulator."):  # ours (a cache entry that does not verify...): one line
+                    "simulator."):  # our own warnings: one line each
                 print(f"warning: {message}", file=sys.stderr)
             else:
                 shown(message, category, *rest, **kw)

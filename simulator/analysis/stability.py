@@ -277,6 +277,14 @@ def _unfinished(results: Results, t0: float, t1: float) -> list[dict[str, object
     return rows
 
 
+def unstable_in(findings: pd.DataFrame | None, column: str) -> set[str]:
+    """Values of ``column`` (a tag of many runs' findings: ``variant``, ``replication``) of
+    the runs with at least one ``unstable`` check."""
+    if findings is None or findings.empty:
+        return set()
+    return set(findings.loc[findings["verdict"] == "unstable", column].astype(str))
+
+
 def verdict(findings: pd.DataFrame) -> str:
     """The run's verdict: the worst of its checks."""
     return worst(list(findings["verdict"].astype(str)))

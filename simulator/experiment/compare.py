@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from simulator.analysis.stability import unstable_in
 from simulator.analysis.stats import Interval, paired_interval, paired_table, welch_interval
 from simulator.errors import Problem, ScenarioError
 from simulator.experiment.options import ExperimentOptions
@@ -80,10 +81,7 @@ class Comparison:
     def unstable(self) -> list[str]:
         """Variants that did not reach a steady state in at least one replication (see
         :mod:`simulator.analysis.stability`; the evidence is in ``tables["findings"]``)."""
-        findings = self.tables.get("findings")
-        if findings is None or findings.empty:
-            return []
-        bad = set(findings.loc[findings["verdict"] == "unstable", "variant"].astype(str))
+        bad = unstable_in(self.tables.get("findings"), "variant")
         return [v for v in self.variants if v in bad]
 
     def table(self, metrics: Sequence[str] = DEFAULT_METRICS, scope: str = "workload",

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from simulator.analysis.stability import unstable_in
 from simulator.analysis.stats import Interval, interval_table, replications_needed, t_interval
 from simulator.experiment.options import ExperimentOptions
 from simulator.experiment.output import manifest, write_folder
@@ -69,11 +70,7 @@ class Replications:
     def unstable(self) -> list[int]:
         """Replications that did not reach a steady state (see
         :mod:`simulator.analysis.stability`; the evidence is in ``tables["findings"]``)."""
-        findings = self.tables.get("findings")
-        if findings is None or findings.empty:
-            return []
-        bad = findings.loc[findings["verdict"] == "unstable", "replication"]
-        return sorted({int(r) for r in bad})
+        return sorted(int(r) for r in unstable_in(self.tables.get("findings"), "replication"))
 
     def intervals(self, metrics: Sequence[str] = DEFAULT_METRICS,
                   scope: str | None = None) -> pd.DataFrame:

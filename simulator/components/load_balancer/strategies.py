@@ -199,6 +199,15 @@ def pick_power_of_two(lb: LoadBalancer) -> Strategy:
 
     return pick, among
 
+def _fewest(out: list[int], cands: list[int]) -> int:
+    """The candidate with the fewest outstanding requests (the first drawn on a tie)."""
+    best = cands[0]
+    for c in cands[1:]:
+        if out[c] < out[best]:
+            best = c
+    return best
+
+
 def pick_power_of_d_with_replacement(lb: LoadBalancer) -> Strategy:
     """``choice_count`` candidates drawn independently and uniformly (one backend may be drawn
     more than once, so fewer than d distinct ones are compared); fewest outstanding wins, ties
@@ -215,17 +224,10 @@ def pick_power_of_d_with_replacement(lb: LoadBalancer) -> Strategy:
         else:
             avail = lb._avail
             cands = [avail[int(uniform() * len(avail))] for _ in range(d)]
-        return fewest(cands)
+        return _fewest(out, cands)
 
     def among(req: Request, allowed: list[int]) -> int:
-        return fewest([allowed[int(uniform() * len(allowed))] for _ in range(d)])
-
-    def fewest(cands: list[int]) -> int:
-        best = cands[0]
-        for c in cands[1:]:
-            if out[c] < out[best]:
-                best = c
-        return best
+        return _fewest(out, [allowed[int(uniform() * len(allowed))] for _ in range(d)])
 
     return pick, among
 
@@ -253,17 +255,10 @@ def pick_power_of_d(lb: LoadBalancer) -> Strategy:
         return rows.pop()
 
     def pick(req: Request) -> int:
-        return fewest(candidates())
+        return _fewest(out, candidates())
 
     def among(req: Request, allowed: list[int]) -> int:
-        return fewest(drawn(allowed))
-
-    def fewest(cands: list[int]) -> int:
-        best = cands[0]
-        for c in cands[1:]:
-            if out[c] < out[best]:
-                best = c
-        return best
+        return _fewest(out, drawn(allowed))
 
     return pick, among
 

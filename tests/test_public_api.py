@@ -18,7 +18,7 @@ SIMULATOR = ["Kind", "Results", "Scenario", "ScenarioError", "ScenarioWarning",
              "TopologyError", "json_schema", "kinds", "load_scenario", "loads_scenario",
              "parse_scenario", "register", "simulate"]
 EXPERIMENT = ["DEFAULT_METRICS", "EXECUTORS", "Capacity", "Comparison", "Condition",
-              "DaskExecutor", "Executor", "ExperimentOptions", "ProcessExecutor",
+              "DaskExecutor", "Executor", "ExecutorError", "ExperimentOptions", "ProcessExecutor",
               "Replications", "RunCache", "RunSpec", "SerialExecutor", "Source", "Sweep",
               "capacity", "code_version", "compare", "execute", "make_executor", "parse_slo",
               "replicate", "sweep", "vary"]

@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from simulator.experiment.executors import ExecutorError
+
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
@@ -182,7 +184,7 @@ def run_command(args: argparse.Namespace) -> int:
         note = f"; finished runs are in {cache}: rerun to resume" if cache else ""
         print(f"\nsimulator {name}: interrupted{note}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except ValueError as exc:
+    except (ValueError, ExecutorError) as exc:
         return _fail(name, str(exc))
     if args.out is not None:
         try:

@@ -8,7 +8,16 @@
   (and any module that registers custom component kinds).
 
 Every executor returns the same tables: results are put back in the order of the runs, and a
-run's tables depend only on its scenario, seed and replication.
+run's tables depend only on its scenario, seed and replication
+(``tests/test_executor_determinism.py`` checks every shipped scenario on all three).
+
+What a remote Dask scheduler is trusted with: tasks travel pickled (``cloudpickle``), so every
+worker runs whatever code the client sends, and the client unpickles whatever tables come
+back. Connect only to a cluster you control, on a network you trust (Dask's TLS security
+settings, ``distributed.comm.tls`` in its configuration, apply as usual). A worker running other
+code would return other tables: on connecting, each worker's :func:`code_version` is compared with
+this process's and a mismatch is refused (:class:`ExecutorError`); workers that join the
+cluster later are not checked.
 """
 
 from __future__ import annotations
@@ -23,11 +32,18 @@ from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
 from typing import Any, TypeVar
 
+from simulator.errors import SimulatorError
+
 T = TypeVar("T")
 R = TypeVar("R")
 
 #: Names accepted by :func:`make_executor`.
 EXECUTORS = ("processes", "serial", "dask")
+
+
+class ExecutorError(SimulatorError):
+    """An executor cannot run the experiment as asked (a scheduler out of reach, workers
+    running other code); the message says which and why."""
 
 
 class Executor(ABC):
@@ -174,12 +190,21 @@ class DaskExecutor(Executor):
         self._client: Any = None
         self._cluster: Any = None
 
+    #: seconds to wait for a remote scheduler before giving up
+    connect_timeout = 10.0
+
     def _get_client(self) -> Any:
         if self._client is None:
             from distributed import Client, LocalCluster
 
             if self.address:
-                self._client = Client(self.address)
+                try:
+                    self._client = Client(self.address, timeout=self.connect_timeout)
+                except (OSError, TimeoutError) as exc:
+                    raise ExecutorError(
+                        f"cannot reach the Dask scheduler at {self.address} within "
+                        f"{self.connect_timeout:g} s: {exc}") from exc
+                check_versions(self._client.run(_worker_code_version))
             else:
                 self._cluster = LocalCluster(
                     n_workers=self.workers, threads_per_worker=1, processes=self.processes,
@@ -217,6 +242,37 @@ class DaskExecutor(Executor):
         if self.address:
             return {"executor": self.name, "scheduler": self.address}
         return {"executor": self.name, "scheduler": "local", "workers": self.workers}
+
+
+def _worker_code_version() -> str:
+    """This process's simulator code version (what a Dask worker runs for the check)."""
+    from simulator.experiment.runs import code_version
+
+    return code_version()
+
+
+def check_versions(workers: dict[str, str]) -> None:
+    """Refuse workers whose simulator code differs from this process's.
+
+    Parameters
+    ----------
+    workers
+        Worker address -> its :func:`~simulator.experiment.runs.code_version`.
+
+    Raises
+    ------
+    ExecutorError
+        When any worker runs other code (its tables would not be this code's tables).
+    """
+    mine = _worker_code_version()
+    other = {w: v for w, v in sorted(workers.items()) if v != mine}
+    if other:
+        listed = ", ".join(f"{w} runs {v}" for w, v in list(other.items())[:3])
+        more = f" and {len(other) - 3} more" if len(other) > 3 else ""
+        raise ExecutorError(
+            f"{len(other)} of {len(workers)} Dask worker(s) run other simulator code than "
+            f"this process ({mine}): {listed}{more}; install the same version (and the same "
+            "plug-in kinds) on every worker")
 
 
 def make_executor(

@@ -225,7 +225,7 @@ def test_scale_in_loses_no_request(grace: float) -> None:
         assert failed == int((spans["status"] == "error").sum())
     # and the requests of a drained instance after its drain began went elsewhere
     states = r.tables["instance_states"]
-    for inst, at in zip(states["instance"].astype(str), states["time"], strict=True):
+    for inst in states["instance"].astype(str).unique():
         if inst == "api[0]":
             continue
         drained = states[(states["instance"] == inst) & (states["state"] == "draining")]

@@ -178,7 +178,7 @@ class Autoscaler:
         self.membership.changed()
         if m.held():
             idle = simpy.Event(self.env)
-            m.on_idle(idle.succeed)
+            m.on_idle(lambda: _succeed(idle))
             yield simpy.AnyOf(self.env, (idle, self.env.timeout(
                 self.spec.termination_grace_period)))
             if not idle.triggered:
@@ -190,6 +190,10 @@ class Autoscaler:
     def _record(self, i: int, state: int) -> None:
         self.state[i] = state
         self._states.append(self.env.now, self._group_code, self._codes[i], state)
+
+
+def _succeed(event: simpy.Event) -> None:
+    event.succeed()
 
 
 def start_autoscalers(scenario: Scenario, groups: dict[str, list[Component]],

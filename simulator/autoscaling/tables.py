@@ -43,7 +43,7 @@ def replicas(results: Results) -> pd.DataFrame:
                 now[str(inst)] = str(state)
             desired = int(changes.get(t, desired))
             counts = pd.Series(list(now.values())).value_counts()
-            rows.append({"time": float(t), "component": str(name), "desired": desired,
+            rows.append({"time": t, "component": str(name), "desired": desired,
                          **{s: int(counts.get(s, 0)) for s in _BILLED}})
     cols = ["time", "component", "desired", *_BILLED]
     return pd.DataFrame(rows, columns=cols).sort_values(["component", "time"],
@@ -85,6 +85,8 @@ def cost(results: Results) -> pd.DataFrame:
     million successful workload requests of the window)."""
     from simulator.analysis.tables import coverage
 
+    if not has_cost(results):
+        return pd.DataFrame()
     t0, t1 = results.window
     secs = instance_seconds(results, t0, t1)
     summary = results.summary()

@@ -335,8 +335,8 @@ class FaultState:
         return True
 
     def _update_faulted(self) -> None:
-        self._faulted = (not self.up or not self.in_service or self._slow_factor != 1.0 or self._error_probability > 0
-                         or self._added_latency is not None)
+        self._faulted = (not self.up or not self.in_service or self._slow_factor != 1.0
+                         or self._error_probability > 0 or self._added_latency is not None)
 
 
 class Group:

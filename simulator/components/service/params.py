@@ -66,8 +66,8 @@ class ServiceParams(ComponentParams):
         speeds = self.speed if isinstance(self.speed, list) else [self.speed]
         if isinstance(self.speed, list) and len(self.speed) != self.instance_count:
             raise ValueError(
-                f"speed lists {len(self.speed)} values but there are {self.instance_count} "
-                "instances (replicas, or autoscaling.max_replicas)"
+                f"speed lists {len(self.speed)} values but replicas is {self.instance_count}"
+                + (" (autoscaling.max_replicas)" if self.autoscaling is not None else "")
             )
         if self.autoscaling is not None and self.replicas > self.autoscaling.max_replicas:
             raise ValueError(f"replicas ({self.replicas}) is above autoscaling.max_replicas "

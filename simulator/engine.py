@@ -9,6 +9,7 @@ from typing import Any
 import simpy
 
 from simulator import registry
+from simulator.autoscaling.controller import start_autoscalers
 from simulator.components.base import BuildContext
 from simulator.metrics.recorder import Recorder
 from simulator.metrics.streaming import RequestStream, window_detail
@@ -54,6 +55,7 @@ def simulate(scenario: Scenario, seed: int | None = None, replication: int = 0) 
     for client in topology.clients:
         client.start()
     start_faults(scenario, topology.groups, ctx)
+    start_autoscalers(scenario, topology.groups, ctx)
     end = scenario.duration + scenario.drain
     env.process(_sample(env, recorder, scenario.metrics.interval, end))
     env.run(until=end)

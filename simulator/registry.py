@@ -122,14 +122,17 @@ def component_class(name: str) -> type[Component]:
 
 
 def raw_tables() -> dict[str, RawTable]:
-    """Every raw table the kinds declare, by name."""
-    return {t.name: t for k in kinds().values() for t in k.tables}
+    """Every raw table the kinds declare, by name, then those of no kind
+    (:data:`CORE_RAW`: autoscaling's)."""
+    return {**{t.name: t for k in kinds().values() for t in k.tables},
+            **{t.name: t for t in load(CORE_RAW)}}
 
 
 def derived_tables() -> dict[str, DerivedTable]:
     """Every derived table, in the order ``simulator run`` prints them: the run's own
     (:data:`CORE_DERIVED`), each kind's, then the diagnostics of all."""
-    every = [*load(CORE_DERIVED), *(t for k in kinds().values() for t in k.derived)]
+    every = [*load(CORE_DERIVED), *(t for k in kinds().values() for t in k.derived),
+             *load(CORE_SCALING_DERIVED)]
     ordered = sorted(every, key=lambda t: t.section == "diagnostics")  # stable
     return {t.name: t for t in ordered}
 
@@ -149,6 +152,9 @@ def timeline_events() -> list[type[TimelineEvent]]:
 #: Derived tables and plots that belong to no kind (the summary, regions, breakers, recovery).
 CORE_DERIVED = "simulator.analysis.tables:CORE_DERIVED"
 CORE_PLOTS = "simulator.analysis.plots:CORE_PLOTS"
+#: Raw and derived tables of autoscaling and cost, which belong to no kind.
+CORE_RAW = "simulator.autoscaling:RAW_TABLES"
+CORE_SCALING_DERIVED = "simulator.autoscaling:DERIVED"
 
 __all__ = [
     "BUILTIN",

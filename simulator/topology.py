@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from simulator import registry
-from simulator.components.base import BuildContext, Component, Target
+from simulator.components.base import BuildContext, Component, Membership, Scalable, Target
 from simulator.components.client import Client
 from simulator.components.network import RegionNetwork
 from simulator.errors import TopologyError
@@ -43,8 +44,12 @@ def build_topology(scenario: Scenario, ctx: BuildContext) -> Topology:
     targets: dict[str, Target] = {}
     for name, params in scenario.components.items():
         cls = registry.component_class(params.kind)
-        members = [cls(name, i, params, ctx) for i in range(params.replicas)]
+        members = [cls(name, i, params, ctx) for i in range(params.instance_count)]
         groups[name] = members
+        if getattr(params, "autoscaling", None) is not None:  # built up to max_replicas
+            for member in members[params.replicas:]:
+                cast(Scalable, member).set_in_service(False)
+            ctx.membership[name] = Membership(members)
         targets[name] = cls.group_target(name, members, ctx)
     clients = [
         Client(name, i, spec, ctx, stop_at=scenario.duration,

@@ -62,6 +62,8 @@ class BuildContext:
     regions: RegionNetwork | None = None
     #: region of every component instance by instance name (filled before wiring)
     placement: dict[str, str | None] = field(default_factory=dict)
+    #: the instances in service of every autoscaled group, by group name
+    membership: dict[str, Membership] = field(default_factory=dict)
     _samplers: dict[tuple[str, str], Callable[[], float]] = field(default_factory=dict)
 
     def sampler(self, scope: str, purpose: str, dist: _Dist) -> Callable[[], float]:
@@ -107,7 +109,7 @@ class Component:
         self.params = params
         self.env = ctx.env
         self.ctx = ctx
-        self.name = f"{group}[{index}]" if params.replicas > 1 else group
+        self.name = f"{group}[{index}]" if params.instance_count > 1 else group
         #: where this instance runs (None: everywhere); a kind may set it per instance
         self.region: str | None = placement(getattr(params, "region", None), index)
 
@@ -143,8 +145,9 @@ class Component:
         yield  # pragma: no cover
 
     def healthy(self) -> bool:
-        """What a health-check probe sees: False while the instance is down."""
-        return bool(getattr(self, "up", True))
+        """What a health-check probe sees: False while the instance is down or out of
+        service (an autoscaled instance not started yet, or draining)."""
+        return bool(getattr(self, "up", True)) and bool(getattr(self, "in_service", True))
 
     # ---- faults: the timeline calls the capabilities below only on kinds declaring them ----
     def prepare_faults(self, kinds: set[str]) -> None:
@@ -190,6 +193,67 @@ class NodeCrashable(Protocol):
 
 
 @runtime_checkable
+class Scalable(Protocol):
+    """An instance an autoscaler starts and stops (:mod:`simulator.autoscaling`).
+
+    The topology builds ``max_replicas`` instances; those beyond the initial count start out
+    of service. An instance out of service takes no new requests (it refuses what still
+    reaches it) and tells its group's :class:`Membership`, through which balancers and plain
+    group calls stop picking it at once, as endpoints leave a Kubernetes Service.
+    """
+
+    in_service: bool
+    name: str
+
+    def prepare_scaling(self) -> None:
+        """Called before the run: the instance may be drained (requests in service must be
+        able to fail when a grace period ends)."""
+
+    def set_in_service(self, serving: bool) -> None:
+        """Enter (True: ready) or leave (False: draining or stopped) the service's endpoints."""
+
+    def held(self) -> int:
+        """Requests the instance holds now (queued or in service): a drain waits for none."""
+
+    def on_idle(self, callback: Callable[[], None] | None) -> None:
+        """Call ``callback`` once when :meth:`held` next reaches zero (None: cancel)."""
+
+    def stop_now(self) -> None:
+        """The drain's grace period is over: fail whatever is still held."""
+
+    def scaling_reading(self) -> tuple[float, float, float, float]:
+        """Cumulative counters the autoscaler differences over a sync period: (busy
+        worker-seconds, workers, completed requests, request-seconds in the instance)."""
+
+
+class Membership:
+    """The instances of one autoscaled group that are in service, and who wants to know.
+
+    Parameters
+    ----------
+    members
+        Every built instance of the group, in index order.
+    """
+
+    def __init__(self, members: list[Component]) -> None:
+        self.members = members
+        #: indices (into ``members``) of the instances in service, ascending
+        self.active: list[int] = [i for i, m in enumerate(members)
+                                  if getattr(m, "in_service", True)]
+        self._listeners: list[Callable[[], None]] = []
+
+    def listen(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` after every change of :attr:`active`."""
+        self._listeners.append(callback)
+
+    def changed(self) -> None:
+        """Recompute :attr:`active` from the members and tell the listeners."""
+        self.active = [i for i, m in enumerate(self.members) if getattr(m, "in_service", True)]
+        for callback in self._listeners:
+            callback()
+
+
+@runtime_checkable
 class Degradable(Protocol):
     """An instance that can be slowed, made to fail or delayed (``slow``, ``error``,
     ``latency`` faults; :class:`FaultState` implements it)."""
@@ -208,6 +272,7 @@ class FaultState:
     """
 
     up: bool
+    in_service: bool
     env: simpy.Environment
     _faulted: bool
     _slow_factor: float
@@ -221,6 +286,7 @@ class FaultState:
 
     def _init_fault_state(self, ctx: BuildContext, name: str) -> None:
         self.up = True
+        self.in_service = True  # False while an autoscaled instance is stopped or draining
         self._faulted = False
         self._slow_factor = 1.0
         self._error_probability = 0.0
@@ -260,6 +326,8 @@ class FaultState:
             if self._black_hole:
                 yield simpy.Event(self.env)  # never answered: only the caller's timeout ends it
             return False
+        if not self.in_service:  # stopped or draining: the connection is refused
+            return False
         if self._error_probability and self._fault_draw() < self._error_probability:
             return False
         if self._added_latency is not None:
@@ -267,8 +335,8 @@ class FaultState:
         return True
 
     def _update_faulted(self) -> None:
-        self._faulted = (not self.up or self._slow_factor != 1.0 or self._error_probability > 0
-                         or self._added_latency is not None)
+        self._faulted = (not self.up or not self.in_service or self._slow_factor != 1.0
+                         or self._error_probability > 0 or self._added_latency is not None)
 
 
 class Group:
@@ -295,6 +363,12 @@ class Group:
         # a stream of its own: avoiding hosts changes no other request's pick
         self._rest = ctx.streams.batched(name, "spread_rest", lambda rng, k: rng.random(k))
         self._handlers: list[Callable[[Request, str], Handler]] = list(handlers)
+        membership = ctx.membership.get(name)
+        if membership is not None:  # autoscaled: only instances in service are picked
+            self._members = membership
+            self._active_draw = ctx.streams.batched(name, "spread_active",
+                                                    lambda rng, k: rng.random(k))
+            self.handle = self._handle_active  # type: ignore[method-assign]
 
     @property
     def instances(self) -> list[Component]:
@@ -313,6 +387,21 @@ class Group:
         used.add(i)
         return self._handlers[i](req, op)
 
+    def _handle_active(self, req: Request, op: str) -> Handler:
+        """``handle`` of an autoscaled group: uniformly among the instances in service (any
+        instance when none is; it refuses), avoiding used ones for retries and hedges."""
+        active = self._members.active or range(len(self._handlers))
+        avoid = req.avoid_hosts
+        if avoid is not None and avoid[0] == self.name:
+            req.avoid_hosts = None
+            rest = [i for i in active if i not in avoid[1]]
+            i = rest[int(self._active_draw() * len(rest))] if rest else \
+                active[int(self._active_draw() * len(active))]
+            avoid[1].add(i)
+        else:
+            i = active[int(self._active_draw() * len(active))]
+        return self._handlers[i](req, op)
+
     def from_region(self, src: str | None, regions: RegionNetwork) -> Group:
         """This group as called from region ``src`` (None: the request's region): the same
         random pick (one stream), each instance reached over the link to its own region."""
@@ -322,4 +411,8 @@ class Group:
         view._pick = self._pick
         view._rest = self._rest
         view._handlers = [regions.hop(m.handle, src, m.region) for m in self.members]
+        if "handle" in self.__dict__:  # autoscaled: the same pick over the instances in service
+            view._members = self._members
+            view._active_draw = self._active_draw
+            view.handle = view._handle_active  # type: ignore[method-assign]
         return view

@@ -16,6 +16,25 @@ from pydantic import BaseModel, ConfigDict, Field
 KeyPath = tuple[str | int, ...]
 
 
+class Cost(BaseModel):
+    """What a component costs, as a cloud bill states it.
+
+    Parameters
+    ----------
+    per_instance_hour
+        Price of one instance for one hour (any currency), billed per second from the moment an
+        instance is asked for (an autoscaled one from the scale-up decision, through its
+        provisioning delay) until it has stopped (through its drain).
+    per_million_requests
+        Price of a million requests reaching the component (its spans; needs spans on).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    per_instance_hour: float = Field(0.0, ge=0)
+    per_million_requests: float = Field(0.0, ge=0)
+
+
 class ComponentParams(BaseModel):
     """Parameters every component kind accepts.
 
@@ -38,6 +57,7 @@ class ComponentParams(BaseModel):
     replicas: int = Field(1, ge=1, le=100_000, description="Number of instances.")
     region: str | list[str] | None = Field(None, description="Region of every instance, or "
                                                              "one per replica.")
+    cost: Cost | None = Field(None, description="Price per instance-hour and per request.")
     #: Why nothing may call this kind (a reference to it is an error), or None if it takes calls.
     refuses_calls: ClassVar[str | None] = None
     #: Whether its entries can be served by a ``fallback: {kind: stale}`` (a cache).
@@ -45,6 +65,13 @@ class ComponentParams(BaseModel):
     #: Whether it stores messages for later processing, so that a ``fallback: {kind: enqueue}``
     #: may hand work to it (a queue or a topic); any other kind would just be called again.
     accepts_messages: ClassVar[bool] = False
+
+    @property
+    def instance_count(self) -> int:
+        """Instances the topology builds: ``replicas``, or ``autoscaling.max_replicas`` for a
+        kind that scales (those beyond ``replicas`` start out of service)."""
+        scaling = getattr(self, "autoscaling", None)
+        return self.replicas if scaling is None else scaling.max_replicas
 
     def references(self) -> Iterable[tuple[KeyPath, str]]:
         """Yield (key path inside this component, name of a referenced component)."""

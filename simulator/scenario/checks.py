@@ -140,7 +140,7 @@ def _check_faults(
                           + _did_you_mean(group, names))
             continue
         params = names[group]
-        count = max(params.replicas, grown.get(group, 0))
+        count = max(params.instance_count, grown.get(group, 0))
         if index is not None and index >= count:
             yield problem(i, "target", f"{group!r} has {count} replica(s): "
                           f"{fault.target!r} does not exist")
@@ -186,9 +186,9 @@ def _check_regions(
             yield problem(("regions", *rel), text)
     for cname, params in scenario.components.items():
         region = params.region
-        if isinstance(region, list) and len(region) != params.replicas:
+        if isinstance(region, list) and len(region) != params.instance_count:
             yield problem(("components", cname, "region"),
-                          f"lists {len(region)} region(s) but there are {params.replicas} "
+                          f"lists {len(region)} region(s) but there are {params.instance_count} "
                           "instances; give one region, or one per instance")
         elif (isinstance(region, list) and len(set(region)) > 1
               and not registry.kind(params.kind).spans_regions):
@@ -280,7 +280,7 @@ def _check_size(scenario: Scenario, smap: SourceMap) -> list[Problem]:
             "rates or the duration, or give closed-loop users a think time",
             "workloads", smap.line_of(("workloads",))))
     ticks = (scenario.duration + scenario.drain) / scenario.metrics.interval
-    instances = sum(c.replicas for c in scenario.components.values())
+    instances = sum(c.instance_count for c in scenario.components.values())
     if ticks * instances > MAX_SAMPLES:
         problems.append(Problem(
             f"gauge sampling would take about {ticks:.3g} samples of each of {instances} "

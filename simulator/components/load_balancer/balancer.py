@@ -94,6 +94,14 @@ class LoadBalancer(Component):
         self._full = True
         self._version = 0
         self._uniform = batched(self._rng, lambda rng, k: rng.random(k))
+        # autoscaled backends come and go: a balancer sees their group's endpoints at once
+        self._member = [bool(getattr(b, "in_service", True)) for b in self.backends]
+        for group in dict.fromkeys(b.group for b in self.backends):
+            membership = self.ctx.membership.get(group)
+            if membership is not None:
+                membership.listen(self._membership_changed)
+        if not all(self._member):
+            self._refresh()
         self._pick, self._among = STRATEGIES[p.strategy](self)
         timed = p.strategy in ("peak_ewma", "least_response_time")
         # what a timed reply teaches: per backend (peak EWMA...), or per client and backend
@@ -179,17 +187,32 @@ class LoadBalancer(Component):
 
     # ---- availability -------------------------------------------------------------------
     def _is_available(self, i: int) -> float:
-        return float(self._healthy[i] and self._ejected_until[i] <= self.env._now)
+        return float(self._member[i] and self._healthy[i]
+                     and self._ejected_until[i] <= self.env._now)
 
     def _refresh(self) -> None:
         n = len(self.backends)
         now = self.env._now
-        avail = [i for i in range(n) if self._healthy[i] and self._ejected_until[i] <= now]
-        if len(avail) * 100 < self.params.healthy_panic_threshold * n or not avail:
-            avail = list(range(n))  # panic: spread over everyone rather than crush a few
+        member = self._member
+        hosts = [i for i in range(n) if member[i]] or list(range(n))
+        avail = [i for i in hosts if self._healthy[i] and self._ejected_until[i] <= now]
+        if len(avail) * 100 < self.params.healthy_panic_threshold * len(hosts) or not avail:
+            avail = hosts  # panic: spread over every endpoint rather than crush a few
         self._avail = avail
         self._full = len(avail) == n
         self._version += 1
+
+    def _membership_changed(self) -> None:
+        """An autoscaled backend entered or left its group's endpoints (Envoy's EDS update): a
+        new endpoint starts healthy, as Envoy takes new hosts, and only endpoints are probed
+        (panic is over the endpoints)."""
+        for i, b in enumerate(self.backends):
+            serving = bool(getattr(b, "in_service", True))
+            if serving != self._member[i]:
+                self._member[i] = serving
+                self._healthy[i] = True
+                self._probe_fails[i] = self._probe_passes[i] = 0
+        self._refresh()
 
     def _watch(self, i: int, status: int) -> None:
         od = self.params.outlier_detection
@@ -226,6 +249,8 @@ class LoadBalancer(Component):
             yield Timeout(self.env, hc.interval)
             changed = False
             for i, b in enumerate(self.backends):
+                if not self._member[i]:
+                    continue  # not an endpoint now: nothing to probe
                 ok = (b.healthy() and frozenset((self.group, b.group)) not in self.ctx.partitioned
                       and not (self.ctx.regions is not None
                                and self.ctx.regions.cut(self.region, b.region)))

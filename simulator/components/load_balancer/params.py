@@ -172,7 +172,7 @@ class LoadBalancerParams(ComponentParams):
             yield ("backends", i), b
 
     def cross_check(self, components: dict[str, ComponentParams]) -> Iterable[tuple[KeyPath, str]]:
-        n = sum(components[b].replicas for b in self.backends)
+        n = sum(components[b].instance_count for b in self.backends)
         if self.weights is not None and len(self.weights) != n:
             yield ("weights",), (
                 f"expected one weight per backend instance ({n}), got {len(self.weights)}"

@@ -7,6 +7,7 @@ from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
+from simulator.autoscaling.params import Autoscaling
 from simulator.calls import Step, step_references
 from simulator.components.params import ComponentParams, KeyPath
 from simulator.distributions import Constant, Distribution
@@ -43,6 +44,9 @@ class ServiceParams(ComponentParams):
         Per operation, compensating steps run when a step of ``calls`` fails (a saga's
         compensation: release the stock when the payment fails). Their outcome is recorded in
         their own spans; the request keeps the status of the failed step.
+    autoscaling
+        An autoscaler for the instances (:class:`~simulator.autoscaling.params.Autoscaling`,
+        the Kubernetes HPA's semantics); ``replicas`` is then the count at the start.
     """
 
     kind: Literal["service"] = "service"
@@ -55,14 +59,19 @@ class ServiceParams(ComponentParams):
     hold_worker: bool = True
     calls: dict[str, list[Step]] = Field(default_factory=dict)
     on_failure: dict[str, list[Step]] = Field(default_factory=dict)
+    autoscaling: Autoscaling | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Self:
         speeds = self.speed if isinstance(self.speed, list) else [self.speed]
-        if isinstance(self.speed, list) and len(self.speed) != self.replicas:
+        if isinstance(self.speed, list) and len(self.speed) != self.instance_count:
             raise ValueError(
-                f"speed lists {len(self.speed)} values but replicas is {self.replicas}"
+                f"speed lists {len(self.speed)} values but replicas is {self.instance_count}"
+                + (" (autoscaling.max_replicas)" if self.autoscaling is not None else "")
             )
+        if self.autoscaling is not None and self.replicas > self.autoscaling.max_replicas:
+            raise ValueError(f"replicas ({self.replicas}) is above autoscaling.max_replicas "
+                             f"({self.autoscaling.max_replicas})")
         if any(s <= 0 for s in speeds):
             raise ValueError("speed must be > 0")
         refuse_ignored(self, [("hold_worker", bool(self.calls),

@@ -19,12 +19,13 @@ from simulator.components.base import (
 )
 from simulator.components.edge import Bound, bind_call
 from simulator.components.service.params import ServiceParams
+from simulator.components.service.scaling import ScalableService
 from simulator.messages import CANCELLED, ERROR, OK, REJECTED, Request
 from simulator.tasks import Join
 
 _Plan = list[Bound | list[Bound]]
 
-class Service(FaultState, Component):
+class Service(ScalableService, FaultState, Component):
     """One instance of a service: ``workers`` servers in front of one queue.
 
     Modelling assumptions: a request first waits for a worker (FIFO or LIFO), then the worker
@@ -247,6 +248,8 @@ class Service(FaultState, Component):
             self._pop().succeed()
         else:
             self.busy -= 1
+            if self._on_idle is not None and not self.in_system:  # a drain waits for this
+                self._idle()
 
     def _run(self, req: Request, op: str, plan: _Plan) -> Generator[Event, Any, int]:
         env = self.env

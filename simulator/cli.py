@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from simulator.analysis.terminal import fit
 from simulator.errors import ScenarioError, ScenarioWarning, TopologyError
 from simulator.outdir import out_problem
 
@@ -43,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=None, help="seed (default: the scenario's)")
     run.add_argument("--set", dest="overrides", action="append", default=[],
                      metavar="KEY.PATH=VALUE", help="override a scenario value (repeatable)")
+    run.add_argument("--warmup", default=None, metavar="DURATION|'N requests'|auto",
+                     help="warm-up to discard: a duration, a number of requests ('5000 "
+                          "requests': the first 5000 created), or 'auto' (MSER-5); default the "
+                          "scenario's (the same as --set warmup=...)")
     run.add_argument("--out", type=Path, default=None, help="directory to write tables to")
     run.add_argument("--format", choices=["parquet", "csv"], default="parquet")
     run.add_argument("--plots", action="store_true", help="also write PNG plots (needs --out)")
@@ -179,13 +184,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.report and (problem := _report_problem(Path(args.report))):
         print(f"simulator run: --report {args.report}: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    scenario = load_scenario(args.file, args.overrides)
+    warmup = [] if args.warmup is None else [f"warmup={args.warmup}"]
+    scenario = load_scenario(args.file, [*args.overrides, *warmup])
     results = simulate(scenario, seed=args.seed)
     n = results.request_count()  # streaming runs: those created in the measured window
     given = "" if isinstance(scenario.warmup, float) else f": {scenario.warmup}"
-    print(f"{scenario.name}: {n} requests in {scenario.duration:g}s simulated "
-          f"(seed {results.seed}, warm-up {results.window[0]:g}s{given}) "
-          f"in {results.wall_seconds:.2f}s wall time")
+    print(fit(f"{scenario.name}: {n} requests in {scenario.duration:g}s simulated "
+              f"(seed {results.seed}, warm-up {results.window[0]:g}s{given}) "
+              f"in {results.wall_seconds:.2f}s wall time"))
     print_verdict(results)
     print_tables(results)
     if args.out is not None:
@@ -273,10 +279,10 @@ def print_verdict(results: Any) -> None:
     said = verdict(findings)
     if said == "steady":
         return
-    print(f"\nWARNING: this run did not reach a steady state ({said}); its averages and "
-          "percentiles describe where the run stopped, not the system:")
+    print(fit(f"\nWARNING: this run did not reach a steady state ({said}); its averages and "
+              "percentiles describe where the run stopped, not the system:"))
     for line in warnings(findings):
-        print(f"  {line}")
+        print(fit(f"  {line}"))
 
 
 def print_tables(results: Any) -> None:
@@ -291,13 +297,13 @@ def print_tables(results: Any) -> None:
             table = declared.table(results)
         except StreamingUnavailableError:
             if declared.applies is not None:  # it applies, but needs one row per request
-                print(f"\n{declared.title}: not available with metrics.requests: streaming "
-                      "(it needs one row per request)")
+                print(fit(f"\n{declared.title}: not available with metrics.requests: "
+                      "streaming (it needs one row per request)"))
             continue
         text = declared.text(table) if not table.empty else ""
         if text:
-            print(f"\n{declared.title}" if declared.title else "")
-            print(text)
+            print(fit(f"\n{declared.title}") if declared.title else "")
+            print(fit(text))
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from simulator.analysis.terminal import fit
 from simulator.experiment.executors import ExecutorError
 
 EXIT_BAD_INPUT = 2
@@ -191,8 +192,13 @@ def run_command(args: argparse.Namespace) -> int:
             path = result.write(args.out, fmt=args.format)
         except OSError as exc:
             return _fail(name, f"--out {args.out}: cannot write: {exc.strerror or exc}")
-        print(f"\ntables written to {path}/")
+        say(f"\ntables written to {path}/")
     return 0
+
+
+def say(text: object = "") -> None:
+    """Print to stdout, fitted to the terminal's width (tables split between columns)."""
+    print(fit(str(text)))
 
 
 def _fail(name: str, message: str) -> int:
@@ -278,12 +284,12 @@ def _replicate(args: argparse.Namespace) -> Any:
     reps = replicate(
         args.file, args.replications, target_relative_half_width=args.target_rhw,
         precision_metric=metrics[0], max_replications=args.max_replications, **_options(args))
-    print(f"{reps.scenario.name}: {reps.replications} replications (seed "
+    say(f"{reps.scenario.name}: {reps.replications} replications (seed "
           f"{reps.meta['seed']}, warm-up {_warmup_text(reps.runs)}), "
           f"{reps.confidence:.0%} confidence intervals"
           + (f"; stopped: {reps.meta['stopped_by']}" if args.target_rhw else ""))
     if reps.unstable:
-        print(f"\nWARNING: {len(reps.unstable)} of {reps.replications} replications did not "
+        say(f"\nWARNING: {len(reps.unstable)} of {reps.replications} replications did not "
               "reach a steady state: the intervals describe where the runs stopped, not the "
               "system")
         _print_unstable(reps.tables["findings"])
@@ -295,8 +301,8 @@ def _replicate(args: argparse.Namespace) -> Any:
                      "ci": _ci(r["metric"], r["low"], r["high"]),
                      "±%": "-" if not math.isfinite(r["relative_half_width"])
                      else f"{100 * r['relative_half_width']:.1f}"})
-    print()
-    print(pd.DataFrame(rows).to_string(index=False))
+    say()
+    say(pd.DataFrame(rows).to_string(index=False))
     return reps
 
 
@@ -317,16 +323,16 @@ def _compare(args: argparse.Namespace) -> Any:
                   **_options(args))
     base = cmp.baseline
     scenario = next(iter(cmp.scenarios.values()))
-    print(f"{scenario.name}: {len(cmp.variants)} variants x {args.replications} replications "
+    say(f"{scenario.name}: {len(cmp.variants)} variants x {args.replications} replications "
           f"(seed {cmp.meta['seed']}, warm-up {_warmup_text(cmp.runs)}), common random "
           f"numbers; {cmp.confidence:.0%} confidence intervals; differences vs {base}, paired "
           "by replication (* = significant)")
     if "baseline_note" in cmp.meta:
-        print(cmp.meta["baseline_note"] + f": {base}")
+        say(cmp.meta["baseline_note"] + f": {base}")
     table = cmp.table(metrics)
     level = f"{cmp.confidence:.0%}"
     if cmp.unstable:
-        print(f"\nWARNING: {', '.join(cmp.unstable)} did not reach a steady state in some "
+        say(f"\nWARNING: {', '.join(cmp.unstable)} did not reach a steady state in some "
               "replication (see the findings table): shown, not ranked, no significance claim")
         _print_unstable(cmp.tables["findings"])
     for (name, key), block in table.groupby(["name", "metric"], sort=False):
@@ -344,12 +350,12 @@ def _compare(args: argparse.Namespace) -> Any:
                                                         True),
                 "": "*" if r["significant"] else "",
             })
-        print(f"\n{name}: {_label(metric)}")
-        print(pd.DataFrame(rows).to_string(index=False))
-    print()
+        say(f"\n{name}: {_label(metric)}")
+        say(pd.DataFrame(rows).to_string(index=False))
+    say()
     if cmp.unstable:
         shown = [base] if base in cmp.unstable else [v for v in cmp.unstable if v != base]
-        print(f"not compared with {base}: {', '.join(shown)} (no steady state)")
+        say(f"not compared with {base}: {', '.join(shown)} (no steady state)")
     for (name, key), block in table.groupby(["name", "metric"], sort=False):
         metric = str(key)
         for _, r in block.iterrows():
@@ -357,14 +363,14 @@ def _compare(args: argparse.Namespace) -> Any:
                 continue
             ci = _ci(metric, r["diff_low"], r["diff_high"], True)
             if not r["significant"]:
-                print(f"{name}: {r['variant']} vs {base} at {metric}: "
+                say(f"{name}: {r['variant']} vs {base} at {metric}: "
                       f"{fmt(metric, r['diff'], True)} {_unit(metric)}".rstrip()
                       + f", {level} CI {ci}: no significant difference")
                 continue
             higher = r["diff"] > 0
             better = higher if metric in ("throughput", "goodput") else not higher
             word = "beats" if better else "trails"
-            print(f"{name}: {r['variant']} {word} {base} at {metric} by "
+            say(f"{name}: {r['variant']} {word} {base} at {metric} by "
                   f"{fmt(metric, abs(r['diff']))} {_unit(metric)}".rstrip()
                   + f", {level} CI {ci}")
     return cmp
@@ -376,9 +382,9 @@ def _print_unstable(findings: pd.DataFrame, limit: int = 8) -> None:
     tag = "variant" if "variant" in bad else None
     for _, r in bad.head(limit).iterrows():
         where = f"{r[tag]} " if tag else ""
-        print(f"  {where}replication {r['replication']}: {r['instance']}: {r['evidence']}")
+        say(f"  {where}replication {r['replication']}: {r['instance']}: {r['evidence']}")
     if len(bad) > limit:
-        print(f"  and {len(bad) - limit} more")
+        say(f"  and {len(bad) - limit} more")
 
 
 def _sweep(args: argparse.Namespace) -> Any:
@@ -394,7 +400,7 @@ def _sweep(args: argparse.Namespace) -> Any:
         args.cache = Path(".simulator-cache")
     result = sweep(args.file, grid, args.replications, **_options(args))
     points, reps = len(result.points), args.replications
-    print(f"{points} points x {reps} replications = {points * reps} runs: "
+    say(f"{points} points x {reps} replications = {points * reps} runs: "
           f"{result.computed} run now, {result.reused} reused"
           + (f" (cache {args.cache})" if args.cache else ""))
     iv = result.intervals(metrics)
@@ -408,10 +414,10 @@ def _sweep(args: argparse.Namespace) -> Any:
                 f" ± {fmt(m, r['half_width'])}" if math.isfinite(r["half_width"]) else "")
         row["steady"] = "yes" if block["steady"].all() else "NO"
         wide.append(row)
-    print()
-    print(pd.DataFrame(wide).to_string(index=False))
+    say()
+    say(pd.DataFrame(wide).to_string(index=False))
     if not result.steady()["steady"].all():
-        print("\nsteady NO: a replication of that point did not reach a steady state; its "
+        say("\nsteady NO: a replication of that point did not reach a steady state; its "
               "figures describe where the run stopped (evidence: the findings table)")
     return result
 
@@ -451,17 +457,17 @@ def _capacity(args: argparse.Namespace) -> Any:
         shown[f"{c.metric} {side} {level}"] = [fmt(c.metric, v) for v in
                                               result.evaluations[f"{c.metric}_bound"]]
     shown["passes"] = shown["passes"].map({True: "yes", False: "no"})
-    print(shown.to_string(index=False))
+    say(shown.to_string(index=False))
     slo = " and ".join(c.text for c in result.slo)
     word = "highest" if args.find == "max" else "lowest"
-    print()
+    say()
     if result.value is None:
-        print(f"no {args.param} in [{args.low}, {args.high}] meets {slo} at {level} confidence")
+        say(f"no {args.param} in [{args.low}, {args.high}] meets {slo} at {level} confidence")
     elif result.failing is None:
-        print(f"the whole range meets {slo} at {level} confidence: {word} {args.param} tried "
+        say(f"the whole range meets {slo} at {level} confidence: {word} {args.param} tried "
               f"{result.value:g}; widen the range")
     else:
-        print(f"{word} {args.param} meeting {slo} at {level} confidence: {result.value:g} "
+        say(f"{word} {args.param} meeting {slo} at {level} confidence: {result.value:g} "
               f"({result.failing:g} misses it)")
     return result
 

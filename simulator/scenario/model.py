@@ -91,9 +91,9 @@ def _parse_warmup(value: Any) -> float | str | RequestWarmup:
         return RequestWarmup(count)
     try:
         seconds = parse_duration(value)
-    except ValueError as exc:
-        raise ValueError(f"{exc}, a number of requests such as '5000 requests', or auto "
-                         "(MSER-5)") from None
+    except ValueError:
+        raise ValueError(f"expected a duration such as 250ms or 2s, a number of requests such "
+                         f"as '5000 requests', or auto (MSER-5), got {value!r}") from None
     if seconds < 0:
         raise ValueError(f"must be at least 0, got {seconds:g}s")
     return seconds

@@ -186,7 +186,12 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     warmup = [] if args.warmup is None else [f"warmup={args.warmup}"]
     scenario = load_scenario(args.file, [*args.overrides, *warmup])
-    results = simulate(scenario, seed=args.seed)
+    progress = None
+    if sys.stderr.isatty():  # a line that updates itself is for people, not for logs
+        from simulator.progress import RunProgress
+
+        progress = RunProgress(scenario.metrics.requests == "streaming", sys.stderr)
+    results = simulate(scenario, seed=args.seed, progress=progress)
     n = results.request_count()  # streaming runs: those created in the measured window
     given = "" if isinstance(scenario.warmup, float) else f": {scenario.warmup}"
     print(fit(f"{scenario.name}: {n} requests in {scenario.duration:g}s simulated "

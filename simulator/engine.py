@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import simpy
@@ -19,8 +19,13 @@ from simulator.scenario import Scenario
 from simulator.timeline import start_faults
 from simulator.topology import build_topology
 
+#: a run that reports progress stops this many times on its way to the end
+PROGRESS_STEPS = 200
 
-def simulate(scenario: Scenario, seed: int | None = None, replication: int = 0) -> Results:
+
+def simulate(scenario: Scenario, seed: int | None = None, replication: int = 0,
+             progress: Callable[[float, float, tuple[int, int]], None] | None = None
+             ) -> Results:
     """Run ``scenario`` once and return its result tables.
 
     Parameters
@@ -31,6 +36,11 @@ def simulate(scenario: Scenario, seed: int | None = None, replication: int = 0) 
         Seed of the run; default: the scenario's ``seed``.
     replication
         Replication index; runs with the same seed and different replications are independent.
+    progress
+        Called as ``progress(now, end, (requests created, bytes held))`` at
+        :data:`PROGRESS_STEPS` evenly spaced simulated times (seconds) and at the end. Stopping
+        the clock there changes nothing: each stop is an event of its own, taken before the
+        events due at that time, which then run in their order (the tables are identical).
 
     Returns
     -------
@@ -58,7 +68,12 @@ def simulate(scenario: Scenario, seed: int | None = None, replication: int = 0) 
     start_autoscalers(scenario, topology.groups, ctx)
     end = scenario.duration + scenario.drain
     env.process(_sample(env, recorder, scenario.metrics.interval, end))
-    env.run(until=end)
+    if progress is None:
+        env.run(until=end)
+    else:
+        for k in range(1, PROGRESS_STEPS + 1):
+            env.run(until=end if k == PROGRESS_STEPS else end * k / PROGRESS_STEPS)
+            progress(env.now, end, recorder.footprint())
     recorder.sample(end)
     recorder.event(end, "run", "run", "end", "")
     return Results(

@@ -94,3 +94,29 @@ def test_run_takes_a_warmup(capsys: pytest.CaptureFixture[str]) -> None:
     assert "warm-up" in head and "s: 1000 requests)" in head
     assert main(["run", str(path), "--warmup", "soon"]) == 2
     assert "expected a duration" in capsys.readouterr().err
+
+
+def test_a_long_run_shows_its_progress_and_is_told_about_streaming() -> None:
+    import io
+
+    import simulator
+    from simulator import progress as module
+
+    scenario = simulator.load_scenario(ROOT / "scenarios" / "quickstart.yaml",
+                                       ["duration=6s", "warmup=1s"])
+    out = io.StringIO()
+    line = module.RunProgress(streaming=False, file=out, delay=0.0, every=0.0)
+    hint, module.HINT_BYTES = module.HINT_BYTES, 100_000  # this small run "holds a lot"
+    try:
+        results = simulator.simulate(scenario, progress=line)
+    finally:
+        module.HINT_BYTES = hint
+    text = out.getvalue()
+    shown = [x.strip() for x in text.split("\r") if x.strip()]
+    assert shown[0].startswith("simulated 0.0s of 6.0s (0%): ")
+    assert shown[-1].startswith("simulated 6.0s of 6.0s") and "MiB" in shown[-1]
+    assert text.count("metrics.requests=streaming") == 1  # said once
+    assert text.endswith("\r")  # the line is cleared at the end
+    created = [int(x.split(": ")[1].split(" requests")[0].replace(",", "")) for x in shown
+               if x.startswith("simulated")]
+    assert created == sorted(created) and created[-1] <= results.requests["request_id"].size

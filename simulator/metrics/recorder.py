@@ -111,6 +111,19 @@ class Recorder:
         """Sample ``read()`` every interval as ``metric`` of ``instance`` (with ``label``)."""
         self._gauges.append((component, instance, metric, label, read))
 
+    def footprint(self) -> tuple[int, int]:
+        """(requests created so far, bytes held by the run's row buffers so far).
+
+        The bytes are those of the columnar buffers (requests, spans, samples and every
+        declared raw table), exactly; names, events and Python objects come on top. What
+        a progress line shows; the tables built at the end take about as much again.
+        """
+        buffers = [v for v in vars(self).values() if isinstance(v, array)]
+        buffers += [a for t in self._tables.values() for a in t.columns.values()]
+        held = sum(a.itemsize * len(a) for a in buffers)
+        created = len(self.req_start) if self.stream is None else self.stream.created_total
+        return created, held
+
     # ---- recording ----------------------------------------------------------------------
     def sample(self, now: float) -> None:
         """Record every gauge at ``now``."""

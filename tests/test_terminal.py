@@ -120,3 +120,15 @@ def test_a_long_run_shows_its_progress_and_is_told_about_streaming() -> None:
     created = [int(x.split(": ")[1].split(" requests")[0].replace(",", "")) for x in shown
                if x.startswith("simulated")]
     assert created == sorted(created) and created[-1] <= results.requests["request_id"].size
+
+
+def test_stopping_the_clock_for_progress_changes_no_table() -> None:
+    import simulator
+
+    scenario = simulator.load_scenario(ROOT / "scenarios" / "retry_storm.yaml",
+                                       _short(ROOT / "scenarios" / "retry_storm.yaml"))
+    plain = simulator.simulate(scenario, seed=3)
+    watched = simulator.simulate(scenario, seed=3, progress=lambda *_: None)
+    assert plain.tables.keys() == watched.tables.keys()
+    for name, table in plain.tables.items():
+        pd.testing.assert_frame_equal(table, watched.tables[name], check_exact=True)

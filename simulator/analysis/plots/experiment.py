@@ -13,6 +13,7 @@ import pandas as pd
 from simulator.analysis.plots.style import (
     LATENCY_METRICS,
     draw_cdf,
+    human_ticks,
     label_cdf_axes,
     legend_outside,
     make_axes,
@@ -192,6 +193,15 @@ def comparison_chart(
     return ax
 
 
+def has_values(table: pd.DataFrame) -> bool:
+    """Whether a comparison's rows have anything to draw: some mean, bound or difference that
+    is not zero (a chart of zeros only, error ratios of a run without errors, is left out)."""
+    cols = [c for c in ("mean", "low", "high", "ci_low", "ci_high", "diff", "diff_low",
+                        "diff_high") if c in table]
+    values = table[cols].to_numpy(dtype=float)
+    return bool(np.any(np.isfinite(values) & (values != 0)))
+
+
 def _without_baseline(df: pd.DataFrame, baseline: str | None,
                       variant: str) -> tuple[pd.DataFrame, str | None]:
     """The rows of the variants compared with the baseline, and the baseline's name: the one
@@ -213,7 +223,16 @@ def _draw_differences(ax: Axes, y: np.ndarray, diff: np.ndarray, err: np.ndarray
     for yi, mi, e0, e1, si in zip(y, diff, err[0], err[1], significant, strict=True):
         ax.errorbar(mi, yi, xerr=[[e0], [e1]], fmt="o", capsize=4,
                     color="#c62828" if si else "#757575")
+        ax.annotate(f"{mi:+,.0f}" if abs(mi) >= 100 else f"{mi:+.3g}", (mi, yi),
+                    textcoords="offset points", xytext=(0, 7), ha="center", fontsize="small")
     ax.axvline(0, color="black", lw=1)
+    bounds = np.abs(np.concatenate([diff, diff - err[0], diff + err[1]]))
+    bounds = bounds[np.isfinite(bounds) & (bounds > 0)]
+    if len(bounds) and bounds.max() / bounds.min() > 30:
+        # magnitudes differing by orders (one variant +12,500 ms, another +74 ms): a symmetric
+        # log axis, linear within the smallest magnitude, keeps each one off the zero line
+        ax.set_xscale("symlog", linthresh=float(bounds.min()))
+        human_ticks(ax.xaxis)
     from matplotlib.lines import Line2D
 
     ax.legend(handles=[
@@ -233,6 +252,7 @@ def _draw_means(ax: Axes, y: np.ndarray, mean: np.ndarray, err: np.ndarray, lows
                    and np.nanmax(highs) / positive.min() > 30)
     if log:
         ax.set_xscale("log")
+        human_ticks(ax.xaxis)
     else:
         ax.set_xlim(left=0, right=float(np.nanmax(highs)) * 1.15 or None)
     for yi, mi in zip(y, mean, strict=True):
@@ -342,6 +362,7 @@ def latency_vs_load(
         log = len(positive) > 1 and max(positive) > 30 * min(positive)
     if log:
         ax.set_yscale("log")
+        human_ticks(ax.yaxis)
     else:
         ax.set_ylim(bottom=0)
     ax.grid(True, which="both", alpha=0.3)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from simulator.analysis.plots.experiment import comparison_chart, latency_vs_load
+from simulator.analysis.plots.experiment import comparison_chart, has_values, latency_vs_load
 from simulator.analysis.plots.style import LATENCY_METRICS
 
 if TYPE_CHECKING:
@@ -141,6 +141,8 @@ def _experiment_drawings(source: Path, manifest: dict[str, Any],
             raise FileNotFoundError(f"{source}: no comparison table")
         n = table["variant"].nunique()
         for metric in pd.unique(table["metric"]):
+            if not has_values(table[table["metric"] == metric]):
+                continue  # every variant at exactly 0 (no errors anywhere): nothing to see
             size = (9.0, 1.4 + 0.5 * n)
             drawings.append((f"comparison_{metric}", functools.partial(
                 comparison_chart, table, str(metric), confidence=confidence), size))

@@ -285,14 +285,33 @@ def draw_cdf(ax: Axes, latency: np.ndarray, label: str, complementary: bool,
     return float(x[int(0.001 * (len(x) - 1))])
 
 
+def human_ticks(axis: Any, unit: str = "") -> None:
+    """Tick labels a person reads at a glance on a log or symlog axis: ``1 ms``, ``10 ms``,
+    ``1,000 ms``, ``0.1 ms``, ``-20 ms`` (not ``10^0``), minor ticks unlabelled."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    suffix = f" {unit}" if unit else ""
+
+    def text(value: float, _pos: int | None = None) -> str:
+        if value == 0:
+            return "0"
+        number = f"{value:,.0f}" if abs(value) >= 1 else f"{value:.3g}"
+        return number + suffix
+
+    axis.set_major_formatter(FuncFormatter(text))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def label_cdf_axes(ax: Axes, complementary: bool, left: float = math.inf) -> None:
     """Log latency axis starting just below the fastest 0.1% (the far left says nothing)."""
     ax.set_xscale("log")
+    human_ticks(ax.xaxis, "ms")
     if math.isfinite(left):
         ax.set_xlim(left=left * 0.8)
     ax.set_xlabel("latency (ms)")
     if complementary:
         ax.set_yscale("log")
+        human_ticks(ax.yaxis)
         ax.set_ylabel("fraction of requests > latency")
     else:
         ax.set_ylabel("fraction of requests ≤ latency")

@@ -61,3 +61,21 @@ def test_no_chart_is_written_whose_every_value_is_zero(tmp_path: Path) -> None:
                                                         "confidence": 0.95}))
     names = {p.stem for p in plot_directory(tmp_path)}
     assert names == {"comparison_p99", "comparison_p99_difference"}
+
+
+def test_share_plot_compares_a_mixed_speed_fleet_with_its_capacity_split() -> None:
+    from types import SimpleNamespace
+
+    import simulator
+    from simulator.components.load_balancer.plots import capacity_split
+
+    root = Path(__file__).resolve().parents[1]
+    mixed = simulator.load_scenario(root / "scenarios" / "lb_strategies.yaml")
+    share = pd.DataFrame({"balancer": ["lb"] * 8, "backend": [f"api[{i}]" for i in range(8)],
+                          "routed": 1, "share": 1 / 8})
+    split = capacity_split(SimpleNamespace(scenario=mixed), share)
+    assert split is not None
+    np.testing.assert_allclose(split, np.array([2, 2, 1, 1, 1, 1, 0.5, 0.5]) / 9)
+    even = simulator.load_scenario(root / "scenarios" / "quickstart.yaml")
+    four = share.iloc[:4]
+    assert capacity_split(SimpleNamespace(scenario=even), four) is None  # the even split says it

@@ -46,14 +46,40 @@ def backend_share(r: Results, ax: Axes | None = None) -> Axes:
     labels = [f"{b}\n({lb})" if share["balancer"].nunique() > 1 else str(b)
               for lb, b in zip(share["balancer"], share["backend"], strict=True)]
     ax.bar(range(len(share)), share["share"].to_numpy() * 100)
-    ax.axhline(100 / share.groupby("balancer", observed=True).size().max(), color="grey",
-               ls=":", lw=1, label="even split")
+    fair = capacity_split(r, share)
+    if fair is None:
+        ax.axhline(100 / share.groupby("balancer", observed=True).size().max(), color="grey",
+                   ls=":", lw=1, label="even split")
+    else:  # a mixed-speed fleet: what each backend would get in proportion to its capacity
+        ax.scatter(range(len(share)), fair * 100, marker="_", s=900, color="black", lw=2,
+                   zorder=3, label="split by capacity (workers x speed)")
     ax.set_xticks(range(len(share)), labels, rotation=45, ha="right")
     ax.set_ylabel("share of requests (%)")
     ax.set_title(f"{r.scenario.name}: per-backend share")
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(loc="upper right", fontsize="small")
     return ax
+
+
+def capacity_split(r: Results, share: pd.DataFrame) -> np.ndarray | None:
+    """Each backend's share of its balancer's capacity (workers x speed of its instance), or
+    None when every backend of every balancer has the same capacity (the even split says it).
+
+    Backends are named ``component[index]``; a backend whose parameters state no speed counts
+    as speed 1, one with no workers as one worker.
+    """
+    caps = []
+    for backend in share["backend"].astype(str):
+        name, _, rest = backend.partition("[")
+        params = r.scenario.components.get(name)
+        index = int(rest.rstrip("]")) if rest.rstrip("]").isdigit() else 0
+        speed_of = getattr(params, "speed_of", None)
+        speed = float(speed_of(index)) if callable(speed_of) else 1.0
+        caps.append(float(getattr(params, "workers", 1)) * speed)
+    cap = pd.Series(caps, index=share.index)
+    if cap.groupby(share["balancer"], observed=True).nunique().max() <= 1:
+        return None
+    return (cap / cap.groupby(share["balancer"], observed=True).transform("sum")).to_numpy()
 
 
 def backend_share_over_time(r: Results, ax: Axes | None = None, balancer: str | None = None,

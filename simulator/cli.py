@@ -13,13 +13,10 @@ import contextlib
 import json
 import os
 import sys
-import textwrap
-import types
-import typing
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from simulator.analysis.terminal import fit
 from simulator.errors import ScenarioError, ScenarioWarning, TopologyError
@@ -61,7 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
                      metavar="KEY.PATH=VALUE")
 
     sub.add_parser("schema", help="print the JSON Schema of the scenario format")
-    sub.add_parser("kinds", help="list component kinds with their parameters and defaults")
+    kinds = sub.add_parser("kinds", help="list component kinds with their parameters and "
+                           "defaults; name kinds to expand every nested setting")
+    kinds.add_argument("kinds", nargs="*", metavar="KIND",
+                       help="kinds to describe in full: nested settings (health_check.interval"
+                            "...) and the options of every call step")
 
     plot = sub.add_parser("plot", help="write the plots (and a report) of a results directory")
     plot.add_argument("directory", type=Path,
@@ -335,140 +336,16 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _kinds(args: argparse.Namespace) -> int:
-    from pydantic_core import PydanticUndefined
-
+    from simulator.describe import describe_kinds
     from simulator.registry import kinds
 
-    for kind, declared in kinds().items():
-        doc = declared.summary or (declared.component_class().__doc__ or "").strip(
-            ).splitlines()[0]
-        print(f"{kind}: {doc}")
-        rows = []
-        for name, f in declared.params.model_fields.items():
-            if name == "kind":
-                continue
-            text = type_text(f.annotation, f.metadata)
-            if f.default is not PydanticUndefined:
-                default = "default " + default_text(f.default, text)
-            elif f.default_factory is not None:
-                default = "default " + default_text(f.default_factory(), text)  # type: ignore[call-arg]
-            else:
-                default = "required"
-            rows.append((f.alias or name, text, default))
-        width = min(max(len(t) for _, t, _ in rows), 44)
-        for name, text, default in rows:
-            lines = textwrap.wrap(text, width) or [""]
-            print(f"    {name:<20} {lines[0]:<{width}}  {default}")
-            for more in lines[1:]:
-                print(f"    {'':<20}   {more}")
-        print()
+    unknown = [k for k in args.kinds if k not in kinds()]
+    if unknown:
+        print(f"simulator kinds: unknown kind {unknown[0]!r} (kinds: {', '.join(kinds())})",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(fit(describe_kinds(args.kinds)), end="")
     return 0
-
-
-def type_text(tp: Any, metadata: Sequence[Any] = ()) -> str:
-    """Describe a parameter's type in words (``duration``, ``one of: fifo, lifo``...)."""
-    from pydantic import BaseModel, BeforeValidator
-
-    from simulator.units import parse_duration, parse_rate
-
-    funcs = [m.func for m in metadata if isinstance(m, BeforeValidator)]
-    bounds = _bounds(metadata)
-    if parse_duration in funcs:
-        return _join("duration", bounds)
-    if parse_rate in funcs:
-        return _join("rate", bounds)
-    origin = typing.get_origin(tp)
-    if origin is typing.Annotated:
-        inner, *more = typing.get_args(tp)
-        return _join(type_text(inner, more), bounds)
-    if origin in (typing.Union, types.UnionType):
-        members = [a for a in typing.get_args(tp) if a is not type(None)]
-        optional = len(members) < len(typing.get_args(tp))
-        models = [typing.get_args(m)[0] if typing.get_origin(m) is typing.Annotated else m
-                  for m in members]
-        text = _family(models) or " or ".join(type_text(m) for m in members)
-        return _join(text + (", optional" if optional else ""), bounds)
-    if origin is Literal:
-        return "one of: " + ", ".join(str(a) for a in typing.get_args(tp))
-    if origin is list:
-        (item,) = typing.get_args(tp)
-        return _join("list of " + _plural(type_text(item)), bounds)
-    if origin is dict:
-        _, value = typing.get_args(tp)
-        return _join(f"mapping of name to {type_text(value)}", bounds)
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return _family([tp]) or tp.__name__
-    names = {int: "integer", float: "number", str: "name", bool: "true/false"}
-    return _join(names.get(tp, getattr(tp, "__name__", str(tp))), bounds)
-
-
-def _family(models: list[Any]) -> str | None:
-    """Name a union of scenario models by what they are (every distribution has ``dist``...)."""
-    from pydantic import BaseModel
-
-    if not models or not all(isinstance(m, type) and issubclass(m, BaseModel) for m in models):
-        return None
-    for key, name in (("dist", "distribution"), ("popularity", "key popularity"),
-                      ("process", "arrival process")):
-        if all(key in m.model_fields for m in models):
-            return name
-    names = {m.__name__ for m in models}
-    if names == {"CallSpec", "ParallelSpec"}:
-        return "step (a call or {parallel: [calls]})"
-    if names == {"CallSpec"}:
-        return "call (a name or {to, op})"
-    return None
-
-
-def _plural(text: str) -> str:
-    head, sep, rest = text.partition(" ")
-    if head in ("name", "number", "integer", "distribution", "duration", "rate", "step", "call"):
-        return head + "s" + sep + rest
-    return text
-
-
-def _bounds(metadata: Sequence[Any]) -> str:
-    signs = {"Ge": ">=", "Gt": ">", "Le": "<=", "Lt": "<"}
-    parts = []
-    for m in metadata:
-        name = type(m).__name__
-        if name in signs:
-            value = getattr(m, name.lower())
-            parts.append(f"{signs[name]} {value:g}" if isinstance(value, float)
-                         else f"{signs[name]} {value}")
-        elif name == "MinLen":
-            parts.append(f"at least {m.min_length}")
-    return ", ".join(parts)
-
-
-def _join(text: str, bounds: str) -> str:
-    if not bounds:
-        return text
-    if text.endswith(", optional"):
-        return _join(text.removesuffix(", optional"), bounds) + ", optional"
-    return f"{text}, {bounds}" if bounds.startswith("at") else f"{text} {bounds}"
-
-
-def default_text(value: Any, type_desc: str = "") -> str:
-    """Render a default value as it would be written in a scenario."""
-    from pydantic import BaseModel
-
-    if isinstance(value, BaseModel):
-        if getattr(value, "dist", None) == "constant":
-            value = value.value  # type: ignore[attr-defined]
-        else:
-            return json.dumps(value.model_dump(mode="json", by_alias=True,
-                                               exclude_defaults=True))
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        unit = "s" if type_desc.startswith(("duration", "distribution")) else ""
-        return f"{value:g}{unit}"
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)
 
 
 def _experiment(args: argparse.Namespace) -> int:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -164,7 +166,8 @@ def test_kinds_lists_parameters_types_and_defaults(capsys: pytest.CaptureFixture
     for kind, declared in kinds().items():
         for name, f in declared.params.model_fields.items():
             if name != "kind":
-                assert f"    {f.alias or name} " in blocks[kind], (kind, name)
+                assert re.search(rf"^    {f.alias or name}( |$)", blocks[kind], re.M), (kind,
+                                                                                       name)
     for noise in ("typing.", "Literal[", "Annotated[", "Union[", "<class", "simulator."):
         assert noise not in out
     service = {ln.split()[0]: ln for ln in blocks["service"].splitlines()[1:]
@@ -176,6 +179,59 @@ def test_kinds_lists_parameters_types_and_defaults(capsys: pytest.CaptureFixture
     assert "one of: round_robin, weighted_round_robin" in lb
     assert "list of names" in lb and "required" in lb
     assert "duration > 0" in lb and "default 10s" in lb
+
+
+def _fields(model: Any, prefix: str = "", depth: int = 0) -> list[str]:
+    """Dotted names of every field of a model and of the models nested in it (the test's own
+    walk: a model field, an optional model, a list or mapping of models)."""
+    import typing
+
+    from pydantic import BaseModel
+
+    names = []
+    for name, f in model.model_fields.items():
+        key = f"{prefix}{f.alias or name}"
+        names.append(key)
+        tp, suffix = f.annotation, ""
+        if typing.get_origin(tp) in (list, tuple):
+            tp, suffix = typing.get_args(tp)[0], "[]"
+        inner = [a for a in typing.get_args(tp) if a is not type(None)] or [tp]
+        for sub in inner:
+            if (isinstance(sub, type) and issubclass(sub, BaseModel) and "dist" not in
+                    sub.model_fields and depth < 3):
+                names += _fields(sub, f"{key}{suffix}.", depth + 1)
+    return names
+
+
+@pytest.mark.parametrize("kind", ["load_balancer", "database", "service", "cache", "consumer"])
+def test_kinds_kind_expands_every_nested_setting(kind: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_ok(capsys, "kinds", kind)
+    assert out.split(":", 1)[0] == kind and "\n\n" not in out.strip()  # that kind only
+    listed = {ln.split()[0] for ln in out.splitlines()[1:] if ln.startswith("    ") and ln.split()}
+    missing = [n for n in _fields(kinds()[kind].params) if n != "kind" and n not in listed]
+    assert missing == []
+
+
+def test_kinds_service_lists_the_call_policies_with_units_and_defaults(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_ok(capsys, "kinds", "service")
+    lines = out.splitlines()
+    def row(name: str) -> str:
+        i = next(k for k, ln in enumerate(lines) if ln.split() and ln.split()[0] == name)
+        return lines[i] if len(lines[i].split()) > 1 else lines[i + 1]
+    assert "duration > 0" in row("calls.*[].timeout")
+    assert "default 3" in row("calls.*[].retry.attempts")
+    assert "duration" in row("calls.*[].retry.base") and "default 0.025s" in row(
+        "calls.*[].retry.base")
+    assert "default 60s" in row("calls.*[].breaker.wait_duration_in_open_state")
+    assert "calls.*[].hedge.percentile" in out and "calls.*[].bulkhead.max_concurrent_calls" in out
+    assert "the fields of calls.*[] (CallSpec)" in out  # on_failure's steps are the same
+
+
+def test_kinds_refuses_an_unknown_kind(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["kinds", "nope"]) == 2
+    assert "unknown kind 'nope'" in capsys.readouterr().err
 
 
 def test_python_m_simulator_help() -> None:

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test validate test-quick bench bench-streaming bench-parallel lint clean
+.PHONY: run test validate test-quick bench bench-start bench-streaming bench-parallel lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test-quick: $(STAMP)
 ## bench: framework vs hand-written SimPy, side by side
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+## bench-start: whole-process CPU of import, validate, kinds and a 1,000-request run
+bench-start: $(STAMP)
+	$(BIN)/python benchmarks/startup.py
 
 ## bench-streaming: peak memory of 10M streaming requests against 1M (several minutes)
 bench-streaming: $(STAMP)

@@ -198,8 +198,8 @@ def _run(args: argparse.Namespace) -> int:
     print(fit(f"{scenario.name}: {n} requests in {scenario.duration:g}s simulated "
               f"(seed {results.seed}, warm-up {results.window[0]:g}s{given}) "
               f"in {results.wall_seconds:.2f}s wall time"))
-    print_verdict(results)
-    print_tables(results)
+    findings = print_verdict(results)
+    print_tables(results, {"findings": findings})  # the steady-state checks, computed once
     if args.out is not None:
         try:
             path = results.write(args.out, fmt=args.format, plots=args.plots)
@@ -277,22 +277,25 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_verdict(results: Any) -> None:
-    """Say first, before any figure, which parts of the run did not reach a steady state."""
+def print_verdict(results: Any) -> Any:
+    """Say first, before any figure, which parts of the run did not reach a steady state;
+    return the ``findings`` table that says it."""
     from simulator.analysis.stability import verdict, warnings
 
     findings = results.derived("findings")
     said = verdict(findings)
     if said == "steady":
-        return
+        return findings
     print(fit(f"\nWARNING: this run did not reach a steady state ({said}); its averages and "
               "percentiles describe where the run stopped, not the system:"))
     for line in warnings(findings):
         print(fit(f"  {line}"))
+    return findings
 
 
-def print_tables(results: Any) -> None:
-    """Print every derived table the run has, each under its title (the summary first)."""
+def print_tables(results: Any, computed: dict[str, Any] | None = None) -> None:
+    """Print every derived table the run has, each under its title (the summary first);
+    ``computed`` holds tables already computed, by name."""
     from simulator import registry
     from simulator.metrics.streaming import StreamingUnavailableError
 
@@ -300,7 +303,8 @@ def print_tables(results: Any) -> None:
         if not declared.available(results):
             continue
         try:
-            table = declared.table(results)
+            table = (computed[declared.name] if computed and declared.name in computed
+                     else declared.table(results))
         except StreamingUnavailableError:
             if declared.applies is not None:  # it applies, but needs one row per request
                 print(fit(f"\n{declared.title}: not available with metrics.requests: "

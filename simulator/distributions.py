@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
-import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from simulator.rng import batched
 from simulator.units import DURATION_PATTERN, parse_duration
+
+if TYPE_CHECKING:  # numpy is imported where variates are drawn: validating needs none
+    import numpy as np
 
 Duration = Annotated[
     float,
@@ -62,6 +64,8 @@ class Constant(_Dist):
     value: Duration = Field(ge=0)
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        import numpy as np
+
         return np.full(n, self.value)
 
     def _mean(self) -> float:
@@ -117,6 +121,8 @@ class Normal(_Dist):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        import numpy as np
+
         return np.maximum(rng.normal(self.mean_, self.sd, n), 0.0)
 
     def _mean(self) -> float:
@@ -240,15 +246,21 @@ class Empirical(_Dist):
         return self
 
     def _probs(self) -> np.ndarray | None:
+        import numpy as np
+
         if self.weights is None:
             return None
         w = np.asarray(self.weights, dtype=float)
         return w / w.sum()
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        import numpy as np
+
         return rng.choice(np.asarray(self.values, dtype=float), size=n, p=self._probs())
 
     def _mean(self) -> float:
+        import numpy as np
+
         p = self._probs()
         v = np.asarray(self.values, dtype=float)
         return float(v.mean() if p is None else (v * p).sum())
@@ -270,10 +282,14 @@ class Mixture(_Dist):
     components: list[MixtureComponent] = Field(min_length=1)
 
     def _probs(self) -> np.ndarray:
+        import numpy as np
+
         w = np.array([c.weight for c in self.components])
         return w / w.sum()
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        import numpy as np
+
         which = rng.choice(len(self.components), size=n, p=self._probs())
         out = np.empty(n)
         for i, c in enumerate(self.components):

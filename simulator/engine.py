@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import simpy
 
@@ -13,11 +13,13 @@ from simulator.autoscaling.controller import start_autoscalers
 from simulator.components.base import BuildContext
 from simulator.metrics.recorder import Recorder
 from simulator.metrics.streaming import RequestStream, window_detail
-from simulator.results import Results
 from simulator.rng import Streams
 from simulator.scenario import Scenario
 from simulator.timeline import start_faults
 from simulator.topology import build_topology
+
+if TYPE_CHECKING:
+    from simulator.results import Results
 
 #: a run that reports progress stops this many times on its way to the end
 PROGRESS_STEPS = 200
@@ -47,6 +49,11 @@ def simulate(scenario: Scenario, seed: int | None = None, replication: int = 0,
     Results
         The tables of the run. Same scenario, seed and replication give identical tables.
     """
+    # The tables are pandas frames, but nothing before them needs pandas: importing it here,
+    # before the clock starts, keeps `import simulator.engine` (and the component modules,
+    # `simulator kinds`) free of it and its import out of ``wall_seconds``.
+    from simulator.results import Results
+
     seed = scenario.seed if seed is None else seed
     wall0 = time.perf_counter()
     env = simpy.Environment()

@@ -8,12 +8,14 @@ workload instead of being knobs.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from simulator.rng import batched
+
+if TYPE_CHECKING:  # numpy is imported where variates are drawn: validating needs none
+    import numpy as np
 
 
 class _Keys(BaseModel):
@@ -40,6 +42,8 @@ class UniformKeys(_Keys):
     popularity: Literal["uniform"] = "uniform"
 
     def probabilities(self) -> np.ndarray:
+        import numpy as np
+
         return np.full(self.n, 1.0 / self.n)
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
@@ -53,10 +57,14 @@ class ZipfKeys(_Keys):
     s: float = Field(ge=0, le=10, description="Skew exponent (often 0.6-1.2).")
 
     def probabilities(self) -> np.ndarray:
+        import numpy as np
+
         w = np.arange(1, self.n + 1, dtype=float) ** -self.s
         return w / w.sum()
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        import numpy as np
+
         cdf = _zipf_cdf(self.n, self.s)
         return np.minimum(np.searchsorted(cdf, rng.random(size), side="right"), self.n - 1)
 
@@ -72,12 +80,16 @@ class HotspotKeys(_Keys):
         return max(1, round(self.n * self.hot_fraction))
 
     def probabilities(self) -> np.ndarray:
+        import numpy as np
+
         hot = self._hot()
         p = np.full(self.n, (1 - self.hot_share) / max(1, self.n - hot))
         p[:hot] = self.hot_share / hot
         return p / p.sum()
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        import numpy as np
+
         hot = self._hot()
         is_hot = rng.random(size) < self.hot_share
         cold = rng.integers(hot, self.n, size) if self.n > hot else rng.integers(0, hot, size)
@@ -90,6 +102,8 @@ class SequentialKeys(_Keys):
     popularity: Literal["sequential"] = "sequential"
 
     def probabilities(self) -> np.ndarray:
+        import numpy as np
+
         return np.full(self.n, 1.0 / self.n)
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
@@ -111,6 +125,8 @@ _CDF_CACHE: dict[tuple[int, float], np.ndarray] = {}
 
 
 def _zipf_cdf(n: int, s: float) -> np.ndarray:
+    import numpy as np
+
     key = (n, s)
     cdf = _CDF_CACHE.get(key)
     if cdf is None:

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where variates are drawn: validating needs none
+    import numpy as np
+
 
 #: How many numbers a batched stream draws from numpy at once.
 BLOCK = 4096
@@ -24,6 +27,8 @@ def stable_hash(text: str) -> int:
 
 def make_generator(seed: int, replication: int, scope: str, purpose: str) -> np.random.Generator:
     """Return the generator of one (seed, replication, scope, purpose)."""
+    import numpy as np
+
     seq = np.random.SeedSequence(
         seed, spawn_key=(replication, stable_hash(scope), stable_hash(purpose))
     )

@@ -11,9 +11,10 @@ import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported by the commands that print tables, not by the parser
+    import pandas as pd
 
 from simulator.analysis.terminal import fit
 from simulator.experiment.executors import ExecutorError
@@ -278,6 +279,8 @@ def _metrics(args: argparse.Namespace, default: tuple[str, ...]) -> list[str]:
 
 
 def _replicate(args: argparse.Namespace) -> Any:
+    import pandas as pd
+
     from simulator.experiment.replicate import DEFAULT_METRICS, replicate
 
     metrics = _metrics(args, DEFAULT_METRICS)
@@ -314,6 +317,8 @@ def _warmup_text(runs: pd.DataFrame) -> str:
 
 
 def _compare(args: argparse.Namespace) -> Any:
+    import pandas as pd
+
     from simulator.experiment.compare import compare, vary
     from simulator.experiment.replicate import DEFAULT_METRICS
 
@@ -388,6 +393,8 @@ def _print_unstable(findings: pd.DataFrame, limit: int = 8) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> Any:
+    import pandas as pd
+
     from simulator.experiment.sweep import sweep
 
     metrics = _metrics(args, ("mean", "p99", "error_ratio"))

@@ -13,9 +13,10 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pandas is imported where the tables are assembled, at the end of a run
+    import pandas as pd
+
     from simulator.kind import RawTable
 
 #: array typecode and numpy dtype of each column dtype (categories and bools hold codes)
@@ -62,6 +63,8 @@ class RawBuffer:
     def frame(self, component_names: Callable[[np.ndarray], Any]) -> pd.DataFrame:
         """The table as a DataFrame; ``component_names`` turns instance codes into a
         categorical of component names (``labels="component"``)."""
+        import pandas as pd
+
         out: dict[str, Any] = {}
         for col in self.table.columns:
             values = np.array(self.columns[col.name], dtype=_STORAGE[col.dtype][1])

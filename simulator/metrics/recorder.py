@@ -12,14 +12,15 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from simulator.messages import IN_FLIGHT, LOOKUP_LABELS, STATUS_LABELS, Request
 from simulator.metrics.buffers import RawBuffer, unique
 from simulator.metrics.schema import TABLES
 from simulator.metrics.streaming import RequestStream
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pandas is imported where the tables are assembled, at the end of a run
+    import pandas as pd
+
     from simulator.kind import RawTable
 
 NAN = float("nan")
@@ -188,6 +189,8 @@ class Recorder:
         }
 
     def _requests(self) -> pd.DataFrame:
+        import pandas as pd
+
         n = len(self.req_start)
         end = np.full(n, np.nan)
         status = np.full(n, IN_FLIGHT, dtype=np.int8)
@@ -225,6 +228,8 @@ class Recorder:
         return pd.DataFrame(dict(zip(TABLES["requests"], columns, strict=True)))
 
     def _samples(self) -> pd.DataFrame:
+        import pandas as pd
+
         codes = np.frombuffer(self._sample_gauge, dtype=np.int32) if len(
             self._sample_gauge) else np.empty(0, np.int32)
         columns: dict[str, object] = {
@@ -240,6 +245,8 @@ class Recorder:
         return pd.DataFrame(columns)
 
     def _spans(self) -> pd.DataFrame:
+        import pandas as pd
+
         codes = np.array(self.span_instance, dtype=np.int32)
         comps = [c for c, _ in self.instances]
         insts = [i for _, i in self.instances]
@@ -260,6 +267,8 @@ class Recorder:
 
     def _names(self, codes: np.ndarray) -> pd.Categorical[str]:
         """Instance codes as a categorical of component names."""
+        import pandas as pd
+
         comps = list(dict.fromkeys(c for c, _ in self.instances))
         of_code = np.array([comps.index(c) for c, _ in self.instances], dtype=np.int32)
         idx = np.asarray(codes, dtype=np.int32)
@@ -268,10 +277,14 @@ class Recorder:
 
 
 def _status(codes: np.ndarray) -> pd.Categorical[str]:
+    import pandas as pd
+
     return pd.Categorical.from_codes(codes.astype(np.int8), categories=pd.Index(STATUS_LABELS))
 
 
 def _frame(table: str, columns: dict[str, list[object]]) -> pd.DataFrame:
+    import pandas as pd
+
     out: dict[str, object] = {}
     for name, (dtype, _) in TABLES[table].items():
         values = columns[name]

@@ -20,14 +20,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from simulator.errors import SimulatorError
 from simulator.messages import HIT, IN_FLIGHT, MISS, STATUS_LABELS, Status
 from simulator.metrics.histogram import LatencyHistogram, bucket_bounds, quantiles_of
 from simulator.metrics.schema import QUANTILES, SUMMARY_COLUMNS
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pandas is imported where the tables are assembled, at the end of a run
+    import pandas as pd
+
     from simulator.messages import Request
 
 STATS_COLUMNS = ["workload", "op", "status", "count", "latency_sum", "attempts_sum", "stale",
@@ -154,6 +155,8 @@ class RequestStream:
     # ---- tables -------------------------------------------------------------------------
     def tables(self) -> dict[str, pd.DataFrame]:
         """The ``request_stats`` and ``latency_histogram`` tables."""
+        import pandas as pd
+
         done: dict[tuple[int, str], int] = {}
         rows = []
         for (w, op, status), s in sorted(self.stats.items(), key=lambda kv: kv[0]):
@@ -200,6 +203,8 @@ class RequestStream:
 
 
 def _categorical(codes: object, categories: list[str]) -> pd.Categorical[str]:
+    import pandas as pd
+
     return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int16),
                                      categories=pd.Index(categories))
 
@@ -231,6 +236,8 @@ def latency_quantiles(histogram: pd.DataFrame, qs: list[float], relative_error: 
         One row per group, one column per quantile (``q0.99``...), within ``relative_error`` of
         the exact quantiles of the pooled latencies.
     """
+    import pandas as pd
+
     h = histogram if status is None else histogram[histogram["status"].astype(str) == status]
     names = [f"q{q:g}" for q in qs]
     if not by:
@@ -252,6 +259,8 @@ def summarize_streaming(stats: pd.DataFrame, histogram: pd.DataFrame, relative_e
     Counts, ratios and means are exact; percentiles are within ``relative_error`` of the exact
     ones. There are no component rows (they come from spans, which streaming runs do not keep).
     """
+    import pandas as pd
+
     ok_label, fb_label = Status.OK.label, Status.FALLBACK.label
     rows = []
     for workload in stats["workload"].cat.categories:

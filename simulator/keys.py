@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from simulator.limits import ZIPF_KEY_BYTES
 from simulator.rng import batched
 
 
@@ -32,6 +33,10 @@ class _Keys(BaseModel):
     def sampler(self, rng: np.random.Generator) -> Callable[[], int]:
         """Return a zero-argument function returning one key per call (batched underneath)."""
         return batched(rng, self.sample)  # type: ignore[return-value]
+
+    def memory_bytes(self) -> float:
+        """Bytes a run holds for the key space itself (none: keys are drawn arithmetically)."""
+        return 0.0
 
 
 class UniformKeys(_Keys):
@@ -55,6 +60,11 @@ class ZipfKeys(_Keys):
     def probabilities(self) -> np.ndarray:
         w = np.arange(1, self.n + 1, dtype=float) ** -self.s
         return w / w.sum()
+
+    def memory_bytes(self) -> float:
+        """The cumulative distribution over the ``n`` keys that sampling bisects (and the
+        arrays it is built from)."""
+        return float(self.n * ZIPF_KEY_BYTES)
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         cdf = _zipf_cdf(self.n, self.s)

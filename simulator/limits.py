@@ -115,7 +115,7 @@ TABLE_MEMORY = Limit("table_memory", 4 << 30, "bytes", "record metrics: {request
                      "duration")
 SWEEP_POINTS = Limit("sweep_points", 10_000, "points", "fewer values per --grid/--vary key, "
                      "or sweep in stages (a coarse grid, then a fine one where it matters)")
-REPLICATIONS = Limit("replications", 1_000, "replications", "a few dozen replications give "
+REPLICATIONS = Limit("replications", 10_000, "replications", "a few dozen replications give "
                      "intervals within a few percent; replicate --target-rhw adds them until "
                      "a precision is reached")
 

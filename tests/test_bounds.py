@@ -60,6 +60,11 @@ CONSUMERS = _one("{arrivals: {process: poisson, rate: 10/s}, target: q}",
                  "  q: {kind: queue}\n  c: {kind: consumer, source: q, replicas: 1000, "
                  "concurrency: 1000, service_time: 1ms}\n")
 
+AUTOSCALED = _one("{arrivals: {process: poisson, rate: 10/s}, target: api}",
+                  "  api: {kind: service, replicas: 1, service_time: 1ms, autoscaling: "
+                  "{max_replicas: 100000, metrics: [{type: utilization, "
+                  "average_utilization: 50}]}}\n")
+
 GRID = ",".join(str(i) for i in range(1, 1001))
 
 #: (id, file text or None for the quickstart, command line after the file, limit named)
@@ -71,6 +76,7 @@ BOMBS = [
     ("keys-1e8", KEYS, ["validate"], "key_memory"),
     ("replicas-1e5", REPLICAS, ["run"], "instances"),
     ("consumer-workers-1e6", CONSUMERS, ["run"], "instances"),
+    ("autoscaling-max-1e5", AUTOSCALED, ["run"], "instances"),
     ("ring-1e4-shards-1e5-vnodes", RING, ["run"], "ring_tokens"),
     ("table-1.9e8-requests", TABLE, ["run"], "table_memory"),
     ("sweep-1e6-points", None, ["sweep", "--no-cache", "--grid", f"seed={GRID}",

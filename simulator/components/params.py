@@ -96,8 +96,9 @@ class ComponentParams(BaseModel):
     def instances(self) -> int:
         """Simulated objects a run builds for this component that live the whole run
         (instances, the nodes of an instance, long-lived worker processes): what the
-        ``instances`` limit (:mod:`simulator.limits`) counts. Default: ``replicas``."""
-        return self.replicas
+        ``instances`` limit (:mod:`simulator.limits`) counts. Default: the instances the
+        topology builds (:attr:`instance_count`)."""
+        return self.instance_count
 
     def ring_tokens(self, components: dict[str, ComponentParams]) -> int:
         """Tokens of the hash rings a run builds for this component (the ``ring_tokens``

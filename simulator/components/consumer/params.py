@@ -130,7 +130,7 @@ class ConsumerParams(ComponentParams):
 
     def instances(self) -> int:
         """Each replica and its ``concurrency`` long-lived worker processes."""
-        return self.replicas * (1 + self.concurrency)
+        return self.instance_count * (1 + self.concurrency)
 
     def references(self) -> Iterable[tuple[KeyPath, str]]:
         yield ("source",), self.source_component

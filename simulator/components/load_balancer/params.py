@@ -172,8 +172,9 @@ class LoadBalancerParams(ComponentParams):
         backend instance."""
         if self.strategy != "consistent_hash":
             return 0
-        backends = sum(components[b].replicas if b in components else 1 for b in self.backends)
-        return self.replicas * backends * self.vnodes
+        backends = sum(components[b].instance_count if b in components else 1
+                       for b in self.backends)
+        return self.instance_count * backends * self.vnodes
 
     def references(self) -> Iterable[tuple[KeyPath, str]]:
         for i, b in enumerate(self.backends):

@@ -33,6 +33,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``simulator`` command."""
+    from simulator.experiment.cli import add_commands, add_force
+
     parser = _Parser(prog="simulator", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -48,12 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=None, help="directory to write tables to")
     run.add_argument("--format", choices=["parquet", "csv"], default="parquet")
     run.add_argument("--plots", action="store_true", help="also write PNG plots (needs --out)")
+    add_force(run)
     run.add_argument("--report", nargs="?", const="", default=None, type=str, metavar="FILE",
                      help="write a self-contained HTML report (default FILE: OUT/report.html "
                           "with --out, else NAME-report.html here)")
 
     val = sub.add_parser("validate", help="check scenario files without running them")
     val.add_argument("files", nargs="+")
+    add_force(val)
     val.add_argument("--set", dest="overrides", action="append", default=[],
                      metavar="KEY.PATH=VALUE")
 
@@ -72,8 +76,6 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--report", nargs="?", const="", default=None, type=str, metavar="FILE",
                       help="also write the HTML report of a run (default "
                            "DIRECTORY/report.html)")
-    from simulator.experiment.cli import add_commands
-
     add_commands(sub)
     return parser
 
@@ -186,7 +188,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"simulator run: --report {args.report}: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     warmup = [] if args.warmup is None else [f"warmup={args.warmup}"]
-    scenario = load_scenario(args.file, [*args.overrides, *warmup])
+    scenario = load_scenario(args.file, [*args.overrides, *warmup], force=args.force)
     progress = None
     if sys.stderr.isatty():  # a line that updates itself is for people, not for logs
         from simulator.progress import RunProgress
@@ -322,7 +324,7 @@ def _validate(args: argparse.Namespace) -> int:
     failed = 0
     for file in args.files:
         try:
-            scenario = load_scenario(file, args.overrides)
+            scenario = load_scenario(file, args.overrides, force=args.force)
         except ScenarioError as exc:
             print(exc.render(), file=sys.stderr)
             failed += 1

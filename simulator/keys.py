@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from simulator.limits import ZIPF_KEY_BYTES
 from simulator.rng import batched
 
 if TYPE_CHECKING:  # numpy is imported where variates are drawn: validating needs none
@@ -34,6 +35,10 @@ class _Keys(BaseModel):
     def sampler(self, rng: np.random.Generator) -> Callable[[], int]:
         """Return a zero-argument function returning one key per call (batched underneath)."""
         return batched(rng, self.sample)  # type: ignore[return-value]
+
+    def memory_bytes(self) -> float:
+        """Bytes a run holds for the key space itself (none: keys are drawn arithmetically)."""
+        return 0.0
 
 
 class UniformKeys(_Keys):
@@ -61,6 +66,11 @@ class ZipfKeys(_Keys):
 
         w = np.arange(1, self.n + 1, dtype=float) ** -self.s
         return w / w.sum()
+
+    def memory_bytes(self) -> float:
+        """The cumulative distribution over the ``n`` keys that sampling bisects (and the
+        arrays it is built from)."""
+        return float(self.n * ZIPF_KEY_BYTES)
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         import numpy as np

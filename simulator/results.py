@@ -317,7 +317,7 @@ class Results:
             kind = manifest.get("kind", "unknown")
             raise FileNotFoundError(f"{source}: holds the results of an experiment ({kind}), "
                                     "not of one run")
-        scenario = parse_scenario(manifest["scenario"])
+        scenario = parse_scenario(manifest["scenario"], force=True)  # it has run: no limits
         names = table_names()
         if scenario.metrics.requests == "streaming":
             names = [n for n in names if n != "requests"] + list(STREAMING_TABLES)

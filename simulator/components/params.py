@@ -93,6 +93,23 @@ class ComponentParams(BaseModel):
         """
         return ()
 
+    def instances(self) -> int:
+        """Simulated objects a run builds for this component that live the whole run
+        (instances, the nodes of an instance, long-lived worker processes): what the
+        ``instances`` limit (:mod:`simulator.limits`) counts. Default: the instances the
+        topology builds (:attr:`instance_count`)."""
+        return self.instance_count
+
+    def ring_tokens(self, components: dict[str, ComponentParams]) -> int:
+        """Tokens of the hash rings a run builds for this component (the ``ring_tokens``
+        limit); ``components`` resolves the instances of the components it names."""
+        return 0
+
+    def key_state_bytes(self, keys: int) -> float:
+        """Upper estimate of the bytes of per-key state this component keeps when requests
+        touch at most ``keys`` distinct keys (entries, versions; the ``key_memory`` limit)."""
+        return 0.0
+
     def check_fault(self, fault: Any) -> Iterable[tuple[str, str]]:
         """Yield (key of the fault, message) for a timeline event aimed at this component that
         it cannot take (called once the event's kind is known to be supported)."""

@@ -40,6 +40,7 @@ from simulator.experiment.runs import (
     scenario_payload,
 )
 from simulator.experiment.sweep import override
+from simulator.limits import REPLICATIONS, check_count
 from simulator.units import parse_duration, parse_rate
 
 LATENCY_METRICS = ("mean", "p50", "p95", "p99", "p999")
@@ -260,7 +261,9 @@ def capacity(
         raise ValueError(f"low must be below high, got {low} and {high}")
     if confidence is not None and replications < 2:
         raise ValueError("a confidence bound needs at least 2 replications")
-    source = Source.of(scenario, overrides)
+    opts = ExperimentOptions.of(options, settings)
+    check_count(REPLICATIONS, "replications asked for", replications, opts.force)
+    source = Source.of(scenario, overrides, force=opts.force)
     base = source.resolve()
     if workload is not None and workload not in base.workloads:
         raise ScenarioError(source.name, [Problem(
@@ -273,7 +276,6 @@ def capacity(
     tol = tolerance if tolerance is not None else (1 if integer else (high - low) / 100)
     seed = base.seed if seed is None else seed
     rule = check_warmup(warmup, base)
-    opts = ExperimentOptions.of(options, settings)
     store = opts.run_cache()
     rows: list[dict[str, Any]] = []
     run_parts: list[pd.DataFrame] = []

@@ -113,10 +113,18 @@ def _common(p: argparse.ArgumentParser, replications: int, collects: bool = True
                    help="reuse finished runs from this folder (and add new ones)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None,
                    help="no progress bar")
+    add_force(p)
     if collects:
         p.add_argument("--table", dest="tables", action="append", default=[], metavar="NAME",
                        help="also collect this table from every run and write it with --out "
                             "(repeatable): cache_summary, region_summary, requests...")
+
+
+def add_force(p: argparse.ArgumentParser) -> None:
+    """``--force``: go beyond the soft limits of :mod:`simulator.limits`, knowingly."""
+    p.add_argument("--force", action="store_true",
+                   help="accept work over the soft limits (instances, ring tokens, per-key and "
+                        "table memory, sweep points, replications); the hard ones still apply")
 
 
 def add_commands(sub: Any) -> None:
@@ -212,7 +220,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
     running = ExperimentOptions(executor=args.executor, workers=args.workers,
                                 scheduler=args.scheduler, cache=args.cache,
-                                progress=args.progress)
+                                progress=args.progress, force=args.force)
     return {
         "seed": args.seed, "warmup": args.warmup, "confidence": args.confidence,
         "overrides": args.overrides, "options": running,
@@ -323,7 +331,7 @@ def _compare(args: argparse.Namespace) -> Any:
     from simulator.experiment.replicate import DEFAULT_METRICS
 
     metrics = _metrics(args, DEFAULT_METRICS)
-    variants = vary(_path_values(args.vary, "--vary")) if args.vary else None
+    variants = vary(_path_values(args.vary, "--vary"), args.force) if args.vary else None
     cmp = compare(args.file, variants, args.replications, baseline=args.baseline,
                   **_options(args))
     base = cmp.baseline

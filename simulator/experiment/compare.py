@@ -10,6 +10,7 @@ replication (paired), which removes the noise the variants share.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ from simulator.experiment.runs import (
     run_all,
     scenario_payload,
 )
+from simulator.limits import REPLICATIONS, SWEEP_POINTS, check_count
 from simulator.scenario import Scenario
 
 
@@ -129,15 +131,19 @@ class Comparison:
              for name, s in self.scenarios.items()}, fmt)
 
 
-def vary(paths: Mapping[str, Sequence[Any]]) -> dict[str, list[str]]:
+def vary(paths: Mapping[str, Sequence[Any]], force: bool = False) -> dict[str, list[str]]:
     """Variants from values of key paths: the cartesian product, named by the values.
 
     ``vary({"components.lb.strategy": ["round_robin", "least_connections"]})`` gives
     ``{"round_robin": ["components.lb.strategy=round_robin"], "least_connections": [...]}``;
-    with several paths, names join the values with commas (``"round_robin,2"``).
+    with several paths, names join the values with commas (``"round_robin,2"``). A product
+    over the ``sweep_points`` limit is refused (``ValueError``) before it is built, unless
+    ``force``.
     """
     from simulator.experiment.sweep import override
 
+    check_count(SWEEP_POINTS, "variants of the product (the product of the numbers of "
+                "values)", math.prod(len(list(v)) for v in paths.values()), force)
     keys = list(paths)
     out: dict[str, list[str]] = {}
     for combo in itertools.product(*(paths[k] for k in keys)):
@@ -188,9 +194,12 @@ def compare(
     """
     if replications < 1:
         raise ValueError(f"replications must be >= 1, got {replications}")
-    source = Source.of(scenario, overrides)
+    opts = ExperimentOptions.of(options, settings)
+    check_count(REPLICATIONS, "replications asked for", replications, opts.force)
+    source = Source.of(scenario, overrides, force=opts.force)
     base = source.resolve()
     chosen = {k: list(v) for k, v in (variants if variants is not None else base.variants).items()}
+    check_count(SWEEP_POINTS, "variants to compare", len(chosen), opts.force)
     if not chosen:
         raise ScenarioError(source.name, [Problem(
             "nothing to compare: give variants (--vary key.path=a,b,c) or a variants: block")])
@@ -212,7 +221,6 @@ def compare(
         for r in range(replications):
             specs.append(RunSpec(payload, seed, r, rule, wanted))
             tags.append({"variant": name})
-    opts = ExperimentOptions.of(options, settings)
     store = opts.run_cache()
     with opts.running() as ex:
         outs, stats = run_all(specs, ex, store, opts.progress, desc=f"{base.name} compare")

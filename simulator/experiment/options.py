@@ -35,6 +35,9 @@ class ExperimentOptions:
         experiment resumes (entries are keyed by the resolved scenario, seed and code version).
     progress
         Show a progress bar (default: when standard error is a terminal).
+    force
+        Accept scenarios and experiments over the soft limits of :mod:`simulator.limits`
+        (instances, ring tokens, per-key and table memory, sweep points, replications).
     """
 
     executor: str | Executor = "processes"
@@ -42,6 +45,7 @@ class ExperimentOptions:
     scheduler: str | None = None
     cache: str | Path | None = None
     progress: bool | None = None
+    force: bool = False
 
     @classmethod
     def of(cls, options: ExperimentOptions | None, settings: Mapping[str, Any]

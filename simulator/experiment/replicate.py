@@ -28,6 +28,7 @@ from simulator.experiment.runs import (
     run_all,
     scenario_payload,
 )
+from simulator.limits import REPLICATIONS, check_count
 from simulator.scenario import Scenario
 
 #: Metrics reported by default (columns of the summary table).
@@ -154,12 +155,16 @@ def replicate(
     """
     if replications < 1:
         raise ValueError(f"replications must be >= 1, got {replications}")
-    source = Source.of(scenario, overrides)
+    opts = ExperimentOptions.of(options, settings)
+    check_count(REPLICATIONS, "replications asked for", replications, opts.force)
+    if target_relative_half_width is not None:
+        check_count(REPLICATIONS, "replications allowed (--max-replications)",
+                    max_replications, opts.force)
+    source = Source.of(scenario, overrides, force=opts.force)
     resolved, payload = scenario_payload(source)
     seed = resolved.seed if seed is None else seed
     rule = check_warmup(warmup, resolved)
     wanted = check_tables(tables)
-    opts = ExperimentOptions.of(options, settings)
     store = opts.run_cache()
     n, done = replications, 0
     outputs: list[dict[str, pd.DataFrame]] = []

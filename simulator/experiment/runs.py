@@ -75,14 +75,17 @@ class Source:
         Lines of the key paths, for error messages.
     overrides
         ``key.path=value`` overrides applied to every resolution (``--set``).
+    force
+        Accept resolutions over the soft limits of :mod:`simulator.limits`.
     """
 
     data: dict[str, Any]
     smap: SourceMap
     overrides: tuple[str, ...] = ()
+    force: bool = False
 
     @classmethod
-    def of(cls, scenario: Any, overrides: Sequence[str] = ()) -> Source:
+    def of(cls, scenario: Any, overrides: Sequence[str] = (), force: bool = False) -> Source:
         """Make a source of a file path, a validated :class:`Scenario`, a dict or a Source.
 
         Raises
@@ -91,17 +94,19 @@ class Source:
             When the file cannot be read or the scenario (with ``overrides``) is invalid.
         """
         if isinstance(scenario, Source):
-            src = Source(scenario.data, scenario.smap, (*scenario.overrides, *overrides))
+            src = Source(scenario.data, scenario.smap, (*scenario.overrides, *overrides),
+                         scenario.force or force)
         elif isinstance(scenario, Scenario):
             src = Source(scenario.model_dump(mode="json", by_alias=True),
-                         SourceMap(f"<scenario {scenario.name}>"), tuple(overrides))
+                         SourceMap(f"<scenario {scenario.name}>"), tuple(overrides), force)
         elif isinstance(scenario, Mapping):
-            src = Source(copy.deepcopy(dict(scenario)), SourceMap("<dict>"), tuple(overrides))
+            src = Source(copy.deepcopy(dict(scenario)), SourceMap("<dict>"), tuple(overrides),
+                         force)
         elif isinstance(scenario, str | os.PathLike):
             data, smap = load_yaml_file(Path(scenario))
             if not isinstance(data, dict):
                 parse_scenario(data, smap)  # raises the usual error
-            src = Source(data, smap, tuple(overrides))
+            src = Source(data, smap, tuple(overrides), force)
         else:
             raise TypeError(f"expected a scenario path, Scenario, dict or Source, "
                             f"got {type(scenario).__name__}")
@@ -115,7 +120,7 @@ class Source:
 
     def resolve(self, extra: Sequence[str] = ()) -> Scenario:
         """Validate the scenario with the base overrides and ``extra`` ones applied."""
-        return parse_scenario(self.data, self.smap, [*self.overrides, *extra])
+        return parse_scenario(self.data, self.smap, [*self.overrides, *extra], force=self.force)
 
     def variants(self) -> dict[str, list[str]]:
         """The ``variants:`` block of the scenario (validated), by name."""
@@ -196,10 +201,11 @@ def code_version() -> str:
 
 @functools.lru_cache(maxsize=32)
 def _scenario(text: str) -> Scenario:
-    """A worker's scenario from its JSON; its warnings were given when the source was read."""
+    """A worker's scenario from its JSON; its warnings were given, and its limits checked
+    (``force`` honoured), when the source was read."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ScenarioWarning)
-        return parse_scenario(json.loads(text))
+        return parse_scenario(json.loads(text), force=True)
 
 
 def execute(spec: RunSpec) -> dict[str, pd.DataFrame]:

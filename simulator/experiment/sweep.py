@@ -35,6 +35,7 @@ from simulator.experiment.runs import (
     run_all,
     scenario_payload,
 )
+from simulator.limits import REPLICATIONS, SWEEP_POINTS, check_count
 from simulator.yamlfile import load_yaml_value
 
 
@@ -178,7 +179,11 @@ def sweep(
     """
     if replications < 1:
         raise ValueError(f"replications must be >= 1, got {replications}")
-    source = Source.of(scenario, overrides)
+    opts = ExperimentOptions.of(options, settings)
+    check_count(REPLICATIONS, "replications asked for", replications, opts.force)
+    check_count(SWEEP_POINTS, "points of the grid (the product of the numbers of values)",
+                math.prod(len(list(v)) for v in grid.values()), opts.force)
+    source = Source.of(scenario, overrides, force=opts.force)
     base = source.resolve()
     params = list(grid)
     problems = [Problem(f"{p!r} is also a column of the results; sweep the scenario's seed by "
@@ -208,7 +213,6 @@ def sweep(
         for r in range(replications):
             specs.append(RunSpec(payload, run_seed, r, rule, wanted))
             tags.append(point)
-    opts = ExperimentOptions.of(options, settings)
     store = opts.run_cache()
     with opts.running() as ex:
         outs, stats = run_all(specs, ex, store, opts.progress, desc=f"{base.name} sweep")

@@ -276,7 +276,8 @@ def _check_size(scenario: Scenario, smap: SourceMap) -> list[Problem]:
     if not (math.isfinite(n) and n <= MAX_REQUESTS):
         estimate = "unbounded" if not math.isfinite(n) else f"about {n:.3g}"
         problems.append(Problem(
-            f"this run would create {estimate} requests (limit {MAX_REQUESTS:.0e}); lower the "
+            f"this run would create {estimate} requests (the requests limit is "
+            f"{MAX_REQUESTS:.0e}); lower the "
             "rates or the duration, or give closed-loop users a think time",
             "workloads", smap.line_of(("workloads",))))
     ticks = (scenario.duration + scenario.drain) / scenario.metrics.interval
@@ -284,7 +285,8 @@ def _check_size(scenario: Scenario, smap: SourceMap) -> list[Problem]:
     if ticks * instances > MAX_SAMPLES:
         problems.append(Problem(
             f"gauge sampling would take about {ticks:.3g} samples of each of {instances} "
-            f"instance(s), {ticks * instances:.3g} in all (limit {MAX_SAMPLES:.0e}); raise "
+            f"instance(s), {ticks * instances:.3g} in all (the samples limit is "
+            f"{MAX_SAMPLES:.0e}); raise "
             "metrics.interval or shorten the run",
             "metrics.interval", smap.line_of(("metrics", "interval"))))
     return problems

@@ -15,6 +15,7 @@ from pydantic import (
 
 from simulator.components.params import KeyPath
 from simulator.errors import Problem, ScenarioError, ScenarioWarning
+from simulator.scenario.budget import check_budget, check_shape
 from simulator.scenario.checks import (
     _check_faults,
     _check_references,
@@ -28,7 +29,8 @@ from simulator.scenario.problems import _problem
 from simulator.yamlfile import SourceMap, load_yaml_file, load_yaml_text
 
 
-def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
+def load_scenario(path: str | Path, overrides: Sequence[str] = (), *,
+                  force: bool = False) -> Scenario:
     """Read, override and validate a scenario file.
 
     Parameters
@@ -37,6 +39,9 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
         The YAML file.
     overrides
         ``key.path=value`` strings (values are YAML), applied before validation.
+    force
+        Accept a scenario over the soft limits of :mod:`simulator.limits` (instances, ring
+        tokens, per-key memory, table memory), knowingly; the hard ones still apply.
 
     Raises
     ------
@@ -44,17 +49,19 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
         For every problem, with file, line and key path.
     """
     data, smap = load_yaml_file(path)
-    return parse_scenario(data, smap, overrides)
+    return parse_scenario(data, smap, overrides, force=force)
 
 
-def loads_scenario(text: str, overrides: Sequence[str] = (), source: str = "<string>") -> Scenario:
+def loads_scenario(text: str, overrides: Sequence[str] = (), source: str = "<string>", *,
+                   force: bool = False) -> Scenario:
     """Validate a scenario given as YAML text; see :func:`load_scenario`."""
     data, smap = load_yaml_text(text, source)
-    return parse_scenario(data, smap, overrides)
+    return parse_scenario(data, smap, overrides, force=force)
 
 
 def parse_scenario(
-    data: Any, smap: SourceMap | None = None, overrides: Sequence[str] = ()
+    data: Any, smap: SourceMap | None = None, overrides: Sequence[str] = (), *,
+    force: bool = False,
 ) -> Scenario:
     """Validate already-parsed scenario data (a dict); see :func:`load_scenario`.
 
@@ -67,8 +74,12 @@ def parse_scenario(
             [Problem(f"expected a mapping of scenario keys, got {type(data).__name__}", "",
                      smap.line_of(()))],
         )
+    if problems := check_shape(data, smap):  # before copying and validating what it bounds
+        raise ScenarioError(smap.source, problems)
     data = copy.deepcopy(data)
     overridden = apply_overrides(data, overrides, smap.source)
+    if problems := check_shape(data, smap):
+        raise ScenarioError(smap.source, problems)
     model = scenario_model()
     try:
         scenario = model.model_validate(data)
@@ -80,8 +91,10 @@ def parse_scenario(
     problems += _check_faults(scenario, smap, overridden)
     problems += _check_regions(scenario, smap, overridden)
     problems += _check_size(scenario, smap)
+    if not problems:
+        problems += check_budget(scenario, smap, overridden, force)
     if not problems and scenario.variants:
-        problems += _check_variants(data, smap)
+        problems += _check_variants(data, smap, force)
     if problems:
         raise ScenarioError(smap.source, problems)
     for warning in _fault_warnings(scenario, smap, overridden):
@@ -89,7 +102,8 @@ def parse_scenario(
     return scenario
 
 
-def _check_variants(data: dict[str, Any], smap: SourceMap) -> list[Problem]:
+def _check_variants(data: dict[str, Any], smap: SourceMap, force: bool = False
+                    ) -> list[Problem]:
     """Check that every variant's overrides apply and give a valid scenario.
 
     A problem is reported at the line of the variant (or of its offending override), with the
@@ -114,7 +128,7 @@ def _check_variants(data: dict[str, Any], smap: SourceMap) -> list[Problem]:
         try:
             with warnings.catch_warnings():  # a variant's warnings are the scenario's
                 warnings.simplefilter("ignore", ScenarioWarning)
-                parse_scenario(base, SourceMap(smap.source), overrides)
+                parse_scenario(base, SourceMap(smap.source), overrides, force=force)
         except ScenarioError as exc:
             for p in exc.problems:
                 path = where

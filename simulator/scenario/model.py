@@ -25,14 +25,15 @@ from simulator.faults import (
     GENERIC_FAULTS,
     Fault,
 )
+from simulator.limits import REQUESTS, SAMPLES
 from simulator.regions import RegionsSpec
 from simulator.units import parse_duration, parse_request_count
 from simulator.workloads import Closed, OnOff, Workload
 
 #: Runs estimated to create more requests than this are refused up front.
-MAX_REQUESTS = 200_000_000
+MAX_REQUESTS = int(REQUESTS.limit)
 #: Runs whose gauge sampling would record more than this many (instance, time) pairs are refused.
-MAX_SAMPLES = 20_000_000
+MAX_SAMPLES = int(SAMPLES.limit)
 
 
 class Metrics(BaseModel):

@@ -12,6 +12,7 @@ from simulator.calls import Call
 from simulator.components.params import ComponentParams, KeyPath
 from simulator.distributions import Constant, Distribution, Duration
 from simulator.kind import TimelineEvent
+from simulator.limits import CACHE_ENTRY_BYTES
 from simulator.settings import refuse_ignored
 
 Pattern = Literal["cache_aside", "read_through", "write_through", "write_behind"]
@@ -150,6 +151,13 @@ class CacheParams(ComponentParams):
         if "invalidate" in self.write_ops:
             raise ValueError("write_ops: invalidate is the cache's own operation")
         return self
+
+    def key_state_bytes(self, keys: int) -> float:
+        """An entry per cached key: at most ``capacity`` an instance, and (sharded by key)
+        each key in one instance, or (``local_to``) in every local instance."""
+        held = min(keys, self.capacity or keys)
+        entries = held * self.replicas if self.local_to else min(keys, held * self.replicas)
+        return entries * CACHE_ENTRY_BYTES
 
     def references(self) -> Iterable[tuple[KeyPath, str]]:
         for rel, name in self.backing.references():

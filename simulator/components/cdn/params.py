@@ -12,6 +12,7 @@ from simulator.calls import NAME_PATTERN, Call
 from simulator.components.cache.params import CacheParams
 from simulator.components.params import ComponentParams
 from simulator.distributions import Constant, Distribution, Duration
+from simulator.limits import CACHE_ENTRY_BYTES
 from simulator.settings import refuse_ignored
 
 if TYPE_CHECKING:
@@ -200,6 +201,10 @@ class CdnParams(ComponentParams):
     def references(self) -> Iterable[tuple[tuple[str | int, ...], str]]:
         for rel, name in self.origin.references():
             yield ("origin", *(() if rel == ("to",) else rel)), name
+
+    def key_state_bytes(self, keys: int) -> float:
+        """Every edge may cache every key, up to its ``capacity``."""
+        return self.replicas * min(keys, self.capacity or keys) * CACHE_ENTRY_BYTES
 
     def regions_used(self) -> Iterable[tuple[tuple[str | int, ...], str]]:
         """The regions the edges are in: the scenario must declare them (a cdn needs a

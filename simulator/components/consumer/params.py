@@ -128,6 +128,10 @@ class ConsumerParams(ComponentParams):
         """The queue or topic named by ``source``."""
         return self.source.partition(".")[0]
 
+    def instances(self) -> int:
+        """Each replica and its ``concurrency`` long-lived worker processes."""
+        return self.instance_count * (1 + self.concurrency)
+
     def references(self) -> Iterable[tuple[KeyPath, str]]:
         yield ("source",), self.source_component
         if self.dead_letter is not None:

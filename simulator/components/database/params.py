@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 from simulator.components.params import ComponentParams, KeyPath
 from simulator.distributions import Constant, Distribution, Duration, Exponential
 from simulator.kind import TimelineEvent
+from simulator.limits import KEY_ENTRY_BYTES
 from simulator.settings import refuse_ignored
 
 Scheme = Literal["mod", "consistent_hash", "range"]
@@ -281,6 +282,23 @@ class DatabaseParams(ComponentParams):
         if self.replication is not None and self.replication.regions is not None:
             for i, name in enumerate(self.replication.regions):
                 yield ("replication", "regions", i), name
+
+    def instances(self) -> int:
+        """Every node of every shard (leader and followers)."""
+        followers = self.replication.followers if self.replication is not None else 0
+        return self.replicas * (1 + followers)
+
+    def ring_tokens(self, components: dict[str, ComponentParams]) -> int:
+        """The shard map's md5 ring (``consistent_hash``): ``vnodes`` tokens a shard."""
+        shards = self.shards
+        return shards.count * shards.vnodes if shards and shards.scheme == "consistent_hash" \
+            else 0
+
+    def key_state_bytes(self, keys: int) -> float:
+        """Per key: its shard (routing memo), its committed version, and its applied version
+        on each follower, one ``dict`` entry each."""
+        followers = self.replication.followers if self.replication is not None else 0
+        return keys * KEY_ENTRY_BYTES * (2 + followers)
 
     def check_fault(self, fault: Any) -> Iterable[tuple[str, str]]:
         node = getattr(fault, "node", None)

@@ -167,6 +167,15 @@ class LoadBalancerParams(ComponentParams):
             raise ValueError("power_of_two draws 2 candidates; use power_of_d for choice_count")
         return self
 
+    def ring_tokens(self, components: dict[str, ComponentParams]) -> int:
+        """``consistent_hash``: each balancer instance hashes ``vnodes`` tokens for every
+        backend instance."""
+        if self.strategy != "consistent_hash":
+            return 0
+        backends = sum(components[b].instance_count if b in components else 1
+                       for b in self.backends)
+        return self.instance_count * backends * self.vnodes
+
     def references(self) -> Iterable[tuple[KeyPath, str]]:
         for i, b in enumerate(self.backends):
             yield ("backends", i), b

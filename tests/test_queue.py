@@ -208,6 +208,29 @@ def test_visibility_timeout_redelivers_while_the_first_delivery_still_runs() -> 
     assert final(r, "processed_total", "worker") == 2  # the work was done twice, for nothing
 
 
+def test_a_near_zero_visibility_timeout_redelivers_once_per_timeout_with_crashes_armed() -> None:
+    # One message at 1 s, three workers busy 0.5 s each, visible again 1e-10 s after each
+    # delivery, at most 3 deliveries; a crash before the message (0.2-0.3 s) makes the
+    # consumer track what each worker holds. Each delivery must wait out its own timeout:
+    # worker 1 at 1 s, worker 2 at 1 + 1e-10 s, worker 3 at 1 + 2e-10 s; at 1 + 3e-10 s it is
+    # visible again with every worker busy. At 1.5 s worker 1's ack is stale and its next
+    # receive finds the message at its limit: dead-lettered. (It used to be redelivered
+    # again within the same expiry, inside its 1e-9 s rounding tolerance, and workers read
+    # the receipt when they resumed, so two of them held receipt 3: KeyError (0, 3) when the
+    # second finished.)
+    r = pipeline({"service_time": 0.5, "concurrency": 3, "visibility_timeout": 1e-10,
+                  "max_attempts": 3},
+                 arrivals={"process": "constant", "rate": 1}, duration=1.5,
+                 faults=[{"at": 0.2, "kind": "crash", "target": "worker", "duration": 0.1}])
+    spans = r.spans[r.spans["component"] == "worker"].sort_values("start")
+    assert np.allclose(spans["start"], [1.0, 1.0 + 1e-10, 1.0 + 2e-10], rtol=0, atol=1e-12)
+    assert spans["start"].is_unique and (spans["status"] == "ok").all()
+    m = r.messages.iloc[0]
+    assert m["status"] == "dead_lettered" and m["attempts"] == 3 and m["finished"] == 1.5
+    assert final(r, "expired_total") == 3 and final(r, "stale_acks_total") == 3
+    assert final(r, "processed_total", "worker") == 3
+
+
 def test_a_long_enough_visibility_timeout_gives_one_delivery() -> None:
     r = pipeline({"service_time": 3.0, "concurrency": 2, "visibility_timeout": 5.0},
                  arrivals={"process": "constant", "rate": 1}, duration=1.5)
@@ -488,7 +511,9 @@ def queue_systems(draw: st.DrawFn) -> dict[str, Any]:
             "calls": [{"to": "flaky", **({"timeout": draw(st.floats(0.01, 0.2))}
                                         if draw(st.booleans()) else {})}],
             "ack": draw(st.sampled_from(["on_success", "on_success", "on_receive"])),
-            "visibility_timeout": draw(st.floats(0.01, 0.5)),
+            # near-zero timeouts too: redeliveries while every earlier delivery still runs
+            "visibility_timeout": draw(st.one_of(st.floats(0.01, 0.5),
+                                                 st.sampled_from([1e-12, 1e-9, 1e-6]))),
             "max_attempts": draw(st.integers(1, 4)),
             "backoff": {"type": draw(st.sampled_from(["constant", "exponential"])),
                         "delay": draw(st.floats(0, 0.2)),

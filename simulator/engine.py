@@ -60,6 +60,8 @@ def simulate(scenario: Scenario, seed: int | None = None, replication: int = 0) 
     env.process(_sample(env, recorder, scenario.metrics.interval, end))
     env.run(until=end)
     recorder.sample(end)
+    for component in topology.components:
+        component.finish()
     recorder.event(end, "run", "run", "end", "")
     return Results(
         scenario=scenario,

@@ -82,6 +82,8 @@ def simulate(scenario: Scenario, seed: int | None = None, replication: int = 0,
             env.run(until=end if k == PROGRESS_STEPS else end * k / PROGRESS_STEPS)
             progress(env.now, end, recorder.footprint())
     recorder.sample(end)
+    for component in topology.components:
+        component.finish()
     recorder.event(end, "run", "run", "end", "")
     return Results(
         scenario=scenario,

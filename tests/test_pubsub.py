@@ -136,10 +136,11 @@ def test_pubsub_scenario_shows_each_subscription_at_its_own_pace() -> None:
     assert list(q.index) == ["order-events.email", "order-events.analytics",
                              "order-events.shipping"]
     assert (q["published"] == q["published"].iloc[0]).all()  # one copy each
-    assert q.loc["order-events.analytics", "remaining"] > 0  # under-provisioned, falls behind
+    # under-provisioned, it falls behind
+    assert q.loc["order-events.analytics", ["queued", "in_flight"]].sum() > 0
     assert q.loc["order-events.analytics", "lag_end"] > 0
     assert q.loc["order-events.email", "oldest_age_max"] > 10  # crashed for 15 s
     assert q.loc["order-events.email", "redelivered"] > 0  # its in-flight messages came back
-    assert q.loc["order-events.email", "remaining"] == 0
+    assert (q.loc["order-events.email", ["queued", "in_flight"]] == 0).all()
     assert q.loc["order-events.shipping", "e2e_p99"] < 0.2
     assert q.loc["order-events.shipping", "depth_max"] < 20

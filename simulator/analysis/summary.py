@@ -147,7 +147,8 @@ def backend_share(samples: pd.DataFrame, t0: float, t1: float) -> pd.DataFrame:
 
 
 QUEUE_SUMMARY_COLUMNS = [
-    "queue", "published", "rejected", "acked", "dead_lettered", "remaining", "redelivered",
+    "queue", "published", "rejected", "acked", "dead_lettered", "queued", "in_flight",
+    "redelivered",
     "e2e_mean", "e2e_p50", "e2e_p95", "e2e_p99", "depth_mean", "depth_max", "delayed_mean",
     "delayed_max", "oldest_age_max", "lag_max", "lag_end",
 ]
@@ -168,8 +169,11 @@ def queue_summary(messages: pd.DataFrame, samples: pd.DataFrame, warmup: float, 
     Returns
     -------
     pandas.DataFrame
-        ``published`` (accepted), ``rejected`` (refused by a full queue), ``acked``,
-        ``dead_lettered`` and ``remaining`` (still queued or in flight at the end) messages;
+        ``published`` (accepted) messages, and how many are in each ``messages.status`` at
+        the end of the run, under the same names: ``rejected`` (refused by a full queue: not
+        published), ``acked``, ``dead_lettered``, ``queued`` (waiting, or delayed before a
+        retry) and ``in_flight`` (received, not yet acknowledged), so ``published = acked +
+        dead_lettered + queued + in_flight``;
         ``redelivered`` (deliveries after the first); end-to-end time from enqueue to
         acknowledgement (``e2e_*``, seconds, over acknowledged messages); ``depth_mean`` and
         ``depth_max`` (visible messages waiting to be received), ``delayed_mean`` and
@@ -203,7 +207,8 @@ def queue_summary(messages: pd.DataFrame, samples: pd.DataFrame, warmup: float, 
             "rejected": int((status == "rejected").sum()),
             "acked": len(acked),
             "dead_lettered": int((status == "dead_lettered").sum()),
-            "remaining": int(status.isin(["queued", "in_flight"]).sum()),
+            "queued": int((status == "queued").sum()),
+            "in_flight": int((status == "in_flight").sum()),
             "redelivered": int((accepted["attempts"].astype("int64") - 1).clip(lower=0).sum()),
             "e2e_mean": stats["mean"], "e2e_p50": stats["p50"], "e2e_p95": stats["p95"],
             "e2e_p99": stats["p99"],

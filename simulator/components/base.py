@@ -131,6 +131,10 @@ class Component:
     def start(self) -> None:
         """Start background processes; called by the engine when simulated time begins."""
 
+    def finish(self) -> None:
+        """Record what the instance holds at the end of the run (rows of a final-state table);
+        called by the engine once simulated time has ended, before the tables are built."""
+
     def gauges(self) -> Iterable[tuple[str, str, Callable[[], float]]]:
         """Yield (metric, label, read function) sampled every ``metrics.interval``.
 

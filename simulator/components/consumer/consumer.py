@@ -22,7 +22,7 @@ from simulator.components.base import (
 )
 from simulator.components.consumer.params import ConsumerParams
 from simulator.components.edge import Bound, bind_call
-from simulator.components.queue.backlog import Backlog, Message, Receiver
+from simulator.components.queue.backlog import Backlog, Delivery, Receiver
 from simulator.components.queue.broker import Queue
 from simulator.components.topic.topic import Topic
 from simulator.distributions import Constant
@@ -87,7 +87,8 @@ class Consumer(Component):
         self.up = True
         self._epoch = 0
         self._track = False
-        self._active: dict[tuple[int, int], tuple[Request, str, float]] = {}
+        #: what each worker is processing, by delivery (message, receipt): a crash fails them
+        self._active: dict[Delivery, tuple[Request, str, float]] = {}
         self._slow = 1.0
         self._cut: frozenset[str] | None = None  # (consumer, source) if a partition may cut it
 
@@ -153,29 +154,31 @@ class Consumer(Component):
                 if self._epoch != epoch:
                     return
                 continue
-            msg: Message | None = backlog.take(receiver)
-            if msg is None:
-                msg = yield backlog.wait(receiver)
-                if msg is None:
+            delivery: Delivery | None = backlog.take(receiver)
+            if delivery is None:
+                delivery = yield backlog.wait(receiver)
+                if delivery is None:
                     return  # the wait was withdrawn: this instance crashed
             if self._epoch != epoch:
                 return  # crashed as the message arrived: it returns after the visibility timeout
             if cut is not None and cut in partitioned:
                 continue  # the reply to the receive was lost: in flight until its timeout
-            receipt = msg.attempts
+            # the receipt is the delivery's own (the message may have been delivered again,
+            # to another worker, before this one resumed)
+            msg, receipt = delivery
             req, op = msg.req, msg.op
             start = env._now
             self.busy += 1
             self._busy_area -= start
-            if self._track:
-                self._active[(msg.id, receipt)] = (req, op, start)
+            if self._track:  # keyed by the delivery: nothing else can remove its entry
+                self._active[delivery] = (req, op, start)
             if draw is not None:
                 yield Timeout(env, draw() * req.work * self._slow)
             status = (yield from self._run(req, op, plan)) if plan else OK
             if self._epoch != epoch:
                 return  # the crash has closed this delivery; the message is still in flight
             if self._track:
-                del self._active[(msg.id, receipt)]
+                del self._active[delivery]
             now = env._now
             self.busy -= 1
             self._busy_area += now

@@ -76,7 +76,19 @@ With ``failover``: ``leader_index`` (0 = the node built as ``leader``, N = ``fol
 and ``replica_behind``/``replication_backlog`` for every node (the leader's are 0).
 Table ``replicated_writes``: one row per write applied by a follower (commit and apply times:
 the per-write replication lag actually drawn, see
-:func:`simulator.analysis.data.replication_summary`).
+:func:`simulator.analysis.data.replication_summary`). Table ``final_state``, written when the
+run ends: one row per key written at a shard and per node of the shard, with the version and
+the number of the key's writes the node holds (``applied_version``, ``held_writes``; the node
+``leading`` at the end holds the surviving ones), the key's ``committed_version`` and its
+tally: ``committed_writes`` = ``acknowledged_writes`` + ``unacknowledged_writes`` (failed to
+the client: the leader crashed before the replicas a sync or quorum write waits for) +
+``in_flight_writes`` (still waiting), and of these ``lost_writes`` (acknowledged) and
+``discarded_writes`` (not) voided by failovers. So, per key, acknowledged writes = the
+acknowledged ones the leading node holds + ``lost_writes``; the lost and discarded counts add
+up to the failover events' and the ``*_writes_total`` gauges. Memory: a tally per key written.
+After a reshard a moved key has rows at each shard that took writes of it (each with that
+shard's counts; the version migrated with it is in ``applied_version``, not in
+``held_writes``).
 Events: ``reshard`` (see :func:`simulator.analysis.data.reshard_summary`), ``failover``
 (:func:`simulator.analysis.data.failover_summary`).
 """
@@ -100,6 +112,35 @@ REPLICATED_WRITES = RawTable("replicated_writes", "One row per write a database 
                                  "was down)."),
 ))
 
+FINAL_STATE = RawTable("final_state", "The database at the end of the run: one row per key "
+                                      "written at a shard and node of that shard.", (
+    Column("database", "category", "Database (component).", labels="component"),
+    Column("shard", "int32", "Shard index (db[i]) that took the writes."),
+    Column("key", "int64", "The key (only keys written at this shard have rows)."),
+    Column("node", "int16", "Node, as built: 0 = the node built as leader, N = followerN."),
+    Column("leading", "bool", "Whether this node leads the shard at the end."),
+    Column("applied_version", "int64", "Version of the key this node holds at the end (the "
+                                       "leading node's is the last it committed)."),
+    Column("held_writes", "int64", "Writes of the key this node holds: committed on it as "
+                                   "leader or applied as a follower, less those a failover "
+                                   "voided (the leading node's are the surviving writes)."),
+    Column("committed_version", "int64", "The database's committed version of the key at the "
+                                         "end (what reads are measured stale against; the "
+                                         "same on every row of the key)."),
+    Column("committed_writes", "int64", "Writes of the key this shard's leaders committed "
+                                        "(the key's, repeated on each node's row)."),
+    Column("acknowledged_writes", "int64", "Of those, answered ok to the client."),
+    Column("unacknowledged_writes", "int64", "Of those, committed but failed to the client "
+                                             "(the leader crashed before the replicas "
+                                             "sync or quorum writes wait for)."),
+    Column("in_flight_writes", "int64", "Of those, in flight at the end (as their requests "
+                                        "are): waiting for the replicas sync or quorum "
+                                        "writes wait for."),
+    Column("lost_writes", "int64", "Acknowledged writes of the key a failover voided (the "
+                                   "promoted follower had not applied them)."),
+    Column("discarded_writes", "int64", "Unacknowledged writes of the key a failover voided."),
+))
+
 _TABLES = "simulator.components.database.tables"
 
 KIND = Kind(
@@ -109,7 +150,7 @@ KIND = Kind(
     component="simulator.components.database.shard:Database",
     faults=frozenset({"crash", "slow", "error", "latency"}),
     events=(ReshardEvent,),
-    tables=(REPLICATED_WRITES,),
+    tables=(REPLICATED_WRITES, FINAL_STATE),
     derived=(
         DerivedTable("shard_summary", f"{_TABLES}:shard_summary",
                      "per-shard load (measured window; skew = busiest shard / mean shard)",

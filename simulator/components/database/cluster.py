@@ -156,7 +156,7 @@ class DatabaseCluster:
             for key, shard in zip(written[before != after].tolist(),
                                   after[before != after].tolist(), strict=True):
                 version = self.committed[key]
-                for f in self.members[shard].followers:
+                for f in self.members[shard].nodes:
                     if f.applied.get(key, 0) < version:
                         f.applied[key] = version
         self.map = new

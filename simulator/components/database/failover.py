@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 from simpy import Event, Timeout
 
 from simulator.components.database.node import _Node
-from simulator.components.database.state import ShardState
+from simulator.components.database.state import DISCARDED, LOST, ShardState
 
 if TYPE_CHECKING:
     from simulator.components.database.shard import Database
@@ -148,15 +148,18 @@ class ShardFaults(ShardState):
             missing = [it for it in new.inflight if not it[1]]
             gone = {it[2] for it in missing}
             committed = self._committed
+            tallies = self._key_writes
             for it in missing:
                 it[1] = True
                 acks = it[5]
-                if acks is None or acks.event.triggered:
+                fate = LOST if acks is None or acks.acknowledged else DISCARDED
+                if fate == LOST:
                     lost += 1  # acknowledged to the client, now gone
                 else:
                     discarded += 1  # the client got an error: never acknowledged
                 key = it[3]
                 if key >= 0:  # the key's committed version is what the new leader holds
+                    tallies[key][fate] += 1
                     have = new.applied.get(key, 0)
                     if committed.get(key, 0) > have:
                         committed[key] = have
@@ -178,8 +181,10 @@ class ShardFaults(ShardState):
                     key = it[3]
                     if key >= 0 and f.applied.get(key, 0) > committed.get(key, 0):
                         f.applied[key] = committed.get(key, 0)
+                _follow(f, new, {it[3] for it in missing if it[3] >= 0})
             # the old leader rejoins as a follower, rewound to the new leader's data
             old.applied = dict(committed)
+            old.writes = dict(new.writes)
             old.inflight.clear()
             old.held = []
             old.backlog = 0
@@ -204,6 +209,19 @@ class ShardFaults(ShardState):
             f"duration={now - fo.crashed_at:.9g} lost_writes={lost} "
             f"discarded_writes={discarded}")
         self._release_held()
+
+
+def _follow(f: _Node, leader: _Node, keys: set[int]) -> None:
+    """Recount the writes ``f`` holds of ``keys`` (those a failover voided writes of): it follows
+    ``leader``'s log, so it holds the leader's writes less those still on their way to it."""
+    if not keys:
+        return
+    pending = dict.fromkeys(keys, 0)
+    for it in f.inflight:
+        if not it[1] and it[3] in pending:
+            pending[it[3]] += 1
+    for key, n in pending.items():
+        f.writes[key] = leader.writes.get(key, 0) - n
 
 
 class _Failover:

@@ -21,7 +21,7 @@ class _Node:
     __slots__ = ("abandoned", "acquired", "applied", "backlog", "black_hole", "busy",
                  "busy_area", "crash_event", "down", "epoch", "held", "in_system", "index",
                  "inflight", "label", "last_due", "pool_wait", "queue", "queue_area", "reads",
-                 "region", "size", "system_area", "timeouts", "waiting")
+                 "region", "size", "system_area", "timeouts", "waiting", "writes")
 
     def __init__(self, label: str, size: int, region: str | None, env: Any, index: int = 0
                  ) -> None:
@@ -46,7 +46,11 @@ class _Node:
         self.pool_wait = 0.0
         self.timeouts = 0
         self.reads = 0
+        #: the version of each key it holds (a leader's: the last it committed)
         self.applied: dict[int, int] = {}
+        #: how many writes of each key it holds: committed here as leader or applied as a
+        #: follower, less those a failover voided (for the ``final_state`` table)
+        self.writes: dict[int, int] = {}
         # replication: writes in commit order as [committed_at, done?, seq, key, version,
         # acks] (done: applied, or void after a failover); unapplied count
         self.inflight: deque[list[Any]] = deque()
@@ -72,14 +76,16 @@ class _Node:
 
 
 class _Acks:
-    """Replies awaited by one write: the event fires when ``need`` followers have applied it."""
+    """Replies awaited by one write: the event fires when ``need`` followers have applied it;
+    ``acknowledged`` once the client got ``ok`` (a failover voiding the write then loses it)."""
 
-    __slots__ = ("event", "got", "need")
+    __slots__ = ("acknowledged", "event", "got", "need")
 
     def __init__(self, need: int, event: Event) -> None:
         self.need = need
         self.got = 0
         self.event = event
+        self.acknowledged = False
 
 
 class _QuorumRead:

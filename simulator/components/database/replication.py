@@ -57,9 +57,11 @@ class ShardReplication(ShardState):
         self._replicated(self._code, self._shard_index, node.index, item[0], self.env._now)
         key, version, acks = item[3], item[4], item[5]
         node.backlog -= 1
-        applied = node.applied
-        if key >= 0 and applied.get(key, 0) < version:
-            applied[key] = version
+        if key >= 0:
+            applied = node.applied
+            if applied.get(key, 0) < version:
+                applied[key] = version
+            node.writes[key] = node.writes.get(key, 0) + 1
         inflight = node.inflight
         while inflight and inflight[0][1]:
             inflight.popleft()

@@ -14,7 +14,12 @@ from simulator.components.base import (
     Handler,
 )
 from simulator.components.database.node import _Node, _QuorumRead
-from simulator.components.database.state import ShardState
+from simulator.components.database.state import (
+    ACKNOWLEDGED,
+    COMMITTED,
+    UNACKNOWLEDGED,
+    ShardState,
+)
 from simulator.messages import CANCELLED, ERROR, OK, REJECTED, TIMEOUT, Request
 
 
@@ -277,10 +282,17 @@ class ShardServing(ShardState):
                 return self._end(req, op, arrival, start, ERROR)
         key = req.key
         version = 0
+        tally: list[int] | None = None
         if key >= 0:
             version = self._committed.get(key, 0) + 1
             self._committed[key] = version
             req.version = version
+            leader.applied[key] = version
+            leader.writes[key] = leader.writes.get(key, 0) + 1
+            tally = self._key_writes.get(key)
+            if tally is None:
+                tally = self._key_writes[key] = [0, 0, 0, 0, 0]
+            tally[COMMITTED] += 1
             if self._reads == "read_your_writes":
                 session = self._sessions.get(req.workload)
                 if session is None:
@@ -293,9 +305,14 @@ class ShardServing(ShardState):
                     epoch = leader.epoch
                     yield AnyOf(self.env, (acks.event, leader.crash_event))
                     if leader.epoch != epoch:  # the leader crashed before enough acks
+                        if tally is not None:
+                            tally[UNACKNOWLEDGED] += 1  # committed, but the client got an error
                         return self._end(req, op, arrival, start, ERROR)
                 else:
                     yield acks.event
+                acks.acknowledged = True
+        if tally is not None:
+            tally[ACKNOWLEDGED] += 1
         self._release(leader)
         return self._end(req, op, arrival, start, OK)
 

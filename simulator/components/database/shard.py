@@ -18,6 +18,13 @@ from simulator.components.database.node import _Node
 from simulator.components.database.params import DatabaseParams, ReadRouting
 from simulator.components.database.replication import ShardReplication
 from simulator.components.database.serving import ShardServing
+from simulator.components.database.state import (
+    ACKNOWLEDGED,
+    COMMITTED,
+    DISCARDED,
+    LOST,
+    UNACKNOWLEDGED,
+)
 
 
 class Database(ShardServing, ShardReplication, ShardFaults):
@@ -107,6 +114,9 @@ class Database(ShardServing, ShardReplication, ShardFaults):
         self._code = rec.instance_code(group, self.name)
         self._shard_index = index
         self._replicated = rec.table("replicated_writes").append  # one row per write applied
+        #: per key written here: [committed, acknowledged, unacknowledged, lost, discarded]
+        #: writes (``state.COMMITTED``...), for the ``final_state`` table
+        self._key_writes: dict[int, list[int]] = {}
         # faults
         self._init_fault_state(ctx, self.name)
         # node crashes and failover
@@ -171,6 +181,22 @@ class Database(ShardServing, ShardReplication, ShardFaults):
             yield "discarded_writes_total", "", lambda: self.discarded_writes_total
             for nd in nodes:
                 yield "node_up", nd.label, functools.partial(_node_up, nd)
+
+    def finish(self) -> None:
+        """One ``final_state`` row per key written at this shard and node: the version and the
+        writes the node holds, and the key's committed version and write tally."""
+        append = self.ctx.recorder.table("final_state").append
+        committed = self._committed
+        leader = self.leader
+        for key in sorted(self._key_writes):
+            tally = self._key_writes[key]
+            version = committed.get(key, 0)
+            for nd in self.nodes:
+                append(self._code, self._shard_index, key, nd.index, nd is leader,
+                       nd.applied.get(key, 0), nd.writes.get(key, 0), version,
+                       tally[COMMITTED], tally[ACKNOWLEDGED], tally[UNACKNOWLEDGED],
+                       tally[COMMITTED] - tally[ACKNOWLEDGED] - tally[UNACKNOWLEDGED],
+                       tally[LOST], tally[DISCARDED])
 
     def prepare_reshard(self, shards: int) -> list[Component]:
         return list(self.cluster.provision(shards))

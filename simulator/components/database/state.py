@@ -17,6 +17,12 @@ if TYPE_CHECKING:
     from simulator.components.database.failover import _Failover
 
 
+#: positions in a shard's per-key tally of writes (``ShardState._key_writes``): committed on
+#: its leader, acknowledged to the client, committed but failed to the client, voided by a
+#: failover after being acknowledged (lost) or not (discarded)
+COMMITTED, ACKNOWLEDGED, UNACKNOWLEDGED, LOST, DISCARDED = range(5)
+
+
 class ShardState(FaultState, Component):
     """The state of one shard that its concerns share (set up by
     :class:`~simulator.components.database.shard.Database`): nodes, routing, replication and
@@ -47,6 +53,7 @@ class ShardState(FaultState, Component):
     _uniform: Any
     _rr: int
     _committed: dict[int, int]
+    _key_writes: dict[int, list[int]]
     _sessions: dict[int, dict[int, int]]
     active: bool
     reads_total: int

@@ -79,6 +79,10 @@ class Message:
         self.holder: Receiver | None = None
 
 
+Delivery = tuple[Message, int]
+"""One delivery of a message: the message and its receipt (the delivery's number)."""
+
+
 class Receiver:
     """How one consumer instance receives from a backlog.
 
@@ -188,8 +192,9 @@ class Backlog:
         self.rejected_total += 1
 
     # ---- consumer side ------------------------------------------------------------------
-    def take(self, receiver: Receiver) -> Message | None:
-        """Deliver the next visible message to ``receiver`` now, or return None if there is none.
+    def take(self, receiver: Receiver) -> Delivery | None:
+        """Deliver the next visible message to ``receiver`` now: ``(message, receipt)``, or
+        None if there is none.
 
         Messages that have exhausted their attempts are dead-lettered on the way.
         """
@@ -200,11 +205,13 @@ class Backlog:
                 continue  # acknowledged by its latest receipt while visible again
             self.ready -= 1
             if self._deliver(msg, receiver):
-                return msg
+                return msg, msg.attempts
         return None
 
     def wait(self, receiver: Receiver) -> Event:
-        """Return an event that succeeds with the next message delivered to ``receiver``.
+        """Return an event that succeeds with the next delivery to ``receiver``, ``(message,
+        receipt)``: the receipt is fixed at delivery, since the message may be delivered again
+        before the receiver resumes.
 
         It succeeds with None if the wait is cancelled (:meth:`cancel`).
         """
@@ -289,7 +296,7 @@ class Backlog:
             ev, receiver = waiters[0]
             if self._deliver(msg, receiver):
                 waiters.popleft()
-                ev.succeed(msg)
+                ev.succeed((msg, msg.attempts))
             return  # delivered, or dead-lettered (the receiver keeps waiting)
         msg.state = READY
         self.ready += 1
@@ -334,7 +341,9 @@ class Backlog:
         receiver = cast(Receiver, timer.value)
         pending = receiver.pending
         now = self.env._now
-        while pending:
+        # only deliveries made before this expiry: one made by it (a redelivery to a waiting
+        # worker of this receiver) waits out its own timeout, even one inside the tolerance
+        for _ in range(len(pending)):
             msg, (deadline, receipt) = next(iter(pending.items()))
             if deadline > now + 1e-9:
                 Timeout(self.env, deadline - now, receiver).callbacks.append(self._expire)
@@ -345,6 +354,10 @@ class Backlog:
                 self.in_flight -= 1
                 self.expired_total += 1
                 self._make_ready(msg)
+        if pending:  # what this expiry delivered
+            deadline = next(iter(pending.values()))[0]
+            Timeout(self.env, max(deadline - now, 0.0), receiver).callbacks.append(self._expire)
+            return
         receiver.armed = False
 
     def _undelay(self, timer: Event) -> None:

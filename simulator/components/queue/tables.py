@@ -12,8 +12,9 @@ if TYPE_CHECKING:
 
 
 def queue_summary(results: Results) -> pd.DataFrame:
-    """Per queue and topic subscription: messages published, acknowledged, dead-lettered,
-    still there; redeliveries; end-to-end time; depth (visible, waiting), delayed (waiting out a
+    """Per queue and topic subscription: messages published and how many end in each
+    ``messages.status`` (``rejected``, ``acked``, ``dead_lettered``, ``queued``,
+    ``in_flight``); redeliveries; end-to-end time; depth (visible, waiting), delayed (waiting out a
     retry backoff), oldest age (seconds) and lag (see
     :func:`simulator.analysis.summary.queue_summary`)."""
     from simulator.analysis.summary import queue_summary as summarise

@@ -220,6 +220,10 @@ class Kind:
         Gauges (of its ``gauges()``) that count work waiting or in progress: requests in the
         system, messages stored, events not yet applied. The steady-state check
         (:mod:`simulator.analysis.stability`) tests each for a trend over the measured window.
+    shape, colour
+        How the topology diagram (:mod:`simulator.analysis.diagram`) draws its components:
+        ``box``, ``round``, ``cylinder`` (a store), ``queue`` (a message log) or ``hexagon``
+        (a router), filled with ``colour`` (a matplotlib colour).
     """
 
     name: str
@@ -233,6 +237,8 @@ class Kind:
     plots: tuple[Plot, ...] = ()
     spans_regions: bool = True
     backlog: tuple[str, ...] = ()
+    shape: str = "box"
+    colour: str = "#eceff1"
     _loaded: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def component_class(self) -> Any:

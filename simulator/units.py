@@ -113,3 +113,15 @@ def parse_request_count(value: object) -> int | None:
         raise ValueError(f"a number of requests must be a whole number at least 0, got "
                          f"{value!r}")
     return int(count)
+
+
+def format_duration(seconds: float) -> str:
+    """Write a duration the way a scenario would (``1h``, ``90s``, ``25ms``, ``40us``), to 3
+    significant figures (hours and minutes only when whole)."""
+    for unit, scale in (("h", 3600.0), ("min", 60.0)):
+        if seconds >= scale and seconds % scale == 0:
+            return f"{seconds / scale:g}{unit}"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3)):
+        if abs(seconds) >= scale or seconds == 0:
+            return f"{seconds / scale:.3g}{unit}"
+    return f"{seconds / 1e-6:.3g}us"

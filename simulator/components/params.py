@@ -65,6 +65,14 @@ class ComponentParams(BaseModel):
     #: Whether it stores messages for later processing, so that a ``fallback: {kind: enqueue}``
     #: may hand work to it (a queue or a topic); any other kind would just be called again.
     accepts_messages: ClassVar[bool] = False
+    #: Top-level keys whose references it pulls work from (a consumer's ``source``): the
+    #: topology diagram draws those arrows from the referenced component to this one, the way
+    #: the messages flow, rather than the way the name points.
+    pulled_from: ClassVar[tuple[str, ...]] = ()
+    #: Words the topology diagram writes on the arrows of the references under a top-level key
+    #: (``{"dead_letter": "dead letters"}``); references under other keys carry their calls'
+    #: operations and policies, or nothing.
+    reference_labels: ClassVar[dict[str, str]] = {}
 
     @property
     def instance_count(self) -> int:
@@ -75,6 +83,17 @@ class ComponentParams(BaseModel):
 
     def references(self) -> Iterable[tuple[KeyPath, str]]:
         """Yield (key path inside this component, name of a referenced component)."""
+        return ()
+
+    def diagram_lines(self) -> list[str]:
+        """A few short lines (under 30 characters each) that the topology diagram writes under
+        the component's name: what an engineer reading the picture needs to recognise it
+        (workers, strategy, shards, capacity). The kind and the replicas are written anyway."""
+        return []
+
+    def related(self) -> Iterable[tuple[str, str]]:
+        """Yield (label, component name) of components it depends on without calling them (a
+        read model's event store): the topology diagram draws them as dotted arrows."""
         return ()
 
     def regions_used(self) -> Iterable[tuple[KeyPath, str]]:

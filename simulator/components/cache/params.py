@@ -14,6 +14,7 @@ from simulator.distributions import Constant, Distribution, Duration
 from simulator.kind import TimelineEvent
 from simulator.limits import CACHE_ENTRY_BYTES
 from simulator.settings import refuse_ignored
+from simulator.units import format_duration
 
 Pattern = Literal["cache_aside", "read_through", "write_through", "write_behind"]
 Policy = Literal["lru", "lfu", "fifo", "random", "ttl"]
@@ -120,6 +121,17 @@ class CacheParams(ComponentParams):
     flush_interval: Duration | None = Field(None, gt=0)
     flush_batch: int | None = Field(None, ge=1, le=1_000_000)
     local_to: str | None = None
+
+    def diagram_lines(self) -> list[str]:
+        size = f"{self.capacity:,} entries" if self.capacity is not None else "unbounded"
+        lines = [self.pattern.replace("_", " "), f"{self.policy}, {size}"]
+        if self.ttl is not None:
+            lines[-1] += f", ttl {format_duration(self.ttl)}"
+        return lines
+
+    def related(self) -> Iterable[tuple[str, str]]:
+        if self.local_to is not None:
+            yield "local to", self.local_to
 
     @model_validator(mode="after")
     def _check(self) -> Self:

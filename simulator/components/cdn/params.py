@@ -198,6 +198,13 @@ class CdnParams(ComponentParams):
                              "expire)")
         return self
 
+    def diagram_lines(self) -> list[str]:
+        size = f"{self.capacity:,} assets" if self.capacity is not None else "unbounded"
+        lines = [f"{self.policy}, {size}"]
+        if self.bypass:
+            lines.append("bypassed")
+        return lines
+
     def references(self) -> Iterable[tuple[tuple[str | int, ...], str]]:
         for rel, name in self.origin.references():
             yield ("origin", *(() if rel == ("to",) else rel)), name

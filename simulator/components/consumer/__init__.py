@@ -8,5 +8,7 @@ KIND = Kind(
     name="consumer",
     params=ConsumerParams,
     component="simulator.components.consumer.consumer:Consumer",
+    shape="round",
+    colour="#fce4ec",
     faults=frozenset({"crash", "slow"}),
 )

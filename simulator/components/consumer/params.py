@@ -96,6 +96,9 @@ class ConsumerParams(ComponentParams):
     """
 
     kind: Literal["consumer"] = "consumer"
+    pulled_from: ClassVar[tuple[str, ...]] = ("source",)
+    reference_labels: ClassVar[dict[str, str]] = {"dead_letter": "dead letters",
+                                                  "on_failure": "on failure"}
     refuses_calls: ClassVar[str | None] = (
         "is a consumer, which takes no calls: it pulls messages from its source")
     source: str = Field(pattern=SOURCE_PATTERN)
@@ -131,6 +134,10 @@ class ConsumerParams(ComponentParams):
     def instances(self) -> int:
         """Each replica and its ``concurrency`` long-lived worker processes."""
         return self.instance_count * (1 + self.concurrency)
+
+    def diagram_lines(self) -> list[str]:
+        return [f"concurrency {self.concurrency}, ack {self.ack.replace('_', ' ')}",
+                f"max attempts {self.max_attempts}"]
 
     def references(self) -> Iterable[tuple[KeyPath, str]]:
         yield ("source",), self.source_component

@@ -254,6 +254,17 @@ class DatabaseParams(ComponentParams):
     write_ops: list[str] = Field(default_factory=lambda: ["write", "update", "insert",
                                                           "delete"])
 
+    def diagram_lines(self) -> list[str]:
+        lines = []
+        if self.shards is not None:
+            lines.append(f"{self.shards.count} shards ({self.shards.scheme.replace('_', ' ')})")
+        rep = self.replication
+        if rep is not None:
+            lines.append(f"{rep.followers} followers, reads {rep.reads.replace('_', ' ')}")
+            lines.append(f"writes {rep.writes}" + (", failover" if rep.failover else ""))
+        lines.append(f"pool {self.pool.size}")
+        return lines
+
     @model_validator(mode="before")
     @classmethod
     def _replicas_are_shards(cls, data: Any) -> Any:

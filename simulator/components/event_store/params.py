@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal, Self
+from typing import ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -67,6 +67,7 @@ class EventStoreParams(ComponentParams):
     """
 
     kind: Literal["event_store"] = "event_store"
+    reference_labels: ClassVar[dict[str, str]] = {"publish": "publishes"}
     workers: int = Field(8, ge=1, le=1_000_000)
     queue_limit: int | None = Field(None, ge=0)
     load: LoadCost = LoadCost()
@@ -87,6 +88,12 @@ class EventStoreParams(ComponentParams):
         if self.snapshot_time is not None and self.snapshot_every is None:
             raise ValueError("snapshot_time needs snapshot_every (no snapshot is ever written)")
         return self
+
+    def diagram_lines(self) -> list[str]:
+        lines = [f"{self.workers} workers"]
+        if self.snapshot_every is not None:
+            lines.append(f"snapshot every {self.snapshot_every}")
+        return lines
 
     def references(self) -> Iterable[tuple[KeyPath, str]]:
         if self.publish is not None:

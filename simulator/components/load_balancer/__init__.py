@@ -12,6 +12,8 @@ KIND = Kind(
     name="load_balancer",
     params=LoadBalancerParams,
     component="simulator.components.load_balancer.balancer:LoadBalancer",
+    shape="hexagon",
+    colour="#ede7f6",
     faults=frozenset({"crash"}),
     derived=(DerivedTable("backend_share", f"{_TABLES}:backend_share", "per-backend share",
                           format=f"{_TABLES}:format_backend_share", always=True),),

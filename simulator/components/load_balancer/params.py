@@ -146,6 +146,14 @@ class LoadBalancerParams(ComponentParams):
     healthy_panic_threshold: float = Field(50.0, ge=0, le=100)
     geo_by: Literal["nearest", "latency"] = "nearest"
 
+    def diagram_lines(self) -> list[str]:
+        lines = [self.strategy.replace("_", " ")]
+        if self.health_check is not None:
+            lines.append("health checks")
+        if self.outlier_detection is not None:
+            lines.append("outlier ejection")
+        return lines
+
     @model_validator(mode="after")
     def _check(self) -> Self:
         for name, used_by in USED_BY.items():

@@ -36,6 +36,8 @@ KIND = Kind(
     params=QueueParams,
     backlog=("lag",),
     component="simulator.components.queue.broker:Queue",
+    shape="queue",
+    colour="#fffde7",
     tables=(MESSAGES,),
     derived=(DerivedTable("queue_summary", f"{_TABLES}:queue_summary",
                           "queues (e2e: enqueue to acknowledgement; times in seconds)",

@@ -55,3 +55,8 @@ class QueueParams(BrokerParams):
     """
 
     kind: Literal["queue"] = "queue"
+
+    def diagram_lines(self) -> list[str]:
+        if self.capacity is None:
+            return ["unbounded"]
+        return [f"capacity {self.capacity:,} ({self.overflow})"]

@@ -61,6 +61,12 @@ class ReadModelParams(ComponentParams):
                              "more workers)")
         return self
 
+    def diagram_lines(self) -> list[str]:
+        return [f"{self.workers} workers"]
+
+    def related(self) -> Iterable[tuple[str, str]]:
+        yield "projects", self.store
+
     def cross_check(self, components: dict[str, ComponentParams]) -> Iterable[tuple[KeyPath, str]]:
         store = components.get(self.store)
         if store is None:

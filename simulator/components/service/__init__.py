@@ -10,5 +10,7 @@ KIND = Kind(
     params=ServiceParams,
     backlog=("in_system",),
     component="simulator.components.service.service:Service",
+    shape="round",
+    colour="#e3f2fd",
     faults=frozenset({"crash", "slow", "error", "latency"}),
 )

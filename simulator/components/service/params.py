@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal, Self
+from typing import ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -12,6 +12,7 @@ from simulator.calls import Step, step_references
 from simulator.components.params import ComponentParams, KeyPath
 from simulator.distributions import Constant, Distribution
 from simulator.settings import refuse_ignored
+from simulator.units import format_duration
 
 
 class ServiceParams(ComponentParams):
@@ -60,6 +61,14 @@ class ServiceParams(ComponentParams):
     calls: dict[str, list[Step]] = Field(default_factory=dict)
     on_failure: dict[str, list[Step]] = Field(default_factory=dict)
     autoscaling: Autoscaling | None = None
+
+    reference_labels: ClassVar[dict[str, str]] = {'on_failure': 'on failure'}
+
+    def diagram_lines(self) -> list[str]:
+        lines = [f"{self.workers} workers, {format_duration(self.service_time.mean)} mean"]
+        if self.autoscaling is not None:
+            lines.append(f"autoscaled to {self.autoscaling.max_replicas}")
+        return lines
 
     @model_validator(mode="after")
     def _check(self) -> Self:

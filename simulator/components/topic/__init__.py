@@ -9,4 +9,6 @@ KIND = Kind(
     params=TopicParams,
     backlog=("lag",),
     component="simulator.components.topic.topic:Topic",
+    shape="queue",
+    colour="#fff8e1",
 )

@@ -39,3 +39,6 @@ class TopicParams(BrokerParams):
         if dup:
             raise ValueError(f"subscriptions must be distinct; repeated: {', '.join(dup)}")
         return self
+
+    def diagram_lines(self) -> list[str]:
+        return [f"{len(self.subscriptions)} subscriptions"]

@@ -222,7 +222,7 @@ class Kind:
         (:mod:`simulator.analysis.stability`) tests each for a trend over the measured window.
     shape, colour
         How the topology diagram (:mod:`simulator.analysis.diagram`) draws its components:
-        ``box``, ``round``, ``cylinder`` (a store), ``queue`` (a message log) or ``hexagon``
+        ``box``, ``round``, ``cylinder`` (a store), ``log`` (of messages) or ``hexagon``
         (a router), filled with ``colour`` (a matplotlib colour).
     """
 

@@ -123,5 +123,5 @@ def format_duration(seconds: float) -> str:
             return f"{seconds / scale:g}{unit}"
     for unit, scale in (("s", 1.0), ("ms", 1e-3)):
         if abs(seconds) >= scale or seconds == 0:
-            return f"{seconds / scale:.3g}{unit}"
+            return f"{seconds / scale:.{4 if unit == 's' else 3}g}{unit}"
     return f"{seconds / 1e-6:.3g}us"

@@ -260,7 +260,8 @@ class DatabaseParams(ComponentParams):
             lines.append(f"{self.shards.count} shards ({self.shards.scheme.replace('_', ' ')})")
         rep = self.replication
         if rep is not None:
-            lines.append(f"{rep.followers} followers, reads {rep.reads.replace('_', ' ')}")
+            plural = "s" if rep.followers != 1 else ""
+            lines.append(f"{rep.followers} follower{plural}, reads {rep.reads.replace('_', ' ')}")
             lines.append(f"writes {rep.writes}" + (", failover" if rep.failover else ""))
         lines.append(f"pool {self.pool.size}")
         return lines

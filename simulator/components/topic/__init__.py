@@ -9,6 +9,6 @@ KIND = Kind(
     params=TopicParams,
     backlog=("lag",),
     component="simulator.components.topic.topic:Topic",
-    shape="queue",
+    shape="log",
     colour="#fff8e1",
 )

@@ -17,6 +17,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from simulator.analysis.diagram import diagram
     from simulator.engine import simulate
     from simulator.errors import ScenarioError, ScenarioWarning, SimulatorError, TopologyError
     from simulator.kind import Kind
@@ -41,6 +42,7 @@ _PUBLIC = {
     "SimulatorError": "simulator.errors",
     "Status": "simulator.messages",
     "TopologyError": "simulator.errors",
+    "diagram": "simulator.analysis.diagram",
     "json_schema": "simulator.scenario",
     "kinds": "simulator.registry",
     "load_scenario": "simulator.scenario",
@@ -59,6 +61,7 @@ __all__ = [
     "SimulatorError",
     "Status",
     "TopologyError",
+    "diagram",
     "json_schema",
     "kinds",
     "load_scenario",

@@ -1,5 +1,5 @@
-"""The command line: ``simulator run | validate | schema | kinds | plot | replicate | compare |
-sweep | capacity``.
+"""The command line: ``simulator run | validate | diagram | schema | kinds | plot | replicate |
+compare | sweep | capacity``.
 
 A thin user of the library. Bad scenarios print ``file:line: key.path: message`` lines on
 stderr and exit with code 2; nothing is written on a failed run. Scenario warnings print as
@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_force(val)
     val.add_argument("--set", dest="overrides", action="append", default=[],
                      metavar="KEY.PATH=VALUE")
+
+    dia = sub.add_parser("diagram", help="draw a scenario's topology (PNG, SVG or PDF)")
+    dia.add_argument("file", help="scenario YAML file")
+    dia.add_argument("-o", "--out", type=Path, default=None,
+                     help="picture to write (.png, .svg, .pdf; default NAME-topology.png here)")
+    dia.add_argument("--set", dest="overrides", action="append", default=[],
+                     metavar="KEY.PATH=VALUE", help="override a scenario value (repeatable)")
 
     sub.add_parser("schema", help="print the JSON Schema of the scenario format")
     kinds = sub.add_parser("kinds", help="list component kinds with their parameters and "
@@ -334,6 +341,26 @@ def _validate(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if failed else 0
 
 
+def _diagram(args: argparse.Namespace) -> int:
+    from simulator.analysis.diagram import FORMATS, diagram
+    from simulator.scenario import load_scenario
+
+    out = args.out
+    if out is not None and out.suffix.lower().lstrip(".") not in FORMATS:
+        print(f"simulator diagram: --out {out}: give a name ending in .png, .svg or .pdf",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    scenario = load_scenario(args.file, args.overrides)
+    path = out if out is not None else Path(f"{_file_name(scenario.name)}-topology.png")
+    try:
+        diagram(scenario, path)
+    except OSError as exc:
+        print(f"simulator diagram: {path}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"diagram written to {path}")
+    return 0
+
+
 def _schema(args: argparse.Namespace) -> int:
     from simulator.scenario import json_schema
 
@@ -360,7 +387,7 @@ def _experiment(args: argparse.Namespace) -> int:
     return run_command(args)
 
 
-_COMMANDS = {"run": _run, "validate": _validate, "schema": _schema, "kinds": _kinds,
-             "plot": _plot,
+_COMMANDS = {"run": _run, "validate": _validate, "diagram": _diagram, "schema": _schema,
+             "kinds": _kinds, "plot": _plot,
              "replicate": _experiment, "compare": _experiment, "sweep": _experiment,
              "capacity": _experiment}

@@ -15,7 +15,9 @@ from simulator import registry
 ROOT = Path(__file__).resolve().parents[1]
 #: The modules that loop over what kinds declare (issue 11, item 1).
 GENERIC = ("simulator/results.py", "simulator/metrics/recorder.py", "simulator/faults.py",
-           "simulator/timeline.py", "simulator/cli.py", "simulator/analysis/report.py")
+           "simulator/timeline.py", "simulator/cli.py", "simulator/analysis/report.py",
+           "simulator/analysis/diagram/__init__.py", "simulator/analysis/diagram/graph.py",
+           "simulator/analysis/diagram/draw.py")
 
 
 def kind_name_pattern() -> re.Pattern[str]:

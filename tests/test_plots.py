@@ -444,7 +444,7 @@ def test_report_is_self_contained(storm: simulator.Results, tmp_path: Path) -> N
     path = write_report(storm, tmp_path / "r" / "report.html")
     text = path.read_text()
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', text)
-    assert len(images) == len(storm.plot.available())
+    assert len(images) == 1 + len(storm.plot.available())  # the topology, then the plots
     assert all(base64.b64decode(i)[:8] == PNG for i in images)
     assert not re.search(r'(src|href)="(https?:)?//', text)  # nothing fetched
     for words in ("retry-storm", "Summary", "p99_ms", "clients", "Circuit breakers",
@@ -455,7 +455,8 @@ def test_report_is_self_contained(storm: simulator.Results, tmp_path: Path) -> N
 
 def test_report_without_plots(tiny: simulator.Results) -> None:
     text = report_html(tiny, plots=[])
-    assert "data:image" not in text and "api[0]" in text and "Per-backend share" in text
+    assert text.count("data:image") == 1  # the topology only
+    assert "api[0]" in text and "Per-backend share" in text
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -480,7 +481,7 @@ def test_run_report(tiny_file: Path, tmp_path: Path,
     assert code == 0, err
     assert f"report written to {out / 'report.html'}" in stdout
     text = (out / "report.html").read_text()
-    assert text.count("data:image/png;base64,") == 7 and "shoppers" in text
+    assert text.count("data:image/png;base64,") == 1 + 7 and "shoppers" in text  # topology
 
 
 def test_plot_a_results_directory(tiny_file: Path, tmp_path: Path,
@@ -493,7 +494,7 @@ def test_plot_a_results_directory(tiny_file: Path, tmp_path: Path,
     pngs = sorted(p.name for p in (tmp_path / "pngs").glob("*.png"))
     assert pngs == sorted(f"{n}.png" for n in simulator.Results.read(out).plot.available())
     assert len(pngs) == 7 and all(str(tmp_path / "pngs" / p) in stdout for p in pngs)
-    assert (tmp_path / "again.html").read_text().count("data:image/png") == 7
+    assert (tmp_path / "again.html").read_text().count("data:image/png") == 1 + 7
 
 
 def test_run_report_to_a_file(tiny_file: Path, tmp_path: Path,

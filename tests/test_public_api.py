@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 SIMULATOR = ["Kind", "Results", "Scenario", "ScenarioError", "ScenarioWarning",
              "SimulatorError", "Status",
-             "TopologyError", "json_schema", "kinds", "load_scenario", "loads_scenario",
+             "TopologyError", "diagram", "json_schema", "kinds", "load_scenario", "loads_scenario",
              "parse_scenario", "register", "simulate"]
 EXPERIMENT = ["DEFAULT_METRICS", "EXECUTORS", "Capacity", "Comparison", "Condition",
               "DaskExecutor", "Executor", "ExecutorError", "ExperimentOptions", "ProcessExecutor",

@@ -1,4 +1,5 @@
-"""A self-contained HTML report of one run: summary tables, plots, diagnostics and the scenario.
+"""A self-contained HTML report of one run: the topology, summary tables, plots, diagnostics and
+the scenario.
 
 One file with nothing to fetch: plots are PNGs embedded as base64 ``data:`` URIs and the style
 sheet is inline, so the report can be mailed, attached to a ticket or opened offline.
@@ -230,6 +231,7 @@ def report_html(results: Results, plots: Sequence[str] | None = None,
         Page title (default: the scenario's name).
     """
     from simulator import registry
+    from simulator.analysis.diagram import png as topology_png
     from simulator.analysis.plots import render
     from simulator.analysis.tables import coverage_lines
 
@@ -260,8 +262,14 @@ def report_html(results: Results, plots: Sequence[str] | None = None,
     if s.description:
         parts.append(f"<p>{esc(s.description)}</p>")
     parts.append(f'<p class="meta">{meta}</p>')
-    parts.append('<nav><a href="#summary">Summary</a><a href="#diagnostics">Diagnostics</a>'
-                 '<a href="#plots">Plots</a><a href="#scenario">Scenario</a></nav>')
+    parts.append('<nav><a href="#topology">Topology</a><a href="#summary">Summary</a>'
+                 '<a href="#diagnostics">Diagnostics</a><a href="#plots">Plots</a>'
+                 '<a href="#scenario">Scenario</a></nav>')
+
+    parts.append('<h2 id="topology">Topology</h2>')
+    parts.append(f'<figure>{_img(topology_png(s), "topology")}<figcaption>What the scenario '
+                 "describes, drawn from it: workloads, components (kind, instances), regions, "
+                 "and the calls with their operations and policies.</figcaption></figure>")
 
     parts.append('<h2 id="summary">Summary</h2>')
     parts.append('<p class="note">Per workload (end to end) and per component (each hop), '

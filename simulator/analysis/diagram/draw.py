@@ -8,6 +8,7 @@ none``), so a reader can search the picture for a component's name.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from simulator.analysis.diagram.graph import (
@@ -35,9 +36,9 @@ _LEGEND = ("dark arrow: a call, labelled serving-op→called-op · policies; gre
 
 def draw(topo: Topology, title: str | None = None) -> Any:
     """Return the diagram as a matplotlib ``Figure``."""
-    from matplotlib.figure import Figure
-
     import textwrap
+
+    from matplotlib.figure import Figure
 
     width = max(topo.width, 4.0)
     legend = textwrap.fill(_LEGEND, int((width - 0.4) / text_width("x", 6.5)))
@@ -135,7 +136,7 @@ def _arrow(ax: Any, topo: Topology, e: Edge) -> None:
 
     pts = _points(topo, e)
     verts, codes = [pts[0]], [Path.MOVETO]
-    for p, q in zip(pts, pts[1:], strict=False):
+    for p, q in itertools.pairwise(pts):
         verts += _bezier(p, q)
         codes += [Path.CURVE4] * 3
     colour, style, lw = _EDGE_STYLE[e.style]
@@ -196,7 +197,7 @@ def _labels(ax: Any, topo: Topology) -> None:
         group = sorted((p for p in placed if p[4] == gap), key=lambda p: p[1])
         for _ in range(20):  # relax: each label at least its half-heights from the next
             moved = False
-            for lo, hi in zip(group, group[1:], strict=False):
+            for lo, hi in itertools.pairwise(group):
                 need = (lo[2] + hi[2]) / 2 + 0.02 - (hi[1] - lo[1])
                 if need > 0 and abs(lo[0] - hi[0]) < (lo[3] + hi[3]) / 2:
                     lo[1] -= need / 2

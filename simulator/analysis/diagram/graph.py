@@ -20,6 +20,7 @@ above them, "global").
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -168,7 +169,7 @@ def call_label(call: CallSpec, context: list[str]) -> str:
 
 def _resolve(params: Any, path: tuple[Any, ...]) -> tuple[Any, list[Any], list[str]]:
     """Walk ``path`` inside ``params``: the value it names, the objects passed on the way and
-    the dictionary keys used (the operations a service's ``calls`` are listed under)."""
+    the dictionary keys used (the operations a component lists its ``calls`` under)."""
     obj, trail, keys = params, [], []
     for key in path:
         trail.append(obj)
@@ -232,7 +233,7 @@ def build(scenario: Any) -> Topology:
         kind = kinds.get(c.kind)
         regions = {r for _, r in c.regions_used()}
         count = c.instance_count
-        title = f"{name} ×{count}" if count > 1 else name
+        title = f"{name} \u00d7{count}" if count > 1 else name
         lines = [c.kind.replace("_", " "), *c.diagram_lines()]
         if len(regions) > 1:
             lines.append("in " + ", ".join(r for r in scenario.regions.names if r in regions))
@@ -320,7 +321,7 @@ def _neighbours(topo: Topology) -> tuple[dict[str, list[str]], dict[str, list[st
         if e.arc:
             continue
         path = [e.src, *e.route, e.dst]
-        for a, b in zip(path, path[1:], strict=False):
+        for a, b in itertools.pairwise(path):
             up[b].append(a)
             down[a].append(b)
     return up, down

@@ -158,38 +158,27 @@ def _arc(ax: Any, topo: Topology, e: Edge) -> None:
     ax.add_patch(arrow)
 
 
-def _label_point(topo: Topology, e: Edge, fan_out: dict[str, int],
-                 fan_in: dict[str, int]) -> tuple[float, float, int]:
-    """Where an edge's label goes: on its curve, near the end where the edges spread (by a
-    fan-out, near the targets; by a fan-in, near the source). Returns x, y and the gap
-    (layer) it sits in."""
+def _label_point(topo: Topology, e: Edge) -> tuple[float, float, int]:
+    """Where an edge's label goes: the middle of its curve in the gap the layout chose for it
+    (clear of both boxes and of the arrowhead). Returns x, y and that gap (layer)."""
     if e.arc:
         x, y = e.apex
         return x, y, -1
     pts = _points(topo, e)
-    near_target = fan_out[e.src] > fan_in[e.dst]
-    k = len(pts) - 2 if near_target else 0
+    k = e.label_segment
     p, (c1, c2, q) = pts[k], _bezier(pts[k], pts[k + 1])
-    t = 0.6 if near_target else 0.4
-    s = 1 - t
-    x = s**3 * p[0] + 3 * s * s * t * c1[0] + 3 * s * t * t * c2[0] + t**3 * q[0]
-    y = s**3 * p[1] + 3 * s * s * t * c1[1] + 3 * s * t * t * c2[1] + t**3 * q[1]
+    x = (p[0] + 3 * c1[0] + 3 * c2[0] + q[0]) / 8  # the cubic at t = 1/2
+    y = (p[1] + 3 * c1[1] + 3 * c2[1] + q[1]) / 8
     return x, y, topo.nodes[e.src].layer + k
 
 
 def _labels(ax: Any, topo: Topology) -> None:
     """Write the edge labels, pushing apart those that would overlap in one gap."""
-    fan_out: dict[str, int] = {}
-    fan_in: dict[str, int] = {}
-    for e in topo.edges:
-        if not e.arc:
-            fan_out[e.src] = fan_out.get(e.src, 0) + 1
-            fan_in[e.dst] = fan_in.get(e.dst, 0) + 1
     placed: list[list[Any]] = []
     for e in topo.edges:
         text = e.text()
         if text:
-            x, y, gap = _label_point(topo, e, fan_out, fan_in)
+            x, y, gap = _label_point(topo, e)
             h = line_height(EDGE_PT) * (text.count("\n") + 1) + 0.04
             w = max(text_width(s, EDGE_PT) for s in text.splitlines())
             placed.append([x, y, h, w, gap, text, e])

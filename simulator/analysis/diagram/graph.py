@@ -99,6 +99,8 @@ class Edge:
     #: start, control point and end (a quadratic curve), set by the layout.
     arc: bool = False
     arc_points: list[tuple[float, float]] = field(default_factory=list)
+    #: Which segment (between two layers) of the route the label sits on.
+    label_segment: int = 0
 
     @property
     def apex(self) -> tuple[float, float]:
@@ -215,6 +217,17 @@ def _rate(arrivals: Any) -> str:
     return f"{rate:,.4g}/s {arrivals.process}" if rate == rate else arrivals.process
 
 
+def _mix(mix: dict[str, float]) -> list[str]:
+    """The operation mix in one line (``read 90%, write 10%``), none for the default."""
+    if list(mix) == ["read"]:
+        return []
+    if len(mix) == 1:
+        return [f"op {next(iter(mix))}"]
+    total = sum(mix.values())
+    shown = [f"{op} {w / total:.0%}" for op, w in list(mix.items())[:3]]
+    return [", ".join(shown) + (", ..." if len(mix) > 3 else "")]
+
+
 def build(scenario: Any) -> Topology:
     """The nodes and edges of ``scenario`` (not laid out yet)."""
     kinds = registry.kinds()
@@ -222,7 +235,7 @@ def build(scenario: Any) -> Topology:
     edges: list[Edge] = []
     for name, w in scenario.workloads.items():
         regions = {r for r, weight in (w.regions or {}).items() if weight > 0}
-        lines = [_rate(w.arrivals)]
+        lines = [_rate(w.arrivals), *_mix(w.mix)]
         if len(regions) > 1:
             lines.append("from " + ", ".join(r for r in scenario.regions.names if r in regions))
         nodes[name] = Node(name, "workload", name, lines, _band(regions), "workload", "#ffffff")
@@ -276,6 +289,7 @@ def layout(topo: Topology) -> Topology:
     for name, n in topo.nodes.items():
         n.layer = layer[name]
     order = _route(topo, back)
+    _label_segments(topo)
     _order(topo, order)
     _place(topo, order)
     return topo
@@ -312,6 +326,19 @@ def _route(topo: Topology, back: set[tuple[str, str]]) -> list[list[str]]:
             order[layer].append(d)
             e.route.append(d)
     return order
+
+
+def _label_segments(topo: Topology) -> None:
+    """Put each label in the gap next to the end where the edges spread: by a fan-out, beside
+    the targets (where the arrows are far apart); by a fan-in, beside the source."""
+    fan_out: dict[str, int] = defaultdict(int)
+    fan_in: dict[str, int] = defaultdict(int)
+    for e in topo.edges:
+        if not e.arc:
+            fan_out[e.src] += 1
+            fan_in[e.dst] += 1
+    for e in topo.edges:
+        e.label_segment = len(e.route) if fan_out[e.src] > fan_in[e.dst] else 0
 
 
 def _neighbours(topo: Topology) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
@@ -395,9 +422,9 @@ def _place(topo: Topology, order: list[list[str]]) -> None:
         for n in layer:
             nodes[n].x = x + width / 2
         labels = [text_width(line, EDGE_PT) for e in topo.edges
-                  if not e.arc and nodes[e.src].layer <= i < nodes[e.dst].layer
+                  if not e.arc and nodes[e.src].layer + e.label_segment == i
                   for line in e.text().splitlines()]
-        x += width + max([H_GAP, *[w + 0.35 for w in labels]])
+        x += width + max([H_GAP, *[w + 0.5 for w in labels]])
     topo.width = x - max(H_GAP, 0.0) + 0.4
     topo.height = y
     for e in topo.edges:

@@ -136,8 +136,10 @@ class ConsumerParams(ComponentParams):
         return self.instance_count * (1 + self.concurrency)
 
     def diagram_lines(self) -> list[str]:
-        return [f"concurrency {self.concurrency}, ack {self.ack.replace('_', ' ')}",
-                f"max attempts {self.max_attempts}"]
+        lines = [f"concurrency {self.concurrency}", f"max attempts {self.max_attempts}"]
+        if self.ack != "on_success":
+            lines.append(f"ack {self.ack.replace('_', ' ')}")
+        return lines
 
     def references(self) -> Iterable[tuple[KeyPath, str]]:
         yield ("source",), self.source_component

@@ -65,7 +65,10 @@ class ServiceParams(ComponentParams):
     reference_labels: ClassVar[dict[str, str]] = {'on_failure': 'on failure'}
 
     def diagram_lines(self) -> list[str]:
-        lines = [f"{self.workers} workers, {format_duration(self.service_time.mean)} mean"]
+        plural = "s" if self.workers != 1 else ""
+        lines = [f"{self.workers} worker{plural}, {format_duration(self.service_time.mean)} mean"]
+        if isinstance(self.speed, list):
+            lines.append(f"speeds {min(self.speed):g} to {max(self.speed):g}")
         if self.autoscaling is not None:
             lines.append(f"autoscaled to {self.autoscaling.max_replicas}")
         return lines

@@ -93,6 +93,13 @@ def test_edges_carry_operations_policies_and_flow() -> None:
     assert nodes["jobs"].layer < nodes["worker"].layer < nodes["db"].layer
 
 
+def test_parallel_branches_say_so() -> None:
+    edges = {(e.src, e.dst): e.labels for e in topology(
+        simulator.load_scenario(ROOT / "scenarios" / "quickstart.yaml")).edges}
+    assert edges[("api", "catalog")] == edges[("api", "pricing")] == ["read (parallel)"]
+    assert edges[("api", "orders-db")] == ["write"]
+
+
 def test_regions_are_bands_in_the_scenario_order() -> None:
     scenario = simulator.load_scenario(ROOT / "scenarios" / "multi_region.yaml")
     topo = topology(scenario)

@@ -196,6 +196,8 @@ def _reference_edge(owner: str, params: Any, path: tuple[Any, ...], name: str) -
         rest = tuple(path[at:])
         if rest in ((), ("to",)):
             label = call_label(call, keys)
+            if "parallel" in path:  # a branch of a fan-out: its latency is the slowest's
+                label = f"{label} (parallel)" if label else "parallel"
             return Edge(owner, name, "call", [" · ".join(p for p in (extra, label) if p)])
         return Edge(owner, name, "fallback", [f"fallback {call.fallback.kind}"
                                               if call.fallback is not None else "fallback"])

@@ -242,3 +242,125 @@ def test_bad_autoscaling_block_is_a_located_error() -> None:
     bad = SCENARIO.replace("average_utilization: 25", "average_value: 25")
     with pytest.raises(simulator.ScenarioError, match="average_utilization"):
         simulator.loads_scenario(bad)
+
+
+# ---- consumers on their queue (KEDA's queue scalers) --------------------------------------
+def test_external_average_value_is_over_the_current_count() -> None:
+    hpa = Hpa(_spec(metrics=[{"type": "queue_length", "average_value": 50}]))
+    # 122 messages / (50 x 1) = 2.44 -> ceil(122 / 50) = 3
+    assert hpa.decide(15, 1, [Sample((122_000,))]).desired == 3
+    # 160 / (50 x 3) = 1.07: within the tolerance, whatever the ready count
+    assert hpa.decide(30, 3, [Sample((160_000,), pending=2)]).desired == 3
+
+
+QUEUED = """
+name: keda
+seed: 2
+duration: 150s
+warmup: 0s
+drain: 0s
+workloads:
+  producer:
+    arrivals: {process: constant, rate: 10/s}
+    target: jobs
+components:
+  jobs: {kind: queue}
+  worker:
+    kind: consumer
+    source: jobs
+    replicas: 1
+    concurrency: 4
+    service_time: {dist: constant, value: 200ms}
+    cost: {per_instance_hour: 0.10}
+    autoscaling:
+      min_replicas: 1
+      max_replicas: 8
+      metrics: [{type: queue_length, average_value: 50}]
+      behavior: {scale_down: {stabilization_window_seconds: 60s}}
+faults:
+  - {kind: slow, target: worker, at: 30s, duration: 30s, factor: 10}
+"""
+
+
+def test_consumer_trajectory_on_queue_length_equals_the_hand_computation() -> None:
+    r = _run(QUEUED)
+    ev = r.tables["scaling_events"]
+    got = list(zip(ev["time"], ev["from_replicas"], ev["to_replicas"], ev["metric"].astype(str),
+                   strict=True))
+    # Messages every 0.1 s; an instance is 4 workers of 0.2 s (20/s): the lag (visible + in
+    # flight) is the ~2 in service: ceil(2 / 50) = 1, no change at 15 s and 30 s.
+    # From 30 s the slow fault makes a message 2 s: an instance does 4 / 2 = 2/s.
+    # t=45: 150 arrived in (30, 45]; each of 4 workers finished 7 (at 32, 34, ..., 44):
+    #       lag 150 - 28 = 122 (+-2 at the edges) -> ceil(122 / 50) = 3 (range (100, 150]);
+    #       the default scale-up limit is max(1 + 4, 2) = 5: 1 -> 3.
+    # t=60: 300 arrived; the first 4 workers finished 14 each (56), the 8 started at 45
+    #       finished 7 each (56): lag 300 - 112 = 188 -> ratio 188 / 150 = 1.25 -> ceil(3.76)
+    #       = 4 (range (150, 200]). Then 0.2 s again: 16 workers clear it by ~64 s.
+    # t=75..105: lag ~2 -> 1, held at 4 by the 60 s scale-down window while it holds t=60's 4;
+    # t=120: the window (60, 120] holds only 1s: 4 -> 1 (Percent 100 % allows 0, min 1).
+    assert got == [(45.0, 1, 3, "queue_length"), (60.0, 3, 4, "queue_length"),
+                   (120.0, 4, 1, "queue_length")]
+    assert 100 < float(ev["value"].iloc[0]) <= 150  # 122 per current replica (one)
+    # a drained consumer finished what it held: every message acknowledged or still queued
+    m = r.messages
+    assert set(m["status"].astype(str)) <= {"acked", "queued", "in_flight"}
+    assert int((m["attempts"] > 1).sum()) == 0  # nothing abandoned, nothing redelivered
+    # billed: worker[0] 150 s, worker[1..2] from 45 s, worker[3] from 60 s, all to ~120 s
+    c = r.derived("cost").set_index("component")
+    assert 150 + 2 * 75 + 60 <= c.loc["worker", "instance_seconds"] <= 150 + 2 * 75.3 + 60.3
+
+
+ZERO = """
+name: keda-zero
+seed: 4
+duration: 150s
+warmup: 0s
+drain: 0s
+workloads:
+  producer:
+    arrivals: {process: schedule, steps: [{at: 0s, rate: 0/s}, {at: 100s, rate: 5/s}]}
+    target: jobs
+components:
+  jobs: {kind: queue}
+  worker:
+    kind: consumer
+    source: jobs
+    replicas: 1
+    concurrency: 4
+    service_time: {dist: constant, value: 200ms}
+    autoscaling:
+      min_replicas: 0
+      max_replicas: 4
+      metrics: [{type: queue_length, average_value: 50}]
+      cooldown_period: 30s
+      provisioning_delay: 5s
+"""
+
+
+def test_consumer_scales_to_zero_after_the_cooldown_and_back_on_activation() -> None:
+    r = _run(ZERO)
+    ev = r.tables["scaling_events"]
+    got = list(zip(ev["time"], ev["from_replicas"], ev["to_replicas"], ev["reason"].astype(str),
+                   strict=True))
+    # no message before 100 s: inactive since time 0 -> at t=30 (30 s >= cooldown) 1 -> 0.
+    # Poisson 5/s from 100 s: some message by 105 s (P(none) = e^-25): 0 -> 1, ready at 110;
+    # then 5/s on 20/s of workers: the lag stays far below 50 -> 1 to the end.
+    assert got == [(30.0, 1, 0, "CooledDown"), (105.0, 0, 1, "Activated")]
+    states = r.tables["instance_states"]
+    w = states[states["instance"].astype(str) == "worker[0]"]
+    assert list(zip(w["time"], w["state"].astype(str), strict=True)) == [
+        (0.0, "ready"), (30.0, "draining"), (30.0, "stopped"), (105.0, "provisioning"),
+        (110.0, "ready")]
+    # the messages of 100..110 s waited for the new instance; none was lost
+    m = r.messages
+    assert float(m["first_delivered"].min()) >= 110.0
+    assert (m["status"].astype(str) != "dead_lettered").all()
+
+
+def test_queue_length_is_a_consumers_metric() -> None:
+    bad = SCENARIO.replace("metrics: [{type: utilization, average_utilization: 25}]",
+                           "metrics: [{type: queue_length, average_value: 5}]")
+    with pytest.raises(simulator.ScenarioError, match="queue_length"):
+        simulator.loads_scenario(bad)
+    with pytest.raises(simulator.ScenarioError, match="min_replicas 0"):
+        simulator.loads_scenario(SCENARIO, ["components.api.autoscaling.min_replicas=0"])

@@ -17,20 +17,29 @@ built, so a replica asked for while every slot is still draining starts when one
 
 from __future__ import annotations
 
+import math
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 import simpy
 
 from simulator.autoscaling import METRICS, REASONS, STATES
-from simulator.autoscaling.hpa import Hpa, Sample, milli
+from simulator.autoscaling.hpa import Decision, Hpa, Sample, milli
 from simulator.components.base import BuildContext, Component, Membership, Scalable
 
 if TYPE_CHECKING:
-    from simulator.autoscaling.params import Autoscaling
+    from simulator.autoscaling.params import Autoscaling, ScalingMetric
     from simulator.scenario import Scenario
 
 _PROVISIONING, _READY, _DRAINING, _STOPPED = range(4)
+
+
+@runtime_checkable
+class QueueReader(Protocol):
+    """A scalable instance with a source (a consumer): what a ``queue_length`` metric reads."""
+
+    def scaling_queue(self) -> tuple[int, int, int]:
+        """The source's messages now: (visible, in flight, delayed before a retry)."""
 
 
 class Autoscaler:
@@ -57,7 +66,9 @@ class Autoscaler:
         self.env = ctx.env
         self.members = [cast(Scalable, m) for m in members]
         self.membership: Membership = ctx.membership[group]
-        self.hpa = Hpa(spec)
+        # the HPA never goes below one: a count of zero is KEDA's (activation, cooldown)
+        self.hpa = Hpa(spec if spec.min_replicas else spec.model_copy(update={"min_replicas": 1}))
+        self._last_active = 0.0  # KEDA's lastActiveTime (initialCooldownPeriod 0)
         self.state = [_READY if i < initial else _STOPPED for i in range(len(members))]
         self.replicas = initial  # the HPA's currentReplicas: the last desired count
         self.unplaced = 0  # replicas asked for that wait for a slot
@@ -112,14 +123,57 @@ class Autoscaler:
             conc.append(milli((reading[3] - last[3]) / dt))
         out: list[Sample | None] = []
         for metric in self.spec.metrics:
+            if metric.type == "queue_length":
+                out.append(Sample((milli(self.queue_length(metric)),), pending))
+                continue
             values = {"utilization": busy, "rps": rps, "concurrency": conc}[metric.type]
             out.append(Sample(tuple(values), pending, tuple(cap)) if values else None)
         return out
 
+    def queue_length(self, metric: ScalingMetric) -> int:
+        """The messages a ``queue_length`` metric counts now (every instance reads the same
+        source: the first one's)."""
+        reader = self.members[0]
+        assert isinstance(reader, QueueReader)
+        visible, in_flight, delayed = reader.scaling_queue()
+        return (visible + (in_flight if metric.scale_on_in_flight else 0)
+                + (delayed if metric.scale_on_delayed else 0))
+
     def sync(self) -> None:
-        """Evaluate the metrics and apply the HPA's decision."""
+        """Evaluate the metrics and apply the HPA's decision (and, with ``min_replicas: 0``,
+        KEDA's activation and cooldown around it)."""
         now = self.env.now
+        if not self.spec.min_replicas and self._keda(now):
+            return
         d = self.hpa.decide(now, self.replicas, self.sample())
+        self._apply(d)
+
+    def _keda(self, now: float) -> bool:
+        """KEDA's scale to and from zero (``scale_handler``'s activity check): active when a
+        ``queue_length`` metric exceeds its ``activation_queue_length``; at zero, activity
+        scales to one; inactive for ``cooldown_period`` since the last activity, to zero.
+        True when it decided (the HPA does not run: it is off at zero)."""
+        active, which, value = False, -1, math.nan
+        for i, metric in enumerate(self.spec.metrics):
+            if metric.type != "queue_length":
+                continue
+            n = self.queue_length(metric)
+            if which < 0 or (n > metric.activation_queue_length and not active):
+                which, value = i, float(n)  # the first active one, else the first one
+            active = active or n > metric.activation_queue_length
+        if active:
+            self._last_active = now
+        if self.replicas == 0:
+            if active:
+                self._apply(Decision(0, 1, 1, 1, "Activated", which, value))
+            return True
+        if not active and now - self._last_active >= self.spec.cooldown_period:
+            self._apply(Decision(self.replicas, 0, 0, 0, "CooledDown", which, value))
+            return True
+        return False
+
+    def _apply(self, d: Decision) -> None:
+        now = self.env.now
         if d.desired == d.current:
             return
         self._events.append(now, self._event_group, d.current, d.desired, d.proposal,

@@ -84,6 +84,20 @@ def average_value_replicas(current: int, s: Sample, target_milli: int,
     return math.ceil(new_ratio * (ready + s.pending)), average / 1000.0
 
 
+def external_average_replicas(current: int, s: Sample, target_milli: int,
+                              tolerance: float) -> tuple[int, float]:
+    """``GetExternalPerPodMetricReplicas`` (an External metric, ``AverageValue``, as KEDA's
+    scalers feed it): ``s.values`` holds the one external value (the queue's messages, in
+    milli-units); (recommendation, the value per current replica). The ratio is over the
+    current count (``status.replicas``), not the ready instances; no pending-pod correction."""
+    usage = sum(s.values)
+    ratio = usage / (target_milli * current)
+    per = math.ceil(usage / current) / 1000.0
+    if abs(1.0 - ratio) <= tolerance:
+        return current, per
+    return math.ceil(usage / target_milli), per
+
+
 @dataclass
 class Hpa:
     """The state one HPA keeps between syncs: past recommendations and scale events.
@@ -116,6 +130,9 @@ class Hpa:
                 assert metric.average_utilization is not None
                 n, v = utilization_replicas(current, s, metric.average_utilization,
                                             spec.tolerance)
+            elif metric.type == "queue_length":
+                n, v = external_average_replicas(current, s, milli(metric.target),
+                                                 spec.tolerance)
             else:
                 n, v = average_value_replicas(current, s, milli(metric.target), spec.tolerance)
             if n > proposal:

@@ -57,7 +57,7 @@ class Behavior(_Strict):
     scale_down: ScaleDownRules = Field(default_factory=ScaleDownRules)
 
 
-MetricType = Literal["utilization", "concurrency", "rps"]
+MetricType = Literal["utilization", "concurrency", "rps", "queue_length"]
 
 
 class ScalingMetric(_Strict):
@@ -68,11 +68,26 @@ class ScalingMetric(_Strict):
     in the instance (waiting or holding a worker), time-averaged over the period, target
     ``average_value``. ``rps``: requests completed per second, target ``average_value`` (a Pods
     metric from a request counter).
+
+    ``queue_length`` (a consumer's only): the messages of its source at the sync, as KEDA's
+    queue scalers (``aws-sqs-queue``, ``rabbitmq``) feed the HPA an External metric with an
+    ``AverageValue`` target: ``desired = ceil(messages / average_value)`` (KEDA's
+    ``queueLength``: the messages one replica handles). Counted: the visible messages, plus
+    those in flight (``scale_on_in_flight``, default true, SQS's
+    ``ApproximateNumberOfMessagesNotVisible``) and those delayed before a retry
+    (``scale_on_delayed``, default false). ``activation_queue_length`` (KEDA's
+    ``activationQueueLength``, default 0): with ``min_replicas: 0`` the consumer is scaled
+    from zero to one when the count exceeds it, and to zero once it has not for
+    ``cooldown_period``.
     """
 
     type: MetricType
     average_utilization: float | None = Field(None, gt=0, description="Percent (utilization).")
     average_value: float | None = Field(None, gt=0, description="Per instance (others).")
+    activation_queue_length: float = Field(0.0, ge=0, description="Messages above which a "
+                                           "consumer scaled to zero is activated.")
+    scale_on_in_flight: bool = True
+    scale_on_delayed: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -88,6 +103,12 @@ class ScalingMetric(_Strict):
             if self.average_utilization is not None:
                 raise ValueError(f"average_utilization is ignored by a {self.type} metric; "
                                  "give average_value")
+        if self.type != "queue_length":
+            changed = sorted(self.model_fields_set & {"activation_queue_length",
+                                                      "scale_on_in_flight", "scale_on_delayed"})
+            if changed:
+                raise ValueError(f"{', '.join(changed)}: only a queue_length metric reads a "
+                                 "queue")
         return self
 
     @property
@@ -116,7 +137,7 @@ class Autoscaling(_Strict):
     it holds, and what is left after ``termination_grace_period`` fails.
     """
 
-    min_replicas: int = Field(1, ge=1, le=100_000)
+    min_replicas: int = Field(1, ge=0, le=100_000)
     max_replicas: int = Field(ge=1, le=100_000)
     sync_period: Duration = Field(15.0, gt=0, description="Seconds between evaluations.")
     tolerance: float = Field(0.1, ge=0, lt=1)
@@ -126,10 +147,21 @@ class Autoscaling(_Strict):
                                                                 "to an instance in service.")
     termination_grace_period: Duration = Field(30.0, ge=0, description="Seconds a draining "
                                                "instance may take to finish what it holds.")
+    cooldown_period: Duration = Field(300.0, ge=0, description="Seconds without activity "
+                                      "before a consumer with min_replicas 0 is scaled to zero "
+                                      "(KEDA's cooldownPeriod).")
 
     @model_validator(mode="after")
     def _check(self) -> Self:
         if self.min_replicas > self.max_replicas:
             raise ValueError(f"min_replicas ({self.min_replicas}) is above max_replicas "
                              f"({self.max_replicas})")
+        if self.min_replicas == 0 and not self.reads_queue:
+            raise ValueError("min_replicas 0 needs a queue_length metric: only a queue's "
+                             "activation (KEDA's) brings a component back from zero")
         return self
+
+    @property
+    def reads_queue(self) -> bool:
+        """Whether a metric is ``queue_length`` (the component must have a source)."""
+        return any(m.type == "queue_length" for m in self.metrics)

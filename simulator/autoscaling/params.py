@@ -13,6 +13,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.distributions import Duration
+from simulator.settings import refuse_ignored
 
 
 class _Strict(BaseModel):
@@ -103,12 +104,10 @@ class ScalingMetric(_Strict):
             if self.average_utilization is not None:
                 raise ValueError(f"average_utilization is ignored by a {self.type} metric; "
                                  "give average_value")
-        if self.type != "queue_length":
-            changed = sorted(self.model_fields_set & {"activation_queue_length",
-                                                      "scale_on_in_flight", "scale_on_delayed"})
-            if changed:
-                raise ValueError(f"{', '.join(changed)}: only a queue_length metric reads a "
-                                 "queue")
+        refuse_ignored(self, [(name, self.type == "queue_length",
+                               f"by a {self.type} metric; it applies to a queue_length metric")
+                              for name in ("activation_queue_length", "scale_on_in_flight",
+                                           "scale_on_delayed")])
         return self
 
     @property

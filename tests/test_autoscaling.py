@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 import simulator
@@ -364,3 +365,102 @@ def test_queue_length_is_a_consumers_metric() -> None:
         simulator.loads_scenario(bad)
     with pytest.raises(simulator.ScenarioError, match="min_replicas 0"):
         simulator.loads_scenario(SCENARIO, ["components.api.autoscaling.min_replicas=0"])
+
+
+# ---- a latency percentile, scheduled bounds, a cold start ---------------------------------
+LATENCY = """
+name: latency
+seed: 5
+duration: 50s
+warmup: 0s
+workloads:
+  users:
+    arrivals: {process: constant, rate: 10/s}
+    target: api
+components:
+  api:
+    kind: service
+    replicas: 1
+    workers: 8
+    service_time: {dist: constant, value: 50ms}
+    autoscaling:
+      max_replicas: 10
+      metrics: [{type: latency, percentile: 95, value: 20ms}]
+metrics: {spans: true}
+"""
+
+
+def test_latency_metric_is_an_object_value_and_runs_away_when_latency_is_not_load() -> None:
+    r = _run(LATENCY)
+    ev = r.tables["scaling_events"]
+    got = list(zip(ev["time"], ev["to_replicas"], ev["reason"].astype(str), strict=True))
+    # Never a queue (10/s x 50 ms = 0.5 busy of 8 workers): every span is 50 ms, whatever
+    # the count. Value 50 / target 20 = 2.5 -> ceil(2.5 x ready):
+    # t=15: ceil(2.5 x 1) = 3 (limit max(1 + 4, 2 x 1) = 5); t=30: ceil(2.5 x 3) = 8, limit
+    # max(3 + 4, 6) = 7 -> 7, ScaleUpLimit; t=45: ceil(17.5) = 18 -> max_replicas 10.
+    assert got == [(15.0, 3, "DesiredWithinRange"), (30.0, 7, "ScaleUpLimit"),
+                   (45.0, 10, "TooManyReplicas")]
+    assert list(ev["value"]) == [0.05, 0.05, 0.05]
+    # a target above the latency by more than the tolerance: ceil(50 / 60) = 1, no change
+    r = _run(LATENCY, "components.api.autoscaling.metrics.0.value=60ms")
+    assert r.tables["scaling_events"].empty
+
+
+COLD = """
+name: cold
+seed: 6
+duration: 60s
+warmup: 0s
+workloads:
+  users:
+    arrivals: {process: constant, rate: 20/s}
+    target: api
+components:
+  api:
+    kind: service
+    replicas: 1
+    workers: 16
+    service_time: {dist: constant, value: 100ms}
+    autoscaling:
+      min_replicas: 1
+      max_replicas: 3
+      schedule: [{at: 30s, min_replicas: 2, max_replicas: 2}, {at: 45s, min_replicas: 1,
+                                                                 max_replicas: 1}]
+      cold_start: {initial_speed: 0.5, ramp: 10s}
+      behavior: {scale_down: {stabilization_window_seconds: 0}}
+metrics: {spans: true}
+"""
+
+
+def test_schedule_sets_the_bounds_and_a_new_instance_starts_slow() -> None:
+    r = _run(COLD)
+    ev = r.tables["scaling_events"]
+    # no metric: the count moves only into the bounds, at the first sync at or after each
+    # scheduled time (syncs at 15, 30, 45, 60 s)
+    assert list(zip(ev["time"], ev["from_replicas"], ev["to_replicas"], strict=True)) == [
+        (30.0, 1, 2), (45.0, 2, 1)]
+    spans = r.spans
+    new = spans[spans["instance"].astype(str) == "api[1]"]
+    assert len(new) > 50
+    # api[1] ready at 30 s: a request arriving in step k of 20 (0.5 s each) takes
+    # 100 ms / (0.5 + 0.5 (k + 0.5) / 20); from 40 s, 100 ms
+    k = np.floor((new["arrival"] - 30.0) / 0.5)
+    on_edge = np.abs((new["arrival"] - 30.0) / 0.5 - np.round((new["arrival"] - 30.0) / 0.5))
+    speed = np.where(k < 20, 0.5 + 0.5 * (k + 0.5) / 20, 1.0)
+    keep = on_edge > 1e-6  # (an arrival at a step's boundary may see either step)
+    assert keep.sum() > 50
+    np.testing.assert_allclose((new["end"] - new["start"])[keep], (0.1 / speed)[keep],
+                               rtol=1e-9)
+    assert (new["start"] == new["arrival"]).all()  # 16 workers: never a wait
+
+
+def test_bad_latency_and_schedule_blocks_are_located_errors() -> None:
+    with pytest.raises(simulator.ScenarioError, match="spans"):
+        simulator.loads_scenario(LATENCY, ["metrics.spans=false"])
+    with pytest.raises(simulator.ScenarioError, match="value"):
+        simulator.loads_scenario(LATENCY.replace("value: 20ms", "average_value: 20"))
+    with pytest.raises(simulator.ScenarioError, match="schedule"):
+        simulator.loads_scenario(COLD.replace("max_replicas: 2}", "max_replicas: 5}"))
+    with pytest.raises(simulator.ScenarioError, match="percentile"):
+        simulator.loads_scenario(SCENARIO.replace("average_utilization: 25}",
+                                                  "average_utilization: 25, percentile: 99}"))

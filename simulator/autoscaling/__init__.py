@@ -17,7 +17,7 @@ STATES = ("provisioning", "ready", "draining", "stopped")
 REASONS = ("DesiredWithinRange", "ScaleUpLimit", "ScaleDownLimit", "TooManyReplicas",
            "TooFewReplicas", "FailedGetMetrics", "Activated", "CooledDown")
 #: Metric types, by index (``-1``... ``none``: no metric gave the proposal).
-METRICS = ("utilization", "concurrency", "rps", "queue_length", "none")
+METRICS = ("utilization", "concurrency", "rps", "queue_length", "latency", "none")
 
 INSTANCE_STATES = RawTable("instance_states", "every state change of an autoscaled instance", (
     Column("time", "float64", "when (s)"),
@@ -38,7 +38,8 @@ SCALING_EVENTS = RawTable("scaling_events", "every sync of an autoscaler that ch
     Column("reason", "category", "why the count ended there: the HPA's ScalingLimited reason; "
            "Activated / CooledDown: KEDA's scale from / to zero", labels=REASONS),
     Column("metric", "category", "the metric that gave the proposal", labels=METRICS),
-    Column("value", "float64", "its value (utilisation: percent; others: per instance)"),
+    Column("value", "float64", "its value (utilisation: percent; queue_length: messages per "
+           "current replica; latency: the percentile, s; others: per instance)"),
 ))
 
 RAW_TABLES = (INSTANCE_STATES, SCALING_EVENTS)

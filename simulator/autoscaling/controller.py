@@ -21,6 +21,7 @@ import math
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
+import numpy as np
 import simpy
 
 from simulator.autoscaling import METRICS, REASONS, STATES
@@ -32,6 +33,14 @@ if TYPE_CHECKING:
     from simulator.scenario import Scenario
 
 _PROVISIONING, _READY, _DRAINING, _STOPPED = range(4)
+
+
+@runtime_checkable
+class ColdStarting(Protocol):
+    """A scalable instance that can start slow (a service): ``cold_start``."""
+
+    def cold_start(self, initial_speed: float, ramp: float) -> None:
+        """Run at ``initial_speed`` now, rising linearly to full speed over ``ramp`` s."""
 
 
 @runtime_checkable
@@ -66,8 +75,11 @@ class Autoscaler:
         self.env = ctx.env
         self.members = [cast(Scalable, m) for m in members]
         self.membership: Membership = ctx.membership[group]
-        # the HPA never goes below one: a count of zero is KEDA's (activation, cooldown)
-        self.hpa = Hpa(spec if spec.min_replicas else spec.model_copy(update={"min_replicas": 1}))
+        self.hpa = Hpa(spec)
+        self._bounds = (-1, -1)  # the bounds the HPA was last given (see _set_bounds)
+        self._rec = ctx.recorder
+        self._span_codes: frozenset[int] | None = None  # this group's span instance codes
+        self._span_cursor = 0  # spans before this index were read by an earlier sync
         self._last_active = 0.0  # KEDA's lastActiveTime (initialCooldownPeriod 0)
         self.state = [_READY if i < initial else _STOPPED for i in range(len(members))]
         self.replicas = initial  # the HPA's currentReplicas: the last desired count
@@ -122,13 +134,34 @@ class Autoscaler:
             rps.append(milli((reading[2] - last[2]) / dt))
             conc.append(milli((reading[3] - last[3]) / dt))
         out: list[Sample | None] = []
+        latencies = self._new_latencies() if any(
+            m.type == "latency" for m in self.spec.metrics) else None
         for metric in self.spec.metrics:
             if metric.type == "queue_length":
                 out.append(Sample((milli(self.queue_length(metric)),), pending))
                 continue
+            if metric.type == "latency":
+                assert latencies is not None
+                out.append(Sample((milli(float(np.percentile(latencies, metric.percentile))),),
+                                  pending, ready=len(busy)) if len(latencies) and busy else None)
+                continue
             values = {"utilization": busy, "rps": rps, "concurrency": conc}[metric.type]
             out.append(Sample(tuple(values), pending, tuple(cap)) if values else None)
         return out
+
+    def _new_latencies(self) -> np.ndarray:
+        """Latencies (end - arrival, s) of this group's spans recorded since the last read:
+        those that ended within the sync period (spans are appended as they end)."""
+        rec = self._rec
+        if self._span_codes is None:
+            self._span_codes = frozenset(i for i, (group, _) in enumerate(rec.instances)
+                                         if group == self.group)
+        start, stop = self._span_cursor, len(rec.span_end)
+        self._span_cursor = stop
+        codes = np.asarray(rec.span_instance[start:stop])
+        mine = np.isin(codes, np.fromiter(self._span_codes, dtype=codes.dtype))
+        end = np.asarray(rec.span_end[start:stop])[mine]
+        return end - np.asarray(rec.span_arrival[start:stop])[mine]
 
     def queue_length(self, metric: ScalingMetric) -> int:
         """The messages a ``queue_length`` metric counts now (every instance reads the same
@@ -143,10 +176,21 @@ class Autoscaler:
         """Evaluate the metrics and apply the HPA's decision (and, with ``min_replicas: 0``,
         KEDA's activation and cooldown around it)."""
         now = self.env.now
-        if not self.spec.min_replicas and self._keda(now):
+        low = self._set_bounds(now)
+        if not low and self._keda(now):
             return
         d = self.hpa.decide(now, self.replicas, self.sample())
         self._apply(d)
+
+    def _set_bounds(self, now: float) -> int:
+        """Give the HPA the bounds in force at ``now`` (``schedule``); return the minimum.
+        The HPA never goes below one: a count of zero is KEDA's (activation, cooldown)."""
+        low, high = self.spec.bounds_at(now)
+        if (low, high) != self._bounds:
+            self._bounds = (low, high)
+            self.hpa.spec = self.spec.model_copy(update={"min_replicas": max(1, low),
+                                                         "max_replicas": high})
+        return low
 
     def _keda(self, now: float) -> bool:
         """KEDA's scale to and from zero (``scale_handler``'s activity check): active when a
@@ -224,6 +268,9 @@ class Autoscaler:
         self._record(i, _READY)
         m.set_in_service(True)
         self.membership.changed()
+        cold = self.spec.cold_start
+        if cold is not None and isinstance(m, ColdStarting):
+            m.cold_start(cold.initial_speed, cold.ramp)
 
     def _drain(self, i: int) -> Generator[simpy.Event, Any, None]:
         m = self.members[i]

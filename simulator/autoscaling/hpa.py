@@ -31,6 +31,7 @@ class Sample:
     values: tuple[int, ...]
     pending: int = 0
     capacity: tuple[int, ...] = ()
+    ready: int = 0  # (an Object metric's one value: the ready instances it is applied to)
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,17 @@ def external_average_replicas(current: int, s: Sample, target_milli: int,
     return math.ceil(usage / target_milli), per
 
 
+def object_value_replicas(current: int, s: Sample, target_milli: int,
+                          tolerance: float) -> tuple[int, float]:
+    """``GetObjectMetricReplicas`` with a ``Value`` target (``getUsageRatioReplicaCount``):
+    ``s.values`` holds the one value (milli-units); (recommendation, the value)."""
+    usage = sum(s.values)
+    ratio = usage / target_milli
+    if abs(1.0 - ratio) <= tolerance:
+        return current, usage / 1000.0
+    return math.ceil(ratio * s.ready), usage / 1000.0
+
+
 @dataclass
 class Hpa:
     """The state one HPA keeps between syncs: past recommendations and scale events.
@@ -130,6 +142,8 @@ class Hpa:
                 assert metric.average_utilization is not None
                 n, v = utilization_replicas(current, s, metric.average_utilization,
                                             spec.tolerance)
+            elif metric.type == "latency":
+                n, v = object_value_replicas(current, s, milli(metric.target), spec.tolerance)
             elif metric.type == "queue_length":
                 n, v = external_average_replicas(current, s, milli(metric.target),
                                                  spec.tolerance)

@@ -129,6 +129,9 @@ class ConsumerParams(ComponentParams):
         if self.autoscaling is not None and self.replicas > self.autoscaling.max_replicas:
             raise ValueError(f"replicas ({self.replicas}) is above autoscaling.max_replicas "
                              f"({self.autoscaling.max_replicas})")
+        if self.autoscaling is not None and self.autoscaling.cold_start is not None:
+            raise ValueError("autoscaling.cold_start: a consumer starts at full speed (a cold "
+                             "start applies to services)")
         if self.on_failure and not self.calls:
             raise ValueError("on_failure: the consumer makes no calls, so there is no failed "
                              "step to compensate; list its steps in calls")

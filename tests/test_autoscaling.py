@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import simulator
-from simulator.autoscaling.hpa import Hpa, Sample
-from simulator.autoscaling.params import Autoscaling
+from simulator.autoscaling.hpa import Hpa, Sample, queue_messages
+from simulator.autoscaling.params import Autoscaling, ScalingMetric
 
 
 def _spec(**kw: object) -> Autoscaling:
@@ -90,6 +90,25 @@ def test_scale_down_stabilization_takes_the_highest_recent_recommendation() -> N
         "stabilization_window_seconds": 0,
         "policies": [{"type": "Percent", "value": 50, "period_seconds": 15}]}}))
     assert hpa.decide(15, 7, _rps(*[1] * 7)).desired == 3
+
+
+def test_scale_up_window_delays_and_scale_down_select_policy() -> None:
+    hpa = Hpa(_spec(min_replicas=2, behavior={
+        "scale_up": {"stabilization_window_seconds": 30},
+        "scale_down": {"stabilization_window_seconds": 0}}))
+    # t=15: proposal ceil(0.5 x 2) = 1, clamped to min 2; t=30: proposal 4, but the lowest
+    # recommendation of (0, 30] is t=15's 1: stays 2; t=50: (20, 50] holds only 4s -> 4
+    assert hpa.decide(15, 2, _rps(5, 5)).desired == 2
+    assert hpa.decide(30, 2, _rps(20, 20)).desired == 2
+    assert hpa.decide(50, 2, _rps(20, 20)).desired == 4
+    down = {"stabilization_window_seconds": 0,
+            "policies": [{"type": "Pods", "value": 1, "period_seconds": 15},
+                         {"type": "Percent", "value": 50, "period_seconds": 15}]}
+    # 10 at 1 rps -> proposal 1; Max (the larger change): min(10 - 1, int(10 x 0.5)) = 5;
+    # Min: max(9, 5) = 9; Disabled: 10
+    for policy, expected in (("Max", 5), ("Min", 9), ("Disabled", 10)):
+        hpa = Hpa(_spec(behavior={"scale_down": {**down, "select_policy": policy}}))
+        assert hpa.decide(15, 10, _rps(*[1] * 10)).desired == expected, policy
 
 
 def test_min_and_max_clamp() -> None:
@@ -179,6 +198,13 @@ def test_cost_is_instance_seconds_times_price_exactly() -> None:
     assert c.loc["total", "cost"] == c.loc["api", "cost"] + c.loc["lb", "cost"]
     ok = int((r.requests["status"] == "ok").sum())
     assert c.loc["total", "cost_per_million_ok"] == c.loc["total", "cost"] / ok * 1e6
+    # a request price adds requests reaching the component (its spans) x price / 1e6
+    r = _run(SCENARIO, "components.api.cost.per_million_requests=2.0")
+    c2 = r.derived("cost").set_index("component")
+    n = int((r.spans["component"] == "api").sum())
+    assert c2.loc["api", "requests"] == n > 5000
+    assert c2.loc["api", "cost"] == pytest.approx(api_seconds * 0.36 / 3600.0 + n * 2.0 / 1e6,
+                                                  rel=1e-12)
 
 
 DRAIN = """
@@ -246,6 +272,14 @@ def test_bad_autoscaling_block_is_a_located_error() -> None:
 
 
 # ---- consumers on their queue (KEDA's queue scalers) --------------------------------------
+def test_queue_length_counts_in_flight_and_delayed_as_chosen() -> None:
+    metric = {"type": "queue_length", "average_value": 5}
+    default = ScalingMetric.model_validate(metric)  # SQS's scaler: visible + in flight
+    assert queue_messages(default, 7, 3, 2) == 10
+    assert queue_messages(ScalingMetric.model_validate(
+        {**metric, "scale_on_in_flight": False, "scale_on_delayed": True}), 7, 3, 2) == 9
+
+
 def test_external_average_value_is_over_the_current_count() -> None:
     hpa = Hpa(_spec(metrics=[{"type": "queue_length", "average_value": 50}]))
     # 122 messages / (50 x 1) = 2.44 -> ceil(122 / 50) = 3
@@ -356,6 +390,9 @@ def test_consumer_scales_to_zero_after_the_cooldown_and_back_on_activation() -> 
     m = r.messages
     assert float(m["first_delivered"].min()) >= 110.0
     assert (m["status"].astype(str) != "dead_lettered").all()
+    # an activation threshold above the ~250 messages of 100..150 s keeps it at zero
+    r = _run(ZERO, "components.worker.autoscaling.metrics.0.activation_queue_length=1000")
+    assert list(r.tables["scaling_events"]["to_replicas"]) == [0]
 
 
 def test_queue_length_is_a_consumers_metric() -> None:
@@ -365,6 +402,13 @@ def test_queue_length_is_a_consumers_metric() -> None:
         simulator.loads_scenario(bad)
     with pytest.raises(simulator.ScenarioError, match="min_replicas 0"):
         simulator.loads_scenario(SCENARIO, ["components.api.autoscaling.min_replicas=0"])
+    for key in ("cooldown_period=60s", "metrics.0.activation_queue_length=5"):
+        with pytest.raises(simulator.ScenarioError, match="with min_replicas above 0"):
+            simulator.loads_scenario(QUEUED, [f"components.worker.autoscaling.{key}"])
+    with pytest.raises(simulator.ScenarioError, match="cold_start"):
+        simulator.loads_scenario(QUEUED.replace(
+            "      min_replicas: 1\n",
+            "      min_replicas: 1\n      cold_start: {initial_speed: 0.5, ramp: 10s}\n", 1))
 
 
 # ---- a latency percentile, scheduled bounds, a cold start ---------------------------------

@@ -25,7 +25,7 @@ import numpy as np
 import simpy
 
 from simulator.autoscaling import METRICS, REASONS, STATES
-from simulator.autoscaling.hpa import Decision, Hpa, Sample, milli
+from simulator.autoscaling.hpa import Decision, Hpa, Sample, milli, queue_messages
 from simulator.components.base import BuildContext, Component, Membership, Scalable
 
 if TYPE_CHECKING:
@@ -168,9 +168,7 @@ class Autoscaler:
         source: the first one's)."""
         reader = self.members[0]
         assert isinstance(reader, QueueReader)
-        visible, in_flight, delayed = reader.scaling_queue()
-        return (visible + (in_flight if metric.scale_on_in_flight else 0)
-                + (delayed if metric.scale_on_delayed else 0))
+        return queue_messages(metric, *reader.scaling_queue())
 
     def sync(self) -> None:
         """Evaluate the metrics and apply the HPA's decision (and, with ``min_replicas: 0``,

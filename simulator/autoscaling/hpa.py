@@ -13,7 +13,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from simulator.autoscaling.params import Autoscaling, ScaleDownRules, ScaleUpRules
+from simulator.autoscaling.params import (
+    Autoscaling,
+    ScaleDownRules,
+    ScaleUpRules,
+    ScalingMetric,
+)
 
 
 def milli(value: float) -> int:
@@ -83,6 +88,13 @@ def average_value_replicas(current: int, s: Sample, target_milli: int,
     if abs(1.0 - new_ratio) <= tolerance or new_ratio < 1.0:
         return current, average / 1000.0
     return math.ceil(new_ratio * (ready + s.pending)), average / 1000.0
+
+
+def queue_messages(metric: ScalingMetric, visible: int, in_flight: int, delayed: int) -> int:
+    """The messages a ``queue_length`` metric counts: the visible ones, plus those in flight
+    (``scale_on_in_flight``) and those delayed before a retry (``scale_on_delayed``)."""
+    return (visible + (in_flight if metric.scale_on_in_flight else 0)
+            + (delayed if metric.scale_on_delayed else 0))
 
 
 def external_average_replicas(current: int, s: Sample, target_milli: int,

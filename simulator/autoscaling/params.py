@@ -14,7 +14,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.distributions import Duration
-from simulator.settings import refuse_ignored
+from simulator.settings import is_set, refuse_ignored
 
 
 class _Strict(BaseModel):
@@ -221,6 +221,12 @@ class Autoscaling(_Strict):
                 raise ValueError(f"schedule: max_replicas {b.max_replicas} at {b.at:g}s is "
                                  f"above max_replicas ({self.max_replicas}), the instances "
                                  "built")
+        zero = ("with min_replicas above 0 (it governs scaling to and from zero); it applies "
+                "with min_replicas 0")
+        refuse_ignored(self, [("cooldown_period", self.min_replicas == 0, zero)])
+        for m in self.metrics:
+            if self.min_replicas and is_set(m, "activation_queue_length"):
+                raise ValueError(f"metrics: activation_queue_length is ignored {zero}")
         if self.min_replicas == 0 and not self.reads_queue:
             raise ValueError("min_replicas 0 needs a queue_length metric: only a queue's "
                              "activation (KEDA's) brings a component back from zero")

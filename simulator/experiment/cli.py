@@ -491,8 +491,8 @@ def _capacity(args: argparse.Namespace) -> Any:
     if args.minimize and result.cheapest is not None:
         ev = result.evaluations
         cost = float(ev.loc[ev[args.param] == result.cheapest, "cost_mean"].iloc[0])
-        print(f"cheapest {args.param} tried meeting {slo}: {result.cheapest:g} "
-              f"(mean cost {cost:.4g})")
+        say(f"cheapest {args.param} tried meeting {slo}: {result.cheapest:g} "
+            f"(mean cost {cost:.4g})")
     return result
 
 

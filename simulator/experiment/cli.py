@@ -174,8 +174,7 @@ def add_commands(sub: Any) -> None:
                           "or 1 for whole numbers)")
     cap.add_argument("--workload", default=None, help="workload the SLO is about (default all)")
     cap.add_argument("--minimize", choices=["cost"], default=None,
-                     help="cost: also show each point's cost (the cost table) and name the "
-                          "cheapest point meeting the SLO")
+                     help="cost: each point's cost too, and the cheapest meeting the SLO")
 
 
 def run_command(args: argparse.Namespace) -> int:

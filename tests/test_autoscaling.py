@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 import simulator
-from simulator.autoscaling.hpa import Hpa, Sample
-from simulator.autoscaling.params import Autoscaling
+from simulator.autoscaling.hpa import Hpa, Sample, queue_messages
+from simulator.autoscaling.params import Autoscaling, ScalingMetric
 
 
 def _spec(**kw: object) -> Autoscaling:
@@ -89,6 +90,25 @@ def test_scale_down_stabilization_takes_the_highest_recent_recommendation() -> N
         "stabilization_window_seconds": 0,
         "policies": [{"type": "Percent", "value": 50, "period_seconds": 15}]}}))
     assert hpa.decide(15, 7, _rps(*[1] * 7)).desired == 3
+
+
+def test_scale_up_window_delays_and_scale_down_select_policy() -> None:
+    hpa = Hpa(_spec(min_replicas=2, behavior={
+        "scale_up": {"stabilization_window_seconds": 30},
+        "scale_down": {"stabilization_window_seconds": 0}}))
+    # t=15: proposal ceil(0.5 x 2) = 1, clamped to min 2; t=30: proposal 4, but the lowest
+    # recommendation of (0, 30] is t=15's 1: stays 2; t=50: (20, 50] holds only 4s -> 4
+    assert hpa.decide(15, 2, _rps(5, 5)).desired == 2
+    assert hpa.decide(30, 2, _rps(20, 20)).desired == 2
+    assert hpa.decide(50, 2, _rps(20, 20)).desired == 4
+    down = {"stabilization_window_seconds": 0,
+            "policies": [{"type": "Pods", "value": 1, "period_seconds": 15},
+                         {"type": "Percent", "value": 50, "period_seconds": 15}]}
+    # 10 at 1 rps -> proposal 1; Max (the larger change): min(10 - 1, int(10 x 0.5)) = 5;
+    # Min: max(9, 5) = 9; Disabled: 10
+    for policy, expected in (("Max", 5), ("Min", 9), ("Disabled", 10)):
+        hpa = Hpa(_spec(behavior={"scale_down": {**down, "select_policy": policy}}))
+        assert hpa.decide(15, 10, _rps(*[1] * 10)).desired == expected, policy
 
 
 def test_min_and_max_clamp() -> None:
@@ -178,6 +198,13 @@ def test_cost_is_instance_seconds_times_price_exactly() -> None:
     assert c.loc["total", "cost"] == c.loc["api", "cost"] + c.loc["lb", "cost"]
     ok = int((r.requests["status"] == "ok").sum())
     assert c.loc["total", "cost_per_million_ok"] == c.loc["total", "cost"] / ok * 1e6
+    # a request price adds requests reaching the component (its spans) x price / 1e6
+    r = _run(SCENARIO, "components.api.cost.per_million_requests=2.0")
+    c2 = r.derived("cost").set_index("component")
+    n = int((r.spans["component"] == "api").sum())
+    assert c2.loc["api", "requests"] == n > 5000
+    assert c2.loc["api", "cost"] == pytest.approx(api_seconds * 0.36 / 3600.0 + n * 2.0 / 1e6,
+                                                  rel=1e-12)
 
 
 DRAIN = """
@@ -242,3 +269,242 @@ def test_bad_autoscaling_block_is_a_located_error() -> None:
     bad = SCENARIO.replace("average_utilization: 25", "average_value: 25")
     with pytest.raises(simulator.ScenarioError, match="average_utilization"):
         simulator.loads_scenario(bad)
+
+
+# ---- consumers on their queue (KEDA's queue scalers) --------------------------------------
+def test_queue_length_counts_in_flight_and_delayed_as_chosen() -> None:
+    metric = {"type": "queue_length", "average_value": 5}
+    default = ScalingMetric.model_validate(metric)  # SQS's scaler: visible + in flight
+    assert queue_messages(default, 7, 3, 2) == 10
+    assert queue_messages(ScalingMetric.model_validate(
+        {**metric, "scale_on_in_flight": False, "scale_on_delayed": True}), 7, 3, 2) == 9
+
+
+def test_external_average_value_is_over_the_current_count() -> None:
+    hpa = Hpa(_spec(metrics=[{"type": "queue_length", "average_value": 50}]))
+    # 122 messages / (50 x 1) = 2.44 -> ceil(122 / 50) = 3
+    assert hpa.decide(15, 1, [Sample((122_000,))]).desired == 3
+    # 160 / (50 x 3) = 1.07: within the tolerance, whatever the ready count
+    assert hpa.decide(30, 3, [Sample((160_000,), pending=2)]).desired == 3
+
+
+QUEUED = """
+name: keda
+seed: 2
+duration: 150s
+warmup: 0s
+drain: 0s
+workloads:
+  producer:
+    arrivals: {process: constant, rate: 10/s}
+    target: jobs
+components:
+  jobs: {kind: queue}
+  worker:
+    kind: consumer
+    source: jobs
+    replicas: 1
+    concurrency: 4
+    service_time: {dist: constant, value: 200ms}
+    cost: {per_instance_hour: 0.10}
+    autoscaling:
+      min_replicas: 1
+      max_replicas: 8
+      metrics: [{type: queue_length, average_value: 50}]
+      behavior: {scale_down: {stabilization_window_seconds: 60s}}
+faults:
+  - {kind: slow, target: worker, at: 30s, duration: 30s, factor: 10}
+"""
+
+
+def test_consumer_trajectory_on_queue_length_equals_the_hand_computation() -> None:
+    r = _run(QUEUED)
+    ev = r.tables["scaling_events"]
+    got = list(zip(ev["time"], ev["from_replicas"], ev["to_replicas"], ev["metric"].astype(str),
+                   strict=True))
+    # Messages every 0.1 s; an instance is 4 workers of 0.2 s (20/s): the lag (visible + in
+    # flight) is the ~2 in service: ceil(2 / 50) = 1, no change at 15 s and 30 s.
+    # From 30 s the slow fault makes a message 2 s: an instance does 4 / 2 = 2/s.
+    # t=45: 150 arrived in (30, 45]; each of 4 workers finished 7 (at 32, 34, ..., 44):
+    #       lag 150 - 28 = 122 (+-2 at the edges) -> ceil(122 / 50) = 3 (range (100, 150]);
+    #       the default scale-up limit is max(1 + 4, 2) = 5: 1 -> 3.
+    # t=60: 300 arrived; the first 4 workers finished 14 each (56), the 8 started at 45
+    #       finished 7 each (56): lag 300 - 112 = 188 -> ratio 188 / 150 = 1.25 -> ceil(3.76)
+    #       = 4 (range (150, 200]). Then 0.2 s again: 16 workers clear it by ~64 s.
+    # t=75..105: lag ~2 -> 1, held at 4 by the 60 s scale-down window while it holds t=60's 4;
+    # t=120: the window (60, 120] holds only 1s: 4 -> 1 (Percent 100 % allows 0, min 1).
+    assert got == [(45.0, 1, 3, "queue_length"), (60.0, 3, 4, "queue_length"),
+                   (120.0, 4, 1, "queue_length")]
+    assert 100 < float(ev["value"].iloc[0]) <= 150  # 122 per current replica (one)
+    # a drained consumer finished what it held: every message acknowledged or still queued
+    m = r.messages
+    assert set(m["status"].astype(str)) <= {"acked", "queued", "in_flight"}
+    assert int((m["attempts"] > 1).sum()) == 0  # nothing abandoned, nothing redelivered
+    # billed: worker[0] 150 s, worker[1..2] from 45 s, worker[3] from 60 s, all to ~120 s
+    c = r.derived("cost").set_index("component")
+    assert 150 + 2 * 75 + 60 <= c.loc["worker", "instance_seconds"] <= 150 + 2 * 75.3 + 60.3
+
+
+ZERO = """
+name: keda-zero
+seed: 4
+duration: 150s
+warmup: 0s
+drain: 0s
+workloads:
+  producer:
+    arrivals: {process: schedule, steps: [{at: 0s, rate: 0/s}, {at: 100s, rate: 5/s}]}
+    target: jobs
+components:
+  jobs: {kind: queue}
+  worker:
+    kind: consumer
+    source: jobs
+    replicas: 1
+    concurrency: 4
+    service_time: {dist: constant, value: 200ms}
+    autoscaling:
+      min_replicas: 0
+      max_replicas: 4
+      metrics: [{type: queue_length, average_value: 50}]
+      cooldown_period: 30s
+      provisioning_delay: 5s
+"""
+
+
+def test_consumer_scales_to_zero_after_the_cooldown_and_back_on_activation() -> None:
+    r = _run(ZERO)
+    ev = r.tables["scaling_events"]
+    got = list(zip(ev["time"], ev["from_replicas"], ev["to_replicas"], ev["reason"].astype(str),
+                   strict=True))
+    # no message before 100 s: inactive since time 0 -> at t=30 (30 s >= cooldown) 1 -> 0.
+    # Poisson 5/s from 100 s: some message by 105 s (P(none) = e^-25): 0 -> 1, ready at 110;
+    # then 5/s on 20/s of workers: the lag stays far below 50 -> 1 to the end.
+    assert got == [(30.0, 1, 0, "CooledDown"), (105.0, 0, 1, "Activated")]
+    states = r.tables["instance_states"]
+    w = states[states["instance"].astype(str) == "worker[0]"]
+    assert list(zip(w["time"], w["state"].astype(str), strict=True)) == [
+        (0.0, "ready"), (30.0, "draining"), (30.0, "stopped"), (105.0, "provisioning"),
+        (110.0, "ready")]
+    # the messages of 100..110 s waited for the new instance; none was lost
+    m = r.messages
+    assert float(m["first_delivered"].min()) >= 110.0
+    assert (m["status"].astype(str) != "dead_lettered").all()
+    # an activation threshold above the ~250 messages of 100..150 s keeps it at zero
+    r = _run(ZERO, "components.worker.autoscaling.metrics.0.activation_queue_length=1000")
+    assert list(r.tables["scaling_events"]["to_replicas"]) == [0]
+
+
+def test_queue_length_is_a_consumers_metric() -> None:
+    bad = SCENARIO.replace("metrics: [{type: utilization, average_utilization: 25}]",
+                           "metrics: [{type: queue_length, average_value: 5}]")
+    with pytest.raises(simulator.ScenarioError, match="queue_length"):
+        simulator.loads_scenario(bad)
+    with pytest.raises(simulator.ScenarioError, match="min_replicas 0"):
+        simulator.loads_scenario(SCENARIO, ["components.api.autoscaling.min_replicas=0"])
+    for key in ("cooldown_period=60s", "metrics.0.activation_queue_length=5"):
+        with pytest.raises(simulator.ScenarioError, match="with min_replicas above 0"):
+            simulator.loads_scenario(QUEUED, [f"components.worker.autoscaling.{key}"])
+    with pytest.raises(simulator.ScenarioError, match="cold_start"):
+        simulator.loads_scenario(QUEUED.replace(
+            "      min_replicas: 1\n",
+            "      min_replicas: 1\n      cold_start: {initial_speed: 0.5, ramp: 10s}\n", 1))
+
+
+# ---- a latency percentile, scheduled bounds, a cold start ---------------------------------
+LATENCY = """
+name: latency
+seed: 5
+duration: 50s
+warmup: 0s
+workloads:
+  users:
+    arrivals: {process: constant, rate: 10/s}
+    target: api
+components:
+  api:
+    kind: service
+    replicas: 1
+    workers: 8
+    service_time: {dist: constant, value: 50ms}
+    autoscaling:
+      max_replicas: 10
+      metrics: [{type: latency, percentile: 95, value: 20ms}]
+metrics: {spans: true}
+"""
+
+
+def test_latency_metric_is_an_object_value_and_runs_away_when_latency_is_not_load() -> None:
+    r = _run(LATENCY)
+    ev = r.tables["scaling_events"]
+    got = list(zip(ev["time"], ev["to_replicas"], ev["reason"].astype(str), strict=True))
+    # Never a queue (10/s x 50 ms = 0.5 busy of 8 workers): every span is 50 ms, whatever
+    # the count. Value 50 / target 20 = 2.5 -> ceil(2.5 x ready):
+    # t=15: ceil(2.5 x 1) = 3 (limit max(1 + 4, 2 x 1) = 5); t=30: ceil(2.5 x 3) = 8, limit
+    # max(3 + 4, 6) = 7 -> 7, ScaleUpLimit; t=45: ceil(17.5) = 18 -> max_replicas 10.
+    assert got == [(15.0, 3, "DesiredWithinRange"), (30.0, 7, "ScaleUpLimit"),
+                   (45.0, 10, "TooManyReplicas")]
+    assert list(ev["value"]) == [0.05, 0.05, 0.05]
+    # a target above the latency by more than the tolerance: ceil(50 / 60) = 1, no change
+    r = _run(LATENCY, "components.api.autoscaling.metrics.0.value=60ms")
+    assert r.tables["scaling_events"].empty
+
+
+COLD = """
+name: cold
+seed: 6
+duration: 60s
+warmup: 0s
+workloads:
+  users:
+    arrivals: {process: constant, rate: 20/s}
+    target: api
+components:
+  api:
+    kind: service
+    replicas: 1
+    workers: 16
+    service_time: {dist: constant, value: 100ms}
+    autoscaling:
+      min_replicas: 1
+      max_replicas: 3
+      schedule: [{at: 30s, min_replicas: 2, max_replicas: 2}, {at: 45s, min_replicas: 1,
+                                                                 max_replicas: 1}]
+      cold_start: {initial_speed: 0.5, ramp: 10s}
+      behavior: {scale_down: {stabilization_window_seconds: 0}}
+metrics: {spans: true}
+"""
+
+
+def test_schedule_sets_the_bounds_and_a_new_instance_starts_slow() -> None:
+    r = _run(COLD)
+    ev = r.tables["scaling_events"]
+    # no metric: the count moves only into the bounds, at the first sync at or after each
+    # scheduled time (syncs at 15, 30, 45, 60 s)
+    assert list(zip(ev["time"], ev["from_replicas"], ev["to_replicas"], strict=True)) == [
+        (30.0, 1, 2), (45.0, 2, 1)]
+    spans = r.spans
+    new = spans[spans["instance"].astype(str) == "api[1]"]
+    assert len(new) > 50
+    # api[1] ready at 30 s: a request arriving in step k of 20 (0.5 s each) takes
+    # 100 ms / (0.5 + 0.5 (k + 0.5) / 20); from 40 s, 100 ms
+    k = np.floor((new["arrival"] - 30.0) / 0.5)
+    on_edge = np.abs((new["arrival"] - 30.0) / 0.5 - np.round((new["arrival"] - 30.0) / 0.5))
+    speed = np.where(k < 20, 0.5 + 0.5 * (k + 0.5) / 20, 1.0)
+    keep = on_edge > 1e-6  # (an arrival at a step's boundary may see either step)
+    assert keep.sum() > 50
+    np.testing.assert_allclose((new["end"] - new["start"])[keep], (0.1 / speed)[keep],
+                               rtol=1e-9)
+    assert (new["start"] == new["arrival"]).all()  # 16 workers: never a wait
+
+
+def test_bad_latency_and_schedule_blocks_are_located_errors() -> None:
+    with pytest.raises(simulator.ScenarioError, match="spans"):
+        simulator.loads_scenario(LATENCY, ["metrics.spans=false"])
+    with pytest.raises(simulator.ScenarioError, match="value"):
+        simulator.loads_scenario(LATENCY.replace("value: 20ms", "average_value: 20"))
+    with pytest.raises(simulator.ScenarioError, match="schedule"):
+        simulator.loads_scenario(COLD.replace("max_replicas: 2}", "max_replicas: 5}"))
+    with pytest.raises(simulator.ScenarioError, match="percentile"):
+        simulator.loads_scenario(SCENARIO.replace("average_utilization: 25}",
+                                                  "average_utilization: 25, percentile: 99}"))

@@ -559,6 +559,27 @@ def test_capacity_finds_the_fewest_servers() -> None:
     assert result.runs["components.api.workers"].dtype == np.int64
 
 
+def test_capacity_minimizing_cost_prices_every_point_and_names_the_cheapest() -> None:
+    # replicas single-worker instances behind the random spread: each an M/M/1 at lam / c,
+    # p99 = ln(100) / (mu - lam / c): 276 ms with 3, 123 ms with 4 (a 200 ms SLO: 4)
+    lam, mu, threshold, price = 250.0, 100.0, 0.2, 0.36
+    p99 = {c: math.log(100) / (mu - lam / c) for c in (3, 4)}
+    assert p99[3] > 1.3 * threshold and p99[4] < 0.7 * threshold
+    spec = mmc(lam, workers=1, duration=20.0, warmup=2.0)
+    spec["components"]["api"].update(replicas=3, cost={"per_instance_hour": price})
+    result = capacity(spec, "components.api.replicas", 1, 8, "p99 < 200ms", find="min",
+                      minimize="cost", replications=2, executor="serial", progress=False)
+    assert result.value == 4 and result.cheapest == 4
+    ev = result.evaluations
+    # a fixed fleet is billed for every instance over the measured window, exactly
+    expected = ev["components.api.replicas"] * price * (20.0 - 2.0) / 3600.0
+    np.testing.assert_allclose(ev["cost_mean"], expected, rtol=1e-12)
+    with pytest.raises(simulator.ScenarioError, match="price"):
+        capacity(mmc(lam, workers=1), "components.api.replicas", 1, 8, "p99 < 200ms",
+                 find="min", minimize="cost", replications=2, executor="serial",
+                 progress=False)
+
+
 def test_capacity_reports_a_range_that_all_passes_or_all_fails() -> None:
     spec = mmc(50.0, duration=5.0)
     ok = capacity(spec, "workloads.users.arrivals.rate", 10.0, 30.0, "p99 < 1s",

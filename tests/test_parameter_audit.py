@@ -441,6 +441,72 @@ COVERED: dict[str, str] = {
     "read_model.reads_during_rebuild": _ES + "test_reads_during_a_rebuild_can_be_rejected",
 }
 
+_AS = "test_autoscaling.py::"
+#: the autoscaling block is one model for services and consumers, run by one controller: each
+#: field's effect is shown once, by the test of the kind named (the HPA's arithmetic alone, or a
+#: run); fields one kind refuses are shown refused there
+_AUTOSCALING = {
+    "min_replicas": "test_min_and_max_clamp",
+    "max_replicas": "test_min_and_max_clamp",
+    "sync_period": "test_replica_trajectory_equals_the_hand_computation (syncs at its multiples)",
+    "tolerance": "test_tolerance_keeps_the_count_and_ceil_sets_it",
+    "metrics.type": "test_consumer_trajectory_on_queue_length_equals_the_hand_computation",
+    "metrics.average_utilization": "test_replica_trajectory_equals_the_hand_computation",
+    "metrics.average_value": "test_tolerance_keeps_the_count_and_ceil_sets_it",
+    "metrics.activation_queue_length": "test_consumer_scales_to_zero_after_the_cooldown_and_"
+                                       "back_on_activation",
+    "metrics.scale_on_in_flight": "test_queue_length_counts_in_flight_and_delayed_as_chosen",
+    "metrics.scale_on_delayed": "test_queue_length_counts_in_flight_and_delayed_as_chosen",
+    "metrics.percentile": "test_latency_metric_is_an_object_value_and_runs_away_when_latency_"
+                          "is_not_load",
+    "metrics.value": "test_latency_metric_is_an_object_value_and_runs_away_when_latency_is_"
+                     "not_load",
+    "behavior.scale_up.stabilization_window_seconds": "test_scale_up_window_delays_and_scale_"
+                                                      "down_select_policy",
+    "behavior.scale_up.select_policy": "test_scale_up_policies_limit_change_per_period_and_"
+                                       "select_policy",
+    "behavior.scale_up.policies.type": "test_scale_up_policies_limit_change_per_period_and_"
+                                       "select_policy",
+    "behavior.scale_up.policies.value": "test_scale_up_policies_limit_change_per_period_and_"
+                                        "select_policy",
+    "behavior.scale_up.policies.period_seconds": "test_scale_up_policies_limit_change_per_"
+                                                 "period_and_select_policy",
+    "behavior.scale_down.stabilization_window_seconds": "test_scale_down_stabilization_takes_"
+                                                        "the_highest_recent_recommendation",
+    "behavior.scale_down.select_policy": "test_scale_up_window_delays_and_scale_down_select_"
+                                         "policy",
+    "behavior.scale_down.policies.type": "test_scale_down_stabilization_takes_the_highest_"
+                                         "recent_recommendation",
+    "behavior.scale_down.policies.value": "test_scale_down_stabilization_takes_the_highest_"
+                                          "recent_recommendation",
+    "behavior.scale_down.policies.period_seconds": "test_scale_down_stabilization_takes_the_"
+                                                   "highest_recent_recommendation",
+    "provisioning_delay": "test_replica_trajectory_equals_the_hand_computation",
+    "termination_grace_period": "test_scale_in_loses_no_request",
+    "cooldown_period": "test_consumer_scales_to_zero_after_the_cooldown_and_back_on_activation",
+    "cold_start.initial_speed": "test_schedule_sets_the_bounds_and_a_new_instance_starts_slow",
+    "cold_start.ramp": "test_schedule_sets_the_bounds_and_a_new_instance_starts_slow",
+    "schedule.at": "test_schedule_sets_the_bounds_and_a_new_instance_starts_slow",
+    "schedule.min_replicas": "test_schedule_sets_the_bounds_and_a_new_instance_starts_slow",
+    "schedule.max_replicas": "test_schedule_sets_the_bounds_and_a_new_instance_starts_slow",
+}
+_REFUSED_ON = {  # shown refused on that kind
+    ("service", "metrics.activation_queue_length"): "test_queue_length_is_a_consumers_metric",
+    ("service", "metrics.scale_on_in_flight"): "test_queue_length_is_a_consumers_metric",
+    ("service", "metrics.scale_on_delayed"): "test_queue_length_is_a_consumers_metric",
+    ("service", "cooldown_period"): "test_queue_length_is_a_consumers_metric (it needs "
+                                    "min_replicas 0, which needs a queue)",
+    ("consumer", "cold_start.initial_speed"): "test_queue_length_is_a_consumers_metric",
+    ("consumer", "cold_start.ramp"): "test_queue_length_is_a_consumers_metric",
+}
+for _kind in ("service", "consumer"):
+    for _field, _test in _AUTOSCALING.items():
+        COVERED[f"{_kind}.autoscaling.{_field}"] = _AS + _REFUSED_ON.get((_kind, _field), _test)
+COVERED["component.cost.per_instance_hour"] = _AS + "test_cost_is_instance_seconds_times_" \
+                                                    "price_exactly"
+COVERED["component.cost.per_million_requests"] = _AS + "test_cost_is_instance_seconds_times_" \
+                                                       "price_exactly"
+
 
 def _apply(spec: dict[str, Any], overrides: dict[str, Any]) -> None:
     for path, value in overrides.items():

@@ -15,9 +15,9 @@ from simulator.kind import Column, DerivedTable, RawTable
 STATES = ("provisioning", "ready", "draining", "stopped")
 #: Why a sync ended where it did (the HPA's ``ScalingLimited`` reasons).
 REASONS = ("DesiredWithinRange", "ScaleUpLimit", "ScaleDownLimit", "TooManyReplicas",
-           "TooFewReplicas", "FailedGetMetrics")
+           "TooFewReplicas", "FailedGetMetrics", "Activated", "CooledDown")
 #: Metric types, by index (``-1``... ``none``: no metric gave the proposal).
-METRICS = ("utilization", "concurrency", "rps", "none")
+METRICS = ("utilization", "concurrency", "rps", "queue_length", "latency", "none")
 
 INSTANCE_STATES = RawTable("instance_states", "every state change of an autoscaled instance", (
     Column("time", "float64", "when (s)"),
@@ -35,10 +35,11 @@ SCALING_EVENTS = RawTable("scaling_events", "every sync of an autoscaler that ch
     Column("to_replicas", "int32", "replicas after"),
     Column("proposal", "int32", "the largest recommendation of the metrics"),
     Column("stabilized", "int32", "after the stabilisation windows"),
-    Column("reason", "category", "why the count ended there: the HPA's ScalingLimited reason",
-           labels=REASONS),
+    Column("reason", "category", "why the count ended there: the HPA's ScalingLimited reason; "
+           "Activated / CooledDown: KEDA's scale from / to zero", labels=REASONS),
     Column("metric", "category", "the metric that gave the proposal", labels=METRICS),
-    Column("value", "float64", "its value (utilisation: percent; others: per instance)"),
+    Column("value", "float64", "its value (utilisation: percent; queue_length: messages per "
+           "current replica; latency: the percentile, s; others: per instance)"),
 ))
 
 RAW_TABLES = (INSTANCE_STATES, SCALING_EVENTS)

@@ -17,20 +17,38 @@ built, so a replica asked for while every slot is still draining starts when one
 
 from __future__ import annotations
 
+import math
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
+import numpy as np
 import simpy
 
 from simulator.autoscaling import METRICS, REASONS, STATES
-from simulator.autoscaling.hpa import Hpa, Sample, milli
+from simulator.autoscaling.hpa import Decision, Hpa, Sample, milli, queue_messages
 from simulator.components.base import BuildContext, Component, Membership, Scalable
 
 if TYPE_CHECKING:
-    from simulator.autoscaling.params import Autoscaling
+    from simulator.autoscaling.params import Autoscaling, ScalingMetric
     from simulator.scenario import Scenario
 
 _PROVISIONING, _READY, _DRAINING, _STOPPED = range(4)
+
+
+@runtime_checkable
+class ColdStarting(Protocol):
+    """A scalable instance that can start slow (a service): ``cold_start``."""
+
+    def cold_start(self, initial_speed: float, ramp: float) -> None:
+        """Run at ``initial_speed`` now, rising linearly to full speed over ``ramp`` s."""
+
+
+@runtime_checkable
+class QueueReader(Protocol):
+    """A scalable instance with a source (a consumer): what a ``queue_length`` metric reads."""
+
+    def scaling_queue(self) -> tuple[int, int, int]:
+        """The source's messages now: (visible, in flight, delayed before a retry)."""
 
 
 class Autoscaler:
@@ -58,6 +76,11 @@ class Autoscaler:
         self.members = [cast(Scalable, m) for m in members]
         self.membership: Membership = ctx.membership[group]
         self.hpa = Hpa(spec)
+        self._bounds = (-1, -1)  # the bounds the HPA was last given (see _set_bounds)
+        self._rec = ctx.recorder
+        self._span_codes: frozenset[int] | None = None  # this group's span instance codes
+        self._span_cursor = 0  # spans before this index were read by an earlier sync
+        self._last_active = 0.0  # KEDA's lastActiveTime (initialCooldownPeriod 0)
         self.state = [_READY if i < initial else _STOPPED for i in range(len(members))]
         self.replicas = initial  # the HPA's currentReplicas: the last desired count
         self.unplaced = 0  # replicas asked for that wait for a slot
@@ -111,15 +134,88 @@ class Autoscaler:
             rps.append(milli((reading[2] - last[2]) / dt))
             conc.append(milli((reading[3] - last[3]) / dt))
         out: list[Sample | None] = []
+        latencies = self._new_latencies() if any(
+            m.type == "latency" for m in self.spec.metrics) else None
         for metric in self.spec.metrics:
+            if metric.type == "queue_length":
+                out.append(Sample((milli(self.queue_length(metric)),), pending))
+                continue
+            if metric.type == "latency":
+                assert latencies is not None
+                out.append(Sample((milli(float(np.percentile(latencies, metric.percentile))),),
+                                  pending, ready=len(busy)) if len(latencies) and busy else None)
+                continue
             values = {"utilization": busy, "rps": rps, "concurrency": conc}[metric.type]
             out.append(Sample(tuple(values), pending, tuple(cap)) if values else None)
         return out
 
+    def _new_latencies(self) -> np.ndarray:
+        """Latencies (end - arrival, s) of this group's spans recorded since the last read:
+        those that ended within the sync period (spans are appended as they end)."""
+        rec = self._rec
+        if self._span_codes is None:
+            self._span_codes = frozenset(i for i, (group, _) in enumerate(rec.instances)
+                                         if group == self.group)
+        start, stop = self._span_cursor, len(rec.span_end)
+        self._span_cursor = stop
+        codes = np.asarray(rec.span_instance[start:stop])
+        mine = np.isin(codes, np.fromiter(self._span_codes, dtype=codes.dtype))
+        end = np.asarray(rec.span_end[start:stop])[mine]
+        return end - np.asarray(rec.span_arrival[start:stop])[mine]
+
+    def queue_length(self, metric: ScalingMetric) -> int:
+        """The messages a ``queue_length`` metric counts now (every instance reads the same
+        source: the first one's)."""
+        reader = self.members[0]
+        assert isinstance(reader, QueueReader)
+        return queue_messages(metric, *reader.scaling_queue())
+
     def sync(self) -> None:
-        """Evaluate the metrics and apply the HPA's decision."""
+        """Evaluate the metrics and apply the HPA's decision (and, with ``min_replicas: 0``,
+        KEDA's activation and cooldown around it)."""
         now = self.env.now
+        low = self._set_bounds(now)
+        if not low and self._keda(now):
+            return
         d = self.hpa.decide(now, self.replicas, self.sample())
+        self._apply(d)
+
+    def _set_bounds(self, now: float) -> int:
+        """Give the HPA the bounds in force at ``now`` (``schedule``); return the minimum.
+        The HPA never goes below one: a count of zero is KEDA's (activation, cooldown)."""
+        low, high = self.spec.bounds_at(now)
+        if (low, high) != self._bounds:
+            self._bounds = (low, high)
+            self.hpa.spec = self.spec.model_copy(update={"min_replicas": max(1, low),
+                                                         "max_replicas": high})
+        return low
+
+    def _keda(self, now: float) -> bool:
+        """KEDA's scale to and from zero (``scale_handler``'s activity check): active when a
+        ``queue_length`` metric exceeds its ``activation_queue_length``; at zero, activity
+        scales to one; inactive for ``cooldown_period`` since the last activity, to zero.
+        True when it decided (the HPA does not run: it is off at zero)."""
+        active, which, value = False, -1, math.nan
+        for i, metric in enumerate(self.spec.metrics):
+            if metric.type != "queue_length":
+                continue
+            n = self.queue_length(metric)
+            if which < 0 or (n > metric.activation_queue_length and not active):
+                which, value = i, float(n)  # the first active one, else the first one
+            active = active or n > metric.activation_queue_length
+        if active:
+            self._last_active = now
+        if self.replicas == 0:
+            if active:
+                self._apply(Decision(0, 1, 1, 1, "Activated", which, value))
+            return True
+        if not active and now - self._last_active >= self.spec.cooldown_period:
+            self._apply(Decision(self.replicas, 0, 0, 0, "CooledDown", which, value))
+            return True
+        return False
+
+    def _apply(self, d: Decision) -> None:
+        now = self.env.now
         if d.desired == d.current:
             return
         self._events.append(now, self._event_group, d.current, d.desired, d.proposal,
@@ -170,6 +266,9 @@ class Autoscaler:
         self._record(i, _READY)
         m.set_in_service(True)
         self.membership.changed()
+        cold = self.spec.cold_start
+        if cold is not None and isinstance(m, ColdStarting):
+            m.cold_start(cold.initial_speed, cold.ramp)
 
     def _drain(self, i: int) -> Generator[simpy.Event, Any, None]:
         m = self.members[i]

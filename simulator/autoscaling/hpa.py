@@ -13,7 +13,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from simulator.autoscaling.params import Autoscaling, ScaleDownRules, ScaleUpRules
+from simulator.autoscaling.params import (
+    Autoscaling,
+    ScaleDownRules,
+    ScaleUpRules,
+    ScalingMetric,
+)
 
 
 def milli(value: float) -> int:
@@ -31,6 +36,7 @@ class Sample:
     values: tuple[int, ...]
     pending: int = 0
     capacity: tuple[int, ...] = ()
+    ready: int = 0  # (an Object metric's one value: the ready instances it is applied to)
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,38 @@ def average_value_replicas(current: int, s: Sample, target_milli: int,
     return math.ceil(new_ratio * (ready + s.pending)), average / 1000.0
 
 
+def queue_messages(metric: ScalingMetric, visible: int, in_flight: int, delayed: int) -> int:
+    """The messages a ``queue_length`` metric counts: the visible ones, plus those in flight
+    (``scale_on_in_flight``) and those delayed before a retry (``scale_on_delayed``)."""
+    return (visible + (in_flight if metric.scale_on_in_flight else 0)
+            + (delayed if metric.scale_on_delayed else 0))
+
+
+def external_average_replicas(current: int, s: Sample, target_milli: int,
+                              tolerance: float) -> tuple[int, float]:
+    """``GetExternalPerPodMetricReplicas`` (an External metric, ``AverageValue``, as KEDA's
+    scalers feed it): ``s.values`` holds the one external value (the queue's messages, in
+    milli-units); (recommendation, the value per current replica). The ratio is over the
+    current count (``status.replicas``), not the ready instances; no pending-pod correction."""
+    usage = sum(s.values)
+    ratio = usage / (target_milli * current)
+    per = math.ceil(usage / current) / 1000.0
+    if abs(1.0 - ratio) <= tolerance:
+        return current, per
+    return math.ceil(usage / target_milli), per
+
+
+def object_value_replicas(current: int, s: Sample, target_milli: int,
+                          tolerance: float) -> tuple[int, float]:
+    """``GetObjectMetricReplicas`` with a ``Value`` target (``getUsageRatioReplicaCount``):
+    ``s.values`` holds the one value (milli-units); (recommendation, the value)."""
+    usage = sum(s.values)
+    ratio = usage / target_milli
+    if abs(1.0 - ratio) <= tolerance:
+        return current, usage / 1000.0
+    return math.ceil(ratio * s.ready), usage / 1000.0
+
+
 @dataclass
 class Hpa:
     """The state one HPA keeps between syncs: past recommendations and scale events.
@@ -116,6 +154,11 @@ class Hpa:
                 assert metric.average_utilization is not None
                 n, v = utilization_replicas(current, s, metric.average_utilization,
                                             spec.tolerance)
+            elif metric.type == "latency":
+                n, v = object_value_replicas(current, s, milli(metric.target), spec.tolerance)
+            elif metric.type == "queue_length":
+                n, v = external_average_replicas(current, s, milli(metric.target),
+                                                 spec.tolerance)
             else:
                 n, v = average_value_replicas(current, s, milli(metric.target), spec.tolerance)
             if n > proposal:

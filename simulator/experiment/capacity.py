@@ -168,7 +168,13 @@ class Capacity:
         One row per point tried, in order: the parameter, ``passes``, per condition the
         mean and the deciding bound over replications (worst workload), and ``steady``
         (False when a replication did not reach a steady state: the point then fails the SLO,
-        see :mod:`simulator.analysis.stability`).
+        see :mod:`simulator.analysis.stability`); with ``minimize="cost"``, ``cost_mean``
+        (the ``cost`` table's total, mean over replications).
+    cheapest
+        With ``minimize="cost"``: the point tried that meets the SLO at the lowest
+        ``cost_mean`` (ties: the first tried), else None. With a cost monotone in the
+        parameter it is :attr:`value`; it differs when the cost is not (a target utilisation,
+        a scale-down window).
     runs
         Tidy summaries of every run: the parameter column, ``seed``, ``replication``,
         ``warmup``, then the summary columns.
@@ -186,6 +192,7 @@ class Capacity:
     runs: pd.DataFrame
     meta: dict[str, Any] = field(default_factory=dict)
     scenario: dict[str, Any] = field(default_factory=dict, repr=False)
+    cheapest: float | int | None = None
 
     def write(self, directory: str | Path,
               fmt: Literal["parquet", "csv"] = "parquet") -> Path:
@@ -222,6 +229,7 @@ def capacity(
     warmup: float | str | None = None,
     overrides: Sequence[str] = (),
     max_evaluations: int = 40,
+    minimize: Literal["cost"] | None = None,
     options: ExperimentOptions | None = None,
     **settings: Any,
 ) -> Capacity:
@@ -251,6 +259,10 @@ def capacity(
         Confidence of the one-sided bounds; None compares point estimates (means).
     workload
         The workload whose summary the SLO applies to; default every workload.
+    minimize
+        ``"cost"``: also record each point's cost (the ``cost`` table's total over the
+        measured window; the scenario must state prices or scale) and report the cheapest
+        point meeting the SLO (:attr:`Capacity.cheapest`).
     seed, warmup, overrides, options, settings
         As for :func:`~simulator.experiment.replicate`.
     """
@@ -259,6 +271,8 @@ def capacity(
         raise ValueError(f"find must be 'max' or 'min', got {find!r}")
     if not low < high:
         raise ValueError(f"low must be below high, got {low} and {high}")
+    if minimize not in (None, "cost"):
+        raise ValueError(f"minimize must be 'cost' or None, got {minimize!r}")
     if confidence is not None and replications < 2:
         raise ValueError("a confidence bound needs at least 2 replications")
     opts = ExperimentOptions.of(options, settings)
@@ -276,6 +290,12 @@ def capacity(
     tol = tolerance if tolerance is not None else (1 if integer else (high - low) / 100)
     seed = base.seed if seed is None else seed
     rule = check_warmup(warmup, base)
+    if minimize == "cost" and not any(getattr(p, "autoscaling", None) is not None
+                                      or p.cost is not None for p in base.components.values()):
+        raise ScenarioError(source.name, [Problem(
+            "minimize cost: no component states a price (cost: {per_instance_hour: ...})",
+            "components")])
+    tables = check_tables(("cost",) if minimize == "cost" else ())
     store = opts.run_cache()
     rows: list[dict[str, Any]] = []
     run_parts: list[pd.DataFrame] = []
@@ -286,7 +306,7 @@ def capacity(
             v: float | int = int(value) if integer else float(value)
             resolved, payload = scenario_payload(source, [override(parameter, v)])
             check_warmup(rule, resolved)
-            specs = [RunSpec(payload, seed, r, rule, check_tables(()))
+            specs = [RunSpec(payload, seed, r, rule, tables)
                      for r in range(replications)]
             outs, _ = run_all(specs, ex, store, opts.progress,
                               desc=f"capacity {parameter}={v:g}")
@@ -310,6 +330,10 @@ def capacity(
             findings = pd.concat([o["findings"] for o in outs], ignore_index=True)
             row["steady"] = not (findings["verdict"] == "unstable").any()
             row["passes"] = row["passes"] and row["steady"]
+            if minimize == "cost":
+                row["cost_mean"] = float(np.mean([
+                    float(o["cost"].loc[o["cost"]["component"] == "total", "cost"].iloc[0])
+                    for o in outs]))
             rows.append(row)
             return bool(row["passes"])
 
@@ -344,5 +368,12 @@ def capacity(
 
     evaluations = pd.DataFrame(rows)
     runs = pd.concat(run_parts, ignore_index=True)
+    cheapest: float | None = None
+    if minimize == "cost":
+        passing = evaluations[evaluations["passes"]]
+        if len(passing):
+            i = int(np.argmin(passing["cost_mean"].to_numpy()))  # ties: the first tried
+            cheapest = float(passing[parameter].iloc[i])
     return Capacity(parameter, find, conditions, confidence, typed(value), typed(failing),
-                    evaluations, runs, meta, base.model_dump(mode="json", by_alias=True))
+                    evaluations, runs, meta, base.model_dump(mode="json", by_alias=True),
+                    cheapest=typed(cheapest))

@@ -173,6 +173,8 @@ def add_commands(sub: Any) -> None:
                      help="stop when the bracket is this narrow (default 1%% of the range, "
                           "or 1 for whole numbers)")
     cap.add_argument("--workload", default=None, help="workload the SLO is about (default all)")
+    cap.add_argument("--minimize", choices=["cost"], default=None,
+                     help="cost: each point's cost too, and the cheapest meeting the SLO")
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -461,8 +463,9 @@ def _capacity(args: argparse.Namespace) -> Any:
         raise ValueError(f"--low/--high: {exc}") from None
     result = capacity(
         args.file, args.param, low, high, args.slo, find=args.find, tolerance=args.tolerance,
-        replications=args.replications, workload=args.workload, **_options(args))
-    cols = [args.param, "passes"]
+        replications=args.replications, workload=args.workload, minimize=args.minimize,
+        **_options(args))
+    cols = [args.param, "passes", *(["cost_mean"] if args.minimize else [])]
     shown = result.evaluations[cols].copy()
     level = f"{args.confidence:.0%}"
     for c in result.slo:
@@ -484,6 +487,11 @@ def _capacity(args: argparse.Namespace) -> Any:
     else:
         say(f"{word} {args.param} meeting {slo} at {level} confidence: {result.value:g} "
               f"({result.failing:g} misses it)")
+    if args.minimize and result.cheapest is not None:
+        ev = result.evaluations
+        cost = float(ev.loc[ev[args.param] == result.cheapest, "cost_mean"].iloc[0])
+        say(f"cheapest {args.param} tried meeting {slo}: {result.cheapest:g} "
+            f"(mean cost {cost:.4g})")
     return result
 
 

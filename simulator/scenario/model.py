@@ -175,6 +175,17 @@ class Scenario(BaseModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _check_latency_metrics(self) -> Self:
+        for name, params in self.components.items():
+            scaling = getattr(params, "autoscaling", None)
+            if (scaling is not None and any(m.type == "latency" for m in scaling.metrics)
+                    and not self.record_spans()):
+                raise ValueError(f"components.{name}.autoscaling: a latency metric reads the "
+                                 "component's spans, which this run does not record; set "
+                                 "metrics.spans: true")
+        return self
+
     @property
     def warmup_time(self) -> float:
         """The fixed warm-up in seconds (0 with ``auto`` or a number of requests, decided after

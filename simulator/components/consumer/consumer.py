@@ -21,6 +21,7 @@ from simulator.components.base import (
     Target,
 )
 from simulator.components.consumer.params import ConsumerParams
+from simulator.components.consumer.scaling import ScalableConsumer
 from simulator.components.edge import Bound, bind_call
 from simulator.components.queue.backlog import Backlog, Delivery, Receiver
 from simulator.components.queue.broker import Queue
@@ -31,7 +32,7 @@ from simulator.messages import ERROR, OK, Request
 _Plan = list[Bound | list[Bound]]
 
 
-class Consumer(Component):
+class Consumer(ScalableConsumer, Component):
     """One consumer instance: ``concurrency`` workers pulling from one queue or subscription.
 
     Modelling assumptions: workers long-poll (a receive waits until a message is visible, at no
@@ -149,6 +150,9 @@ class Consumer(Component):
         ack_on_receive = self._ack_on_receive
         cut, partitioned = self._cut, self.ctx.partitioned
         while True:
+            if not self.in_service:  # autoscaled out: stop between messages
+                self.leaving()
+                return
             if cut is not None and cut in partitioned:
                 yield Timeout(env, cast(ConsumerParams, self.params).reconnect_interval)
                 if self._epoch != epoch:

@@ -8,6 +8,7 @@ from typing import ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from simulator.autoscaling.params import Autoscaling
 from simulator.calls import NAME_PATTERN, Step, step_references
 from simulator.components.params import ComponentParams, KeyPath
 from simulator.components.queue.params import QueueParams
@@ -93,6 +94,12 @@ class ConsumerParams(ComponentParams):
     reconnect_interval
         While a ``partition`` fault separates the consumer from its source, each worker tries
         to reconnect this often, seconds.
+    autoscaling
+        An autoscaler for the instances (:class:`~simulator.autoscaling.params.Autoscaling`:
+        the HPA's semantics, with KEDA's ``queue_length`` metric on the source and, with
+        ``min_replicas: 0``, its scale to and from zero); ``replicas`` is the count at the
+        start. A consumer scaled in stops receiving and finishes its messages
+        (:mod:`~simulator.components.consumer.scaling`).
     """
 
     kind: Literal["consumer"] = "consumer"
@@ -112,6 +119,7 @@ class ConsumerParams(ComponentParams):
     backoff: Backoff = Field(default_factory=Backoff)
     dead_letter: str | None = Field(None, pattern=NAME_PATTERN)
     reconnect_interval: Duration = Field(1.0, gt=0)
+    autoscaling: Autoscaling | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -121,6 +129,12 @@ class ConsumerParams(ComponentParams):
                "failed); it applies to ack on_success")
         refuse_ignored(self, [(name, self.ack == "on_success", why)
                               for name in ("visibility_timeout", "backoff")])
+        if self.autoscaling is not None and self.replicas > self.autoscaling.max_replicas:
+            raise ValueError(f"replicas ({self.replicas}) is above autoscaling.max_replicas "
+                             f"({self.autoscaling.max_replicas})")
+        if self.autoscaling is not None and self.autoscaling.cold_start is not None:
+            raise ValueError("autoscaling.cold_start: a consumer starts at full speed (a cold "
+                             "start applies to services)")
         if self.on_failure and not self.calls:
             raise ValueError("on_failure: the consumer makes no calls, so there is no failed "
                              "step to compensate; list its steps in calls")

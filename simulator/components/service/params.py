@@ -84,6 +84,9 @@ class ServiceParams(ComponentParams):
         if self.autoscaling is not None and self.replicas > self.autoscaling.max_replicas:
             raise ValueError(f"replicas ({self.replicas}) is above autoscaling.max_replicas "
                              f"({self.autoscaling.max_replicas})")
+        if self.autoscaling is not None and self.autoscaling.reads_queue:
+            raise ValueError("autoscaling: a queue_length metric reads a consumer's source; "
+                             "a service has none (scale it on utilization, rps or concurrency)")
         if any(s <= 0 for s in speeds):
             raise ValueError("speed must be > 0")
         refuse_ignored(self, [("hold_worker", bool(self.calls),

@@ -92,7 +92,9 @@ def _parse_warmup(value: Any) -> float | str | RequestWarmup:
         return RequestWarmup(count)
     try:
         seconds = parse_duration(value)
-    except ValueError:
+    except ValueError as exc:
+        if str(exc).startswith("must be a finite"):  # a duration, but not a finite one
+            raise
         raise ValueError(f"expected a duration such as 250ms or 2s, a number of requests such "
                          f"as '5000 requests', or auto (MSER-5), got {value!r}") from None
     if seconds < 0:

@@ -32,7 +32,7 @@ _Z99 = 2.3263478740408408  # standard normal quantile at 0.99
 
 
 class _Dist(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     shift: Duration = Field(0.0, ge=0, description="Constant added to every draw (a floor).")
 
@@ -82,7 +82,8 @@ class Exponential(_Dist):
     dist: Literal["exponential"] = "exponential"
     mean_: Duration = Field(alias="mean", gt=0)
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False,
+                              populate_by_name=True)
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.exponential(self.mean_, n)
@@ -118,7 +119,8 @@ class Normal(_Dist):
     mean_: Duration = Field(alias="mean", ge=0)
     sd: Duration = Field(ge=0)
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False,
+                              populate_by_name=True)
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         import numpy as np
@@ -149,7 +151,8 @@ class LogNormal(_Dist):
     mu: float | None = None
     sigma: float | None = Field(None, gt=0)
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False,
+                              populate_by_name=True)
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -189,7 +192,8 @@ class Gamma(_Dist):
     mean_: Duration = Field(alias="mean", gt=0)
     cv: float = Field(gt=0)
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False,
+                              populate_by_name=True)
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         shape = 1 / self.cv**2
@@ -269,7 +273,7 @@ class Empirical(_Dist):
 class MixtureComponent(BaseModel):
     """One weighted branch of a mixture."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     weight: float = Field(gt=0)
     of: Distribution

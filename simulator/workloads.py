@@ -27,7 +27,7 @@ Rate = Annotated[
 
 
 class _Arrivals(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Poisson(_Arrivals):
@@ -73,7 +73,7 @@ class OnOff(_Arrivals):
 class RateStep(BaseModel):
     """From ``at`` on, arrivals come at ``rate`` (until the next step)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     at: Duration = Field(ge=0)
     rate: Rate = Field(ge=0)
@@ -147,7 +147,7 @@ class Workload(BaseModel):
         Omitted: clients everywhere (their edge crosses no link).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     arrivals: Arrivals
     target: Call

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import typing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from simulator.cli import main
 
@@ -218,6 +221,20 @@ CASES = [
     case("integer-past-the-largest-float", edit({11: "    service_time: 1" + "0" * 400}), 11,
          "components.api.service_time.constant.value",
          "must be a finite duration, got an integer of 1329 bits"),
+    case("mix-weight-nan", edit({6: "    target: api\n    mix: {read: .nan, write: 1}"}), 7,
+         "workloads.w.mix.read", "input should be a finite number, got nan"),
+    case("mix-weight-inf", edit({6: "    target: api\n    mix: {read: .inf, write: 1}"}), 7,
+         "workloads.w.mix.read", "input should be a finite number, got inf"),
+    case("regions-weight-nan",
+         edit({6: "    target: api\n    regions: {us-east: .nan, eu-west: 1}"}, append=REGIONS),
+         7, "workloads.w.regions.us-east", "input should be a finite number"),
+    case("lognormal-cv-inf",
+         edit({11: "    service_time: {dist: lognormal, mean: 1ms, cv: .inf}"}), 11,
+         "components.api.service_time.cv", "input should be a finite number, got inf"),
+    case("replication-lag-cv-inf",
+         edit({6: "    target: db"}, append="  db: {kind: database, replication: {followers: 1, "
+              "ordered: true, lag: {dist: lognormal, mean: 1ms, cv: .inf}}}\n"), 12,
+         "components.db.replication.lag.cv", "input should be a finite number"),
     case("lognormal-mean-without-cv",
          edit({11: "    service_time: {dist: lognormal, mean: 10ms}"}), 11,
          "components.api.service_time", "give exactly one of: mean and cv"),
@@ -538,6 +555,31 @@ def test_bad_command_lines(args: tuple[str, ...], fragment: str, tmp_path: Path,
     assert fragment in err
     assert file.read_text() == BASE  # nothing was overwritten
     assert (precious / "notes.txt").read_text() == "keep me"
+
+
+def _models(tp: Any, seen: set[type]) -> None:
+    """Every pydantic model reachable from the annotation ``tp``, into ``seen``."""
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        if tp in seen:
+            return
+        seen.add(tp)
+        for f in tp.model_fields.values():
+            _models(f.annotation, seen)
+    for arg in typing.get_args(tp):
+        _models(arg, seen)
+
+
+def test_no_model_of_the_format_accepts_infinity_or_nan() -> None:
+    """No float of the format has a stated meaning for infinity (an absent key is what means
+    unbounded), so every model reachable from the scenario refuses inf and NaN: a new model
+    that forgets ``allow_inf_nan=False`` fails here."""
+    from simulator.scenario import scenario_model
+
+    seen: set[type] = set()
+    _models(scenario_model(), seen)
+    assert len(seen) > 30
+    lax = sorted(m.__name__ for m in seen if m.model_config.get("allow_inf_nan") is not False)
+    assert lax == []
 
 
 # ---- validate -----------------------------------------------------------------------------

@@ -51,7 +51,7 @@ class ComponentParams(BaseModel):
         it cross no link; see :mod:`simulator.components.network`).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     kind: str
     replicas: int = Field(1, ge=1, le=100_000, description="Number of instances.")

@@ -56,7 +56,7 @@ class Metrics(BaseModel):
         Relative error of the streaming latency percentiles (0.01: within 1% of the exact).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     interval: Duration = Field(1.0, gt=0)
     spans: bool | Literal["auto"] = "auto"
@@ -145,7 +145,7 @@ class Scenario(BaseModel):
         overrides applied to this scenario (an empty list is the scenario as written).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = "scenario"
     description: str = ""

@@ -52,7 +52,7 @@ class HealthCheck(BaseModel):
     Probes are instantaneous and cost the backend nothing.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     interval: Duration = Field(5.0, gt=0)
     unhealthy_threshold: int = Field(2, ge=1)
@@ -67,7 +67,7 @@ class OutlierDetection(BaseModel):
     ``max_ejection_percent`` of the backends are ejected at once (at least one may be).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     consecutive_errors: int = Field(5, ge=1)
     base_ejection_time: Duration = Field(30.0, gt=0)

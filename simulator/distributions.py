@@ -9,7 +9,7 @@ knows its analytic ``mean`` (where one exists) and samples vectors with ``sample
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -29,6 +29,23 @@ Duration = Annotated[
 """A duration in seconds; accepts numbers (seconds) and strings with a unit (``250ms``)."""
 
 _Z99 = 2.3263478740408408  # standard normal quantile at 0.99
+
+
+def weights_problem(weights: Iterable[float], what: str) -> str | None:
+    """Why ``weights`` cannot be normalised into probabilities (None when they can).
+
+    Each weight is finite (the models refuse infinity and NaN), so what is left to check is
+    that none is negative, that not all are zero, and that their sum is finite: weights near
+    the largest float (``1e308, 1.7e308``) sum to infinity, which would normalise every
+    probability to zero. Only the ratios of weights matter, so the fix is to scale them down.
+    """
+    values = list(weights)
+    if any(w < 0 for w in values) or sum(values) <= 0:
+        return f"{what} must be >= 0 and not all zero"
+    if not math.isfinite(total := sum(values)):
+        return (f"{what} sum to {total:g}, past the largest float (1.8e308); scale them down "
+                "(only their ratios matter)")
+    return None
 
 
 class _Dist(BaseModel):
@@ -245,8 +262,8 @@ class Empirical(_Dist):
         if self.weights is not None:
             if len(self.weights) != len(self.values):
                 raise ValueError("weights must have as many entries as values")
-            if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
-                raise ValueError("weights must be >= 0 and not all zero")
+            if (problem := weights_problem(self.weights, "weights")) is not None:
+                raise ValueError(problem)
         return self
 
     def _probs(self) -> np.ndarray | None:
@@ -284,6 +301,13 @@ class Mixture(_Dist):
 
     dist: Literal["mixture"] = "mixture"
     components: list[MixtureComponent] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if (problem := weights_problem((c.weight for c in self.components),
+                                       "components' weights")) is not None:
+            raise ValueError(problem)
+        return self
 
     def _probs(self) -> np.ndarray:
         import numpy as np

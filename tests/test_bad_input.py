@@ -235,6 +235,24 @@ CASES = [
          edit({6: "    target: db"}, append="  db: {kind: database, replication: {followers: 1, "
               "ordered: true, lag: {dist: lognormal, mean: 1ms, cv: .inf}}}\n"), 12,
          "components.db.replication.lag.cv", "input should be a finite number"),
+    case("mix-weights-sum-past-the-largest-float",
+         edit({6: "    target: api\n    mix: {read: 1e308, write: 1.7e308}"}), 7,
+         "workloads.w.mix", "mix weights sum to inf, past the largest float"),
+    case("regions-weights-sum-past-the-largest-float",
+         edit({6: "    target: api\n    regions: {us-east: 1.7e308, eu-west: 1.7e308}"},
+              append=REGIONS), 7, "workloads.w.regions", "regions weights sum to inf"),
+    case("empirical-weights-sum-past-the-largest-float",
+         edit({11: "    service_time: {dist: empirical, values: [1ms, 2ms], "
+                   "weights: [1e308, 1e308]}"}), 11,
+         "components.api.service_time.weights", "weights sum to inf"),
+    case("mixture-weights-sum-past-the-largest-float",
+         edit({11: "    service_time: {dist: mixture, components: [{weight: 1e308, of: 1ms}, "
+                   "{weight: 1e308, of: 2ms}]}"}), 11,
+         "components.api.service_time.components", "components' weights sum to inf"),
+    case("lb-weights-sum-past-the-largest-float",
+         with_lb("{kind: load_balancer, strategy: weighted_random, backends: [api2], "
+                 "weights: [1.5e308, 1.5e308]}\n  api2: {kind: service, replicas: 2}"), 12,
+         "components.lb.weights", "weights sum to inf"),
     case("lognormal-mean-without-cv",
          edit({11: "    service_time: {dist: lognormal, mean: 10ms}"}), 11,
          "components.api.service_time", "give exactly one of: mean and cv"),

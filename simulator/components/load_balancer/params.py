@@ -7,7 +7,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.components.params import ComponentParams, KeyPath
-from simulator.distributions import Duration
+from simulator.distributions import Duration, weights_problem
 from simulator.settings import is_set
 
 Strategy = Literal[
@@ -163,6 +163,8 @@ class LoadBalancerParams(ComponentParams):
                              "outlier_detection (every backend counts as available)")
         if self.weights is not None and any(w <= 0 for w in self.weights):
             raise ValueError("weights must be > 0")
+        if self.weights is not None and (problem := weights_problem(self.weights, "weights")):
+            raise ValueError(problem)
         if self.strategy == "power_of_two" and self.choice_count != 2:
             raise ValueError("power_of_two draws 2 candidates; use power_of_d for choice_count")
         return self

@@ -44,8 +44,9 @@ def _float(value: int | float, what: str) -> float:
     try:
         return float(value)
     except OverflowError:  # an integer past the largest float (YAML reads 1000...0 as one)
-        raise ValueError(f"must be a finite {what}, got an integer of {value.bit_length()} "
-                         "bits, past the largest float (1.8e308)") from None
+        bits = value.bit_length() if isinstance(value, int) else 0
+        raise ValueError(f"must be a finite {what}, got an integer of {bits} bits, past the "
+                         "largest float (1.8e308)") from None
 
 
 def parse_duration(value: object) -> float:

@@ -114,6 +114,10 @@ CASES = [
          "nested too deeply"),
     case("nested-100-levels", "a: " + "[" * 100 + "]" * 100 + "\n", 1, "a" + ".0" * 64,
          "nested more than 64 levels deep"),
+    case("control-character", edit({10: "    workers: 2\x07"}), 10, "",
+         "invalid YAML: character '\\x07' (U+0007) is not allowed in YAML"),
+    case("control-character-in-a-set-value", BASE, None, "name", "value is not valid YAML",
+         "(U+0001) is not allowed", args=("run", "{file}", "--set", "name=a\x01b")),
     case("non-utf8-bytes", b"name: caf\xe9\nduration: 2s\n", None, "", "not UTF-8 text"),
     # ---- not a scenario at all -----------------------------------------------------------
     case("empty-file", "", None, "", "the file is empty"),

@@ -424,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         for done, (seed, outcome, mutant) in enumerate(pool.imap_unordered(_one, seeds, 8), 1):
             counts[outcome.status] += 1
             if outcome.status in ("traceback", "hang"):
+                print(f"  seed {seed}: {outcome.signature}", flush=True)  # found as it runs
                 seen = failures.get(outcome.signature)
                 failures[outcome.signature] = ((seed, outcome, mutant, seen[3] + 1) if seen
                                                else (seed, outcome, mutant, 1))

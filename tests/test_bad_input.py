@@ -299,6 +299,9 @@ CASES = [
          with_lb("{kind: load_balancer, strategy: weighted_random, backends: [api], "
                  "weights: [1, 2]}"),
          12, "components.lb.weights", "one weight per backend instance (1), got 2"),
+    case("lb-health-check-interval-below-a-millisecond",
+         with_lb("{kind: load_balancer, backends: [api], health_check: {interval: 1ns}}"), 12,
+         "components.lb.health_check.interval", "greater than or equal to 0.001", "1e-09"),
     case("lb-no-backends", with_lb("{kind: load_balancer, backends: []}"), 12,
          "components.lb.backends", "at least 1 item"),
     case("mix-all-zero-weights", edit({6: "    target: api\n    mix: {read: 0, write: 0}"}), 7,

@@ -49,12 +49,15 @@ class HealthCheck(BaseModel):
     Every ``interval`` the balancer probes each backend; ``unhealthy_threshold`` failed probes in
     a row mark it unhealthy (no traffic), ``healthy_threshold`` passed probes in a row mark it
     healthy again. A probe fails when the backend is crashed or partitioned from the balancer.
-    Probes are instantaneous and cost the backend nothing.
+    Probes are instantaneous and cost the backend nothing. ``interval`` is at least 1 ms
+    (Envoy's default is 5 s; real balancers probe every second or slower): every probe is an
+    event of the run, so a nanosecond interval meant a billion events per backend and simulated
+    second, and one below the clock's resolution (``5e-324s``) never let time advance.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    interval: Duration = Field(5.0, gt=0)
+    interval: Duration = Field(5.0, ge=0.001)
     unhealthy_threshold: int = Field(2, ge=1)
     healthy_threshold: int = Field(1, ge=1)
 

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test validate test-quick bench bench-start bench-streaming bench-parallel lint clean
+.PHONY: run test validate test-quick fuzz bench bench-start bench-streaming bench-parallel lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ validate: $(STAMP)
 ## test-quick: the suite without the slow theory-validation runs
 test-quick: $(STAMP)
 	$(BIN)/python -m pytest -n auto -q -m "not slow"
+
+## fuzz: 10,000 mutated shipped scenarios, validated and run shortened: no traceback, no hang (long)
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz_scenarios --mutants 10000 --jobs 2
 
 ## bench: framework vs hand-written SimPy, side by side
 bench: $(STAMP)

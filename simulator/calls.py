@@ -49,7 +49,7 @@ class CallSpec(BaseModel):
         own breaker, budget, bucket), as a client library does.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     to: str = Field(pattern=NAME_PATTERN, description="Name of the target component.")
     op: str | None = Field(None, description="Operation to request (default: the caller's).")
@@ -86,7 +86,7 @@ Call = Annotated[CallSpec, BeforeValidator(_coerce_call)]
 class ParallelSpec(BaseModel):
     """Calls made concurrently; the step ends when the slowest branch ends (latency = max)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     parallel: list[Call] = Field(min_length=1)
 

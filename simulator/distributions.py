@@ -9,10 +9,18 @@ knows its analytic ``mean`` (where one exists) and samples vectors with ``sample
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from simulator.rng import batched
 from simulator.units import DURATION_PATTERN, parse_duration
@@ -29,10 +37,29 @@ Duration = Annotated[
 """A duration in seconds; accepts numbers (seconds) and strings with a unit (``250ms``)."""
 
 _Z99 = 2.3263478740408408  # standard normal quantile at 0.99
+_LOG_MAX = math.log(sys.float_info.max)  # exp() of more than this overflows
+_MAX_CV = math.sqrt(sys.float_info.max)  # cv² of more than this overflows
+
+
+def weights_problem(weights: Iterable[float], what: str) -> str | None:
+    """Why ``weights`` cannot be normalised into probabilities (None when they can).
+
+    Each weight is finite (the models refuse infinity and NaN), so what is left to check is
+    that none is negative, that not all are zero, and that their sum is finite: weights near
+    the largest float (``1e308, 1.7e308``) sum to infinity, which would normalise every
+    probability to zero. Only the ratios of weights matter, so the fix is to scale them down.
+    """
+    values = list(weights)
+    if any(w < 0 for w in values) or sum(values) <= 0:
+        return f"{what} must be >= 0 and not all zero"
+    if not math.isfinite(total := sum(values)):
+        return (f"{what} sum to {total:g}, past the largest float (1.8e308); scale them down "
+                "(only their ratios matter)")
+    return None
 
 
 class _Dist(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     shift: Duration = Field(0.0, ge=0, description="Constant added to every draw (a floor).")
 
@@ -41,6 +68,19 @@ class _Dist(BaseModel):
 
     def _mean(self) -> float:
         raise NotImplementedError
+
+    def _overflow(self) -> str | None:
+        """Why the given parameters overflow, in their own terms (None: they do not)."""
+        return None
+
+    def _mean_is_cheap(self) -> bool:
+        """Whether validation may compute the mean (false where it needs numpy, which
+        validation does not import: those kinds check themselves in ``_overflow``)."""
+        return True
+
+    def _infinite_mean(self) -> bool:
+        """Whether an infinite mean is what the parameters say (a heavy tail), not overflow."""
+        return False
 
     @property
     def mean(self) -> float:
@@ -82,7 +122,8 @@ class Exponential(_Dist):
     dist: Literal["exponential"] = "exponential"
     mean_: Duration = Field(alias="mean", gt=0)
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False,
+                              populate_by_name=True)
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.exponential(self.mean_, n)
@@ -118,7 +159,8 @@ class Normal(_Dist):
     mean_: Duration = Field(alias="mean", ge=0)
     sd: Duration = Field(ge=0)
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False,
+                              populate_by_name=True)
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         import numpy as np
@@ -149,7 +191,8 @@ class LogNormal(_Dist):
     mu: float | None = None
     sigma: float | None = Field(None, gt=0)
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False,
+                              populate_by_name=True)
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -161,6 +204,21 @@ class LogNormal(_Dist):
         if self.p50 is not None and self.p99 is not None and self.p99 <= self.p50:
             raise ValueError("p99 must be greater than p50")
         return self
+
+    def _overflow(self) -> str | None:
+        # the mean is exp(mu + sigma²/2): past the largest float when that exponent is
+        if self.cv is not None and self.cv > _MAX_CV:
+            return (f"cv {self.cv:g} overflows: sigma² = log(1 + cv²) needs cv² below the "
+                    f"largest float (cv at most {_MAX_CV:.3g})")
+        mu, sigma = self.log_params
+        if mu + sigma**2 / 2 <= _LOG_MAX:
+            return None
+        if self.p50 is not None and self.p99 is not None:
+            return (f"p99 ({self.p99:g}s) is too far above p50 ({self.p50:g}s): sigma = "
+                    f"{sigma:.4g} makes the mean exp(mu + sigma²/2) past the largest float "
+                    "(1.8e308 s)")
+        return (f"mu ({mu:g}) and sigma ({sigma:g}) make the mean exp(mu + sigma²/2) past the "
+                "largest float (1.8e308 s)")
 
     @property
     def log_params(self) -> tuple[float, float]:
@@ -189,7 +247,17 @@ class Gamma(_Dist):
     mean_: Duration = Field(alias="mean", gt=0)
     cv: float = Field(gt=0)
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False,
+                              populate_by_name=True)
+
+    def _overflow(self) -> str | None:
+        # shape 1/cv² and scale mean·cv² must both be positive finite numbers
+        cv2 = self.cv**2 if self.cv <= _MAX_CV else math.inf
+        if not (0 < cv2 < math.inf and math.isfinite(1 / cv2)
+                and 0 < self.mean_ * cv2 < math.inf):
+            return (f"cv {self.cv:g} is out of range: the gamma's shape 1/cv² and scale "
+                    "mean·cv² must be positive numbers below the largest float")
+        return None
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         shape = 1 / self.cv**2
@@ -212,6 +280,9 @@ class Pareto(_Dist):
     def _mean(self) -> float:
         return math.inf if self.alpha <= 1 else self.alpha * self.scale / (self.alpha - 1)
 
+    def _infinite_mean(self) -> bool:
+        return self.alpha <= 1  # the tail is too heavy for a mean
+
 
 class Weibull(_Dist):
     """Weibull with ``shape`` k and ``scale`` λ: P(X > x) = exp(-(x/λ)^k)."""
@@ -225,6 +296,16 @@ class Weibull(_Dist):
 
     def _mean(self) -> float:
         return self.scale * math.gamma(1 + 1 / self.shape)
+
+    def _overflow(self) -> str | None:
+        try:
+            mean = self._mean()
+        except OverflowError:
+            mean = math.inf
+        if math.isfinite(mean):
+            return None
+        return (f"shape {self.shape:g} is too small for scale {self.scale:g}s: the mean "
+                "scale·Γ(1 + 1/shape) is past the largest float (1.8e308 s)")
 
 
 class Empirical(_Dist):
@@ -241,9 +322,21 @@ class Empirical(_Dist):
         if self.weights is not None:
             if len(self.weights) != len(self.values):
                 raise ValueError("weights must have as many entries as values")
-            if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
-                raise ValueError("weights must be >= 0 and not all zero")
+            if (problem := weights_problem(self.weights, "weights")) is not None:
+                raise ValueError(problem)
         return self
+
+    def _mean_is_cheap(self) -> bool:
+        return False
+
+    def _overflow(self) -> str | None:
+        # the mean in plain floats (the weights' sum is finite: checked before)
+        weights = self.weights or [1.0] * len(self.values)
+        total = sum(weights)
+        mean = sum(v * (w / total) for v, w in zip(self.values, weights, strict=True))
+        if math.isfinite(mean + self.shift):
+            return None
+        return "values overflow: their mean is past the largest float (1.8e308 s)"
 
     def _probs(self) -> np.ndarray | None:
         import numpy as np
@@ -269,7 +362,7 @@ class Empirical(_Dist):
 class MixtureComponent(BaseModel):
     """One weighted branch of a mixture."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     weight: float = Field(gt=0)
     of: Distribution
@@ -280,6 +373,16 @@ class Mixture(_Dist):
 
     dist: Literal["mixture"] = "mixture"
     components: list[MixtureComponent] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if (problem := weights_problem((c.weight for c in self.components),
+                                       "components' weights")) is not None:
+            raise ValueError(problem)
+        return self
+
+    def _mean_is_cheap(self) -> bool:
+        return False  # each branch is a Distribution, checked on its own
 
     def _probs(self) -> np.ndarray:
         import numpy as np
@@ -301,6 +404,9 @@ class Mixture(_Dist):
         return float(sum(p * c.of.mean for p, c in zip(self._probs(), self.components,
                                                           strict=True)))
 
+    def _infinite_mean(self) -> bool:
+        return any(c.of._infinite_mean() for c in self.components)
+
 
 def _coerce(value: Any) -> Any:
     if isinstance(value, int | float | str) and not isinstance(value, bool):
@@ -308,11 +414,34 @@ def _coerce(value: Any) -> Any:
     return value
 
 
+def _no_overflow(dist: _Dist) -> _Dist:
+    """Refuse a distribution whose parameters, each finite, overflow together.
+
+    The mean (or a parameter derived from the given ones, such as a log-normal's sigma from
+    its cv) can be past the largest float; this says so, with the reason, rather than leaving
+    an OverflowError or infinite draws to the middle of a run. Checked after the model's own
+    checks (it is a validator of :data:`Distribution`), so their messages come first.
+    """
+    reason = dist._overflow()
+    if reason is None and dist._mean_is_cheap():
+        try:
+            mean = dist.mean
+        except OverflowError:
+            mean = math.inf
+        if not (math.isfinite(mean) or dist._infinite_mean()):
+            reason = (f"the parameters of this {dist.dist} distribution overflow: its mean "  # type: ignore[attr-defined]
+                      "is past the largest float (1.8e308 s)")
+    if reason is not None:
+        raise ValueError(reason)
+    return dist
+
+
 Distribution = Annotated[
     Constant | Exponential | Uniform | Normal | LogNormal | Gamma | Pareto | Weibull | Empirical
     | Mixture,
     Field(discriminator="dist"),
     BeforeValidator(_coerce),
+    AfterValidator(_no_overflow),
 ]
 """A distribution: ``{dist: exponential, mean: 5ms}``; a bare ``5ms`` means a constant."""
 

@@ -29,7 +29,7 @@ def split_target(target: str) -> tuple[str, int | None]:
 
 
 class _Fault(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     at: Duration = Field(ge=0, description="When the fault starts.")
     duration: Duration | None = Field(None, gt=0, description="How long it lasts (default: "

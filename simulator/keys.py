@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # numpy is imported where variates are drawn: validating need
 
 
 class _Keys(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     n: int = Field(ge=1, le=100_000_000, description="Number of distinct keys.")
 

@@ -163,7 +163,7 @@ class TimelineEvent(BaseModel):
     Instantaneous events (the default) end when they start; recovery is measured from ``at``.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     at: Duration = Field(ge=0, description="When it happens.")
     target: str = Field(description="The component it acts on (``name[i]``: one instance, "

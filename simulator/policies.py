@@ -24,7 +24,7 @@ RetryableStatus = Literal["error", "timeout", "rejected", "short_circuited", "dr
 
 
 class _Policy(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class RetryBudget(_Policy):

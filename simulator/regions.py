@@ -50,7 +50,7 @@ class RegionsSpec(BaseModel):
         One-way latency between instances of the same region; omitted: none.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     names: list[str] = Field(min_length=1)
     latency: dict[str, dict[str, Distribution]] = Field(default_factory=dict)

@@ -7,6 +7,7 @@ A bare number in a scenario means seconds (durations) or per second (rates).
 
 from __future__ import annotations
 
+import math
 import re
 
 _DURATION_UNITS = {
@@ -31,18 +32,40 @@ DURATION_PATTERN = rf"^{_NUMBER}\s*(ns|us|µs|ms|s|sec|m|min|h|d)?$"
 RATE_PATTERN = rf"^{_NUMBER}\s*[kKM]?\s*/\s*(ns|us|µs|ms|s|sec|m|min|h|d)$"
 
 
+def _finite(seconds: float, value: object, what: str) -> float:
+    """``seconds`` if finite; infinity and NaN have no meaning in a scenario (an absent key
+    is what means unbounded), and a number past the largest float (``1e400``) is infinity."""
+    if not math.isfinite(seconds):
+        raise ValueError(f"must be a finite {what}, got {value!r}")
+    return seconds
+
+
+def _float(value: int | float, what: str) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an integer past the largest float (YAML reads 1000...0 as one)
+        bits = value.bit_length() if isinstance(value, int) else 0
+        raise ValueError(f"must be a finite {what}, got an integer of {bits} bits, past the "
+                         "largest float (1.8e308)") from None
+
+
 def parse_duration(value: object) -> float:
     """Return a duration in seconds from a number (seconds) or a string with a unit.
 
     Raises
     ------
     ValueError
-        With a message naming the accepted units, for anything else.
+        With a message naming the accepted units, for anything else, and for a duration that
+        is not finite (``.inf``, ``nan``, ``1e400s``).
     """
+    return _finite(_parse_duration(value), value, "duration")
+
+
+def _parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration such as 250ms or 2s, got {value!r}")
     if isinstance(value, int | float):
-        return float(value)
+        return _float(value, "duration")
     if isinstance(value, str):
         m = _DURATION_RE.match(value)
         if m:
@@ -64,12 +87,17 @@ def parse_rate(value: object) -> float:
     Raises
     ------
     ValueError
-        With a message naming the accepted forms, for anything else.
+        With a message naming the accepted forms, for anything else, and for a rate that is
+        not finite (``.inf``, ``nan/s``, ``1e400/s``).
     """
+    return _finite(_parse_rate(value), value, "rate")
+
+
+def _parse_rate(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a rate such as 800/s or 5k/s, got {value!r}")
     if isinstance(value, int | float):
-        return float(value)
+        return _float(value, "rate")
     if isinstance(value, str):
         m = _RATE_RE.match(value)
         if m:

@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from simulator.calls import Call
-from simulator.distributions import Constant, Distribution, Duration
+from simulator.distributions import Constant, Distribution, Duration, weights_problem
 from simulator.keys import KeySpace
 from simulator.units import RATE_PATTERN, parse_rate
 
@@ -27,7 +27,7 @@ Rate = Annotated[
 
 
 class _Arrivals(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Poisson(_Arrivals):
@@ -73,7 +73,7 @@ class OnOff(_Arrivals):
 class RateStep(BaseModel):
     """From ``at`` on, arrivals come at ``rate`` (until the next step)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     at: Duration = Field(ge=0)
     rate: Rate = Field(ge=0)
@@ -147,7 +147,7 @@ class Workload(BaseModel):
         Omitted: clients everywhere (their edge crosses no link).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     arrivals: Arrivals
     target: Call
@@ -158,12 +158,11 @@ class Workload(BaseModel):
 
     @model_validator(mode="after")
     def _check_mix(self) -> Self:
-        if self.regions is not None and (
-                not self.regions or any(w < 0 for w in self.regions.values())
-                or sum(self.regions.values()) <= 0):
-            raise ValueError("regions weights must be >= 0 and not all zero")
+        if self.regions is not None and (problem := weights_problem(
+                self.regions.values(), "regions weights")) is not None:
+            raise ValueError(problem)
         if not self.mix:
             raise ValueError("mix must name at least one operation")
-        if any(w < 0 for w in self.mix.values()) or sum(self.mix.values()) <= 0:
-            raise ValueError("mix weights must be >= 0 and not all zero")
+        if (problem := weights_problem(self.mix.values(), "mix weights")) is not None:
+            raise ValueError(problem)
         return self

@@ -216,7 +216,10 @@ def load_yaml_value(text: str) -> Any:
     ValueError
         With a one-line reason when ``text`` is not valid YAML.
     """
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:  # a control character: refused before parsing
+        raise ValueError(_reader_message(exc)) from None
     try:
         return loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
@@ -225,6 +228,12 @@ def load_yaml_value(text: str) -> Any:
         raise ValueError(str(exc).splitlines()[0] if str(exc) else "malformed YAML") from None
     finally:
         loader.dispose()
+
+
+def _reader_message(exc: yaml.reader.ReaderError) -> str:
+    char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+    return (f"character {char!r} (U+{ord(char):04X}) is not allowed in YAML; remove it or "
+            "write it as an escape inside double quotes")
 
 
 def load_yaml_text(text: str, source: str) -> tuple[Any, SourceMap]:
@@ -262,6 +271,10 @@ def load_yaml_text(text: str, source: str) -> tuple[Any, SourceMap]:
         column = f", column {mark.column + 1}" if mark is not None else ""
         what = _yaml_message(exc)
         raise ScenarioError(source, [Problem(f"invalid YAML{column}: {what}", "", line)]) from None
+    except yaml.reader.ReaderError as exc:  # a control character: refused before parsing
+        at = text.count("\n", 0, exc.position) + 1
+        raise ScenarioError(source, [Problem(f"invalid YAML: {_reader_message(exc)}", "",
+                                             at)]) from None
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0] if str(exc) else "malformed YAML"
         raise ScenarioError(source, [Problem(f"invalid YAML: {first}")]) from None

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import typing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from simulator.cli import main
 
@@ -111,6 +114,10 @@ CASES = [
          "nested too deeply"),
     case("nested-100-levels", "a: " + "[" * 100 + "]" * 100 + "\n", 1, "a" + ".0" * 64,
          "nested more than 64 levels deep"),
+    case("control-character", edit({10: "    workers: 2\x07"}), 10, "",
+         "invalid YAML: character '\\x07' (U+0007) is not allowed in YAML"),
+    case("control-character-in-a-set-value", BASE, None, "name", "value is not valid YAML",
+         "(U+0001) is not allowed", args=("run", "{file}", "--set", "name=a\x01b")),
     case("non-utf8-bytes", b"name: caf\xe9\nduration: 2s\n", None, "", "not UTF-8 text"),
     # ---- not a scenario at all -----------------------------------------------------------
     case("empty-file", "", None, "", "the file is empty"),
@@ -202,6 +209,80 @@ CASES = [
     case("missing-duration", edit({2: None}), 1, "duration", "missing required key 'duration'"),
     case("infinite-duration", edit({2: "duration: .inf"}), 2, "duration",
          "must be a finite duration"),
+    case("duration-past-the-largest-float", edit({2: "duration: 1e400"}), 2, "duration",
+         "must be a finite duration, got '1e400'"),
+    case("duration-past-the-largest-float-reported-with-a-missing-key",
+         edit({2: "duration: 1e400", 9: None}), 2, "duration", "must be a finite duration"),
+    case("missing-key-reported-with-an-infinite-duration",
+         edit({2: "duration: 1e400s", 9: None}), 8, "components.api",
+         "missing required key 'kind'"),
+    case("drain-nan", edit(append="drain: .nan\n"), 12, "drain", "must be a finite duration"),
+    case("warmup-past-the-largest-float", edit(append="warmup: 1e400ms\n"), 12, "warmup",
+         "must be a finite duration, got '1e400ms'"),
+    case("rate-past-the-largest-float",
+         edit({5: "    arrivals: {process: poisson, rate: 1e400/s}"}), 5,
+         "workloads.w.arrivals.rate", "must be a finite rate"),
+    case("integer-past-the-largest-float", edit({11: "    service_time: 1" + "0" * 400}), 11,
+         "components.api.service_time.constant.value",
+         "must be a finite duration, got an integer of 1329 bits"),
+    case("mix-weight-nan", edit({6: "    target: api\n    mix: {read: .nan, write: 1}"}), 7,
+         "workloads.w.mix.read", "input should be a finite number, got nan"),
+    case("mix-weight-inf", edit({6: "    target: api\n    mix: {read: .inf, write: 1}"}), 7,
+         "workloads.w.mix.read", "input should be a finite number, got inf"),
+    case("regions-weight-nan",
+         edit({6: "    target: api\n    regions: {us-east: .nan, eu-west: 1}"}, append=REGIONS),
+         7, "workloads.w.regions.us-east", "input should be a finite number"),
+    case("lognormal-cv-inf",
+         edit({11: "    service_time: {dist: lognormal, mean: 1ms, cv: .inf}"}), 11,
+         "components.api.service_time.cv", "input should be a finite number, got inf"),
+    case("replication-lag-cv-inf",
+         edit({6: "    target: db"}, append="  db: {kind: database, replication: {followers: 1, "
+              "ordered: true, lag: {dist: lognormal, mean: 1ms, cv: .inf}}}\n"), 12,
+         "components.db.replication.lag.cv", "input should be a finite number"),
+    case("mix-weights-sum-past-the-largest-float",
+         edit({6: "    target: api\n    mix: {read: 1e308, write: 1.7e308}"}), 7,
+         "workloads.w.mix", "mix weights sum to inf, past the largest float"),
+    case("regions-weights-sum-past-the-largest-float",
+         edit({6: "    target: api\n    regions: {us-east: 1.7e308, eu-west: 1.7e308}"},
+              append=REGIONS), 7, "workloads.w.regions", "regions weights sum to inf"),
+    case("empirical-weights-sum-past-the-largest-float",
+         edit({11: "    service_time: {dist: empirical, values: [1ms, 2ms], "
+                   "weights: [1e308, 1e308]}"}), 11,
+         "components.api.service_time.weights", "weights sum to inf"),
+    case("mixture-weights-sum-past-the-largest-float",
+         edit({11: "    service_time: {dist: mixture, components: [{weight: 1e308, of: 1ms}, "
+                   "{weight: 1e308, of: 2ms}]}"}), 11,
+         "components.api.service_time.components", "components' weights sum to inf"),
+    case("lb-weights-sum-past-the-largest-float",
+         with_lb("{kind: load_balancer, strategy: weighted_random, backends: [api2], "
+                 "weights: [1.5e308, 1.5e308]}\n  api2: {kind: service, replicas: 2}"), 12,
+         "components.lb.weights", "weights sum to inf"),
+    case("lognormal-p99-too-far-above-p50",
+         edit({11: "    service_time: {dist: lognormal, p50: 1ms, p99: 1e300s}"}), 11,
+         "components.api.service_time.p99", "p99 (1e+300s) is too far above p50 (0.001s)",
+         "past the largest float"),
+    case("lognormal-cv-whose-square-overflows",
+         edit({11: "    service_time: {dist: lognormal, mean: 1ms, cv: 1e300}"}), 11,
+         "components.api.service_time.cv", "cv 1e+300 overflows", "cv at most 1.34e+154"),
+    case("lognormal-mu-whose-mean-overflows",
+         edit({11: "    service_time: {dist: lognormal, mu: 800, sigma: 1}"}), 11,
+         "components.api.service_time.mu", "mean exp(mu + sigma²/2) past the largest float"),
+    case("gamma-cv-whose-square-overflows",
+         edit({11: "    service_time: {dist: gamma, mean: 1ms, cv: 1e200}"}), 11,
+         "components.api.service_time.cv", "cv 1e+200 is out of range"),
+    case("gamma-cv-whose-square-underflows",
+         edit({11: "    service_time: {dist: gamma, mean: 1ms, cv: 1e-200}"}), 11,
+         "components.api.service_time.cv", "cv 1e-200 is out of range"),
+    case("weibull-shape-whose-mean-overflows",
+         edit({11: "    service_time: {dist: weibull, shape: 0.001, scale: 1s}"}), 11,
+         "components.api.service_time.shape", "shape 0.001 is too small"),
+    case("replication-lag-p99-overflows",
+         edit({6: "    target: db"}, append="  db: {kind: database, replication: {followers: 1, "
+              "lag: {dist: lognormal, p50: 1ms, p99: 1e200s}}}\n"), 12,
+         "components.db.replication.lag.p99", "too far above p50"),
+    case("shift-whose-mean-overflows",
+         edit({11: "    service_time: {dist: constant, value: 1.7e308, shift: 1.7e308}"}), 11,
+         "components.api.service_time", "parameters of this constant distribution overflow"),
     case("lognormal-mean-without-cv",
          edit({11: "    service_time: {dist: lognormal, mean: 10ms}"}), 11,
          "components.api.service_time", "give exactly one of: mean and cv"),
@@ -218,6 +299,9 @@ CASES = [
          with_lb("{kind: load_balancer, strategy: weighted_random, backends: [api], "
                  "weights: [1, 2]}"),
          12, "components.lb.weights", "one weight per backend instance (1), got 2"),
+    case("lb-health-check-interval-below-a-millisecond",
+         with_lb("{kind: load_balancer, backends: [api], health_check: {interval: 1ns}}"), 12,
+         "components.lb.health_check.interval", "greater than or equal to 0.001", "1e-09"),
     case("lb-no-backends", with_lb("{kind: load_balancer, backends: []}"), 12,
          "components.lb.backends", "at least 1 item"),
     case("mix-all-zero-weights", edit({6: "    target: api\n    mix: {read: 0, write: 0}"}), 7,
@@ -522,6 +606,31 @@ def test_bad_command_lines(args: tuple[str, ...], fragment: str, tmp_path: Path,
     assert fragment in err
     assert file.read_text() == BASE  # nothing was overwritten
     assert (precious / "notes.txt").read_text() == "keep me"
+
+
+def _models(tp: Any, seen: set[type]) -> None:
+    """Every pydantic model reachable from the annotation ``tp``, into ``seen``."""
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        if tp in seen:
+            return
+        seen.add(tp)
+        for f in tp.model_fields.values():
+            _models(f.annotation, seen)
+    for arg in typing.get_args(tp):
+        _models(arg, seen)
+
+
+def test_no_model_of_the_format_accepts_infinity_or_nan() -> None:
+    """No float of the format has a stated meaning for infinity (an absent key is what means
+    unbounded), so every model reachable from the scenario refuses inf and NaN: a new model
+    that forgets ``allow_inf_nan=False`` fails here."""
+    from simulator.scenario import scenario_model
+
+    seen: set[type] = set()
+    _models(scenario_model(), seen)
+    assert len(seen) > 30
+    lax = sorted(m.__name__ for m in seen if m.model_config.get("allow_inf_nan") is not False)
+    assert lax == []
 
 
 # ---- validate -----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from simulator.settings import is_set, refuse_ignored
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ScalingPolicy(_Strict):

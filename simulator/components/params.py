@@ -29,7 +29,7 @@ class Cost(BaseModel):
         Price of a million requests reaching the component (its spans; needs spans on).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     per_instance_hour: float = Field(0.0, ge=0)
     per_million_requests: float = Field(0.0, ge=0)
@@ -51,7 +51,7 @@ class ComponentParams(BaseModel):
         it cross no link; see :mod:`simulator.components.network`).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     kind: str
     replicas: int = Field(1, ge=1, le=100_000, description="Number of instances.")

@@ -56,7 +56,7 @@ class Metrics(BaseModel):
         Relative error of the streaming latency percentiles (0.01: within 1% of the exact).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     interval: Duration = Field(1.0, gt=0)
     spans: bool | Literal["auto"] = "auto"
@@ -92,7 +92,9 @@ def _parse_warmup(value: Any) -> float | str | RequestWarmup:
         return RequestWarmup(count)
     try:
         seconds = parse_duration(value)
-    except ValueError:
+    except ValueError as exc:
+        if str(exc).startswith("must be a finite"):  # a duration, but not a finite one
+            raise
         raise ValueError(f"expected a duration such as 250ms or 2s, a number of requests such "
                          f"as '5000 requests', or auto (MSER-5), got {value!r}") from None
     if seconds < 0:
@@ -143,7 +145,7 @@ class Scenario(BaseModel):
         overrides applied to this scenario (an empty list is the scenario as written).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = "scenario"
     description: str = ""

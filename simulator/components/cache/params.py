@@ -34,7 +34,7 @@ class EarlyExpiration(BaseModel):
         Eagerness; 1 is the paper's optimum, larger refreshes earlier.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     beta: float = Field(1.0, gt=0, le=100)
 

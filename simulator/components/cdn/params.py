@@ -28,7 +28,7 @@ class EdgeSpec(BaseModel):
         Region of the scenario's ``regions`` the edge is placed in and whose users it serves.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     region: str = Field(pattern=NAME_PATTERN)
 
@@ -67,7 +67,7 @@ class AssetClass(BaseModel):
         Time an edge keeps an asset of the class, seconds.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str
     keys: tuple[int, int]

@@ -40,7 +40,7 @@ class Backoff(BaseModel):
         [0, delay/2]).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     type: Literal["constant", "exponential"] = "exponential"
     delay: Duration = Field(1.0, ge=0)

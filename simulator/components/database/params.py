@@ -51,7 +51,7 @@ class ShardSpec(BaseModel):
         ranges (also after a reshard).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     count: int = Field(1, ge=1, le=10_000)
     scheme: Scheme = "consistent_hash"
@@ -102,7 +102,7 @@ class FailoverSpec(BaseModel):
         proxy switch-over). Both are drawn per failover from their own streams.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     detection: Distribution
     promotion: Distribution = Field(default_factory=lambda: Constant(value=0.0))
@@ -151,7 +151,7 @@ class ReplicationSpec(BaseModel):
         come back); see :class:`FailoverSpec` and the module documentation.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     followers: int = Field(1, ge=0, le=1000)
     lag: Distribution = Field(default_factory=lambda: Exponential(mean_=0.01))
@@ -205,7 +205,7 @@ class PoolSpec(BaseModel):
         Omitted: unbounded.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     size: int = Field(10, ge=1, le=1_000_000)
     acquire_timeout: Duration | None = Field(30.0, gt=0)

@@ -23,7 +23,7 @@ class LoadCost(BaseModel):
         Added per event replayed (read and applied to the state), seconds.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     base: Duration = Field(0.001, ge=0)
     per_event: Duration = Field(0.0001, ge=0)

@@ -7,7 +7,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.components.params import ComponentParams, KeyPath
-from simulator.distributions import Duration
+from simulator.distributions import Duration, weights_problem
 from simulator.settings import is_set
 
 Strategy = Literal[
@@ -49,12 +49,15 @@ class HealthCheck(BaseModel):
     Every ``interval`` the balancer probes each backend; ``unhealthy_threshold`` failed probes in
     a row mark it unhealthy (no traffic), ``healthy_threshold`` passed probes in a row mark it
     healthy again. A probe fails when the backend is crashed or partitioned from the balancer.
-    Probes are instantaneous and cost the backend nothing.
+    Probes are instantaneous and cost the backend nothing. ``interval`` is at least 1 ms
+    (Envoy's default is 5 s; real balancers probe every second or slower): every probe is an
+    event of the run, so a nanosecond interval meant a billion events per backend and simulated
+    second, and one below the clock's resolution (``5e-324s``) never let time advance.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    interval: Duration = Field(5.0, gt=0)
+    interval: Duration = Field(5.0, ge=0.001)
     unhealthy_threshold: int = Field(2, ge=1)
     healthy_threshold: int = Field(1, ge=1)
 
@@ -67,7 +70,7 @@ class OutlierDetection(BaseModel):
     ``max_ejection_percent`` of the backends are ejected at once (at least one may be).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     consecutive_errors: int = Field(5, ge=1)
     base_ejection_time: Duration = Field(30.0, gt=0)
@@ -171,6 +174,8 @@ class LoadBalancerParams(ComponentParams):
                              "outlier_detection (every backend counts as available)")
         if self.weights is not None and any(w <= 0 for w in self.weights):
             raise ValueError("weights must be > 0")
+        if self.weights is not None and (problem := weights_problem(self.weights, "weights")):
+            raise ValueError(problem)
         if self.strategy == "power_of_two" and self.choice_count != 2:
             raise ValueError("power_of_two draws 2 candidates; use power_of_d for choice_count")
         return self

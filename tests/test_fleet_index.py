@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from simulator.components.base import BuildContext
 from simulator.components.hashing import hash64, hash_ring
 from simulator.components.load_balancer.balancer import LoadBalancer
-from simulator.components.load_balancer.index import Excluding, LeastIndex
+from simulator.components.load_balancer.index import Excluding, LeastIndex, SmoothWeighted
 from simulator.components.load_balancer.params import LoadBalancerParams
 from simulator.components.load_balancer.strategies import _distinct
 from simulator.messages import OK, Request
@@ -370,3 +370,31 @@ def test_distinct_is_a_fisher_yates_prefix(data: st.DataObject, n: int) -> None:
         perm[j], perm[j + r] = perm[j + r], perm[j]
     for d in range(1, n + 1):
         assert _distinct(offsets[:d]) == perm[:d]
+
+
+@given(weights=st.lists(st.sampled_from([0.25, 0.5, 1.0, 2.0, 3.0, 4.0]), min_size=1,
+                        max_size=12),
+       seed=st.integers(0, 2**32 - 1))
+def test_smooth_weighted_is_the_scan(weights: list[float], seed: int) -> None:
+    """Long runs (ties between weight classes happen), a fifth of the picks leaving out a
+    few candidates."""
+    rng = np.random.default_rng(seed)
+    used = [set(rng.integers(0, 12, int(rng.integers(1, 4))).tolist())
+            if rng.random() < 0.2 else set() for _ in range(300)]
+    members = list(range(len(weights)))
+    fast = SmoothWeighted(weights)
+    fast.reset(members)
+    current = [0.0] * len(weights)
+    for left_out in used:
+        left = frozenset(u for u in left_out if u < len(weights))
+        cands = [i for i in members if i not in left]
+        if not cands:
+            continue
+        best, total = cands[0], 0.0
+        for i in cands:
+            total += weights[i]
+            current[i] += weights[i]
+            if current[i] > current[best]:
+                best = i
+        current[best] -= total
+        assert fast.pick(left) == best

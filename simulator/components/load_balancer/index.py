@@ -3,8 +3,10 @@
 :class:`Excluding` is the available backends minus the few a retry or hedge already used,
 without copying the fleet; :class:`LeastIndex` keeps the available backends bucketed by a
 value (outstanding requests, or a cost computed from them) so that the least-loaded rules find
-the minimum and its ties in O(log n) instead of scanning every backend. Both give exactly what
-the plain scan over ``lb._avail`` gives, ties included (``tests/test_fleet_index.py``).
+the minimum and its ties in O(log n) instead of scanning every backend; :class:`SmoothWeighted`
+is smooth weighted round robin without the scan. All give exactly what the plain scan over
+``lb._avail`` gives, ties included (``tests/test_fleet_index.py``; for weighted round robin,
+with dyadic weights).
 """
 from __future__ import annotations
 
@@ -164,3 +166,101 @@ class LeastIndex:
         finally:
             for v in popped:
                 heapq.heappush(heap, v)
+
+
+class SmoothWeighted:
+    """nginx's smooth weighted round robin in O(K + log n) per pick for K distinct weights.
+
+    The scan adds each candidate's weight to its ``current`` and takes the first (lowest
+    index) of the largest, which then loses the candidates' total. All backends of one weight
+    gain alike, so a class of weight w keeps one offset ``o_w`` (``current = base + o_w``)
+    and a heap of its members by (largest base, lowest index); a pick compares the K class
+    tops. Identical to the scan when the weights are dyadic (integers, halves, quarters...,
+    so every sum is exact in floating point); with other weights the scan's running sums and
+    the offsets round differently and a near tie may go the other way.
+
+    Parameters
+    ----------
+    weights
+        One weight per backend.
+    """
+
+    __slots__ = ("_base", "_classes", "_current", "_heaps", "_offset", "_stamp", "_total",
+                 "_weights")
+
+    def __init__(self, weights: list[float]) -> None:
+        self._weights = weights
+        self._current = [0.0] * len(weights)  # of backends outside the indexed set
+        self._base: dict[int, float] = {}
+        self._stamp = [0] * len(weights)
+        self._classes: list[float] = []
+        self._offset: dict[float, float] = {}
+        self._heaps: dict[float, list[tuple[float, int, int]]] = {}
+        self._total = 0.0
+
+    def reset(self, members: list[int]) -> None:
+        """Candidates become ``members`` (ascending): O(n log n), on availability changes."""
+        w, cur = self._weights, self._current
+        for i, b in self._base.items():  # write the indexed values back
+            cur[i] = b + self._offset[w[i]]
+        self._base = {i: cur[i] for i in members}
+        total = 0.0
+        for i in members:  # the scan's order of summation
+            total += w[i]
+        self._total = total
+        heaps: dict[float, list[tuple[float, int, int]]] = {}
+        for i in members:
+            heaps.setdefault(w[i], []).append((-cur[i], i, self._stamp[i]))
+        for h in heaps.values():
+            heapq.heapify(h)
+        self._heaps = heaps
+        self._classes = list(heaps)
+        self._offset = dict.fromkeys(heaps, 0.0)
+
+    def _top(self, h: list[tuple[float, int, int]], used: frozenset[int],
+             aside: list[tuple[float, int, int]]) -> tuple[float, int, int] | None:
+        stamp = self._stamp
+        while h:
+            e = h[0]
+            if e[2] != stamp[e[1]]:
+                heapq.heappop(h)  # stale
+            elif e[1] in used:
+                aside.append(heapq.heappop(h))
+            else:
+                return e
+        return None
+
+    def pick(self, used: frozenset[int] = frozenset()) -> int:
+        """The next backend among the members outside ``used`` (some must be left)."""
+        w, offset, base = self._weights, self._offset, self._base
+        total = self._total
+        for c in self._classes:
+            offset[c] += c
+        for u in used:  # a left-out candidate gains nothing: take back its class's gain
+            total -= w[u]
+            self._set(u, base[u] - w[u])
+        best = -1
+        best_value = 0.0
+        best_class = 0.0
+        aside: list[tuple[float, int, int]] = []
+        for c in self._classes:
+            e = self._top(self._heaps[c], used, aside)
+            if e is None:
+                continue
+            value = -e[0] + offset[c]
+            if best < 0 or value > best_value or (value == best_value and e[1] < best):
+                best, best_value, best_class = e[1], value, c
+        for e in aside:
+            heapq.heappush(self._heaps[w[e[1]]], e)
+        self._set(best, best_value - total - offset[best_class])
+        return best
+
+    def _set(self, i: int, b: float) -> None:
+        self._base[i] = b
+        self._stamp[i] += 1
+        h = self._heaps[self._weights[i]]
+        heapq.heappush(h, (-b, i, self._stamp[i]))
+        if len(h) > 2 * len(self._base) + 16:  # drop the stale entries
+            stamp = self._stamp
+            h[:] = [e for e in h if e[2] == stamp[e[1]]]
+            heapq.heapify(h)

@@ -29,7 +29,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from simulator.components.hashing import hash64, hash_ring
-from simulator.components.load_balancer.index import Excluding, LeastIndex, shift
+from simulator.components.load_balancer.index import (
+    Excluding,
+    LeastIndex,
+    SmoothWeighted,
+    shift,
+)
 from simulator.messages import Request
 from simulator.rng import batched
 
@@ -67,23 +72,22 @@ def pick_round_robin(lb: LoadBalancer) -> Strategy:
     return pick, among
 
 def pick_weighted_round_robin(lb: LoadBalancer) -> Strategy:
-    weights = lb._weights.tolist()
-    current = [0.0] * len(weights)
+    """Smooth weighted round robin, as nginx (:class:`SmoothWeighted`: the scan's choices in
+    O(K + log n) for K distinct weights)."""
+    wrr = SmoothWeighted(lb._weights.tolist())
+    seen = [-1]  # availability version wrr holds
 
     def pick(req: Request) -> int:
-        return among(req, lb._avail)
+        if seen[0] != lb._version:
+            wrr.reset(lb._avail)
+            seen[0] = lb._version
+        return wrr.pick()
 
-    def among(req: Request, avail: Sequence[int]) -> int:  # smooth WRR over the candidates
-        best = avail[0]
-        total = 0.0
-        for i in avail:
-            w = weights[i]
-            total += w
-            current[i] += w
-            if current[i] > current[best]:
-                best = i
-        current[best] -= total
-        return best
+    def among(req: Request, allowed: Excluding) -> int:
+        if seen[0] != lb._version:
+            wrr.reset(lb._avail)
+            seen[0] = lb._version
+        return wrr.pick(allowed.used)
 
     return pick, among
 

@@ -95,7 +95,7 @@ class LoadBalancer(Component):
         self._probe_fails = [0] * n
         self._probe_passes = [0] * n
         self._avail = list(range(n))
-        self._member = [True] * n  # i in _avail, for O(1) membership
+        self._in_avail = [True] * n  # i in _avail, for O(1) membership
         self._full = True
         self._version = 0
         self._uniform = batched(self._rng, lambda rng, k: rng.random(k))
@@ -173,7 +173,7 @@ class LoadBalancer(Component):
         req.avoid_hosts = None  # consumed: the backend's own calls do not see it
         used = avoid[1]
         # the available backends minus the used ones, as a view: no copy of the fleet
-        allowed = Excluding(self._avail, self._member, used) if used else None
+        allowed = Excluding(self._avail, self._in_avail, used) if used else None
         i = self._among(req, allowed) if allowed else self._pick(req)
         used.add(i)
         return i
@@ -217,10 +217,10 @@ class LoadBalancer(Component):
         if len(avail) * 100 < self.params.healthy_panic_threshold * len(hosts) or not avail:
             avail = hosts  # panic: spread over every endpoint rather than crush a few
         self._avail = avail
-        member = [False] * n
+        in_avail = [False] * n
         for i in avail:
-            member[i] = True
-        self._member = member
+            in_avail[i] = True
+        self._in_avail = in_avail
         self._full = len(avail) == n
         self._version += 1
 

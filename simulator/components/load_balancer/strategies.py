@@ -379,7 +379,7 @@ def pick_geo(lb: LoadBalancer) -> Strategy:
     def current_up() -> dict[str, list[int]]:
         """Available backends per region, ascending (rebuilt when availability changes)."""
         if cache["version"] != lb._version:
-            member = lb._member
+            member = lb._in_avail
             cache["up"] = {r: [i for i in m if member[i]] for r, m in members.items()}
             cache["version"] = lb._version
         up: dict[str, list[int]] = cache["up"]
@@ -448,7 +448,7 @@ def pick_consistent_hash(lb: LoadBalancer) -> Strategy:
             pos = bisect.bisect_left(tokens, hash64(name))
             i = owners[pos % n]
             if not lb._full:  # walk clockwise to the first available owner, as Envoy
-                member = lb._member
+                member = lb._in_avail
                 step = 0
                 while not member[i] and step < n:
                     step += 1
@@ -463,7 +463,7 @@ def pick_consistent_hash(lb: LoadBalancer) -> Strategy:
         key = req.key
         name = f"key-{key}" if key >= 0 else f"request-{req.id}"
         pos = bisect.bisect_left(tokens, hash64(name))
-        member, used = lb._member, allowed.used
+        member, used = lb._in_avail, allowed.used
         step = 0
         while not member[i := owners[(pos + step) % n]] or i in used:
             step += 1

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test validate test-quick fuzz bench bench-start bench-streaming bench-parallel lint clean
+.PHONY: run test validate test-quick fuzz bench bench-start bench-fleet bench-streaming bench-parallel lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ bench: $(STAMP)
 ## bench-start: whole-process CPU of import, validate, kinds and a 1,000-request run
 bench-start: $(STAMP)
 	$(BIN)/python benchmarks/startup.py
+
+## bench-fleet: CPU time per request of every balancer strategy at 8 / 64 / 512 / 4096 backends
+bench-fleet: $(STAMP)
+	$(BIN)/python benchmarks/fleet_size.py
 
 ## bench-streaming: peak memory of 10M streaming requests against 1M (several minutes)
 bench-streaming: $(STAMP)

@@ -75,3 +75,21 @@ def test_step_counter_matches_the_baselines_own_count() -> None:
     assert simpy.core.Environment.step is original
     assert plain["requests"] == counted["requests"]
     assert count[0] == counted["events"]
+
+
+def test_fleet_size_reports_every_size_and_the_ratio() -> None:
+    """``benchmarks/fleet_size.py`` (``make bench-fleet``) on two tiny fleets, two strategies."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "fleet_size.py"), "--repeat", "1",
+         "--duration", "0.05", "--sizes", "8", "16", "--only", "least"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "load average" in out
+    rows = [line.split() for line in out.splitlines()
+            if line.startswith(("least_connections", "least_response_time"))]
+    assert [r[0] for r in rows] == ["least_connections", "least_response_time"]
+    # name, one figure per size, the ratio (no sign check: at these tiny durations the
+    # marginal difference of two runs is mostly noise)
+    assert all(len(r) == 4 and all(isinstance(float(x), float) for x in r[1:]) for r in rows)

@@ -17,6 +17,7 @@ from simulator.components.base import (
     Handler,
     Target,
 )
+from simulator.components.load_balancer.index import Excluding
 from simulator.components.load_balancer.params import HealthCheck, LoadBalancerParams
 from simulator.components.load_balancer.strategies import STRATEGIES
 from simulator.messages import ERROR, OK, REJECTED, TIMEOUT, Request
@@ -64,7 +65,10 @@ class LoadBalancer(Component):
         self.outstanding: list[int] = []
         self.routed: list[int] = []
         self._pick: Callable[[Request], int] = lambda req: 0
-        self._among: Callable[[Request, list[int]], int] = lambda req, allowed: allowed[0]
+        self._among: Callable[[Request, Excluding], int] = lambda req, allowed: allowed[0]
+        #: set by strategies that index backends by load: called with ``i`` whenever
+        #: ``outstanding[i]`` or the latency EWMA of ``i`` changes
+        self._moved: Callable[[int], None] | None = None
         self.up = True
         self._black_hole = False
 
@@ -91,6 +95,7 @@ class LoadBalancer(Component):
         self._probe_fails = [0] * n
         self._probe_passes = [0] * n
         self._avail = list(range(n))
+        self._in_avail = [True] * n  # i in _avail, for O(1) membership
         self._full = True
         self._version = 0
         self._uniform = batched(self._rng, lambda rng, k: rng.random(k))
@@ -129,8 +134,13 @@ class LoadBalancer(Component):
         out = self.outstanding
         out[i] += 1
         self.routed[i] += 1
+        moved = self._moved
+        if moved is not None:
+            moved(i)
         status = yield from self._handlers[i](req, op)
         out[i] -= 1
+        if moved is not None:
+            moved(i)
         return status
 
     def _handle_watched(self, req: Request, op: str) -> Handler:
@@ -141,9 +151,14 @@ class LoadBalancer(Component):
         out = self.outstanding
         out[i] += 1
         self.routed[i] += 1
+        moved = self._moved
+        if moved is not None:
+            moved(i)
         t0 = self.env._now
         status = yield from self._handlers[i](req, op)
         out[i] -= 1
+        if moved is not None:
+            moved(i)
         self._learn(i, req, status, self.env._now - t0)
         if self.params.outlier_detection is not None:
             self._watch(i, status)
@@ -157,7 +172,8 @@ class LoadBalancer(Component):
             return self._pick(req)
         req.avoid_hosts = None  # consumed: the backend's own calls do not see it
         used = avoid[1]
-        allowed = [i for i in self._avail if i not in used] if used else None
+        # the available backends minus the used ones, as a view: no copy of the fleet
+        allowed = Excluding(self._avail, self._in_avail, used) if used else None
         i = self._among(req, allowed) if allowed else self._pick(req)
         used.add(i)
         return i
@@ -184,6 +200,8 @@ class LoadBalancer(Component):
             w = math.exp(-(now - self._ewma_at[i]) / self.params.decay_time)
             self._ewma[i] = cost * w + rtt * (1.0 - w)
         self._ewma_at[i] = now
+        if self._moved is not None:
+            self._moved(i)
 
     # ---- availability -------------------------------------------------------------------
     def _is_available(self, i: int) -> float:
@@ -199,6 +217,10 @@ class LoadBalancer(Component):
         if len(avail) * 100 < self.params.healthy_panic_threshold * len(hosts) or not avail:
             avail = hosts  # panic: spread over every endpoint rather than crush a few
         self._avail = avail
+        in_avail = [False] * n
+        for i in avail:
+            in_avail[i] = True
+        self._in_avail = in_avail
         self._full = len(avail) == n
         self._version += 1
 

@@ -3,22 +3,38 @@ returning the balancer's two closures over its state, ``pick(request) -> backend
 ``among(request, allowed) -> backend index``, and the name -> builder table
 :data:`STRATEGIES` the balancer looks its strategy up in.
 
+A pick costs O(1) or O(log n) in the number n of backends (``benchmarks/fleet_size.py``):
+the least-loaded rules keep the available backends bucketed by load
+(:class:`~simulator.components.load_balancer.index.LeastIndex`, updated when a request is
+sent or finishes and when availability changes, never rebuilt per pick), consistent hash
+bisects a sorted ring, and ``allowed`` is a view that leaves out the used backends without
+copying the fleet (:class:`~simulator.components.load_balancer.index.Excluding`). Two rules
+still look at every backend: ``join_shortest_queue`` (it reads the backends' own queues, which
+change without the balancer knowing) and the exclusion path of ``weighted_random``.
+
 With every backend available a pick keeps the draws of the full fleet; otherwise it chooses
 among ``lb._avail`` (what health checks and outlier ejection leave). ``among`` chooses within
-``allowed``, a non-empty part of ``lb._avail`` in its order: the available backends that no
-earlier attempt or hedged copy of the call used (see ``avoid_previous_hosts``). It applies the
-same rule to fewer candidates: round robin skips the others, random and power of two draw
-among the rest, least-loaded rules compare the rest, consistent hash walks on along the ring.
+``allowed``, a non-empty part of ``lb._avail`` in its order (ascending): the available backends
+that no earlier attempt or hedged copy of the call used (see ``avoid_previous_hosts``).
+It applies the same rule to fewer candidates: round robin skips the others, random and
+power of two draw among the rest, least-loaded rules compare the rest, consistent hash
+walks on along the ring.
 """
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from simulator.components.hashing import hash64, hash_ring
+from simulator.components.load_balancer.index import (
+    Excluding,
+    LeastIndex,
+    SmoothWeighted,
+    shift,
+)
 from simulator.messages import Request
 from simulator.rng import batched
 
@@ -26,7 +42,7 @@ if TYPE_CHECKING:
     from simulator.components.load_balancer.balancer import LoadBalancer
 
 Pick = Callable[[Request], int]
-Among = Callable[[Request, list[int]], int]
+Among = Callable[[Request, Excluding], int]
 Strategy = tuple[Pick, Among]
 
 
@@ -43,12 +59,12 @@ def pick_round_robin(lb: LoadBalancer) -> Strategy:
         state[0] = i + 1
         return avail[i]
 
-    def among(req: Request, allowed: list[int]) -> int:
+    def among(req: Request, allowed: Excluding) -> int:
         avail = lb._avail
         k = len(avail)
-        ok = set(allowed)
+        used = allowed.used
         i = state[0] % k
-        while avail[i % k] not in ok:  # skip the backends already used
+        while avail[i % k] in used:  # skip the backends already used
             i += 1
         state[0] = i % k + 1
         return avail[i % k]
@@ -56,23 +72,22 @@ def pick_round_robin(lb: LoadBalancer) -> Strategy:
     return pick, among
 
 def pick_weighted_round_robin(lb: LoadBalancer) -> Strategy:
-    weights = lb._weights.tolist()
-    current = [0.0] * len(weights)
+    """Smooth weighted round robin, as nginx (:class:`SmoothWeighted`: the scan's choices in
+    O(K + log n) for K distinct weights)."""
+    wrr = SmoothWeighted(lb._weights.tolist())
+    seen = [-1]  # availability version wrr holds
 
     def pick(req: Request) -> int:
-        return among(req, lb._avail)
+        if seen[0] != lb._version:
+            wrr.reset(lb._avail)
+            seen[0] = lb._version
+        return wrr.pick()
 
-    def among(req: Request, avail: list[int]) -> int:  # smooth WRR over the candidates
-        best = avail[0]
-        total = 0.0
-        for i in avail:
-            w = weights[i]
-            total += w
-            current[i] += w
-            if current[i] > current[best]:
-                best = i
-        current[best] -= total
-        return best
+    def among(req: Request, allowed: Excluding) -> int:
+        if seen[0] != lb._version:
+            wrr.reset(lb._avail)
+            seen[0] = lb._version
+        return wrr.pick(allowed.used)
 
     return pick, among
 
@@ -86,7 +101,7 @@ def pick_random(lb: LoadBalancer) -> Strategy:
         avail = lb._avail
         return avail[int(uniform() * len(avail))]
 
-    def among(req: Request, allowed: list[int]) -> int:
+    def among(req: Request, allowed: Excluding) -> int:
         return allowed[int(uniform() * len(allowed))]
 
     return pick, among
@@ -106,9 +121,12 @@ def pick_weighted_random(lb: LoadBalancer) -> Strategy:
             cache.update(version=lb._version, cum=(cum / cum[-1]).tolist())
         return lb._avail[bisect.bisect_right(cache["cum"], uniform())]
 
-    def among(req: Request, allowed: list[int]) -> int:
-        cum = np.cumsum(lb._weights[allowed])
-        return allowed[int(np.searchsorted(cum, uniform() * cum[-1], side="right"))]
+    def among(req: Request, allowed: Excluding) -> int:
+        # O(n), on retries only: a cumulative sum over the rest, as the rounding of the
+        # chosen point depends on every weight before it
+        rest = list(allowed)
+        cum = np.cumsum(lb._weights[rest])
+        return rest[int(np.searchsorted(cum, uniform() * cum[-1], side="right"))]
 
     return pick, among
 
@@ -139,24 +157,53 @@ def pick_join_shortest_queue(lb: LoadBalancer) -> Strategy:
     backends = lb.backends
     if not all(hasattr(b, "in_system") for b in backends):
         raise ValueError("join_shortest_queue needs backends that report in_system")
-    return _argmin_by(lb, lambda i: backends[i].in_system)  # type: ignore[attr-defined]
+    # the backends' queues change without the balancer seeing it: scan them all
+    return _argmin_by(lb, lambda i: backends[i].in_system,  # type: ignore[attr-defined]
+                      indexed=False)
 
-def _argmin_by(lb: LoadBalancer, value: Callable[[int], float]) -> Strategy:
+def _argmin_by(lb: LoadBalancer, value: Callable[[int], float], *,
+               indexed: bool = True) -> Strategy:
+    """The available backend of least ``value``; ties at random, one uniform draw among them
+    in backend order (none when there is one).
+
+    ``indexed``: ``value(i)`` changes only when the balancer calls ``lb._moved(i)`` (sent,
+    finished, latency observed), so a :class:`LeastIndex` answers in O(log n); otherwise
+    every available backend is scanned per pick.
+    """
     tie = lb._uniform
+    if not indexed:
+        def scan(req: Request, avail: Sequence[int]) -> int:
+            values = [value(i) for i in avail]
+            m = min(values)
+            ties = [i for i, x in zip(avail, values, strict=True) if x == m]
+            return ties[0] if len(ties) == 1 else ties[int(tie() * len(ties))]
+
+        return (lambda req: scan(req, lb._avail)), scan
+
+    index = LeastIndex(value)
+    seen = [-1]  # availability version the index holds
+    lb._moved = index.update
+
+    def fresh() -> None:
+        if seen[0] != lb._version:
+            index.reset(lb._avail)
+            seen[0] = lb._version
 
     def pick(req: Request) -> int:
-        return among(req, lb._avail)
-
-    def among(req: Request, avail: list[int]) -> int:
-        values = [value(i) for i in avail]
-        m = min(values)
-        ties = [i for i, x in zip(avail, values, strict=True) if x == m]
+        fresh()
+        ties = index.least()
         return ties[0] if len(ties) == 1 else ties[int(tie() * len(ties))]
+
+    def among(req: Request, allowed: Excluding) -> int:
+        fresh()
+        bucket, skip = index.least_excluding(allowed.used)
+        k = len(bucket) - len(skip)
+        return bucket[shift(0 if k == 1 else int(tie() * k), skip)]
 
     return pick, among
 
 def _pair(lb: LoadBalancer) -> tuple[Callable[[], tuple[int, int]],
-                                      Callable[[list[int]], tuple[int, int]]]:
+                                      Callable[[Sequence[int]], tuple[int, int]]]:
     """Two distinct available backends, uniformly at random; two distinct ones of a list."""
     n = len(lb.backends)
     draw = _ints(lb, n * (n - 1))
@@ -168,7 +215,7 @@ def _pair(lb: LoadBalancer) -> tuple[Callable[[], tuple[int, int]],
             return i, j + (j >= i)
         return pair_of(lb._avail)
 
-    def pair_of(avail: list[int]) -> tuple[int, int]:
+    def pair_of(avail: Sequence[int]) -> tuple[int, int]:
         k = len(avail)
         if k == 1:
             return avail[0], avail[0]
@@ -193,7 +240,7 @@ def pick_power_of_two(lb: LoadBalancer) -> Strategy:
         i, j = pair()
         return i if out[i] <= out[j] else j
 
-    def among(req: Request, allowed: list[int]) -> int:
+    def among(req: Request, allowed: Excluding) -> int:
         i, j = pair_of(allowed)
         return i if out[i] <= out[j] else j
 
@@ -226,7 +273,7 @@ def pick_power_of_d_with_replacement(lb: LoadBalancer) -> Strategy:
             cands = [avail[int(uniform() * len(avail))] for _ in range(d)]
         return _fewest(out, cands)
 
-    def among(req: Request, allowed: list[int]) -> int:
+    def among(req: Request, allowed: Excluding) -> int:
         return _fewest(out, [allowed[int(uniform() * len(allowed))] for _ in range(d)])
 
     return pick, among
@@ -238,11 +285,14 @@ def pick_power_of_d(lb: LoadBalancer) -> Strategy:
         return pick_power_of_two(lb)
     n = len(lb.backends)
     d = lb.params.choice_count
+    k = min(d, n)
     rows: list[list[int]] = []
     rng = lb._rng
     out = lb.outstanding
+    # the j-th candidate of a row is uniform over the n - j backends not drawn yet
+    highs = np.arange(n, n - k, -1)
 
-    def drawn(avail: list[int]) -> list[int]:
+    def drawn(avail: Sequence[int]) -> list[int]:
         k = min(d, len(avail))
         return [avail[int(x)] for x in rng.choice(len(avail), k, replace=False)]
 
@@ -250,17 +300,30 @@ def pick_power_of_d(lb: LoadBalancer) -> Strategy:
         if not lb._full:
             return drawn(lb._avail)
         if not rows:
-            block = rng.permuted(np.tile(np.arange(n), (1024, 1)), axis=1)[:, :min(d, n)]
-            rows.extend(block.tolist()[::-1])
+            block = rng.integers(0, highs, size=(1024, k)).tolist()
+            rows.extend(_distinct(r) for r in reversed(block))
         return rows.pop()
 
     def pick(req: Request) -> int:
         return _fewest(out, candidates())
 
-    def among(req: Request, allowed: list[int]) -> int:
+    def among(req: Request, allowed: Excluding) -> int:
         return _fewest(out, drawn(allowed))
 
     return pick, among
+
+def _distinct(offsets: list[int]) -> list[int]:
+    """Distinct backends from the draws of a Fisher-Yates shuffle's first steps: step j
+    swaps position j with position j + ``offsets[j]`` of the identity permutation, which a
+    dict of the few displaced positions stands for (O(d), not O(n))."""
+    moved: dict[int, int] = {}
+    picked = []
+    for j, r in enumerate(offsets):
+        t = j + r
+        picked.append(moved.get(t, t))
+        moved[t] = moved.get(j, j)
+    return picked
+
 
 def pick_peak_ewma(lb: LoadBalancer) -> Strategy:
     if len(lb.backends) == 1:
@@ -274,7 +337,7 @@ def pick_peak_ewma(lb: LoadBalancer) -> Strategy:
     def pick(req: Request) -> int:
         return cheaper(*pair())
 
-    def among(req: Request, allowed: list[int]) -> int:
+    def among(req: Request, allowed: Excluding) -> int:
         return cheaper(*pair_of(allowed))
 
     return pick, among
@@ -313,12 +376,17 @@ def pick_geo(lb: LoadBalancer) -> Strategy:
     last: dict[str | None, str] = {}
     cache: dict[str, Any] = {"version": -1, "up": members}
 
-    def pick(req: Request) -> int:
+    def current_up() -> dict[str, list[int]]:
+        """Available backends per region, ascending (rebuilt when availability changes)."""
         if cache["version"] != lb._version:
-            allowed = set(lb._avail)
-            cache["up"] = {r: [i for i in m if i in allowed] for r, m in members.items()}
+            member = lb._in_avail
+            cache["up"] = {r: [i for i in m if member[i]] for r, m in members.items()}
             cache["version"] = lb._version
         up: dict[str, list[int]] = cache["up"]
+        return up
+
+    def pick(req: Request) -> int:
+        up = current_up()
         src = req.region
         order = orders[src]
         if by_latency:
@@ -339,19 +407,26 @@ def pick_geo(lb: LoadBalancer) -> Strategy:
         turn[region] = k + 1
         return cands[k % len(cands)]
 
-    def among(req: Request, allowed: list[int]) -> int:
+    def among(req: Request, allowed: Excluding) -> int:
         # the same choice of region among those with an allowed backend (no route event: a
-        # retry's detour is not a change of route), then round robin within it
-        ok = set(allowed)
-        left = {r: [i for i in m if i in ok] for r, m in members.items()}
+        # retry's detour is not a change of route), then round robin within it over the
+        # region's available backends minus the used ones
+        up = current_up()
+        gone: dict[str, list[int]] = {}
+        for u in allowed.used:
+            gone.setdefault(lb._backend_region[u], []).append(u)
         src = req.region
-        live = [r for r in orders[src] if left[r]]
+        live = [r for r in orders[src] if len(up[r]) > len(gone.get(r, ()))]
         if by_latency:
             ewma = lb._geo_ewma
             region = min(live, key=lambda r: ewma[(src, r)][0])
         else:
             region = live[0]
-        return next_in(region, left[region])
+        cands = up[region]
+        skip = sorted(bisect.bisect_left(cands, u) for u in gone.get(region, ()))
+        k = turn[region]
+        turn[region] = k + 1
+        return cands[shift(k % (len(cands) - len(skip)), skip)]
 
     return pick, among
 
@@ -373,26 +448,26 @@ def pick_consistent_hash(lb: LoadBalancer) -> Strategy:
             pos = bisect.bisect_left(tokens, hash64(name))
             i = owners[pos % n]
             if not lb._full:  # walk clockwise to the first available owner, as Envoy
-                allowed = set(lb._avail)
+                member = lb._in_avail
                 step = 0
-                while i not in allowed and step < n:
+                while not member[i] and step < n:
                     step += 1
                     i = owners[(pos + step) % n]
             if key >= 0:
                 cache[key] = i
         return i
 
-    def among(req: Request, allowed: list[int]) -> int:
+    def among(req: Request, allowed: Excluding) -> int:
         # walk clockwise from the key's point to the first allowed owner (Envoy's ring hash
         # on a retry that rejects the previous hosts)
         key = req.key
         name = f"key-{key}" if key >= 0 else f"request-{req.id}"
         pos = bisect.bisect_left(tokens, hash64(name))
-        ok = set(allowed)
+        member, used = lb._in_avail, allowed.used
         step = 0
-        while owners[(pos + step) % n] not in ok:
+        while not member[i := owners[(pos + step) % n]] or i in used:
             step += 1
-        return owners[(pos + step) % n]
+        return i
 
     return pick, among
 

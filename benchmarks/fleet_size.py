@@ -1,0 +1,159 @@
+"""Per-request CPU cost of each balancer strategy at 8 / 64 / 512 / 4096 backends
+(``make bench-fleet``).
+
+The model, per strategy and fleet size n: Poisson clients at a fixed total rate (``--rate``,
+default 20 000/s) -> one ``load_balancer`` -> ``api``, n single-worker services, exponential
+service time with mean ``0.7 x 8 / rate`` (0.28 ms): the same total load at every n, 70%
+utilisation at 8 backends, so a run holds the same number of requests and the same number
+in flight (about 5.6, Little's law), and only the fleet the balancer chooses from grows
+(at 4096 most backends are idle, so the least-loaded rules have thousands of ties to draw
+from). Keys uniform over
+100 000 (``consistent_hash`` hashes them); weights alternate 1, 2 for the weighted rules;
+``power_of_d`` draws 3; ``geo`` places every backend in one region (so it round-robins within
+it). Spans off, as in ``make bench``.
+
+What is reported is the *marginal* CPU time per request: each case runs for ``T`` and for
+``2T`` simulated seconds (``--duration``, default 1 s), and the cost is
+``(cpu(2T) - cpu(T)) / (requests(2T) - requests(T))`` with ``time.process_time``, so building
+n services and the balancer (O(n) once per run, not per request) cancels out, as does
+the end-of-run table building of the first T. The per-backend gauges (O(n) per sample)
+are sampled every ``metrics.interval``, set to 2T so that both runs take the same samples
+(at 0 and at the end): sampling is not a cost of picking.
+
+Rounds are interleaved: every (strategy, n) case runs once per round, in an order rotated
+each round, after one untimed warm-up; the figure is the median over ``--repeat`` rounds.
+``os.getloadavg()`` is printed before and after, since other jobs on the machine inflate
+CPU time too (cache misses, frequency scaling).
+
+    .venv/bin/python benchmarks/fleet_size.py [--repeat 3] [--duration 1] [--only least]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Any
+
+import simulator
+
+SIZES = (8, 64, 512, 4096)
+UTILISATION = 0.7
+#: name shown -> load_balancer settings beyond ``backends``
+CASES: dict[str, dict[str, Any]] = {
+    "round_robin": {"strategy": "round_robin"},
+    "weighted_round_robin": {"strategy": "weighted_round_robin"},
+    "random": {"strategy": "random"},
+    "weighted_random": {"strategy": "weighted_random"},
+    "least_connections": {"strategy": "least_connections"},
+    "weighted_least_connections": {"strategy": "weighted_least_connections"},
+    "shortest_expected_delay": {"strategy": "shortest_expected_delay"},
+    "join_shortest_queue": {"strategy": "join_shortest_queue"},
+    "power_of_two": {"strategy": "power_of_two"},
+    "power_of_d(3)": {"strategy": "power_of_d", "choice_count": 3},
+    "peak_ewma": {"strategy": "peak_ewma"},
+    "least_response_time": {"strategy": "least_response_time"},
+    "consistent_hash": {"strategy": "consistent_hash"},
+    "geo": {"strategy": "geo"},
+}
+WEIGHTED = {"weighted_round_robin", "weighted_random", "weighted_least_connections",
+            "shortest_expected_delay"}
+
+
+def scenario(case: str, n: int, rate: float, duration: float, interval: float
+             ) -> simulator.Scenario:
+    """The model of one case (see the module docstring)."""
+    lb: dict[str, Any] = {"kind": "load_balancer", "backends": ["api"], **CASES[case]}
+    if lb["strategy"] in WEIGHTED:
+        lb["weights"] = [1.0 + (i % 2) for i in range(n)]
+    api: dict[str, Any] = {"kind": "service", "replicas": n, "workers": 1,
+                           "service_time": {"dist": "exponential",
+                                            "mean": UTILISATION * SIZES[0] / rate}}
+    spec: dict[str, Any] = {
+        "name": f"fleet-{case}-{n}", "duration": duration, "drain": 0,
+        "workloads": {"clients": {"arrivals": {"process": "poisson", "rate": rate},
+                                  "keys": {"popularity": "uniform", "n": 100_000},
+                                  "target": "lb"}},
+        "components": {"lb": lb, "api": api},
+        "metrics": {"spans": False, "interval": interval},
+    }
+    if lb["strategy"] == "geo":
+        spec["regions"] = {"names": ["r1", "r2"],
+                           "latency": {"r1": {"r2": {"dist": "constant", "value": 0.01}}},
+                           "local": 0.0}
+        spec["workloads"]["clients"]["regions"] = {"r1": 1.0}
+        api["region"] = "r1"
+    return simulator.parse_scenario(spec)
+
+
+def cpu_run(sc: simulator.Scenario, seed: int) -> tuple[float, int]:
+    """(CPU seconds of one whole run, requests it completed)."""
+    gc.collect()
+    t0 = time.process_time()
+    res = simulator.simulate(sc, seed=seed)
+    cpu = time.process_time() - t0
+    return cpu, int((res.requests["status"] != "in_flight").sum())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every case in interleaved rounds; print µs per request and the 4096 / 8 ratio."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--duration", type=float, default=1.0,
+                        help="T, simulated seconds of the shorter run (default 1)")
+    parser.add_argument("--rate", type=float, default=20_000.0,
+                        help="total arrival rate, per second (default 20000)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--only", default=None, help="cases whose name contains this")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    names = [c for c in CASES if args.only is None or args.only in c]
+    keys = [(c, n) for c in names for n in args.sizes]
+    t = args.duration
+    short = {k: scenario(*k, args.rate, t, 2 * t) for k in keys}
+    long = {k: scenario(*k, args.rate, 2 * t, 2 * t) for k in keys}
+    load0 = os.getloadavg()
+    print(f"[fleet] warm-up: {len(keys)} cases", file=sys.stderr, flush=True)
+    for k in keys:
+        cpu_run(short[k], args.seed)
+    per: dict[tuple[str, int], list[float]] = {k: [] for k in keys}
+    start = time.perf_counter()
+    for r in range(args.repeat):
+        print(f"[fleet] round {r + 1} / {args.repeat}  load {os.getloadavg()[0]:.2f}",
+              file=sys.stderr, flush=True)
+        turn = r % len(keys)
+        for k in keys[turn:] + keys[:turn]:
+            c1, n1 = cpu_run(short[k], args.seed)
+            c2, n2 = cpu_run(long[k], args.seed)
+            per[k].append((c2 - c1) / (n2 - n1))
+    load1 = os.getloadavg()
+
+    print(f"simulator {simulator.__version__} | Python {platform.python_version()} | "
+          f"{platform.machine()} | {os.cpu_count()} CPUs | seed {args.seed} | "
+          f"{args.repeat} round(s) | T = {args.duration:g} s, {args.rate:g} requests/s, "
+          f"utilisation {UTILISATION:g} at {SIZES[0]} backends (the same total load at every size)")
+    print(f"load average (1, 5, 15 min): before {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}"
+          f", after {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
+    print()
+    width = max(len(c) for c in names)
+    head = "".join(f"{n:>9}" for n in args.sizes)
+    last = f"{args.sizes[-1]}/{args.sizes[0]}"
+    print(f"{'µs CPU / request':<{width}}{head}{last:>11}")
+    for c in names:
+        med = [statistics.median(per[c, n]) * 1e6 for n in args.sizes]
+        cells = "".join(f"{m:9.2f}" for m in med)
+        print(f"{c:<{width}}{cells}{med[-1] / med[0]:11.2f}")
+    print()
+    print("µs CPU / request: (process_time(2T run) - process_time(T run)) / (requests(2T) - "
+          "requests(T)), median over the rounds; the last column is the largest fleet's "
+          f"figure over the smallest's.  Total {time.perf_counter() - start:.0f} s.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,15 +14,14 @@ import json
 import os
 import sys
 import textwrap
-import types
-import typing
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from simulator.errors import ScenarioError, ScenarioWarning, TopologyError
 from simulator.outdir import out_problem
+from simulator.paramtext import default_text, member_rows, type_text
 
 EXIT_BAD_INPUT = 2
 
@@ -344,6 +343,7 @@ def _kinds(args: argparse.Namespace) -> int:
             else:
                 default = "required"
             rows.append((f.alias or name, text, default))
+            rows.extend(member_rows(f.alias or name, f.annotation))
         width = min(max(len(t) for _, t, _ in rows), 44)
         for name, text, default in rows:
             lines = textwrap.wrap(text, width) or [""]
@@ -352,112 +352,6 @@ def _kinds(args: argparse.Namespace) -> int:
                 print(f"    {'':<20}   {more}")
         print()
     return 0
-
-
-def type_text(tp: Any, metadata: Sequence[Any] = ()) -> str:
-    """Describe a parameter's type in words (``duration``, ``one of: fifo, lifo``...)."""
-    from pydantic import BaseModel, BeforeValidator
-
-    from simulator.units import parse_duration, parse_rate
-
-    funcs = [m.func for m in metadata if isinstance(m, BeforeValidator)]
-    bounds = _bounds(metadata)
-    if parse_duration in funcs:
-        return _join("duration", bounds)
-    if parse_rate in funcs:
-        return _join("rate", bounds)
-    origin = typing.get_origin(tp)
-    if origin is typing.Annotated:
-        inner, *more = typing.get_args(tp)
-        return _join(type_text(inner, more), bounds)
-    if origin in (typing.Union, types.UnionType):
-        members = [a for a in typing.get_args(tp) if a is not type(None)]
-        optional = len(members) < len(typing.get_args(tp))
-        models = [typing.get_args(m)[0] if typing.get_origin(m) is typing.Annotated else m
-                  for m in members]
-        text = _family(models) or " or ".join(type_text(m) for m in members)
-        return _join(text + (", optional" if optional else ""), bounds)
-    if origin is Literal:
-        return "one of: " + ", ".join(str(a) for a in typing.get_args(tp))
-    if origin is list:
-        (item,) = typing.get_args(tp)
-        return _join("list of " + _plural(type_text(item)), bounds)
-    if origin is dict:
-        _, value = typing.get_args(tp)
-        return _join(f"mapping of name to {type_text(value)}", bounds)
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return _family([tp]) or tp.__name__
-    names = {int: "integer", float: "number", str: "name", bool: "true/false"}
-    return _join(names.get(tp, getattr(tp, "__name__", str(tp))), bounds)
-
-
-def _family(models: list[Any]) -> str | None:
-    """Name a union of scenario models by what they are (every distribution has ``dist``...)."""
-    from pydantic import BaseModel
-
-    if not models or not all(isinstance(m, type) and issubclass(m, BaseModel) for m in models):
-        return None
-    for key, name in (("dist", "distribution"), ("popularity", "key popularity"),
-                      ("process", "arrival process")):
-        if all(key in m.model_fields for m in models):
-            return name
-    names = {m.__name__ for m in models}
-    if names == {"CallSpec", "ParallelSpec"}:
-        return "step (a call or {parallel: [calls]})"
-    if names == {"CallSpec"}:
-        return "call (a name or {to, op})"
-    return None
-
-
-def _plural(text: str) -> str:
-    head, sep, rest = text.partition(" ")
-    if head in ("name", "number", "integer", "distribution", "duration", "rate", "step", "call"):
-        return head + "s" + sep + rest
-    return text
-
-
-def _bounds(metadata: Sequence[Any]) -> str:
-    signs = {"Ge": ">=", "Gt": ">", "Le": "<=", "Lt": "<"}
-    parts = []
-    for m in metadata:
-        name = type(m).__name__
-        if name in signs:
-            value = getattr(m, name.lower())
-            parts.append(f"{signs[name]} {value:g}" if isinstance(value, float)
-                         else f"{signs[name]} {value}")
-        elif name == "MinLen":
-            parts.append(f"at least {m.min_length}")
-    return ", ".join(parts)
-
-
-def _join(text: str, bounds: str) -> str:
-    if not bounds:
-        return text
-    if text.endswith(", optional"):
-        return _join(text.removesuffix(", optional"), bounds) + ", optional"
-    return f"{text}, {bounds}" if bounds.startswith("at") else f"{text} {bounds}"
-
-
-def default_text(value: Any, type_desc: str = "") -> str:
-    """Render a default value as it would be written in a scenario."""
-    from pydantic import BaseModel
-
-    if isinstance(value, BaseModel):
-        if getattr(value, "dist", None) == "constant":
-            value = value.value  # type: ignore[attr-defined]
-        else:
-            return json.dumps(value.model_dump(mode="json", by_alias=True,
-                                               exclude_defaults=True))
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        unit = "s" if type_desc.startswith(("duration", "distribution")) else ""
-        return f"{value:g}{unit}"
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)
 
 
 def _experiment(args: argparse.Namespace) -> int:

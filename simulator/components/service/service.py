@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Generator, Iterable
+from functools import partial
 from typing import Any, cast
 
 from simpy import AnyOf, Event, Timeout
@@ -18,7 +19,17 @@ from simulator.components.base import (
 )
 from simulator.components.edge import Bound, bind_call
 from simulator.components.service.disciplines import Discipline, Waiter, discipline
-from simulator.components.service.modes import LEAVING, Job, QueueModes
+from simulator.components.service.modes import (
+    LEAVING,
+    Job,
+    left,
+    preempt,
+    renege,
+    share,
+    share_work,
+    void_jobs,
+    work_preemptible,
+)
 from simulator.components.service.params import ServiceParams
 from simulator.components.service.scaling import ScalableService
 from simulator.components.service.queueing import FifoQueue, PriorityQueue, ProcessorSharing
@@ -28,7 +39,7 @@ from simulator.tasks import Join
 
 _Plan = list[Bound | list[Bound]]
 
-class Service(ScalableService, QueueModes, FaultState, Component):
+class Service(ScalableService, FaultState, Component):
     """One instance of a service: ``workers`` servers in front of one queue.
 
     Modelling assumptions: a request first waits for a worker (FIFO or LIFO), then the worker
@@ -69,7 +80,8 @@ class Service(ScalableService, QueueModes, FaultState, Component):
         spec = params.queue_spec()
         self._shared: SharedProcessor | None = None  # processor sharing: nothing waits
         if isinstance(spec, ProcessorSharing):
-            self._shared = SharedProcessor(ctx.env, self.workers, self._share)
+            self._shared = SharedProcessor(ctx.env, self.workers,
+                                           lambda *change: share(self, *change))
             spec = FifoQueue(limit=spec.limit)  # a queue that stays empty
         self._queue: Discipline = discipline(spec)
         self._queue_limit = math.inf if spec.limit is None else spec.limit
@@ -138,7 +150,7 @@ class Service(ScalableService, QueueModes, FaultState, Component):
         yield "cancelled_total", "", lambda: self.cancelled_total
         if self._leaving:  # only where requests can leave a queue unserved (same tables else)
             for code, count in LEAVING.items():
-                yield f"{count}_total", "", lambda code=code: self.left_total[code]
+                yield f"{count}_total", "", partial(self.left_total.__getitem__, code)
 
     @property
     def queue_length(self) -> int:
@@ -157,9 +169,9 @@ class Service(ScalableService, QueueModes, FaultState, Component):
             work *= self._slow_factor
         epoch = self._epoch
         if req.deadline <= arrival:  # nobody waits for the answer any more (gRPC: not started)
-            return self._left(req, op, arrival, math.nan, EXPIRED)
+            return left(self, req, op, arrival, math.nan, EXPIRED)
         if self._shared is not None:
-            return (yield from self._share_work(req, op, arrival, work, epoch))
+            return (yield from share_work(self, req, op, arrival, work, epoch))
         if self.busy < self.workers:
             self.busy += 1
             start = arrival
@@ -168,8 +180,8 @@ class Service(ScalableService, QueueModes, FaultState, Component):
         elif len(self._queue) >= self._queue_limit:
             return self._reject(req, op, arrival)
         elif len(self._queue) >= req.baulk_at:
-            return self._left(req, op, arrival, math.nan, BAULKED)
-        elif self._preemptive and self._preempt(req, arrival):
+            return left(self, req, op, arrival, math.nan, BAULKED)
+        elif self._preemptive and preempt(self, req, arrival):
             start = arrival  # the worker of a less important request passed to this one
             self.in_system += 1
             self._system_area -= arrival
@@ -177,7 +189,7 @@ class Service(ScalableService, QueueModes, FaultState, Component):
             w = Waiter(env, req, arrival)
             self._queue.join(w)
             if req.patience < math.inf:
-                Timeout(env, req.patience).callbacks.append(lambda _ev: self._renege(w))
+                Timeout(env, req.patience).callbacks.append(lambda _ev: renege(self, w))
             self._queue_area -= arrival
             self.in_system += 1
             self._system_area -= arrival
@@ -189,16 +201,16 @@ class Service(ScalableService, QueueModes, FaultState, Component):
             if outcome is not None:  # left the queue unserved (dropped, expired, reneged)
                 self.in_system -= 1
                 self._system_area += start
-                return self._left(req, op, arrival, math.nan, outcome)
+                return left(self, req, op, arrival, math.nan, outcome)
         self._busy_area -= start
         if req.cancelled:
             return self._drop_cancelled(req, op, arrival, start)
         crashable = self._crashable
         if self._preemptive:
-            status = yield from self._work_preemptible(req, work, epoch)
+            status = yield from work_preemptible(self, req, work, epoch)
             if status != OK:
                 return self._fail(req, op, arrival, start) if status == ERROR else \
-                    self._left(req, op, arrival, start, status)
+                    left(self, req, op, arrival, start, status)
         elif crashable:  # only instances that may crash pay for racing the crash
             yield AnyOf(env, (Timeout(env, work), self._crash_event))
             if self._epoch != epoch:
@@ -273,7 +285,7 @@ class Service(ScalableService, QueueModes, FaultState, Component):
         self._system_area += self.in_system * now
         self.busy = 0
         self.in_system = 0
-        self._void_jobs()
+        void_jobs(self)
         for ev in [*self._queue.drain(), *(self._shared.crash() if self._shared else ())]:
             ev.succeed()
         self._go_down(black_hole)

@@ -84,6 +84,9 @@ class SharedProcessor:
         now = self.env._now
         self._advance(now)
         heap = self._heap
+        # the head is the request this timer was set for (nothing joined or left since), done
+        # whatever rounding left of its tag; others finishing at the same instant go with it
+        self._v = max(self._v, heap[0][0])
         slack = _EPS * max(1.0, abs(self._v))
         while heap and heap[0][0] <= self._v + slack:
             ev = heapq.heappop(heap)[2]

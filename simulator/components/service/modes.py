@@ -126,8 +126,7 @@ def work_preemptible(svc: Service, req: Request, work: float, epoch: int
         now = env._now
         svc._queue_area += now
         if outcome is not None:
-            svc.in_system -= 1
-            svc._system_area += now
+            svc.leave_system(now)
             return cast(int, outcome)  # a leaving status
         svc._busy_area -= now
 
@@ -170,9 +169,8 @@ def share_work(svc: Service, req: Request, op: str, arrival: float, work: float,
         status = yield from run_watched(svc, req, op, plan, epoch)
         if status < 0:
             return svc._fail(req, op, arrival, arrival)
-    svc.in_system -= 1
-    svc._system_area += env._now
     svc.served_total += 1
+    svc.leave_system(env._now)
     if plan is not None and not svc._hold:
         status = yield from run_watched(svc, req, op, plan, epoch)
         if status < 0:

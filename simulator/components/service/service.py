@@ -31,8 +31,8 @@ from simulator.components.service.modes import (
     work_preemptible,
 )
 from simulator.components.service.params import ServiceParams
-from simulator.components.service.scaling import ScalableService
 from simulator.components.service.queueing import FifoQueue, PriorityQueue, ProcessorSharing
+from simulator.components.service.scaling import ScalableService
 from simulator.components.service.sharing import SharedProcessor
 from simulator.messages import BAULKED, CANCELLED, ERROR, EXPIRED, OK, REJECTED, Request
 from simulator.tasks import Join
@@ -199,8 +199,7 @@ class Service(ScalableService, FaultState, Component):
             start = env._now
             self._queue_area += start
             if outcome is not None:  # left the queue unserved (dropped, expired, reneged)
-                self.in_system -= 1
-                self._system_area += start
+                self.leave_system(start)
                 return left(self, req, op, arrival, math.nan, outcome)
         self._busy_area -= start
         if req.cancelled:
@@ -307,6 +306,13 @@ class Service(ScalableService, FaultState, Component):
             self.busy -= 1
             if self._on_idle is not None and not self.in_system:  # a drain waits for this
                 self._idle()
+
+    def leave_system(self, now: float) -> None:
+        """A request that holds no worker leaves unserved (or, shared, done) at ``now``."""
+        self.in_system -= 1
+        self._system_area += now
+        if self._on_idle is not None and not self.in_system:  # a drain waits for this
+            self._idle()
 
     def _run(self, req: Request, op: str, plan: _Plan) -> Generator[Event, Any, int]:
         env = self.env

@@ -42,8 +42,8 @@ _Plan = list[Bound | list[Bound]]
 class Service(ScalableService, FaultState, Component):
     """One instance of a service: ``workers`` servers in front of one queue.
 
-    Modelling assumptions: a request first waits for a worker (FIFO or LIFO), then the worker
-    spends the service time on it (the draw times the request's ``work`` divided by the
+    Modelling assumptions: a request first waits for a worker (in its discipline's order), then
+    the worker spends the service time on it (the draw times the request's ``work`` divided by the
     instance's ``speed``), then the request's downstream calls for its operation run in order.
     Service times are drawn on arrival from one stream shared by the group, so routing variants
     see the same work per request. A rejected request is answered at once.

@@ -65,7 +65,10 @@ def simulate(scenario: Scenario, seed: int | None = None, replication: int = 0,
     if stream is not None:
         recorder.event(0.0, "run", "run", "streamed_window",
                        window_detail(scenario.warmup_time, scenario.duration))
-    ctx = BuildContext(env, Streams(seed, replication), recorder, scenario.record_spans())
+    ctx = BuildContext(env, Streams(seed, replication), recorder, scenario.record_spans(),
+                       request_limits=any(w.deadline is not None or w.patience is not None
+                                          or w.baulk_at is not None
+                                          for w in scenario.workloads.values()))
     topology = build_topology(scenario, ctx)
     for component in topology.components:
         component.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from enum import IntEnum
 
 
@@ -14,6 +15,10 @@ class Status(IntEnum):
     ``CANCELLED`` a hedged copy withdrawn because another copy answered first;
     ``CONFLICT`` a command whose optimistic-concurrency append kept losing to concurrent
     appends to the same aggregate until its retries ran out (an event store's version check).
+    Queue disciplines and client patience (``components/service/disciplines.py``) add
+    ``DROPPED`` (a CoDel queue dropped it at dequeue), ``EXPIRED`` (its deadline had passed when
+    its turn came: gRPC's DEADLINE_EXCEEDED seen by the server), ``RENEGED`` (it left the queue
+    when its patience ran out) and ``BAULKED`` (it did not join a queue that was too long).
     """
 
     OK = 0
@@ -26,6 +31,9 @@ class Status(IntEnum):
     FALLBACK = 7
     CANCELLED = 8
     CONFLICT = 9
+    EXPIRED = 10
+    RENEGED = 11
+    BAULKED = 12
 
     @property
     def label(self) -> str:
@@ -44,6 +52,9 @@ IN_FLIGHT = int(Status.IN_FLIGHT)
 FALLBACK = int(Status.FALLBACK)
 CANCELLED = int(Status.CANCELLED)
 CONFLICT = int(Status.CONFLICT)
+EXPIRED = int(Status.EXPIRED)
+RENEGED = int(Status.RENEGED)
+BAULKED = int(Status.BAULKED)
 
 STATUS_LABELS = [s.label for s in Status]
 
@@ -123,10 +134,24 @@ class Request:
         with ``avoid_previous_hosts`` hands to the balancer it calls: the balancer picks among
         the other backends, adds its pick to the set and clears this attribute (so the backend's
         own calls do not see it). See :mod:`simulator.components.edge`.
+    priority
+        Priority class from the workload (``Workload.priority``), 0 the most important; every
+        downstream call carries it, as a criticality header would.
+    deadline
+        Absolute simulated time by which the answer is needed (``inf``: none), from the
+        workload's ``deadline``; downstream calls carry it, as gRPC propagates deadlines, and a
+        service drops work whose deadline has passed when its turn comes (status ``expired``).
+    patience
+        Longest time the request waits in any one service queue before it leaves (reneging,
+        status ``reneged``); ``inf``: waits forever.
+    baulk_at
+        Queue length at which the request does not join a service queue (status
+        ``baulked``); ``inf``: always joins.
     """
 
-    __slots__ = ("attempts", "avoid_hosts", "cancelled", "created_at", "id", "key", "lookup",
-                 "op", "region", "stale", "version", "work", "workload")
+    __slots__ = ("attempts", "avoid_hosts", "baulk_at", "cancelled", "created_at", "deadline",
+                 "id", "key", "lookup", "op", "patience", "priority", "region", "stale",
+                 "version", "work", "workload")
 
     def __init__(
         self, id: int, workload: int, op: str, key: int, work: float, created_at: float
@@ -144,6 +169,10 @@ class Request:
         self.version = -1
         self.region: str | None = None
         self.avoid_hosts: tuple[str, set[int]] | None = None
+        self.priority = 0
+        self.deadline = math.inf
+        self.patience = math.inf
+        self.baulk_at = math.inf
 
     def copy(self) -> Request:
         """A copy with its own cancellation flag (a hedged duplicate of this request)."""
@@ -151,4 +180,6 @@ class Request:
         twin.attempts = self.attempts
         twin.lookup, twin.stale, twin.version = self.lookup, self.stale, self.version
         twin.region = self.region
+        twin.priority, twin.deadline = self.priority, self.deadline
+        twin.patience, twin.baulk_at = self.patience, self.baulk_at
         return twin

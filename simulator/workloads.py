@@ -145,6 +145,24 @@ class Workload(BaseModel):
         Where the clients are: region -> weight (normalised); each request draws its client's
         region at creation (``Request.region``). Needs the scenario's ``regions`` block.
         Omitted: clients everywhere (their edge crosses no link).
+    priority
+        Priority class of its requests, carried on every downstream call (a criticality, as
+        Envoy's priority levels and Ciw's classes count it: 0 is the most important, larger
+        numbers less). Only a service with ``queue: {discipline: priority}`` acts on it.
+    priority_by_op
+        Per-operation priority classes, overriding ``priority``.
+    deadline
+        Time budget of each request from its creation (seconds). As with a gRPC deadline, the
+        client stops waiting when it passes (status ``timeout``, retries included), and it
+        propagates with the request: a service drops work whose deadline has passed when its
+        turn comes (status ``expired``), so late work is not done for nobody.
+    patience
+        Distribution of how long a request waits for a worker in one service queue before it
+        leaves (reneging; status ``reneged``). Drawn once per request at creation from the
+        workload's own stream (purpose ``patience``). Omitted: requests wait forever.
+    baulk_at
+        A request that finds at least this many requests waiting at a service does not join
+        (baulking; status ``baulked``). Omitted: always joins.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -155,6 +173,11 @@ class Workload(BaseModel):
     mix: dict[str, float] = Field(default_factory=lambda: {"read": 1.0})
     work: Distribution | None = None
     regions: dict[str, float] | None = None
+    priority: int = Field(0, ge=0, le=1000)
+    priority_by_op: dict[str, Annotated[int, Field(ge=0, le=1000)]] = Field(default_factory=dict)
+    deadline: Duration | None = Field(None, gt=0)
+    patience: Distribution | None = None
+    baulk_at: int | None = Field(None, ge=0)
 
     @model_validator(mode="after")
     def _check_mix(self) -> Self:
@@ -163,6 +186,9 @@ class Workload(BaseModel):
             raise ValueError(problem)
         if not self.mix:
             raise ValueError("mix must name at least one operation")
+        unknown = sorted(set(self.priority_by_op) - set(self.mix))
+        if unknown:
+            raise ValueError(f"priority_by_op names operations not in mix: {unknown}")
         if (problem := weights_problem(self.mix.values(), "mix weights")) is not None:
             raise ValueError(problem)
         return self

@@ -41,7 +41,10 @@ __all__ = [
     "lfu_static_hit_ratio",
     "lognormal_params",
     "mg1_pk",
+    "mg1_priority",
+    "mg1_processor_sharing",
     "mm1",
+    "mm1_abandonment",
     "mm1_response_quantile",
     "mm1_wait_quantile",
     "mm1k",
@@ -1332,3 +1335,93 @@ def consistent_hash_cv(nodes: int, vnodes: int, keys: int | None = None) -> floa
     if keys is not None:
         cv2 += (nodes - 1) / keys
     return math.sqrt(cv2)
+
+
+# --------------------------------------------------------------------------------------------
+# priorities, processor sharing, abandonment
+# --------------------------------------------------------------------------------------------
+
+
+def mg1_priority(lams: Sequence[float], mean_s: Sequence[float], second_s: Sequence[float],
+                 preemptive: bool) -> list[float]:
+    """Mean response time of each class of an M/G/1 queue with strict priorities.
+
+    Class 0 is the most important. ``sigma_k = rho_0 + ... + rho_k`` and
+    ``R_k = sum_{i <= k} lam_i E[S_i^2] / 2``.
+
+    Non-preemptive (head of line; Cobham 1954): ``T_k = E[S_k] + R_K / ((1 - sigma_{k-1})
+    (1 - sigma_k))`` with ``R_K`` over every class. Preemptive resume (Kleinrock 1976, vol. 2,
+    section 3.7): ``T_k = E[S_k] / (1 - sigma_{k-1}) + R_k / ((1 - sigma_{k-1})(1 -
+    sigma_k))``: a class sees only the classes above it and itself.
+
+    Parameters
+    ----------
+    lams, mean_s, second_s : sequences of float
+        Per class, the Poisson arrival rate, E[S] and E[S^2].
+    preemptive : bool
+        Preemptive resume rather than non-preemptive.
+    """
+    if not (len(lams) == len(mean_s) == len(second_s)) or not lams:
+        raise ValueError("one rate, mean and second moment per class")
+    for lam, m, m2 in zip(lams, mean_s, second_s, strict=True):
+        _check_positive(lam=lam, mean=m, second=m2)
+        if m2 < m * m:
+            raise ValueError("E[S^2] must be at least E[S]^2")
+    rhos = [lam * m for lam, m in zip(lams, mean_s, strict=True)]
+    _check_stable(sum(rhos))
+    out = []
+    for k in range(len(lams)):
+        above = sum(rhos[:k])
+        upto = above + rhos[k]
+        r = sum(lams[i] * second_s[i] / 2.0 for i in range(len(lams) if not preemptive
+                                                             else k + 1))
+        wait = r / ((1.0 - above) * (1.0 - upto))
+        out.append((mean_s[k] / (1.0 - above) if preemptive else mean_s[k]) + wait)
+    return out
+
+
+def mg1_processor_sharing(rho: float, x: float) -> float:
+    """Mean response time of a request of size ``x`` in an M/G/1 processor-sharing queue.
+
+    ``E[T | x] = x / (1 - rho)`` whatever the size distribution (Kleinrock 1967; Harchol-Balter
+    2013, chapter 22): the slowdown is the same for every size.
+    """
+    _check_positive(x=x)
+    _check_stable(rho)
+    return x / (1.0 - rho)
+
+
+def mm1_abandonment(lam: float, mu: float, theta: float, tol: float = 1e-15
+                    ) -> dict[str, float]:
+    """M/M/1+M (Palm's queue with impatience, Erlang-A with one server).
+
+    Requests wait for the server for at most an Exp(``theta``) patience and leave when it runs
+    out. The number in system is a birth-death process with birth rate ``lam`` and death rate
+    ``mu + (n - 1) theta`` in state ``n >= 1``, so ``pi_n = pi_0 prod_{k=1}^{n} lam / (mu +
+    (k - 1) theta)``; stable for every load when ``theta > 0``.
+
+    Returns
+    -------
+    dict of str to float
+        ``p_abandon`` = 1 - mu (1 - pi_0) / lam (the share of arrivals that renege),
+        ``L`` (time-average number in system), ``Lq`` (waiting), ``utilisation`` =
+        1 - pi_0.
+    """
+    _check_positive(lam=lam, mu=mu, theta=theta)
+    terms = [1.0]
+    n = 0
+    while True:
+        n += 1
+        nxt = terms[-1] * lam / (mu + (n - 1) * theta)
+        terms.append(nxt)
+        if nxt < tol * sum(terms) and n > lam / theta:
+            break
+    p = np.array(terms) / sum(terms)
+    ns = np.arange(len(p))
+    busy = 1.0 - float(p[0])
+    return {
+        "p_abandon": 1.0 - mu * busy / lam,
+        "L": float((ns * p).sum()),
+        "Lq": float((np.maximum(ns - 1, 0) * p).sum()),
+        "utilisation": busy,
+    }

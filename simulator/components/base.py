@@ -64,6 +64,9 @@ class BuildContext:
     placement: dict[str, str | None] = field(default_factory=dict)
     #: the instances in service of every autoscaled group, by group name
     membership: dict[str, Membership] = field(default_factory=dict)
+    #: whether some workload's requests may leave a queue unserved (a deadline, patience or
+    #: baulking): components then record the counters of such departures
+    request_limits: bool = False
     _samplers: dict[tuple[str, str], Callable[[], float]] = field(default_factory=dict)
 
     def sampler(self, scope: str, purpose: str, dist: _Dist) -> Callable[[], float]:

@@ -16,7 +16,7 @@ import numpy as np
 from simpy import Event, Timeout
 
 from simulator.components.base import BuildContext, Handler, Target
-from simulator.components.edge import bind_call
+from simulator.components.edge import bind_call, with_deadline
 from simulator.messages import Request
 from simulator.rng import batched
 from simulator.tasks import Task
@@ -73,6 +73,11 @@ class Client:
             spec.work.sampler(gen(name, "work")) if spec.work is not None else (lambda: 1.0)
         )
         self._target: Callable[[Request, str], Handler] | None = None
+        # what a request carries downstream: priority class, deadline, patience, baulking
+        self._limits = bool(spec.priority or spec.priority_by_op or spec.deadline is not None
+                            or spec.patience is not None or spec.baulk_at is not None)
+        self._patience: Callable[[], float] | None = (
+            spec.patience.sampler(gen(name, "patience")) if spec.patience is not None else None)
         # client regions: drawn per request from the workload's own stream (purpose "region")
         self._regions = ctx.regions is not None
         self._region: Callable[[], tuple[str | None, int]] = lambda: (None, 0)
@@ -99,6 +104,8 @@ class Client:
         self._target = bind_call(self.spec.target, target, self.ctx, (self.name, self.name),
                                  resolve=resolve,
                                  count_attempts=True, from_request=True)
+        if self.spec.deadline is not None:  # the client gives up at the deadline, retries and all
+            self._target = with_deadline(self._target, self.spec.deadline, self.ctx)
 
     def start(self) -> None:
         """Start generating requests."""
@@ -117,6 +124,15 @@ class Client:
         key = self._key()
         rid = self._created(self.index, op, key, now)
         req = Request(rid, self.index, op, key, self._work(), now)
+        if self._limits:
+            spec = self.spec
+            req.priority = spec.priority_by_op.get(op, spec.priority)
+            if spec.deadline is not None:
+                req.deadline = now + spec.deadline
+            if self._patience is not None:
+                req.patience = self._patience()
+            if spec.baulk_at is not None:
+                req.baulk_at = spec.baulk_at
         if self._regions:
             req.region, code = self._region()
             if self._region_codes is not None:

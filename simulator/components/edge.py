@@ -167,6 +167,13 @@ def _timeout(inner: Bound, timeout: float, ctx: BuildContext) -> Bound:
     return call
 
 
+def with_deadline(inner: Bound, deadline: float, ctx: BuildContext) -> Bound:
+    """``inner`` bounded by an overall ``deadline`` (seconds, from the call): the caller gets
+    ``timeout`` when it passes, whatever retries were still to come (a gRPC deadline; the
+    request carries the same instant downstream in ``Request.deadline``)."""
+    return _timeout(inner, deadline, ctx)
+
+
 def _hedge(inner: Bound, policy: HedgePolicy, ctx: BuildContext, scope: str,
            hosts: str | None, timeout: float | None = None) -> Bound:
     """Hedge ``inner``; with ``hosts`` (the balancer group called), every copy carries the

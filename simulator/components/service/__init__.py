@@ -1,5 +1,5 @@
-"""``kind: service``: instances with workers, a bounded FIFO/LIFO queue, service-time
-distributions and downstream calls in sequence or in parallel (see
+"""``kind: service``: instances with workers, a bounded queue with a chosen discipline,
+service-time distributions and downstream calls in sequence or in parallel (see
 :mod:`simulator.components.service.service`)."""
 
 from simulator.components.service.params import ServiceParams

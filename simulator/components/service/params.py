@@ -10,6 +10,12 @@ from pydantic import Field, model_validator
 from simulator.autoscaling.params import Autoscaling
 from simulator.calls import Step, step_references
 from simulator.components.params import ComponentParams, KeyPath
+from simulator.components.service.queueing import (
+    FifoQueue,
+    LifoQueue,
+    ProcessorSharing,
+    QueueSpec,
+)
 from simulator.distributions import Constant, Distribution
 from simulator.settings import refuse_ignored
 from simulator.units import format_duration
@@ -25,9 +31,14 @@ class ServiceParams(ComponentParams):
     queue_limit
         Requests allowed to wait for a worker at one instance; an arrival that finds the queue
         full is rejected at once (status ``rejected``). Omitted: unbounded. A queue limit of
-        ``K - workers`` gives the M/M/c/K model.
+        ``K - workers`` gives the M/M/c/K model. Shorthand for ``queue: {limit: ...}``.
     queue_discipline
-        ``fifo`` or ``lifo`` (newest waiting request served first).
+        ``fifo`` or ``lifo`` (newest waiting request served first). Shorthand for
+        ``queue: {discipline: ...}``.
+    queue
+        The queue discipline and its settings (:mod:`simulator.components.service.queueing`):
+        ``{discipline: fifo | lifo | priority | codel | adaptive_lifo | processor_sharing,
+        limit: ...}``. Omitted: ``queue_discipline`` and ``queue_limit``.
     service_time
         Distribution of the time a worker spends on one request (seconds).
     service_time_by_op
@@ -54,6 +65,7 @@ class ServiceParams(ComponentParams):
     workers: int = Field(1, ge=1, le=1_000_000)
     queue_limit: int | None = Field(None, ge=0)
     queue_discipline: Literal["fifo", "lifo"] = "fifo"
+    queue: QueueSpec | None = None
     service_time: Distribution = Field(default_factory=lambda: Constant(value=0.0))
     service_time_by_op: dict[str, Distribution] = Field(default_factory=dict)
     speed: float | list[float] = 1.0
@@ -92,6 +104,14 @@ class ServiceParams(ComponentParams):
         refuse_ignored(self, [("hold_worker", bool(self.calls),
                                "by a service without calls (a worker is free once the local "
                                "work is done); it applies to a service with calls")])
+        if self.queue is not None:
+            refuse_ignored(self, [
+                (name, False, f"when a queue block is given; write queue.{short} instead")
+                for name, short in (("queue_limit", "limit"), ("queue_discipline", "discipline"))])
+            if isinstance(self.queue, ProcessorSharing):
+                refuse_ignored(self, [("hold_worker", False,
+                                       "by processor sharing (a request leaves the shared "
+                                       "capacity when its local work is done)")])
         for op in self.on_failure:
             if not (op in self.calls or "*" in self.calls or (op == "*" and self.calls)):
                 raise ValueError(f"on_failure: operation {op!r} makes no calls, so there is no "
@@ -102,6 +122,14 @@ class ServiceParams(ComponentParams):
         for block in ("calls", "on_failure"):
             for op, steps in getattr(self, block).items():
                 yield from step_references(steps, (block, op))
+
+    def queue_spec(self) -> QueueSpec:
+        """The queue block, or the one ``queue_discipline`` and ``queue_limit`` stand for."""
+        if self.queue is not None:
+            return self.queue
+        if self.queue_discipline == "lifo":
+            return LifoQueue(limit=self.queue_limit)
+        return FifoQueue(limit=self.queue_limit)
 
     def speed_of(self, index: int) -> float:
         """Speed factor of replica ``index``."""

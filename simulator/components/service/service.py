@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Callable, Generator, Iterable
+from functools import partial
 from typing import Any, cast
 
 from simpy import AnyOf, Event, Timeout
@@ -18,9 +18,23 @@ from simulator.components.base import (
     Target,
 )
 from simulator.components.edge import Bound, bind_call
+from simulator.components.service.disciplines import Discipline, Waiter, discipline
+from simulator.components.service.modes import (
+    LEAVING,
+    Job,
+    left,
+    preempt,
+    renege,
+    share,
+    share_work,
+    void_jobs,
+    work_preemptible,
+)
 from simulator.components.service.params import ServiceParams
+from simulator.components.service.queueing import FifoQueue, PriorityQueue, ProcessorSharing
 from simulator.components.service.scaling import ScalableService
-from simulator.messages import CANCELLED, ERROR, OK, REJECTED, Request
+from simulator.components.service.sharing import SharedProcessor
+from simulator.messages import BAULKED, CANCELLED, ERROR, EXPIRED, OK, REJECTED, Request
 from simulator.tasks import Join
 
 _Plan = list[Bound | list[Bound]]
@@ -28,11 +42,21 @@ _Plan = list[Bound | list[Bound]]
 class Service(ScalableService, FaultState, Component):
     """One instance of a service: ``workers`` servers in front of one queue.
 
-    Modelling assumptions: a request first waits for a worker (FIFO or LIFO), then the worker
-    spends the service time on it (the draw times the request's ``work`` divided by the
+    Modelling assumptions: a request first waits for a worker (in its discipline's order), then
+    the worker spends the service time on it (the draw times the request's ``work`` divided by the
     instance's ``speed``), then the request's downstream calls for its operation run in order.
     Service times are drawn on arrival from one stream shared by the group, so routing variants
     see the same work per request. A rejected request is answered at once.
+
+    The waiting requests are ordered by the queue discipline of the ``queue`` block
+    (:mod:`~simulator.components.service.disciplines`; FIFO by default); preemptive priority
+    and processor sharing are in :mod:`~simulator.components.service.modes`. A request
+    leaves unserved when its deadline has passed (at arrival or at dequeue: ``expired``), when
+    CoDel drops it (``dropped``), when its patience runs out while it waits (``reneged``) or
+    when it finds at least ``baulk_at`` waiting (``baulked``); each has a span and a counter
+    (gauges ``dropped_total``, ``expired_total``, ``reneged_total``, ``baulked_total``,
+    recorded when a ``queue`` block is given or some workload sets a deadline, patience or
+    ``baulk_at``).
 
     Records one span per request served or rejected. Gauges: ``queue_length``, ``busy``
     (workers busy), ``in_system`` (waiting + holding a worker), and the cumulative
@@ -53,9 +77,17 @@ class Service(ScalableService, FaultState, Component):
     def __init__(self, group: str, index: int, params: ServiceParams, ctx: BuildContext) -> None:
         super().__init__(group, index, params, ctx)
         self.workers = params.workers
-        self._queue_limit = math.inf if params.queue_limit is None else params.queue_limit
-        self._queue: deque[Event] = deque()
-        self._pop = self._queue.pop if params.queue_discipline == "lifo" else self._queue.popleft
+        spec = params.queue_spec()
+        self._shared: SharedProcessor | None = None  # processor sharing: nothing waits
+        if isinstance(spec, ProcessorSharing):
+            self._shared = SharedProcessor(ctx.env, self.workers,
+                                           lambda *change: share(self, *change))
+            spec = FifoQueue(limit=spec.limit)  # a queue that stays empty
+        self._queue: Discipline = discipline(spec)
+        self._queue_limit = math.inf if spec.limit is None else spec.limit
+        self._preemptive = isinstance(spec, PriorityQueue) and spec.preemptive
+        self._working: list[Job] = []  # preemptive priority: requests doing local work
+        self._leaving = ctx.request_limits or params.queue is not None
         self._inv_speed = 1.0 / params.speed_of(index)
         self._draw = ctx.sampler(group, "service_time", params.service_time)
         self._draw_by_op = {
@@ -80,6 +112,7 @@ class Service(ScalableService, FaultState, Component):
         # faults: the hot path checks only ``_faulted`` and ``_crashable``
         self.failed_total = 0
         self.cancelled_total = 0
+        self.left_total = dict.fromkeys(LEAVING, 0)  # dropped, expired, reneged, baulked
         self._init_fault_state(ctx, self.name)
 
     def wire(self, resolve: Callable[[str], Target]) -> None:
@@ -105,21 +138,24 @@ class Service(ScalableService, FaultState, Component):
     def gauges(self) -> Iterable[tuple[str, str, Callable[[], float]]]:
         env = self.env
         yield "workers", "", lambda: self.workers
-        yield "queue_length", "", lambda: len(self._queue)
+        yield "queue_length", "", lambda: self.queue_length
         yield "busy", "", lambda: self.busy
         yield "in_system", "", lambda: self.in_system
         yield "busy_time_total", "", lambda: self._busy_area + self.busy * env.now
-        yield "queue_time_total", "", lambda: self._queue_area + len(self._queue) * env.now
+        yield "queue_time_total", "", lambda: self._queue_area + self.queue_length * env.now
         yield "system_time_total", "", lambda: self._system_area + self.in_system * env.now
         yield "served_total", "", lambda: self.served_total
         yield "rejected_total", "", lambda: self.rejected_total
         yield "failed_total", "", lambda: self.failed_total
         yield "cancelled_total", "", lambda: self.cancelled_total
+        if self._leaving:  # only where requests can leave a queue unserved (same tables else)
+            for code, count in LEAVING.items():
+                yield f"{count}_total", "", partial(self.left_total.__getitem__, code)
 
     @property
     def queue_length(self) -> int:
-        """Requests waiting for a worker now."""
-        return len(self._queue)
+        """Requests waiting for a worker now (beyond the capacity, with processor sharing)."""
+        return len(self._queue) if self._shared is None else len(self._shared)
 
     def handle(self, req: Request, op: str) -> Handler:
         env = self.env
@@ -132,6 +168,10 @@ class Service(ScalableService, FaultState, Component):
             arrival = env._now
             work *= self._slow_factor
         epoch = self._epoch
+        if req.deadline <= arrival:  # nobody waits for the answer any more (gRPC: not started)
+            return left(self, req, op, arrival, math.nan, EXPIRED)
+        if self._shared is not None:
+            return (yield from share_work(self, req, op, arrival, work, epoch))
         if self.busy < self.workers:
             self.busy += 1
             start = arrival
@@ -139,22 +179,38 @@ class Service(ScalableService, FaultState, Component):
             self._system_area -= arrival
         elif len(self._queue) >= self._queue_limit:
             return self._reject(req, op, arrival)
+        elif len(self._queue) >= req.baulk_at:
+            return left(self, req, op, arrival, math.nan, BAULKED)
+        elif self._preemptive and preempt(self, req, arrival):
+            start = arrival  # the worker of a less important request passed to this one
+            self.in_system += 1
+            self._system_area -= arrival
         else:
-            ev = Event(env)
-            self._queue.append(ev)
+            w = Waiter(env, req, arrival)
+            self._queue.join(w)
+            if req.patience < math.inf:
+                Timeout(env, req.patience).callbacks.append(lambda _ev: renege(self, w))
             self._queue_area -= arrival
             self.in_system += 1
             self._system_area -= arrival
-            yield ev
+            outcome = yield w
             if self._epoch != epoch:  # woken by a crash, not by a free worker
                 return self._fail(req, op, arrival, math.nan)
             start = env._now
             self._queue_area += start
+            if outcome is not None:  # left the queue unserved (dropped, expired, reneged)
+                self.leave_system(start)
+                return left(self, req, op, arrival, math.nan, outcome)
         self._busy_area -= start
         if req.cancelled:
             return self._drop_cancelled(req, op, arrival, start)
         crashable = self._crashable
-        if crashable:  # only instances that may crash pay for racing the crash
+        if self._preemptive:
+            status = yield from work_preemptible(self, req, work, epoch)
+            if status != OK:
+                return self._fail(req, op, arrival, start) if status == ERROR else \
+                    left(self, req, op, arrival, start, status)
+        elif crashable:  # only instances that may crash pay for racing the crash
             yield AnyOf(env, (Timeout(env, work), self._crash_event))
             if self._epoch != epoch:
                 return self._fail(req, op, arrival, start)
@@ -224,13 +280,12 @@ class Service(ScalableService, FaultState, Component):
         now = self.env._now
         # close the integrals of everything the crash drops
         self._busy_area += self.busy * now
-        self._queue_area += len(self._queue) * now
+        self._queue_area += self.queue_length * now
         self._system_area += self.in_system * now
         self.busy = 0
         self.in_system = 0
-        waiting = list(self._queue)
-        self._queue.clear()
-        for ev in waiting:
+        void_jobs(self)
+        for ev in [*self._queue.drain(), *(self._shared.crash() if self._shared else ())]:
             ev.succeed()
         self._go_down(black_hole)
 
@@ -244,12 +299,20 @@ class Service(ScalableService, FaultState, Component):
         self._system_area += now
         self.in_system -= 1
         self.served_total += 1
-        if self._queue:
-            self._pop().succeed()
+        nxt = self._queue.pop(now) if self._queue else None
+        if nxt is not None:
+            nxt.succeed()
         else:
             self.busy -= 1
             if self._on_idle is not None and not self.in_system:  # a drain waits for this
                 self._idle()
+
+    def leave_system(self, now: float) -> None:
+        """A request that holds no worker leaves unserved (or, shared, done) at ``now``."""
+        self.in_system -= 1
+        self._system_area += now
+        if self._on_idle is not None and not self.in_system:  # a drain waits for this
+            self._idle()
 
     def _run(self, req: Request, op: str, plan: _Plan) -> Generator[Event, Any, int]:
         env = self.env

@@ -507,6 +507,19 @@ COVERED["component.cost.per_instance_hour"] = _AS + "test_cost_is_instance_secon
 COVERED["component.cost.per_million_requests"] = _AS + "test_cost_is_instance_seconds_times_" \
                                                        "price_exactly"
 
+# the service queue block (issue 16): each setting is shown by its own exact test
+_DQ = "test_disciplines.py::"
+COVERED.update({
+    "service.queue.discipline": _DQ + "test_queue_block_is_the_shorthands_written_out",
+    "service.queue.limit": _DQ + "test_processor_sharing_rejects_beyond_its_limit",
+    "service.queue.preemptive": _DQ + "test_preemptive_resume_interrupts_and_resumes_with_the_"
+                                      "work_left",
+    "service.queue.target": _DQ + "test_codel_first_drop_is_where_rfc_8289_puts_it",
+    "service.queue.interval": _DQ + "test_codel_first_drop_is_where_rfc_8289_puts_it",
+    "service.queue.standing_after": _DQ + "test_adaptive_lifo_serves_the_newest_only_under_a_"
+                                          "standing_queue",
+})
+
 
 def _apply(spec: dict[str, Any], overrides: dict[str, Any]) -> None:
     for path, value in overrides.items():

@@ -22,7 +22,7 @@ from simulator.distributions import Duration
 
 
 class _Queue(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     limit: int | None = Field(
         None, ge=0, description="Requests allowed to wait at one instance; an arrival that "

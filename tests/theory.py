@@ -1409,12 +1409,17 @@ def mm1_abandonment(lam: float, mu: float, theta: float, tol: float = 1e-15
     """
     _check_positive(lam=lam, mu=mu, theta=theta)
     terms = [1.0]
+    total = 1.0
     n = 0
     while True:
         n += 1
         nxt = terms[-1] * lam / (mu + (n - 1) * theta)
         terms.append(nxt)
-        if nxt < tol * sum(terms) and n > lam / theta:
+        total += nxt
+        # past the mode the ratio of successive terms r = lam / (mu + n theta) only falls, so
+        # the tail is at most nxt r / (1 - r): stop when that bound is negligible
+        ratio = lam / (mu + n * theta)
+        if ratio < 1.0 and nxt * ratio / (1.0 - ratio) < tol * total:
             break
     p = np.array(terms) / sum(terms)
     ns = np.arange(len(p))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import simpy
@@ -69,7 +71,8 @@ def simulate(scenario: Scenario, seed: int | None = None, replication: int = 0,
                        request_limits=any(w.deadline is not None or w.patience is not None
                                           or w.baulk_at is not None
                                           for w in scenario.workloads.values()))
-    topology = build_topology(scenario, ctx)
+    with _collector_paused():
+        topology = build_topology(scenario, ctx)
     for component in topology.components:
         component.start()
     for client in topology.clients:
@@ -92,7 +95,7 @@ def simulate(scenario: Scenario, seed: int | None = None, replication: int = 0,
         scenario=scenario,
         seed=seed,
         replication=replication,
-        tables=recorder.tables(),
+        tables=_tables(recorder),
         wall_seconds=time.perf_counter() - wall0,
     )
 
@@ -108,3 +111,27 @@ def _sample(
         if at >= end:
             return
         yield env.timeout(at - env.now)
+
+
+def _tables(recorder: Recorder) -> dict[str, Any]:
+    with _collector_paused():
+        return recorder.tables()
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Switch Python's cyclic garbage collector off while building the topology or the tables.
+
+    Both create many objects that all stay alive, so the collector's passes over them (each
+    full pass walks every tracked object) find nothing to free: on a fleet of 17,790 instances
+    they were 45% of a run's CPU time (4.4 -> 2.2 s). The run itself keeps the collector, for
+    the short-lived requests and events. Nothing simulated depends on when garbage is collected.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+

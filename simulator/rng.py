@@ -57,25 +57,35 @@ class Streams:
     def batched(
         self, scope: str, purpose: str, block: Callable[[np.random.Generator, int], np.ndarray]
     ) -> Callable[[], float]:
-        """Return a zero-argument function handing out floats drawn ``BLOCK`` at a time."""
-        return batched(self.generator(scope, purpose), block)
+        """Return a zero-argument function handing out floats drawn ``BLOCK`` at a time.
+
+        The generator is made at the first draw (when the first block is drawn, so later draws
+        pay nothing for it): a stream is a pure function of (seed, replication, scope,
+        purpose), so making it late changes no value, and the many streams never drawn from
+        (the fault draws of instances no fault touches) cost nothing.
+        """
+        return batched(lambda: self.generator(scope, purpose), block)
 
 
 def batched(
-    rng: np.random.Generator, block: Callable[[np.random.Generator, int], np.ndarray]
+    rng: np.random.Generator | Callable[[], np.random.Generator],
+    block: Callable[[np.random.Generator, int], np.ndarray],
 ) -> Callable[[], float]:
     """Return a function that hands out one Python float per call from blocks of draws.
 
     Drawing from numpy one number at a time costs about a microsecond; handing out floats from a
-    pre-drawn block costs a few tens of nanoseconds.
+    pre-drawn block costs a few tens of nanoseconds. ``rng`` may be a function that makes the
+    generator: it is then called when the first block is drawn.
     """
     it: Iterator[float] = iter(())
 
     def draw() -> float:
-        nonlocal it
+        nonlocal it, rng
         try:
             return next(it)
         except StopIteration:
+            if callable(rng):
+                rng = rng()
             it = iter(block(rng, BLOCK).tolist())
             return next(it)
 

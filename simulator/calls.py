@@ -22,6 +22,7 @@ from simulator.policies import (
     RateLimitPolicy,
     RetryPolicy,
 )
+from simulator.throttling import AdaptiveThrottlePolicy
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 
@@ -46,7 +47,9 @@ class CallSpec(BaseModel):
         and finishes its work.
     retry, breaker, hedge, rate_limit, bulkhead, fallback
         See :mod:`simulator.policies`. Each calling instance keeps its own policy state (its
-        own breaker, budget, bucket), as a client library does.
+        own breaker, budget, bucket, throttle), as a client library does.
+    adaptive_throttle
+        Client-side adaptive throttling (Google SRE book): see :mod:`simulator.throttling`.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -58,6 +61,7 @@ class CallSpec(BaseModel):
     breaker: BreakerPolicy | None = None
     hedge: HedgePolicy | None = None
     rate_limit: RateLimitPolicy | None = None
+    adaptive_throttle: AdaptiveThrottlePolicy | None = None
     bulkhead: BulkheadPolicy | None = None
     fallback: FallbackPolicy | None = None
 
@@ -76,7 +80,8 @@ class CallSpec(BaseModel):
         return any(getattr(self, f) is not None for f in POLICY_FIELDS)
 
 
-POLICY_FIELDS = ("timeout", "retry", "breaker", "hedge", "rate_limit", "bulkhead", "fallback")
+POLICY_FIELDS = ("timeout", "retry", "breaker", "hedge", "rate_limit", "adaptive_throttle",
+                 "bulkhead", "fallback")
 
 
 Call = Annotated[CallSpec, BeforeValidator(_coerce_call)]

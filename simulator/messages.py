@@ -19,6 +19,8 @@ class Status(IntEnum):
     ``DROPPED`` (a CoDel queue dropped it at dequeue), ``EXPIRED`` (its deadline had passed when
     its turn came: gRPC's DEADLINE_EXCEEDED seen by the server), ``RENEGED`` (it left the queue
     when its patience ran out) and ``BAULKED`` (it did not join a queue that was too long).
+    ``THROTTLED`` is a request the caller itself refused to send: client-side adaptive
+    throttling (:mod:`simulator.throttling`) rejected it locally, before any backend saw it.
     """
 
     OK = 0
@@ -34,6 +36,7 @@ class Status(IntEnum):
     EXPIRED = 10
     RENEGED = 11
     BAULKED = 12
+    THROTTLED = 13
 
     @property
     def label(self) -> str:
@@ -55,6 +58,7 @@ CONFLICT = int(Status.CONFLICT)
 EXPIRED = int(Status.EXPIRED)
 RENEGED = int(Status.RENEGED)
 BAULKED = int(Status.BAULKED)
+THROTTLED = int(Status.THROTTLED)
 
 STATUS_LABELS = [s.label for s in Status]
 

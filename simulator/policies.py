@@ -4,7 +4,9 @@ Every call (a workload's ``target``, each of a service's ``calls``) may carry ``
 ``retry``, ``breaker``, ``hedge``, ``rate_limit``, ``bulkhead`` and ``fallback``. Names follow
 Envoy, Finagle and resilience4j where those exist. The policies wrap the call from the outside in:
 
-    fallback( retry( breaker( rate_limit( bulkhead( timeout( hedge( call )))))))
+    fallback( retry( breaker( adaptive_throttle( rate_limit( bulkhead( timeout( hedge( call ))))))))
+
+(``adaptive_throttle``, client-side throttling, lives in :mod:`simulator.throttling`.)
 
 so a timeout bounds one attempt (Envoy's ``per_try_timeout``), every retry passes the breaker, and
 a fallback answers once everything else has failed.

@@ -584,3 +584,13 @@ def test_covering_tests_exist() -> None:
             tree = ast.parse((TESTS / file).read_text())
             names[file] = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
         assert test.split(" ")[0] in names[file], f"{field}: no test {where}"
+
+# client-side adaptive throttling (issue 16): its effect needs an overloaded backend
+_TH = "test_throttling.py::"
+COVERED.update({
+    "call.adaptive_throttle.k": _TH + "test_overload_settles_at_the_formulas_fixed_point",
+    "call.adaptive_throttle.window": _TH + "test_the_probability_is_the_books_formula_over_a_"
+                                           "trailing_window",
+    "call.adaptive_throttle.reject_on": _TH + "test_a_backend_rejection_is_not_an_accept_and_a_"
+                                              "timeout_is_by_default",
+})

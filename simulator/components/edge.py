@@ -46,6 +46,7 @@ from simulator.policies import (
 )
 from simulator.rng import batched
 from simulator.tasks import started
+from simulator.throttling import AdaptiveThrottle, adaptive_throttle
 
 Bound = Callable[[Request, str], Handler]
 
@@ -102,6 +103,12 @@ def bind_call(
         bound = _bulkhead(bound, call.bulkhead, ctx)
     if call.rate_limit is not None:
         bound = _rate_limit(bound, call.rate_limit, ctx)
+    if call.adaptive_throttle is not None:  # per attempt: retries are requests too
+        throttle = AdaptiveThrottle(call.adaptive_throttle,
+                                    ctx.streams.batched(scope, "adaptive_throttle",
+                                                        lambda rng, k: rng.random(k)))
+        env = ctx.env
+        bound = adaptive_throttle(bound, throttle, lambda: env._now)
     if call.breaker is not None:
         bound = _breaker(bound, call.breaker, ctx, owner, target.name)
     if call.retry is not None:

@@ -1,8 +1,9 @@
 """Every shipped scenario gives identical tables on the serial, processes and Dask executors.
 
 Each scenario of ``scenarios/`` (shortened to at most ``LONGEST`` simulated seconds, its
-faults moved earlier to fall inside the run) is replicated twice through :func:`simulator.experiment.replicate` on each executor, asking for every table a run
-can send back (raw and derived). The three experiments are three independent runs: the serial
+faults moved earlier to fall inside the run) is replicated twice through
+:func:`simulator.experiment.replicate` on each executor, asking for every table a run can send
+back (raw and derived). The three experiments are three independent runs: the serial
 one in this process, the others in worker processes that import, build and seed everything
 themselves and send their tables back pickled. They must agree bit for bit, table by table
 (``benchmarks/table_hashes.py:table_hash``: columns, dtypes, values, row order). That two runs

@@ -20,7 +20,7 @@ from typing import Any
 
 from simulator.analysis.terminal import fit
 from simulator.errors import ScenarioError, ScenarioWarning, TopologyError
-from simulator.outdir import out_problem
+from simulator.outdir import out_problem, report_problem
 
 EXIT_BAD_INPUT = 2
 
@@ -191,7 +191,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.out is not None and (problem := out_problem(args.out)):
         print(f"simulator run: --out {args.out}: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if args.report and (problem := _report_problem(Path(args.report))):
+    if args.report and (problem := report_problem(Path(args.report))):
         print(f"simulator run: --report {args.report}: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     warmup = [] if args.warmup is None else [f"warmup={args.warmup}"]
@@ -228,19 +228,10 @@ def _file_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "scenario"
 
 
-def _report_problem(path: Path) -> str | None:
-    """Why an HTML report cannot be written to ``path``, or None."""
-    if path.is_dir():
-        return "is a directory; give a file name (report.html)"
-    if path.suffix.lower() not in (".html", ".htm"):
-        return "the report is an HTML file: give a name ending in .html"
-    return None
-
-
 def _write_report(results: Any, path: Path, command: str) -> int:
     from simulator.analysis.report import write_report
 
-    if problem := _report_problem(path):
+    if problem := report_problem(path):
         print(f"simulator {command}: --report {path}: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:

@@ -194,8 +194,7 @@ def sweep_html(result: Sweep, metrics: Sequence[str] = ("mean", "p99", "error_ra
             "Latencies in milliseconds over successful requests, ratios in percent. A point "
             "marked steady NO had a replication that never settled.</p>",
             table_html(pd.DataFrame(wide)), '<h2 id="charts">Charts</h2>']
-    latency = [m for m in ("p50", "p99") if m in metrics] or ["p99"]
-    png = _png(lambda ax: latency_vs_load(result, metrics=latency, ax=ax))
+    png = _png(lambda ax: latency_vs_load(result, metrics=("p50", "p99"), ax=ax))
     if png is not None:
         body.append(f"<figure>{embed_png(png, 'latency against the swept value')}"
                     "<figcaption>Latency against the swept value, with confidence bands."

@@ -166,6 +166,13 @@ class Meter:
         """An independent copy of the state."""
         raise NotImplementedError
 
+    def admit(self, t: float) -> float | None:
+        """Decide on an attempt at ``t`` and count it if it passes."""
+        wait = self.decide(t)
+        if wait is not None:
+            self.record(t)
+        return wait
+
 
 class TokenBucket(Meter):
     """``rate`` tokens a second, ``burst`` at most, starting full; a pass takes one."""

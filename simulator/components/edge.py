@@ -14,6 +14,7 @@ attribute. Edges without these policies, or to anything but a balancer, never se
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from collections.abc import Callable, Generator
@@ -287,16 +288,9 @@ def _rate_limit(inner: Bound, policy: RateLimitPolicy, ctx: BuildContext,
         shared = ctx.shared.get(key)
         if shared is None:
             shared = ctx.shared[key] = GlobalLimiter(policy)
-        who = owner[1]
-        admit: Callable[[float], float | None] = lambda now: shared.admit(now, who)
+        admit: Callable[[float], float | None] = functools.partial(shared.admit, who=owner[1])
     else:
-        meter = policy.meter()
-
-        def admit(now: float) -> float | None:
-            wait = meter.decide(now)
-            if wait is not None:
-                meter.record(now)
-            return wait
+        admit = policy.meter().admit
 
     def limited(req: Request, op: str) -> Handler:
         wait = admit(env._now)

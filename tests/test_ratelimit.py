@@ -63,7 +63,7 @@ def passed(r: simulator.Results) -> list[int]:
 # sliding counter 3 per 1 s: window 1 starts with previous = 3: the estimate 3 (1 - e) + cur
 # is below 3 at e = 0.125 (2.625, n = 9), 0.375 (2.875, n = 11), 0.75 (2.75, n = 14), and
 # window 2 repeats it (previous = 3 again).
-CASES = {
+CASES: dict[str, tuple[dict[str, Any], list[int]]] = {
     "token_bucket": ({"rate": "2/s", "burst": 3}, [1, 2, 3, 5, 9, 13, 17, 21]),
     "leaky_bucket": ({"algorithm": "leaky_bucket", "rate": 2, "capacity": 2},
                      [1, 2, 3, 5, 9, 13, 17, 21]),
@@ -150,7 +150,7 @@ def test_sliding_window_log_is_exact(arrivals: list[float], limit: int, window: 
 
 # ---- a global limit ---------------------------------------------------------------------------
 
-POLICIES = {
+POLICIES: dict[str, dict[str, Any]] = {
     "token_bucket": {"rate": 20, "burst": 3},
     "leaky_bucket": {"algorithm": "leaky_bucket", "rate": 20, "capacity": 3},
     "fixed_window": {"algorithm": "fixed_window", "limit": 5, "window": 0.25},

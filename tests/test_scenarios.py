@@ -606,5 +606,5 @@ def test_priorities_header_loads_are_the_scenarios() -> None:
             == pytest.approx(700))
     assert w["checkout"].priority < w["batch"].priority
     assert api.queue.discipline == "priority"
-    fifo = simulator.load_scenario(PATHS["priorities"], scenario.variants["fifo"])
-    assert getattr(fifo.components["api"], "queue").discipline == "fifo"
+    fifo: Any = simulator.load_scenario(PATHS["priorities"], scenario.variants["fifo"])
+    assert fifo.components["api"].queue.discipline == "fifo"

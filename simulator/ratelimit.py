@@ -35,6 +35,9 @@ Modelling choices
   library does. ``scope: global``: one limit shared by every calling instance of the edge (the
   same call of the same component or workload), as a central counter store (Kong's
   ``cluster``/``redis`` policies, Envoy's global rate limit service with local caching) gives.
+  ``scope: target``: one limit shared by every caller of the target (all calling instances
+  of every component and workload) whose ``rate_limit`` is the same, as a limit the target's
+  gateway enforces per destination; callers with different limits keep different ones.
   Each instance decides with its own passes exactly and everybody else's as of the last
   synchronisation: syncs happen at the multiples of ``sync_interval`` from the start, and the
   sync at ``s`` carries every pass made before ``s`` (Kong's ``sync_rate``). So between syncs
@@ -88,7 +91,8 @@ class RateLimitPolicy(BaseModel):
         Length of the window (window algorithms), seconds.
     scope
         ``instance``: one limiter per calling instance; ``global``: one shared by every
-        calling instance of the edge, synchronised every ``sync_interval``.
+        calling instance of the edge; ``target``: one shared by every caller of the target
+        with the same limit; both synchronised every ``sync_interval``.
     sync_interval
         Seconds between synchronisations of a global limiter (0: exact, one shared limiter).
     """
@@ -104,7 +108,7 @@ class RateLimitPolicy(BaseModel):
                                                               "bucket.")
     limit: int | None = Field(None, ge=1, description="Attempts per window.")
     window: Duration | None = Field(None, gt=0, description="Window length.")
-    scope: Literal["instance", "global"] = "instance"
+    scope: Literal["instance", "global", "target"] = "instance"
     sync_interval: Duration = Field(0.0, ge=0, description="Seconds between syncs of a "
                                                            "global limiter.")
 
@@ -132,8 +136,8 @@ class RateLimitPolicy(BaseModel):
             ("max_wait", a == "leaky_bucket", f"by algorithm {a}; it applies to leaky_bucket"),
             ("limit", windowed, f"by algorithm {a}; it applies to the window algorithms"),
             ("window", windowed, f"by algorithm {a}; it applies to the window algorithms"),
-            ("sync_interval", self.scope == "global", "with scope instance; it applies to "
-                                                      "scope global"),
+            ("sync_interval", self.scope != "instance", "with scope instance; it applies to "
+                                                        "scopes global and target"),
         ])
         return self
 

@@ -615,7 +615,8 @@ COVERED.update({
     "call.rate_limit.window": _RL + "test_each_algorithm_passes_exactly_the_hand_computed_"
                                     "requests",
     "call.rate_limit.scope": _RL + "test_global_limit_in_a_run_is_one_limiter_when_"
-                                   "synchronised_at_once",
+                                   "synchronised_at_once (global), test_scope_target_shares_"
+                                   "one_limit_among_the_callers_with_the_same_one (target)",
     "call.rate_limit.sync_interval": _RL + "test_global_fixed_window_overshoot_is_the_hand_"
                                            "computed_one",
 })

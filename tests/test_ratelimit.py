@@ -266,3 +266,27 @@ def test_global_token_bucket_in_a_run_overshoots_within_its_bound() -> None:
                     replicas=4)
     ok = np.sort(exact.requests.loc[exact.requests["status"] == "ok", "start"].to_numpy())
     assert _token_excess(list(ok), 32, 4) <= 1e-9
+
+
+def test_scope_target_shares_one_limit_among_the_callers_with_the_same_one() -> None:
+    """Two workloads call ``s`` with the same sliding log (3 per second, scope target, synced
+    at once): together they pass exactly what one such limiter fed their merged arrivals
+    passes. A third with another limit keeps its own: it passes what its limiter alone does."""
+    same = {"algorithm": "sliding_window_log", "limit": 3, "window": 1, "scope": "target"}
+    other = {**same, "limit": 2}
+    r = run({"duration": 6, "drain": 5,
+             "workloads": {
+                 "a": {"arrivals": {"process": "poisson", "rate": 5},
+                       "target": {"to": "s", "rate_limit": same}},
+                 "b": {"arrivals": {"process": "poisson", "rate": 3},
+                       "target": {"to": "s", "rate_limit": same}},
+                 "c": {"arrivals": {"process": "poisson", "rate": 4},
+                       "target": {"to": "s", "rate_limit": other}}},
+             "components": {"s": {"kind": "service", "workers": 100, "service_time": 0}}})
+    req = r.requests.sort_values("start")
+    for who, policy in (("ab", same), ("c", other)):
+        mine = req[req["workload"].astype(str).isin(list(who))]
+        meter = RateLimitPolicy.model_validate({**policy, "scope": "instance"}).meter()
+        expected = [meter.admit(t) is not None for t in mine["start"]]
+        assert (mine["status"].astype(str) == "ok").tolist() == expected
+        assert 0 < sum(expected) < len(expected)

@@ -282,13 +282,16 @@ def _rate_limit(inner: Bound, policy: RateLimitPolicy, ctx: BuildContext,
     env = ctx.env
     if policy.algorithm == "token_bucket" and policy.scope == "instance":
         return _token_bucket(inner, float(policy.rate or 0), policy.burst, ctx)
-    if policy.scope == "global":
-        # every calling instance of this edge (this call of this component) shares one
-        key = ("rate_limit", owner[0], target, str(id(call)))
+    if policy.scope != "instance":
+        # global: every calling instance of this edge (this call of this component) shares
+        # one; target: every caller of the target with this same limit does
+        key = (("rate_limit", owner[0], target, str(id(call))) if policy.scope == "global"
+               else ("rate_limit", target, policy.model_dump_json()))
         shared = ctx.shared.get(key)
         if shared is None:
             shared = ctx.shared[key] = GlobalLimiter(policy)
-        admit: Callable[[float], float | None] = functools.partial(shared.admit, who=owner[1])
+        admit: Callable[[float], float | None] = functools.partial(
+            shared.admit, who=f"{owner[0]}/{owner[1]}")
     else:
         admit = policy.meter().admit
 

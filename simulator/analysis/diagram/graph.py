@@ -155,7 +155,7 @@ def policy_text(call: CallSpec) -> str:
         rl = call.rate_limit
         per = (f"{rl.rate:g}/s" if rl.rate is not None
                else f"{rl.limit}/{format_duration(float(rl.window or 0))}")
-        parts.append(f"limit {per}" + (" global" if rl.scope == "global" else ""))
+        parts.append(f"limit {per}" + ("" if rl.scope == "instance" else f" {rl.scope}"))
     if call.bulkhead is not None:
         parts.append(f"bulkhead {call.bulkhead.max_concurrent_calls}")
     if call.fallback is not None:

@@ -21,7 +21,7 @@
     Exact: an attempt passes when fewer than ``limit`` attempts passed in the trailing
     ``window`` (a passed attempt leaves the log ``window`` seconds later).
 ``sliding_window_counter``
-    The two-window estimate of Cloudflare's, Kong's (``sliding``) and Envoy's descriptions:
+    The two-window estimate of Cloudflare's and Kong's (``sliding`` window type) descriptions:
     with ``previous`` and ``current`` the attempts passed in the previous and the current fixed
     window and ``elapsed`` the time since the current one began, the estimate is
     ``previous x (window - elapsed) / window + current``; an attempt passes when it is below

@@ -11,7 +11,9 @@
     ``nodelay``): attempts leave the bucket at exactly ``rate`` a second, so the callee sees a
     smoothed stream. An attempt that cannot leave at once waits in the bucket, which holds at
     most ``capacity`` waiting attempts; one that finds it full, or whose wait would exceed
-    ``max_wait``, ends ``rejected`` at once. ``capacity: 0`` is the leaky bucket *as a meter*
+    ``max_wait``, ends ``rejected`` at once. The caller holds the waiting attempt (its wait
+    is part of the latency); the edge's ``timeout`` bounds the attempt once it is sent, not
+    this wait (``rate_limit`` wraps ``timeout``). ``capacity: 0`` is the leaky bucket *as a meter*
     (a policer: only attempts at least ``1 / rate`` after the previous passing one pass).
 ``fixed_window``
     At most ``limit`` attempts in each window ``[k window, (k + 1) window)`` counted from the
@@ -33,8 +35,9 @@ Modelling choices
   every algorithm; the limit applies to each attempt (retries are attempts).
 - ``scope: instance`` (default): each calling instance has its own limiter, as a client
   library does. ``scope: global``: one limit shared by every calling instance of the edge (the
-  same call of the same component or workload), as a central counter store (Kong's
-  ``cluster``/``redis`` policies, Envoy's global rate limit service with local caching) gives.
+  same call of the same component or workload), as a central counter store synchronised
+  periodically gives (Kong's ``cluster``/``redis`` policies); ``sync_interval: 0`` is a
+  synchronous check on every attempt, as Envoy's global rate limit service makes.
   ``scope: target``: one limit shared by every caller of the target (all calling instances
   of every component and workload) whose ``rate_limit`` is the same, as a limit the target's
   gateway enforces per destination; callers with different limits keep different ones.

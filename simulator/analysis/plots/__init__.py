@@ -65,6 +65,8 @@ def __dir__() -> list[str]:
 
 
 _RUN = "simulator.analysis.plots.run"
+_DASH = "simulator.analysis.plots.dashboard"
+_HEAT = "simulator.analysis.plots.heatmap"
 
 #: The plots of every run (the kinds declare their own), in the order they are written.
 CORE_PLOTS = (
@@ -90,6 +92,20 @@ CORE_PLOTS = (
     Plot("breaker_timeline", f"{_RUN}:breaker_timeline",
          "Circuit breaker states over time, per calling instance and target.",
          applies=f"{_RUN}:has_breakers", size=f"{_RUN}:breaker_timeline_size"),
+    Plot("dashboard", f"{_DASH}:dashboard",
+         "The run on one shared time axis: requests per second (arrivals, goodput, each "
+         "failing status); latency percentiles of successful requests (ms, log axis; client "
+         "timeouts dashed); the share of requests that did not succeed (%); p99 per workload "
+         "and region where there are several; utilisation (%) and queue length per instance; "
+         "circuit-breaker states. Faults are tinted bands, timeline events vertical lines, "
+         "named above the top panel; panels with nothing to show are left out.",
+         applies=f"{_DASH}:has_dashboard", size=f"{_DASH}:dashboard_size"),
+    Plot("latency_heatmap", f"{_HEAT}:latency_heatmap",
+         "Requests per creation-time window and latency bucket (log-spaced, ms; colours on a "
+         "log scale): successful requests by latency, and above them one row per other "
+         "status (timed out, rejected, failed, unfinished), so that every request is "
+         "counted. Fault windows are outlined.",
+         applies=f"{_RUN}:has_requests", size=(11, 6)),
 )
 
 __all__ = ["ARRIVAL_PARTS", "CORE_PLOTS", "NoDataError", "PlotAccessor", "comparison_chart",

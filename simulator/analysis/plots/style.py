@@ -302,6 +302,45 @@ def human_ticks(axis: Any, unit: str = "") -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
+def human_log_ticks(axis: Any, unit: str = "") -> None:
+    """A log axis labelled at 1, 2 and 5 times each power of ten (``20 ms``, ``50 ms``,
+    ``100 ms``), so that a range of less than two decades still shows several labels; minor
+    ticks unlabelled. Spanning more than three decades, only the powers of ten are labelled."""
+    from matplotlib.ticker import LogLocator
+
+    lo, hi = axis.get_view_interval()
+    wide = lo > 0 and hi > 0 and math.log10(hi / lo) > 3
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0,) if wide else (1.0, 2.0, 5.0)))
+    human_ticks(axis, unit)
+
+
+def split_axes(ax: Axes | None, nrows: int, ncols: int = 1, figsize: tuple[float, float]
+               = (10, 6), **grid: Any) -> tuple[Any, Any]:
+    """A grid of ``nrows`` x ``ncols`` cells where ``ax`` was, for a plot of several panels
+    (``grid``: ``height_ratios``, ``width_ratios``, ``hspace``...).
+
+    ``ax`` is removed; the grid fills its figure when it was the figure's only Axes, else
+    the place ``ax`` had. Without ``ax``, a new pyplot figure of ``figsize``.
+
+    Returns
+    -------
+    tuple
+        The figure and its ``GridSpec`` (index it for ``figure.add_subplot``).
+    """
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=figsize)
+        return fig, fig.add_gridspec(nrows, ncols, **grid)
+    fig = ax.figure
+    spec = ax.get_subplotspec()
+    alone = len(fig.axes) == 1
+    ax.remove()
+    if alone or spec is None:
+        return fig, fig.add_gridspec(nrows, ncols, **grid)
+    return fig, spec.subgridspec(nrows, ncols, **grid)
+
+
 def label_cdf_axes(ax: Axes, complementary: bool, left: float = math.inf) -> None:
     """Log latency axis starting just below the fastest 0.1% (the far left says nothing)."""
     ax.set_xscale("log")

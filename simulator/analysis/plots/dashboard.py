@@ -100,7 +100,9 @@ def panels(r: Results, window: float | None = None,
     out = [Panel("requests", 1.3, lambda ax: _requests(ax, r, w))]
     if len(ok):
         out.append(Panel("latency", 1.3, lambda ax: _latency(ax, r, w, slo)))
-    if (req["status"] != "ok").any():
+    status = req["status"].astype(str)
+    # a few requests are always in flight when a run ends: that alone is nothing to show
+    if (~status.isin(["ok", "in_flight"])).any() or (status == "in_flight").mean() > 0.005:
         out.append(Panel("not ok", 0.9, lambda ax: _not_ok(ax, r, w, slo)))
     for column, title in (("workload", "workload"), ("region", "region")):
         groups = sorted(str(g) for g in ok[column].unique() if str(g))
@@ -168,9 +170,11 @@ def dashboard(r: Results, ax: Axes | None = None, window: float | None = None,
             pax.tick_params(labelbottom=False)
         axes.append(pax)
     axes[0].set_xlim(0, t_end)
-    if timeline_marks(r) or r.window[0] > 0:  # room for the bands' names under the title
+    starts = [a for a, _, _ in timeline_marks(r)]
+    if starts or r.window[0] > 0:  # room for the bands' names (one or two rows) under the title
+        two = any(b - a < 0.2 * t_end for a, b in zip(starts, starts[1:], strict=False))
         axes[0].set_title(axes[0].get_title(loc="left"), loc="left", fontsize="medium",
-                          pad=22)
+                          pad=36 if two else 22)
     for pax in axes:
         if pax.get_yscale() == "log":  # the shared limits are final: label the decades
             human_log_ticks(pax.yaxis, "ms")
@@ -207,14 +211,18 @@ def mark_timeline(ax: Axes, r: Results, names: bool = False) -> None:
             ax.text(t0 / 2, 1.02, "warm-up", transform=above, ha="center", va="bottom",
                     fontsize="small", color="#616161")
     marks = timeline_marks(r)
+    level, last = 0, -math.inf
     for i, (a, b, label) in enumerate(marks):
+        # names of marks close together go on two rows, so that they do not overlap
+        level = 1 - level if a - last < 0.2 * run_end(r) else 0
+        last = a
         color = FAULT_COLORS[i % len(FAULT_COLORS)]
         if b > a:
             ax.axvspan(a, b, color=color, alpha=0.15, lw=0, gid="fault")
         else:
             ax.axvline(a, color=color, lw=1.5, ls="-.", gid="event")
         if names:
-            ax.text(a, 1.02 + 0.13 * (i % 2), label, transform=above, ha="left", va="bottom",
+            ax.text(a, 1.02 + 0.12 * level, label, transform=above, ha="left", va="bottom",
                     fontsize="small", color=color, fontweight="bold")
     arrivals_end, t_end = float(r.scenario.duration), run_end(r)
     if t_end > arrivals_end + 1e-9:
@@ -320,7 +328,8 @@ def _not_ok(ax: Axes, r: Results, w: float, slo: dict[str, float]) -> None:
     """Share of each window's requests (by completion) ending in each status but ok."""
     t, shares, _ = status_shares(r, w, "end")
     for status, share in shares.items():
-        draw_steps(ax, t, share * 100, w, label=NOT_OK_LABELS.get(status, status),
+        draw_steps(ax, t, share * 100, w,
+                   label=NOT_OK_LABELS.get(status, status).replace("_", " "),
                    color=STATUS_COLORS.get(status), lw=1.2)
     if SLO_ERRORS in slo:
         ax.axhline(slo[SLO_ERRORS] * 100, color="#b71c1c", ls=":", lw=1.6,
@@ -432,7 +441,8 @@ def _breakers(ax: Axes, r: Results, rows: dict[tuple[str, str], list[tuple[float
             spans = [(a, b - a) for s, a, b in zip(states, edges[:-1], edges[1:], strict=True)
                      if s == state and b > a]
             if spans:
-                ax.broken_barh(spans, (y - 0.38, 0.76), color=color, lw=0)
+                # above the fault bands, whose tint would change the states' colours
+                ax.broken_barh(spans, (y - 0.38, 0.76), color=color, lw=0, zorder=2.5)
     ax.set_yticks(range(len(labels)), labels, fontsize="small")
     ax.set_ylim(len(labels) - 0.5, -0.5)
     ax.grid(False)

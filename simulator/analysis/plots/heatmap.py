@@ -148,12 +148,12 @@ def latency_heatmap(r: Results, ax: Axes | None = None, window: float | None = N
     rows = 2 if names else 1
     heights = [min(3.0, 0.45 * len(names)), 6.0] if names else [1.0]
     fig, grid = split_axes(ax, rows, 2, figsize=(11, 6), height_ratios=heights,
-                           width_ratios=[60, 1], hspace=0.08, wspace=0.02)
+                           width_ratios=[60, 1])
     ax = fig.add_subplot(grid[rows - 1, 0], label="latency heatmap")
     vmax = max(2, int(counts.ok.max(initial=0)),
                *(int(v.max(initial=0)) for v in counts.other.values()))
     norm = LogNorm(vmin=1, vmax=vmax)
-    mesh = ax.pcolormesh(counts.time_edges, counts.latency_edges * 1e3,
+    ax.pcolormesh(counts.time_edges, counts.latency_edges * 1e3,
                          np.ma.masked_equal(counts.ok, 0), norm=norm, cmap="viridis",
                          shading="flat")
     ax.set_yscale("log")
@@ -162,14 +162,13 @@ def latency_heatmap(r: Results, ax: Axes | None = None, window: float | None = N
     ax.set_ylabel("latency of successful requests")
     ax.set_xlabel("time the request was created (s)")
     ax.set_xlim(0, float(counts.time_edges[-1]))
-    bar = fig.colorbar(mesh, cax=fig.add_subplot(grid[rows - 1, 1]))
-    bar.set_label("successful requests per cell")
-    human_ticks(bar.ax.yaxis)
+    _scale_bar(fig.add_subplot(grid[rows - 1, 1], label="scale"), norm, "viridis",
+               "successful requests per cell")
     width = float(counts.time_edges[1] - counts.time_edges[0])
     top = ax
     if names:
         strip = fig.add_subplot(grid[0, 0], sharex=ax, label="not successful")
-        failed = strip.pcolormesh(counts.time_edges, np.arange(len(names) + 1),
+        strip.pcolormesh(counts.time_edges, np.arange(len(names) + 1),
                                   np.ma.masked_equal(np.vstack([counts.other[s] for s in names]),
                                                      0),
                                   norm=norm, cmap="Reds", shading="flat")
@@ -180,15 +179,28 @@ def latency_heatmap(r: Results, ax: Axes | None = None, window: float | None = N
             text = label.get_text()
             label.set_color(STATUS_COLORS.get("in_flight" if text == UNFINISHED else text,
                                               "#424242"))
-        sbar = fig.colorbar(failed, cax=fig.add_subplot(grid[0, 1]))
-        human_ticks(sbar.ax.yaxis)
-        sbar.set_label("others", fontsize="small")
+        _scale_bar(fig.add_subplot(grid[0, 1], label="scale"), norm, "Reds", "per cell")
         top = strip
     _outline_faults([ax, top] if top is not ax else [ax], r)
     top.set_title(f"{r.scenario.name}: latency heatmap, requests per {width:g}s window by "
                   f"creation time\n({counts.total:,} requests: successful ones by latency, "
                   "the others by status)")
     return ax
+
+
+def _scale_bar(cax: Any, norm: Any, cmap: str, label: str) -> None:
+    """A colour scale drawn on a plain Axes (a ``colorbar`` would give its Axes a locator that
+    ``tight_layout`` cannot place)."""
+    edges = np.geomspace(norm.vmin, norm.vmax, 129)
+    cax.pcolormesh([0.0, 1.0], edges, np.sqrt(edges[:-1] * edges[1:])[:, None], norm=norm,
+                   cmap=cmap, shading="flat")
+    cax.set_yscale("log")
+    cax.set_ylim(norm.vmin, norm.vmax)
+    cax.set_xticks([])
+    cax.yaxis.tick_right()
+    cax.yaxis.set_label_position("right")
+    human_ticks(cax.yaxis)
+    cax.set_ylabel(label, fontsize="small")
 
 
 def _outline_faults(axes: list[Any], r: Results) -> None:

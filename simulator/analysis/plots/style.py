@@ -317,7 +317,8 @@ def human_log_ticks(axis: Any, unit: str = "") -> None:
 def split_axes(ax: Axes | None, nrows: int, ncols: int = 1, figsize: tuple[float, float]
                = (10, 6), **grid: Any) -> tuple[Any, Any]:
     """A grid of ``nrows`` x ``ncols`` cells where ``ax`` was, for a plot of several panels
-    (``grid``: ``height_ratios``, ``width_ratios``, ``hspace``...).
+    (``grid``: ``height_ratios``, ``width_ratios``; spacing left to ``tight_layout``, which
+    places no grid whose spacing is set).
 
     ``ax`` is removed; the grid fills its figure when it was the figure's only Axes, else
     the place ``ax`` had. Without ``ax``, a new pyplot figure of ``figsize``.

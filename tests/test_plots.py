@@ -137,10 +137,11 @@ def test_available_lists_what_the_run_has(tiny: simulator.Results,
                                           storm: simulator.Results) -> None:
     base = ["latency_cdf", "latency_over_time", "throughput_over_time", "goodput_over_time",
             "load_over_time"]
-    assert tiny.plot.available() == [*base, "backend_share", "backend_share_over_time"]
+    board = ["dashboard", "latency_heatmap"]
+    assert tiny.plot.available() == [*base, *board, "backend_share", "backend_share_over_time"]
     assert "hit_ratio_over_time" in gauged.plot.available()
     assert "queue_over_time" in gauged.plot.available()
-    assert storm.plot.available() == [*base, "breaker_timeline"]
+    assert storm.plot.available() == [*base, "breaker_timeline", *board]
     assert set(PlotAccessor.names()) >= set(gauged.plot.available())
 
 

@@ -115,7 +115,7 @@ def test_the_spike_the_storm_and_the_timeouts_show(storm: simulator.Results) -> 
     assert lat.get_yscale() == "log"
     (limit,) = [ln for ln in lat.lines if ln.get_label().startswith("clients timeout")]
     assert list(limit.get_ydata()) == [200.0, 200.0]
-    assert "clients timeout (200 ms)" == limit.get_label()
+    assert limit.get_label() == "clients timeout (200 ms)"
     # the api saturates and its queue grows without bound
     t, util = _line(axes["utilisation"], "api")
     assert _mean_over(t, util, 40, 120) == pytest.approx(100, abs=0.01)

@@ -482,7 +482,7 @@ def test_run_report(tiny_file: Path, tmp_path: Path,
     assert code == 0, err
     assert f"report written to {out / 'report.html'}" in stdout
     text = (out / "report.html").read_text()
-    assert text.count("data:image/png;base64,") == 1 + 7 and "shoppers" in text  # topology
+    assert text.count("data:image/png;base64,") == 1 + 9 and "shoppers" in text  # topology
 
 
 def test_plot_a_results_directory(tiny_file: Path, tmp_path: Path,
@@ -494,8 +494,8 @@ def test_plot_a_results_directory(tiny_file: Path, tmp_path: Path,
     assert code == 0, err
     pngs = sorted(p.name for p in (tmp_path / "pngs").glob("*.png"))
     assert pngs == sorted(f"{n}.png" for n in simulator.Results.read(out).plot.available())
-    assert len(pngs) == 7 and all(str(tmp_path / "pngs" / p) in stdout for p in pngs)
-    assert (tmp_path / "again.html").read_text().count("data:image/png") == 1 + 7
+    assert len(pngs) == 9 and all(str(tmp_path / "pngs" / p) in stdout for p in pngs)
+    assert (tmp_path / "again.html").read_text().count("data:image/png") == 1 + 9
 
 
 def test_run_report_to_a_file(tiny_file: Path, tmp_path: Path,

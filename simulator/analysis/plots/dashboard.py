@@ -16,6 +16,8 @@ them appears without the dashboard naming it.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,8 +35,8 @@ from simulator.analysis.plots.style import (
     PHASE_COLOR,
     STATUS_COLORS,
     NoDataError,
-    draw_steps,
     arrivals_total,
+    draw_steps,
     human_log_ticks,
     palette,
     per_window,
@@ -104,11 +106,11 @@ def panels(r: Results, window: float | None = None,
     # a few requests are always in flight when a run ends: that alone is nothing to show
     if (~status.isin(["ok", "in_flight"])).any() or (status == "in_flight").mean() > 0.005:
         out.append(Panel("not ok", 0.9, lambda ax: _not_ok(ax, r, w, slo)))
-    for column, title in (("workload", "workload"), ("region", "region")):
+    for column in ("workload", "region"):
         groups = sorted(str(g) for g in ok[column].unique() if str(g))
         if len(groups) > 1:
-            out.append(Panel(f"p99 by {title}", 1.0, lambda ax, c=column, t=title:
-                             _p99_by(ax, r, w, c, t, slo)))
+            out.append(Panel(f"p99 by {column}", 1.0,
+                             functools.partial(_p99_by, r=r, w=w, column=column, slo=slo)))
     util = utilisation_series(r, w)
     if any(np.nanmax(s.to_numpy(), initial=0) > 0 for s in util.values()):
         out.append(Panel("utilisation", 1.0, lambda ax: _per_instance(
@@ -172,7 +174,7 @@ def dashboard(r: Results, ax: Axes | None = None, window: float | None = None,
     axes[0].set_xlim(0, t_end)
     starts = [a for a, _, _ in timeline_marks(r)]
     if starts or r.window[0] > 0:  # room for the bands' names (one or two rows) under the title
-        two = any(b - a < 0.2 * t_end for a, b in zip(starts, starts[1:], strict=False))
+        two = any(b - a < 0.2 * t_end for a, b in itertools.pairwise(starts))
         axes[0].set_title(axes[0].get_title(loc="left"), loc="left", fontsize="medium",
                           pad=36 if two else 22)
     for pax in axes:
@@ -341,8 +343,7 @@ def _not_ok(ax: Axes, r: Results, w: float, slo: dict[str, float]) -> None:
     _legend(ax)
 
 
-def _p99_by(ax: Axes, r: Results, w: float, column: str, title: str,
-            slo: dict[str, float]) -> None:
+def _p99_by(ax: Axes, r: Results, w: float, column: str, slo: dict[str, float]) -> None:
     """p99 of successful requests per window for each workload (or region)."""
     ok = _ok_windows(r, w)
     groups = sorted(str(g) for g in ok[column].unique() if str(g))
@@ -352,7 +353,7 @@ def _p99_by(ax: Axes, r: Results, w: float, column: str, title: str,
     _slo_lines(ax, slo, only="p99")
     _log_ms(ax)
     ax.set_ylabel("p99 latency")
-    ax.set_title(f"p99 latency of successful requests by {title}", loc="left",
+    ax.set_title(f"p99 latency of successful requests by {column}", loc="left",
                  fontsize="medium")
     _legend(ax)
 

@@ -14,8 +14,8 @@ from simulator.analysis.plots.style import (
     NoDataError,
     human_log_ticks,
     human_ticks,
-    split_axes,
     run_end,
+    split_axes,
     window_width,
 )
 

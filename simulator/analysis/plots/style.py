@@ -333,13 +333,13 @@ def split_axes(ax: Axes | None, nrows: int, ncols: int = 1, figsize: tuple[float
 
         fig = plt.figure(figsize=figsize)
         return fig, fig.add_gridspec(nrows, ncols, **grid)
-    fig = ax.figure
+    owner = ax.figure
     spec = ax.get_subplotspec()
-    alone = len(fig.axes) == 1
+    alone = len(owner.axes) == 1
     ax.remove()
     if alone or spec is None:
-        return fig, fig.add_gridspec(nrows, ncols, **grid)
-    return fig, spec.subgridspec(nrows, ncols, **grid)
+        return owner, owner.add_gridspec(nrows, ncols, **grid)
+    return owner, spec.subgridspec(nrows, ncols, **grid)
 
 
 def label_cdf_axes(ax: Axes, complementary: bool, left: float = math.inf) -> None:

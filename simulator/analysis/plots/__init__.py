@@ -3,7 +3,9 @@
 In a notebook: ``results.plot.latency_cdf()`` and every other plot the run and its kinds
 declare (:class:`PlotAccessor`, :data:`CORE_PLOTS`, each kind's ``plots``); for several runs
 or an experiment: :func:`latency_cdf_overlay`, :func:`comparison_chart` and
-:func:`latency_vs_load`. From the CLI, ``simulator run --plots`` and ``simulator plot DIR``
+:func:`latency_vs_load`. ``results.plot.dashboard()`` draws the whole run on one shared time
+axis (:mod:`.dashboard`), ``results.plot.latency_heatmap()`` every request per time window and
+latency bucket (:func:`heatmap_counts` gives its numbers). From the CLI, ``simulator run --plots`` and ``simulator plot DIR``
 write PNGs with :func:`write_plots`.
 
 Every plot reads the tables only. Plots over time shade the warm-up (grey) and every fault window
@@ -14,7 +16,7 @@ A plot whose data a run does not have (no cache, no queue, no breaker) is left o
 :func:`write_plots`; called directly, it raises :class:`NoDataError`.
 
 Modules: :mod:`.style` (what plots share), :mod:`.run` (the run's own plots),
-:mod:`.accessor`, :mod:`.experiment`, :mod:`.files`.
+:mod:`.dashboard`, :mod:`.heatmap`, :mod:`.accessor`, :mod:`.experiment`, :mod:`.files`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
         latency_vs_load,
     )
     from simulator.analysis.plots.files import figure, plot_directory, render, write_plots
+    from simulator.analysis.plots.heatmap import heatmap_counts
     from simulator.analysis.plots.style import (
         ARRIVAL_PARTS,
         NoDataError,
@@ -46,6 +49,7 @@ _LAZY = {
     "comparison_chart": "experiment", "latency_cdf_overlay": "experiment",
     "latency_vs_load": "experiment",
     "figure": "files", "plot_directory": "files", "render": "files", "write_plots": "files",
+    "heatmap_counts": "heatmap",
     "ARRIVAL_PARTS": "style", "NoDataError": "style", "fault_windows": "style",
     "shade_windows": "style",
 }
@@ -109,5 +113,5 @@ CORE_PLOTS = (
 )
 
 __all__ = ["ARRIVAL_PARTS", "CORE_PLOTS", "NoDataError", "PlotAccessor", "comparison_chart",
-           "fault_windows", "figure", "latency_cdf_overlay", "latency_vs_load",
+           "fault_windows", "figure", "heatmap_counts", "latency_cdf_overlay", "latency_vs_load",
            "plot_directory", "render", "shade_windows", "write_plots"]

@@ -240,3 +240,20 @@ def test_the_report_has_a_dashboard_section(storm: simulator.Results) -> None:
     assert page.index('alt="latency_cdf"') > plots
     assert '<a href="#dashboard">' in page
     assert {"dashboard", "latency_heatmap"} <= set(storm.plot.available())
+
+
+def test_an_autoscaled_instance_counts_only_while_it_serves(storm: simulator.Results) -> None:
+    import pandas as pd
+
+    states = pd.DataFrame({"time": [0.0, 50.0, 90.0], "component": ["api"] * 3,
+                           "instance": ["api"] * 3,
+                           "state": ["provisioning", "ready", "stopped"]})
+    scaled = dataclasses.replace(storm, tables={**storm.tables, "instance_states": states})
+    axes = _board(scaled)
+    t, util = _line(axes["utilisation"], "api")
+    # a window is drawn when the instance serves at its end: those ending in (50, 90]
+    assert np.isnan(util[t < 50]).all() and np.isnan(util[(t >= 90) & (t < 120)]).all()
+    assert (util[(t >= 50) & (t < 89)] == pytest.approx(100, abs=0.01))
+    q = axes["queue length"].lines[0]
+    qt, qv = np.asarray(q.get_xdata(), float), np.asarray(q.get_ydata(), float)
+    assert np.isnan(qv[qt < 50]).all() and not np.isnan(qv[(qt >= 50) & (qt < 90)]).any()

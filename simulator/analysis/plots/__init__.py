@@ -5,8 +5,8 @@ declare (:class:`PlotAccessor`, :data:`CORE_PLOTS`, each kind's ``plots``); for 
 or an experiment: :func:`latency_cdf_overlay`, :func:`comparison_chart` and
 :func:`latency_vs_load`. ``results.plot.dashboard()`` draws the whole run on one shared time
 axis (:mod:`.dashboard`), ``results.plot.latency_heatmap()`` every request per time window and
-latency bucket (:func:`heatmap_counts` gives its numbers). From the CLI, ``simulator run --plots`` and ``simulator plot DIR``
-write PNGs with :func:`write_plots`.
+latency bucket (:func:`heatmap_counts` gives its numbers). From the CLI, ``simulator run
+--plots`` and ``simulator plot DIR`` write PNGs with :func:`write_plots`.
 
 Every plot reads the tables only. Plots over time shade the warm-up (grey) and every fault window
 of the scenario (red), and mark the end of arrivals and the drain after it. A latency view says

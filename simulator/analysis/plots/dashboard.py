@@ -21,13 +21,18 @@ import itertools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from simulator.analysis.diagnostics import fault_label
 from simulator.analysis.plots.heatmap import MAX_COLUMNS
+from simulator.analysis.plots.instances import (
+    draw_per_instance,
+    queue_length_series,
+    utilisation_series,
+)
 from simulator.analysis.plots.run import NOT_OK_LABELS, breaker_rows, status_shares
 from simulator.analysis.plots.style import (
     BREAKER_COLORS,
@@ -38,6 +43,7 @@ from simulator.analysis.plots.style import (
     arrivals_total,
     draw_steps,
     human_log_ticks,
+    legend_beside,
     palette,
     per_window,
     rate_per_window,
@@ -51,13 +57,9 @@ if TYPE_CHECKING:
 
     from simulator.results import Results
 
-#: Generic gauges the dashboard reads (any kind that records them is drawn).
-BUSY_TIME, WORKERS, QUEUE_LENGTH = "busy_time_total", "workers", "queue_length"
 #: SLO keys :func:`dashboard` accepts: latency percentiles (seconds) and the error ratio.
 SLO_LATENCY = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p999": 0.999}
 SLO_ERRORS = "error_ratio"
-#: A component with more instances than this is drawn as its mean (thick) over thin lines.
-MAX_LABELLED_INSTANCES = 4
 _QUANTILES = (0.5, 0.95, 0.99)
 _TARGET_COLORS = ("#6a1b9a", "#00838f", "#5d4037", "#ad1457")
 
@@ -103,8 +105,7 @@ def panels(r: Results, window: float | None = None,
     if len(ok):
         out.append(Panel("latency", 1.3, lambda ax: _latency(ax, r, w, slo)))
     status = req["status"].astype(str)
-    # a few requests are always in flight when a run ends: that alone is nothing to show
-    if (~status.isin(["ok", "in_flight"])).any() or (status == "in_flight").mean() > 0.005:
+    if (~status.isin(["ok", "in_flight"])).any() or not _few_in_flight(r):
         out.append(Panel("not ok", 0.9, lambda ax: _not_ok(ax, r, w, slo)))
     for column in ("workload", "region"):
         groups = sorted(str(g) for g in ok[column].unique() if str(g))
@@ -113,11 +114,11 @@ def panels(r: Results, window: float | None = None,
                              functools.partial(_p99_by, r=r, w=w, column=column, slo=slo)))
     util = utilisation_series(r, w)
     if any(np.nanmax(s.to_numpy(), initial=0) > 0 for s in util.values()):
-        out.append(Panel("utilisation", 1.0, lambda ax: _per_instance(
+        out.append(Panel("utilisation", 1.0, lambda ax: draw_per_instance(
             ax, util, "utilisation (%)", steps=w)))
     queues = queue_length_series(r)
-    if any(s.to_numpy().max(initial=0) > 0 for s in queues.values()):
-        out.append(Panel("queue length", 1.0, lambda ax: _per_instance(
+    if any(np.nanmax(s.to_numpy(), initial=0) > 0 for s in queues.values()):
+        out.append(Panel("queue length", 1.0, lambda ax: draw_per_instance(
             ax, queues, "queue length (requests)")))
     rows = breaker_rows(r)
     if any(changes for changes in rows.values()):
@@ -236,10 +237,14 @@ def mark_timeline(ax: Axes, r: Results, names: bool = False) -> None:
                     fontsize="small", color=PHASE_COLOR)
 
 
-def _legend(ax: Axes) -> None:
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize="small",
-                  borderaxespad=0)
+#: Requests in flight when the run ended, as a share of all, below which they are not drawn.
+FEW_IN_FLIGHT = 0.005
+
+
+def _few_in_flight(r: Results) -> bool:
+    """Whether the requests still in flight at the end are the few any run ends with (at
+    most :data:`FEW_IN_FLIGHT` of them; the report's findings use the same threshold)."""
+    return bool((r.requests["status"].astype(str) == "in_flight").mean() <= FEW_IN_FLIGHT)
 
 
 # ---- panels ---------------------------------------------------------------------------------
@@ -272,7 +277,7 @@ def _requests(ax: Axes, r: Results, w: float) -> None:
     ax.set_ylabel("requests/s")
     ax.set_title("requests per second: arrivals by creation, outcomes by completion",
                  loc="left", fontsize="medium")
-    _legend(ax)
+    legend_beside(ax)
 
 
 def _log_ms(ax: Axes) -> None:
@@ -311,7 +316,7 @@ def _latency(ax: Axes, r: Results, w: float, slo: dict[str, float]) -> None:
     ax.set_ylabel("latency")
     ax.set_title("latency of successful requests, by completion time", loc="left",
                  fontsize="medium")
-    _legend(ax)
+    legend_beside(ax)
 
 
 def _slo_lines(ax: Axes, slo: dict[str, float], only: str | None = None) -> None:
@@ -329,6 +334,8 @@ def _ms(seconds: float) -> str:
 def _not_ok(ax: Axes, r: Results, w: float, slo: dict[str, float]) -> None:
     """Share of each window's requests (by completion) ending in each status but ok."""
     t, shares, _ = status_shares(r, w, "end")
+    if _few_in_flight(r):  # the handful any run ends with: nothing to show
+        shares.pop("in_flight", None)
     for status, share in shares.items():
         draw_steps(ax, t, share * 100, w,
                    label=NOT_OK_LABELS.get(status, status).replace("_", " "),
@@ -340,7 +347,7 @@ def _not_ok(ax: Axes, r: Results, w: float, slo: dict[str, float]) -> None:
     ax.set_ylabel("% of requests")
     ax.set_title("requests that did not succeed (share of each window's, by completion)",
                  loc="left", fontsize="medium")
-    _legend(ax)
+    legend_beside(ax)
 
 
 def _p99_by(ax: Axes, r: Results, w: float, column: str, slo: dict[str, float]) -> None:
@@ -355,76 +362,7 @@ def _p99_by(ax: Axes, r: Results, w: float, column: str, slo: dict[str, float]) 
     ax.set_ylabel("p99 latency")
     ax.set_title(f"p99 latency of successful requests by {column}", loc="left",
                  fontsize="medium")
-    _legend(ax)
-
-
-def _instances(samples: pd.DataFrame, metric: str) -> dict[tuple[str, str], pd.Series]:
-    s = samples[samples["metric"] == metric]
-    return {(str(c), str(i)): g.groupby("time")["value"].sum()
-            for (c, i), g in s.groupby(["component", "instance"], observed=True, sort=True)}
-
-
-def utilisation_series(r: Results, w: float) -> dict[tuple[str, str], pd.Series]:
-    """Busy fraction (%) of each instance's workers per window (indexed by the window's
-    start): the increase of ``busy_time_total`` over ``w`` times the ``workers`` gauge (its
-    value at the end of the window, so a scale-up counts from the window it happened in)."""
-    workers = _instances(r.samples, WORKERS)
-    out = {}
-    for key, busy in _instances(r.samples, BUSY_TIME).items():
-        if key not in workers or len(busy) < 2:
-            continue
-        done = per_window(busy, w)
-        # the workers gauge grouped as per_window groups, so that its windows align
-        held = workers[key].groupby(np.round(np.ceil(
-            workers[key].index.to_numpy(dtype=float) / w - 1e-9) * w, 9)).last()
-        capacity = held.reindex(done.index).to_numpy(dtype=float) * w
-        with np.errstate(invalid="ignore", divide="ignore"):
-            share = np.where(capacity > 0, 100 * done.to_numpy() / capacity, np.nan)
-        out[key] = pd.Series(share, index=done.index.to_numpy() - w)
-    return out
-
-
-def queue_length_series(r: Results) -> dict[tuple[str, str], pd.Series]:
-    """Requests waiting at each instance at each sample (the ``queue_length`` gauge)."""
-    return _instances(r.samples, QUEUE_LENGTH)
-
-
-def _per_instance(ax: Axes, series: dict[tuple[str, str], pd.Series], ylabel: str,
-                  steps: float | None = None) -> None:
-    """One line per instance; a component of many instances as thin lines under its mean."""
-    comps: dict[str, list[tuple[str, pd.Series]]] = {}
-    for (comp, inst), s in series.items():
-        comps.setdefault(comp, []).append((inst, s))
-    colors = palette(sum(1 if len(v) > MAX_LABELLED_INSTANCES else len(v)
-                         for v in comps.values()))
-    k = 0
-
-    def line(s: pd.Series, **kw: Any) -> None:
-        if steps is not None:
-            draw_steps(ax, s.index.to_numpy(), s.to_numpy(), steps, **kw)
-        else:
-            ax.plot(s.index.to_numpy(), s.to_numpy(), **kw)
-
-    for comp, members in comps.items():
-        if len(members) > MAX_LABELLED_INSTANCES:
-            for _, s in members:
-                line(s, color=colors[k], lw=0.6, alpha=0.35)
-            mean = pd.concat([s for _, s in members], axis=1).mean(axis=1)
-            line(mean, color=colors[k], lw=1.8,
-                 label=f"{comp} (mean of {len(members)}; thin: each)")
-            k += 1
-            continue
-        for inst, s in members:
-            line(s, color=colors[k], lw=1.2, label=inst)
-            k += 1
-    ax.set_ylim(bottom=0)
-    if "%" in ylabel:
-        ax.set_ylim(0, 105)
-    ax.set_ylabel(ylabel.split(" (")[0])
-    unit = ylabel.partition(" (")[2].rstrip(")")
-    ax.set_title(f"{ylabel.split(' (')[0]} per instance ({unit})", loc="left",
-                 fontsize="medium")
-    _legend(ax)
+    legend_beside(ax)
 
 
 def _breakers(ax: Axes, r: Results, rows: dict[tuple[str, str], list[tuple[float, str]]],

@@ -99,13 +99,13 @@ def heatmap_counts(r: Results, window: float | None = None,
         lo = math.floor(math.log10(positive.min()) * per_decade + 1e-9)
         hi = math.ceil(math.log10(positive.max()) * per_decade - 1e-9)
         hi = max(hi, lo + 1)
-    else:  # nothing succeeded (or everything took 0 s): one decade around 1 ms
+    else:  # nothing succeeded (or everything took 0 s): the decade from 1 ms
         lo, hi = -3 * per_decade, -2 * per_decade
     latency_edges = 10.0 ** (np.arange(lo, hi + 1) / per_decade)
-    with np.errstate(divide="ignore"):
-        row = np.floor(np.log10(latency) * per_decade + 1e-9).astype(np.int64) - lo \
-            if len(latency) else np.zeros(0, dtype=np.int64)
-    row = row.clip(0, len(latency_edges) - 2)  # 0 s (and -inf) to the first bucket
+    row = np.zeros(len(latency), dtype=np.int64)  # 0 s (no work anywhere): the first bucket
+    timed = latency > 0
+    row[timed] = np.floor(np.log10(latency[timed]) * per_decade + 1e-9).astype(np.int64) - lo
+    row = row.clip(0, len(latency_edges) - 2)
     ok = np.zeros((len(latency_edges) - 1, n), dtype=np.int64)
     np.add.at(ok, (row, col[is_ok]), 1)
     order = [s for s in STATUS_COLORS if s != "ok"] + sorted(set(status) - set(STATUS_COLORS))

@@ -63,6 +63,14 @@ def legend_outside(ax: Axes, **kwargs: Any) -> None:
         ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), **kwargs)
 
 
+def legend_beside(ax: Axes) -> None:
+    """The legend right of the axes, top-aligned (panels stacked on a shared time axis keep
+    their legends apart); none when nothing is labelled."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize="small",
+                  borderaxespad=0)
+
+
 def run_end(r: Results) -> float:
     """Last simulated instant of a run: the ``end`` event, else duration + drain."""
     ev = r.events

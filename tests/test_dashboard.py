@@ -257,3 +257,32 @@ def test_an_autoscaled_instance_counts_only_while_it_serves(storm: simulator.Res
     q = axes["queue length"].lines[0]
     qt, qv = np.asarray(q.get_xdata(), float), np.asarray(q.get_ydata(), float)
     assert np.isnan(qv[qt < 50]).all() and not np.isnan(qv[(qt >= 50) & (qt < 90)]).any()
+
+
+RESHARD = {
+    "name": "reshard", "duration": "6s", "drain": "1s",
+    "workloads": {"users": {"arrivals": {"process": "poisson", "rate": "200/s"},
+                            "keys": {"popularity": "zipf", "n": 1000, "s": 0.8},
+                            "target": "db"}},
+    "components": {"db": {"kind": "database", "shards": {"count": 2},
+                          "service_time": {"dist": "exponential", "mean": "2ms"}}},
+    "faults": [{"at": "3s", "kind": "reshard", "target": "db", "shards": 3},
+               {"at": "1s", "duration": "1s", "kind": "slow", "target": "db", "factor": 4}],
+}
+
+
+def test_timeline_events_are_lines_and_the_drain_is_marked() -> None:
+    r = simulator.simulate(simulator.parse_scenario(RESHARD), seed=1)
+    axes = _board(r)
+    assert run_end(r) == 7.0
+    for ax in axes.values():
+        assert ax.get_xlim() == (0.0, 7.0)
+        (event,) = [ln for ln in ax.lines if ln.get_gid() == "event"]
+        assert list(event.get_xdata()) == [3.0, 3.0]
+        bands = [(p.get_x(), p.get_x() + p.get_width()) for p in ax.patches
+                 if p.get_gid() == "fault"]
+        assert bands == [(1.0, 2.0)]
+        drain = [p for p in ax.patches if p.get_gid() == "drain"]
+        assert [(p.get_x(), p.get_x() + p.get_width()) for p in drain] == [(6.0, 7.0)]
+    names = [t.get_text() for t in axes["requests"].texts]
+    assert names == ["slow db", "reshard db", " drain"]

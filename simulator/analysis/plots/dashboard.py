@@ -49,6 +49,7 @@ from simulator.analysis.plots.style import (
     rate_per_window,
     run_end,
     split_axes,
+    thousands_ticks,
     window_width,
 )
 
@@ -274,6 +275,7 @@ def _requests(ax: Axes, r: Results, w: float) -> None:
         draw_steps(ax, t, rate, w, label=s.replace("_", " "), color=STATUS_COLORS.get(s),
                    lw=1.2)
     ax.set_ylim(bottom=0)
+    thousands_ticks(ax.yaxis)
     ax.set_ylabel("requests/s")
     ax.set_title("requests per second: arrivals by creation, outcomes by completion",
                  loc="left", fontsize="medium")

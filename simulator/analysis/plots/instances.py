@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from simulator.analysis.plots.style import draw_steps, legend_beside, palette, per_window
+from simulator.analysis.plots.style import (
+    draw_steps,
+    legend_beside,
+    palette,
+    per_window,
+    thousands_ticks,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -112,6 +118,7 @@ def draw_per_instance(ax: Axes, series: dict[tuple[str, str], pd.Series], ylabel
             line(s, color=colors[k], lw=1.2, label=inst)
             k += 1
     ax.set_ylim(bottom=0)
+    thousands_ticks(ax.yaxis)
     if "%" in ylabel:
         ax.set_ylim(0, 105)
     ax.set_ylabel(ylabel.split(" (")[0])

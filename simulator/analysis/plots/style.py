@@ -310,6 +310,15 @@ def human_ticks(axis: Any, unit: str = "") -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
+def thousands_ticks(axis: Any) -> None:
+    """Tick labels of a linear count axis with thousands separated (``15,000``; ``0.5`` and
+    ``20`` as they are)."""
+    from matplotlib.ticker import FuncFormatter
+
+    axis.set_major_formatter(FuncFormatter(
+        lambda v, _pos=None: f"{v:,.0f}" if abs(v) >= 1000 else f"{v:g}"))
+
+
 def human_log_ticks(axis: Any, unit: str = "") -> None:
     """A log axis labelled at 1, 2 and 5 times each power of ten (``20 ms``, ``50 ms``,
     ``100 ms``), so that a range of less than two decades still shows several labels; minor

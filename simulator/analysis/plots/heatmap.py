@@ -183,8 +183,9 @@ def latency_heatmap(r: Results, ax: Axes | None = None, window: float | None = N
         top = strip
     _outline_faults([ax, top] if top is not ax else [ax], r)
     top.set_title(f"{r.scenario.name}: latency heatmap, requests per {width:g}s window by "
-                  f"creation time\n({counts.total:,} requests: successful ones by latency, "
-                  "the others by status)")
+                  f"creation time\n({counts.total:,} requests: "
+                  + ("successful ones by latency, the others by status)" if names
+                     else "every one successful)"))
     return ax
 
 

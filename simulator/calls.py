@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 
 from simulator.distributions import Duration
+from simulator.links import EdgeLink
 from simulator.policies import (
     BreakerPolicy,
     BulkheadPolicy,
@@ -50,6 +51,10 @@ class CallSpec(BaseModel):
         own breaker, budget, bucket, throttle), as a client library does.
     adaptive_throttle
         Client-side adaptive throttling (Google SRE book): see :mod:`simulator.throttling`.
+    network
+        The edge's network link: a profile name (``same_zone``...) or ``{profile, latency,
+        loss}`` (see :mod:`simulator.links`); omitted: the scenario's ``network.default``.
+        Each attempt pays it, innermost (a timeout covers it).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -64,6 +69,7 @@ class CallSpec(BaseModel):
     adaptive_throttle: AdaptiveThrottlePolicy | None = None
     bulkhead: BulkheadPolicy | None = None
     fallback: FallbackPolicy | None = None
+    network: EdgeLink | None = None
 
     def references(self) -> list[tuple[tuple[str, ...], str]]:
         """(key path inside this call, component name) of every component it names."""

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from simulator.components.network import RegionNetwork
     from simulator.distributions import _Dist
+    from simulator.links import NetworkSpec
     from simulator.messages import Request
     from simulator.metrics.recorder import Recorder
     from simulator.rng import Streams
@@ -67,6 +68,10 @@ class BuildContext:
     #: whether some workload's requests may leave a queue unserved (a deadline, patience or
     #: baulking): components then record the counters of such departures
     request_limits: bool = False
+    #: the scenario's ``network`` block (link profiles of call edges; None: none given)
+    network: NetworkSpec | None = None
+    #: network-linked edges bound so far per ``caller->callee`` scope (their streams' names)
+    linked_edges: dict[str, int] = field(default_factory=dict)
     _samplers: dict[tuple[str, str], Callable[[], float]] = field(default_factory=dict)
 
     def sampler(self, scope: str, purpose: str, dist: _Dist) -> Callable[[], float]:

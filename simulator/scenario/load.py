@@ -23,6 +23,7 @@ from simulator.scenario.checks import (
     _check_size,
     _fault_warnings,
 )
+from simulator.scenario.edges import check_edges
 from simulator.scenario.model import Scenario, scenario_model
 from simulator.scenario.overrides import apply_overrides
 from simulator.scenario.problems import _problem
@@ -91,6 +92,7 @@ def parse_scenario(
     problems += _check_faults(scenario, smap, overridden)
     problems += _check_regions(scenario, smap, overridden)
     problems += _check_size(scenario, smap)
+    problems += check_edges(scenario, smap, overridden)
     if not problems:
         problems += check_budget(scenario, smap, overridden, force)
     if not problems and scenario.variants:

@@ -26,6 +26,7 @@ from simulator.faults import (
     Fault,
 )
 from simulator.limits import REQUESTS, SAMPLES
+from simulator.links import NetworkSpec
 from simulator.regions import RegionsSpec
 from simulator.units import parse_duration, parse_request_count
 from simulator.workloads import Closed, OnOff, Workload
@@ -140,6 +141,10 @@ class Scenario(BaseModel):
     regions
         Regions, the latency between them, and where components and clients are (see
         :mod:`simulator.regions`). Omitted: one place, no network latency.
+    network
+        Link profiles of call edges (latency and message loss) and the default profile of
+        every edge (see :mod:`simulator.links`). Omitted: edges cost nothing unless they give
+        their own ``network``.
     variants
         Named alternatives for ``simulator compare``: each is a list of ``key.path=value``
         overrides applied to this scenario (an empty list is the scenario as written).
@@ -161,6 +166,7 @@ class Scenario(BaseModel):
     metrics: Metrics = Metrics()
     faults: list[Fault] = Field(default_factory=list)
     regions: RegionsSpec | None = None
+    network: NetworkSpec | None = None
     variants: dict[str, list[str]] = Field(default_factory=dict)
 
     @model_validator(mode="after")

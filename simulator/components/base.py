@@ -73,6 +73,7 @@ class BuildContext:
     #: network-linked edges bound so far per ``caller->callee`` scope (their streams' names)
     linked_edges: dict[str, int] = field(default_factory=dict)
     _samplers: dict[tuple[str, str], Callable[[], float]] = field(default_factory=dict)
+    _shared: dict[Any, Any] = field(default_factory=dict)
 
     def sampler(self, scope: str, purpose: str, dist: _Dist) -> Callable[[], float]:
         """Return the shared batched sampler of ``dist`` for (scope, purpose).
@@ -91,6 +92,19 @@ class BuildContext:
     def generator(self, scope: str, purpose: str) -> np.random.Generator:
         """Return a fresh generator for (scope, purpose)."""
         return self.streams.generator(scope, purpose)
+
+    def shared_uniform(self, scope: str, purpose: str) -> Callable[[], float]:
+        """Return the one batched U(0, 1) stream of (scope, purpose), shared by every
+        instance that asks (the instances of a group share their routing draws)."""
+        return self.shared(("uniform", scope, purpose), lambda: self.streams.batched(
+            scope, purpose, lambda rng, k: rng.random(k)))
+
+    def shared(self, key: Any, make: Callable[[], Any]) -> Any:
+        """Return the object kept under ``key``, made by ``make()`` on first use (state that
+        the instances of a group share, such as a step's count of re-entries)."""
+        if key not in self._shared:
+            self._shared[key] = make()
+        return self._shared[key]
 
 
 class Component:

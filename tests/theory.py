@@ -543,6 +543,58 @@ def tandem_mm1(lam: float, mus: Sequence[float]) -> dict[str, float]:
     return out
 
 
+def jackson_open(external: Sequence[float], mus: Sequence[float],
+                 routing: Sequence[Sequence[float]]) -> dict[str, float]:
+    """Open Jackson network of single-server FCFS exponential stations (product form).
+
+    Parameters
+    ----------
+    external : sequence of float
+        Poisson arrival rate from outside into each station.
+    mus : sequence of float
+        Service rate of each station.
+    routing : matrix
+        ``routing[i][j]``: probability that a request leaving station ``i`` goes to station
+        ``j`` next (feedback allowed); ``1 - sum(routing[i])`` leaves the network.
+
+    Returns
+    -------
+    dict of str to float
+        Per station ``i = 1..n``: ``arrival_rate_station{i}`` (the traffic equations
+        ``lambda = external + lambda P``), ``utilisation_station{i}`` = lambda_i / mu_i,
+        ``L_station{i}`` = rho_i / (1 - rho_i) (each station an M/M/1 in the product form),
+        ``visits_station{i}`` = lambda_i / sum(external); ``L_network`` and
+        ``mean_response_time`` = L_network / sum(external) (Little), the mean time from entry
+        to exit.
+    """
+    ext = np.asarray(external, dtype=np.float64)
+    mu = np.asarray(mus, dtype=np.float64)
+    p = np.asarray(routing, dtype=np.float64)
+    n = len(mu)
+    if ext.shape != (n,) or p.shape != (n, n):
+        raise ValueError("external, mus and routing must describe the same stations")
+    _check_positive(total_external=float(ext.sum()), **{f"mu{i}": float(m)
+                                                         for i, m in enumerate(mu, 1)})
+    if np.any(p < 0) or np.any(p.sum(axis=1) > 1 + 1e-12):
+        raise ValueError("routing rows must be probabilities summing to at most 1")
+    lam = linalg.solve(np.eye(n) - p.T, ext)
+    rho = lam / mu
+    for r in rho:
+        _check_stable(float(r))
+    out: dict[str, float] = {}
+    total_l = 0.0
+    for i in range(n):
+        station_l = float(rho[i] / (1 - rho[i]))
+        out[f"arrival_rate_station{i + 1}"] = float(lam[i])
+        out[f"utilisation_station{i + 1}"] = float(rho[i])
+        out[f"L_station{i + 1}"] = station_l
+        out[f"visits_station{i + 1}"] = float(lam[i] / ext.sum())
+        total_l += station_l
+    out["L_network"] = total_l
+    out["mean_response_time"] = total_l / float(ext.sum())
+    return out
+
+
 def _hypoexponential_generator(rates: FloatArray) -> FloatArray:
     k = rates.size
     gen = np.zeros((k, k))

@@ -120,6 +120,41 @@ class Closed(_Arrivals):
         return self.users / think if think > 0 else float("inf")
 
 
+class BatchSize(BaseModel):
+    """How many requests one arrival brings (batch, or bulk, arrivals: M^X/G/c).
+
+    ``{size: 4}`` (or a bare ``4``): always that many. ``{dist: geometric, mean: 2.5}``: P(k) =
+    (1 - p)^(k - 1) p for k >= 1 with p = 1/mean (memoryless sizes, the M^X/M/1 textbook
+    case). The requests of a batch are created at the same instant, one after the other, and
+    each is drawn as any request is (operation, key, work); the size is drawn from the
+    workload's own stream (purpose ``batch``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    dist: Literal["constant", "geometric"] = "constant"
+    size: int | None = Field(None, ge=1, le=100_000, description="Requests per arrival.")
+    mean: float | None = Field(None, ge=1, le=100_000, description="Mean requests per arrival.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare(cls, data: object) -> object:
+        return {"size": data} if isinstance(data, int) and not isinstance(data, bool) else data
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.dist == "constant" and (self.size is None or self.mean is not None):
+            raise ValueError("a constant batch takes size (and no mean)")
+        if self.dist == "geometric" and (self.mean is None or self.size is not None):
+            raise ValueError("a geometric batch takes mean (and no size)")
+        return self
+
+    @property
+    def mean_size(self) -> float:
+        """Mean requests per arrival."""
+        return float(self.size if self.size is not None else self.mean or 1.0)
+
+
 Arrivals = Annotated[
     Poisson | ConstantRate | OnOff | Schedule | Closed, Field(discriminator="process")
 ]
@@ -163,6 +198,8 @@ class Workload(BaseModel):
     baulk_at
         A request that finds at least this many requests waiting at a service does not join
         (baulking; status ``baulked``). Omitted: always joins.
+    batch
+        Requests per arrival of an open-loop process (:class:`BatchSize`); omitted: one.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -178,9 +215,13 @@ class Workload(BaseModel):
     deadline: Duration | None = Field(None, gt=0)
     patience: Distribution | None = None
     baulk_at: int | None = Field(None, ge=0)
+    batch: BatchSize | None = None
 
     @model_validator(mode="after")
     def _check_mix(self) -> Self:
+        if self.batch is not None and isinstance(self.arrivals, Closed):
+            raise ValueError("batch: a closed-loop user sends one request at a time; batches "
+                             "need an open-loop arrival process")
         if self.regions is not None and (problem := weights_problem(
                 self.regions.values(), "regions weights")) is not None:
             raise ValueError(problem)

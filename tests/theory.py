@@ -543,6 +543,42 @@ def tandem_mm1(lam: float, mus: Sequence[float]) -> dict[str, float]:
     return out
 
 
+def mx_m1(lam: float, mu: float, ex: float, ex2: float) -> dict[str, float]:
+    """M^X/M/1 FCFS: Poisson batches at rate ``lam`` of X customers each, one exponential server.
+
+    A batch is served as one M/G/1 "super-customer" of service time the sum of X exponentials
+    (E[S] = E[X]/mu, E[S^2] = (E[X] + E[X^2]) / mu^2), so the first of a batch waits the
+    Pollaczek-Khinchine time ``lam E[S^2] / (2 (1 - rho))``; a customer taken at random has on
+    average ``(E[X^2] - E[X]) / (2 E[X])`` of its batch ahead of it (the length-biased position).
+
+    Parameters
+    ----------
+    lam : float
+        Batch arrival rate.
+    mu : float
+        Service rate of one customer.
+    ex, ex2 : float
+        First and second moments of the batch size X (>= 1).
+
+    Returns
+    -------
+    dict of str to float
+        ``utilisation`` rho = lam E[X] / mu, ``mean_response_time`` of a customer,
+        ``L`` = rho / (1 - rho) * (E[X^2] + E[X]) / (2 E[X]) (equal to lam E[X] times the
+        response time, Little), ``mean_wait``.
+    """
+    _check_positive(lam=lam, mu=mu, ex=ex, ex2=ex2)
+    if ex < 1 or ex2 < ex * ex:
+        raise ValueError("batch moments must satisfy E[X] >= 1 and E[X^2] >= E[X]^2")
+    rho = lam * ex / mu
+    _check_stable(rho)
+    first = lam * (ex + ex2) / mu ** 2 / (2 * (1 - rho))
+    ahead = (ex2 - ex) / (2 * ex) / mu
+    wait = first + ahead
+    return {"utilisation": rho, "mean_wait": wait, "mean_response_time": wait + 1 / mu,
+            "L": rho / (1 - rho) * (ex2 + ex) / (2 * ex)}
+
+
 def jackson_open(external: Sequence[float], mus: Sequence[float],
                  routing: Sequence[Sequence[float]]) -> dict[str, float]:
     """Open Jackson network of single-server FCFS exponential stations (product form).

@@ -20,7 +20,15 @@ from simulator.components.edge import bind_call, with_deadline
 from simulator.messages import Request
 from simulator.rng import batched
 from simulator.tasks import Task
-from simulator.workloads import Closed, ConstantRate, OnOff, Poisson, Schedule, Workload
+from simulator.workloads import (
+    BatchSize,
+    Closed,
+    ConstantRate,
+    OnOff,
+    Poisson,
+    Schedule,
+    Workload,
+)
 
 
 class Client:
@@ -114,8 +122,21 @@ class Client:
             think = arrivals.think_time.sampler(self.ctx.generator(self.name, "think_time"))
             for _ in range(arrivals.users):
                 self.env.process(self._user(think))
+        elif self.spec.batch is not None:
+            self.env.process(self._open_batches(self._arrival_times(arrivals),
+                                                self._batch_sizes(self.spec.batch)))
         else:
             self.env.process(self._open(self._arrival_times(arrivals)))
+
+    def _batch_sizes(self, batch: BatchSize) -> Callable[[], int]:
+        """Sizes of successive batches, from the workload's own stream (purpose ``batch``)."""
+        if batch.size is not None:
+            size = batch.size
+            return lambda: size
+        p = 1.0 / float(batch.mean or 1.0)
+        draw = self.ctx.streams.batched(self.name, "batch",
+                                        lambda rng, k: rng.geometric(p, k).astype(float))
+        return lambda: int(draw())
 
     # ---- request life cycle -------------------------------------------------------------
     def _new(self) -> Request:
@@ -163,6 +184,26 @@ class Client:
             t = next(times, math.inf)
             arrival = Timeout(env, t - env._now) if t < stop else None
             Task(serve(req))  # no Process per request: two SimPy events fewer
+            if arrival is None:
+                return
+            yield arrival
+
+    def _open_batches(self, times: Iterator[float], sizes: Callable[[], int]
+                      ) -> Generator[Event, Any, None]:
+        """As :meth:`_open`, each arrival bringing ``sizes()`` requests at once."""
+        env = self.env
+        stop = self.stop_at
+        new, serve = self._new, self._serve
+        t = next(times, math.inf)
+        if t >= stop:
+            return
+        yield Timeout(env, t - env._now)
+        while True:
+            k = sizes()
+            t = next(times, math.inf)
+            arrival = Timeout(env, t - env._now) if t < stop else None
+            for _ in range(k):
+                Task(serve(new()))
             if arrival is None:
                 return
             yield arrival

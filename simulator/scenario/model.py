@@ -211,6 +211,8 @@ class Scenario(BaseModel):
                 rate = w.arrivals.mean_rate()
                 if math.isnan(rate) and isinstance(w.arrivals, OnOff):
                     rate = w.arrivals.rate  # heavy-tailed periods: bound by the on rate
+            if w.batch is not None:
+                rate *= w.batch.mean_size
             total += rate * self.duration
         return total
 

@@ -104,6 +104,58 @@ class Schedule(_Arrivals):
         return max(s.rate for s in self.steps)
 
 
+class Sinusoid(_Arrivals):
+    """Poisson arrivals whose rate follows a sinusoid (a daily cycle):
+    ``rate * (1 + amplitude * cos(2 pi (t - peak_at) / period))``.
+
+    Generated exactly by thinning (Lewis and Shedler): candidates at the peak rate, each kept
+    with probability rate(t) / peak rate (purpose ``thinning``).
+    """
+
+    process: Literal["sinusoid"] = "sinusoid"
+    rate: Rate = Field(gt=0, description="Mean arrivals per second over a period.")
+    amplitude: float = Field(ge=0, le=1, description="Swing as a fraction of the mean rate.")
+    period: Duration = Field(86400.0, gt=0, description="Length of one cycle (default 1 day).")
+    peak_at: Duration = Field(0.0, ge=0, description="Time of a peak.")
+
+    def mean_rate(self) -> float:
+        """Peak rate (used for run-size estimates)."""
+        return self.rate * (1 + self.amplitude)
+
+
+class RatePoint(BaseModel):
+    """The rate at time ``at`` (a point of a rate curve)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    at: Duration = Field(ge=0)
+    rate: Rate = Field(ge=0)
+
+
+class Curve(_Arrivals):
+    """Poisson arrivals whose rate is linear between the given points (a measured rate curve;
+    the last rate holds after the last point). Generated exactly by thinning, as
+    :class:`Sinusoid`. ``points`` start at 0s, in increasing time order.
+    """
+
+    process: Literal["curve"] = "curve"
+    points: list[RatePoint] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.points[0].at != 0:
+            raise ValueError("the first point must be at 0s")
+        if any(b.at <= a.at for a, b in itertools.pairwise(self.points)):
+            raise ValueError("points must be in strictly increasing order of 'at'")
+        if all(p.rate == 0 for p in self.points):
+            raise ValueError("at least one point must have a rate above 0")
+        return self
+
+    def mean_rate(self) -> float:
+        """Highest rate of the curve (used for run-size estimates)."""
+        return max(p.rate for p in self.points)
+
+
 class Closed(_Arrivals):
     """Closed loop: ``users`` users, each sends a request, waits for the reply, then thinks."""
 
@@ -156,7 +208,8 @@ class BatchSize(BaseModel):
 
 
 Arrivals = Annotated[
-    Poisson | ConstantRate | OnOff | Schedule | Closed, Field(discriminator="process")
+    Poisson | ConstantRate | OnOff | Schedule | Sinusoid | Curve | Closed,
+    Field(discriminator="process")
 ]
 
 
@@ -166,7 +219,8 @@ class Workload(BaseModel):
     Parameters
     ----------
     arrivals
-        The arrival process (``process: poisson | constant | on_off | schedule | closed``).
+        The arrival process (``process: poisson | constant | on_off | schedule | sinusoid |
+        curve | closed``).
     target
         Where requests go: a component name or ``{to: name, op: ...}``.
     keys

@@ -24,9 +24,11 @@ from simulator.workloads import (
     BatchSize,
     Closed,
     ConstantRate,
+    Curve,
     OnOff,
     Poisson,
     Schedule,
+    Sinusoid,
     Workload,
 )
 
@@ -229,6 +231,16 @@ class Client:
             return _poisson(unit, arrivals.rate)
         if isinstance(arrivals, ConstantRate):
             return _constant(1.0 / arrivals.rate)
+        if isinstance(arrivals, Sinusoid | Curve):
+            keep = self.ctx.streams.batched(self.name, "thinning", lambda r, k: r.random(k))
+            rate, peak = _rate_function(arrivals)
+            spikes = self.spikes
+            bound = peak * math.prod(max(1.0, f) for _, _, f in spikes)
+
+            def intensity(t: float) -> float:
+                return rate(t) * math.prod(f for a, b, f in spikes if a <= t < b)
+
+            return _thinned(unit, keep, intensity, bound, self.stop_at)
         segments: Iterator[tuple[float, float]]
         if isinstance(arrivals, Poisson):
             segments = iter([(float("inf"), arrivals.rate)])
@@ -242,6 +254,40 @@ class Client:
         else:
             raise TypeError(f"unsupported arrival process {arrivals!r}")
         return _piecewise(unit, _with_spikes(segments, self.spikes))
+
+
+def _rate_function(arrivals: Sinusoid | Curve) -> tuple[Callable[[float], float], float]:
+    """The intensity of a time-varying process (arrivals per second at time t) and its peak."""
+    if isinstance(arrivals, Sinusoid):
+        mean, swing = arrivals.rate, arrivals.amplitude
+        omega, peak_at = 2 * math.pi / arrivals.period, arrivals.peak_at
+
+        def sinusoid(t: float) -> float:
+            return max(0.0, mean * (1 + swing * math.cos(omega * (t - peak_at))))
+
+        return sinusoid, mean * (1 + swing)
+    ats = [p.at for p in arrivals.points]
+    rates = [p.rate for p in arrivals.points]
+
+    def curve(t: float) -> float:
+        return float(np.interp(t, ats, rates))
+
+    return curve, max(rates)
+
+
+def _thinned(unit: Callable[[], float], keep: Callable[[], float],
+             rate: Callable[[float], float], bound: float, until: float) -> Iterator[float]:
+    """Arrival times before ``until`` of a Poisson process of intensity ``rate(t) <= bound``
+    by thinning: a homogeneous process at ``bound``, each point kept with probability
+    rate(t) / bound (so a curve that falls to 0 for good ends the arrivals, not the run)."""
+    mean = 1.0 / bound
+    t = 0.0
+    while True:
+        t += unit() * mean
+        if t >= until:
+            return
+        if keep() * bound < rate(t):
+            yield t
 
 
 def _poisson(unit: Callable[[], float], rate: float) -> Iterator[float]:

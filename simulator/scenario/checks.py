@@ -122,7 +122,7 @@ def _check_faults(
             elif isinstance(w.arrivals, Closed | ConstantRate):
                 yield problem(i, "workload", f"workload {fault.workload!r} has "
                               f"{w.arrivals.process} arrivals; a spike needs poisson, schedule "
-                              "or on_off arrivals")
+                              "on_off, sinusoid or curve arrivals")
             continue
         if isinstance(fault, RegionPartitionFault | RegionOutageFault):
             continue  # checked with the regions

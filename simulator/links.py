@@ -6,7 +6,7 @@ default one::
     network:
       default: same_zone            # every call edge without its own `network`
       profiles:                     # add profiles, or redefine the built-in ones
-        flaky_wan: {latency: {dist: lognormal, median: 20ms, sigma: 0.3}, loss: 0.01}
+        flaky_wan: {latency: {dist: lognormal, p50: 20ms, p99: 40ms}, loss: 0.01}
 
 and any call edge may name a profile or override it (``network: cross_zone``, ``network:
 {profile: cross_zone, loss: 0.02}``, ``network: {latency: 2ms}``).

@@ -121,7 +121,7 @@ def _check_faults(
                               + _did_you_mean(fault.workload, scenario.workloads))
             elif isinstance(w.arrivals, Closed | ConstantRate):
                 yield problem(i, "workload", f"workload {fault.workload!r} has "
-                              f"{w.arrivals.process} arrivals; a spike needs poisson, schedule "
+                              f"{w.arrivals.process} arrivals; a spike needs poisson, schedule, "
                               "on_off, sinusoid or curve arrivals")
             continue
         if isinstance(fault, RegionPartitionFault | RegionOutageFault):

@@ -7,6 +7,8 @@ Two topologies, exponential service, one worker per station, Poisson arrivals:
   arrival rate lambda and service rate mu (1 - q), which fixes the a-priori caps.
 * ``feedback-tandem2``: A -> B, and after B the request re-enters A with probability q
   (visits 1 / (1 - q) to each station).
+* ``feedback-split2``: after A the request goes on to B with probability p (a probabilistic
+  call step), else leaves; after B it re-enters A with probability q.
 
 Expected values come from ``tests/theory.py:jackson_open`` (traffic equations, product form,
 Little's law); the method and tolerances are those of ``tests/validation_support.py`` (5 seeds,
@@ -132,8 +134,17 @@ FEEDBACK_TANDEM = JacksonCase(
     _per_station(_caps(0.7, 1.0 - Q2, LAM2, 1.5), 2))
 
 
+P3, Q3, LAM3 = 0.6, 0.25, 0.595  # lambda_A = 0.595 / (1 - 0.6 * 0.25) = 0.7, lambda_B = 0.42
+FEEDBACK_SPLIT = JacksonCase(
+    "feedback-split2", LAM3, (1.0, 1.2), ((0.0, P3), (Q3, 0.0)),
+    {"a": station(1.0, [{"call": "b", "probability": P3}]),
+     "b": station(1.2, [reenter("a", Q3)])},
+    _per_station(_caps(0.7, 1.0 - P3 * Q3, LAM3, 1.5), 2))
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("case", [FEEDBACK1, FEEDBACK_TANDEM], ids=lambda c: c.id)
+@pytest.mark.parametrize("case", [FEEDBACK1, FEEDBACK_TANDEM, FEEDBACK_SPLIT],
+                         ids=lambda c: c.id)
 def test_feedback_network_matches_the_product_form(case: JacksonCase) -> None:
     est = vs.run_case(case.scenario(), case.measure)
     vs.assert_matches_theory(case.id, est, case.expected, case.caps)

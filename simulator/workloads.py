@@ -136,13 +136,30 @@ class Curve(_Arrivals):
     """Poisson arrivals whose rate is linear between the given points (a measured rate curve;
     the last rate holds after the last point). Generated exactly by thinning, as
     :class:`Sinusoid`. ``points`` start at 0s, in increasing time order.
+
+    Parameters
+    ----------
+    points
+        ``{at, rate}`` points (at least two).
+    file
+        Instead of ``points``: a CSV file of ``at,rate`` rows (a header row is allowed; units
+        as in the scenario, ``10m``, ``400/s``), relative to the scenario file. It is read
+        when the scenario is loaded and its rows become ``points`` (``points.N`` in a message
+        is the N-th data row, from 0), so the resolved scenario, and the run cache, hold the
+        curve itself.
     """
 
     process: Literal["curve"] = "curve"
-    points: list[RatePoint] = Field(min_length=2)
+    points: list[RatePoint] = Field(default_factory=list)
+    file: str | None = Field(None, description="CSV of at,rate rows (read at load).")
 
     @model_validator(mode="after")
     def _check(self) -> Self:
+        if len(self.points) < 2:
+            raise ValueError("a curve needs at least two points" + (
+                f" (file {self.file!r} was not read: load the scenario with "
+                "simulator.load_scenario or parse_scenario)" if self.file and not self.points
+                else ""))
         if self.points[0].at != 0:
             raise ValueError("the first point must be at 0s")
         if any(b.at <= a.at for a, b in itertools.pairwise(self.points)):

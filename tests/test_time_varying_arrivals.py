@@ -8,6 +8,7 @@ standard deviations of those integrals (computed here in closed form).
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -84,3 +85,36 @@ def test_bad_time_varying_arrivals_are_located_errors(arrivals: dict[str, Any],
                                                       message: str) -> None:
     with pytest.raises(simulator.ScenarioError, match=message):
         simulator.parse_scenario(spec(arrivals, 10))
+
+
+def test_a_rate_curve_read_from_a_file_is_the_inline_curve(tmp_path: Any) -> None:
+    (tmp_path / "rates.csv").write_text("at,rate\n0,0\n40s,400/s\n60,100\n")
+    text = ("duration: 80\nworkloads:\n  w:\n    arrivals: {process: curve, file: rates.csv}\n"
+            "    target: api\ncomponents:\n  api: {kind: service, workers: 1000, "
+            "service_time: 0}\n")
+    (tmp_path / "s.yaml").write_text(text)
+    loaded = simulator.load_scenario(tmp_path / "s.yaml")
+    inline = simulator.parse_scenario(spec({"process": "curve", "points": [
+        {"at": 0, "rate": 0}, {"at": 40, "rate": 400}, {"at": 60, "rate": 100}]}, 80))
+    assert loaded.workloads["w"].arrivals == inline.workloads["w"].arrivals  # file: not kept
+    a = simulator.simulate(loaded).requests["start"].to_numpy()
+    b = simulator.simulate(inline).requests["start"].to_numpy()
+    assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "cannot read rate curve 'rates.csv'"),
+    ("0,1,2\n", "data row 0 has 3 columns"),
+    ("0,10\n", "a curve needs at least two points"),
+    ("0,10\n5,-1\n", "points.1.rate"),
+])
+def test_bad_rate_files_are_located_errors(tmp_path: Any, content: str | None,
+                                           message: str) -> None:
+    if content is not None:
+        (tmp_path / "rates.csv").write_text(content)
+    (tmp_path / "s.yaml").write_text(
+        "duration: 10\nworkloads:\n  w:\n    arrivals: {process: curve, file: rates.csv}\n"
+        "    target: api\ncomponents:\n  api: {kind: service}\n")
+    with pytest.raises(simulator.ScenarioError, match=re.escape(message)) as info:
+        simulator.load_scenario(tmp_path / "s.yaml")
+    assert "s.yaml:4" in str(info.value)

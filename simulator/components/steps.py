@@ -12,7 +12,8 @@ parallel fan-out, joined). Probabilistic steps compile to one bound call each:
 
 The draws come from streams shared by the instances of a group (scope: the group; purpose:
 ``route:`` and the step's key path), so the n-th request routed by a step gets the n-th draw
-whichever instance serves it, and the counts of re-entries are shared the same way.
+whichever instance serves it, and the counts of re-entries are shared the same way
+(``BuildContext.shared``).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def compile_plan(steps: list[AnyStep], bind: Callable[[CallSpec], Bound], ctx: B
             edges = [w / total for w in itertools.accumulate(b.weight for b in step.choice)]
             plan.append(_choice(branches, edges, ctx.shared_uniform(group, f"route:{where}")))
         elif isinstance(step, ReenterSpec):
-            depth: dict[int, int] = ctx.shared(f"{group}:reenter:{where}", dict)
+            depth: dict[int, int] = ctx.shared.setdefault(("reenter", group, where), {})
             plan.append(_reenter(bind(step.reenter), step.probability, step.max_reentries,
                                  ctx.shared_uniform(group, f"route:{where}"), depth))
         else:

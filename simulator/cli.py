@@ -85,8 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit_.add_argument("--dist", action="append", default=None, metavar="NAME",
                       help="candidate (repeatable; default exponential, lognormal, gamma, "
                            "weibull, normal)")
-    fit_.add_argument("--key", default="service_time",
-                      help="key the printed block goes under (default service_time)")
+    fit_.add_argument("--key", default=None,
+                      help="key to print the block under (e.g. the timing it describes); "
+                           "default: the bare block")
 
     plot = sub.add_parser("plot", help="write the plots (and a report) of a results directory")
     plot.add_argument("directory", type=Path,

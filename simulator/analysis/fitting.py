@@ -156,11 +156,11 @@ def _round(block: dict[str, Any]) -> dict[str, Any]:
     return {k: (float(f"{v:.6g}") if isinstance(v, float) else v) for k, v in block.items()}
 
 
-def fit_report(samples: np.ndarray, key: str = "service_time",
+def fit_report(samples: np.ndarray, key: str | None = None,
                candidates: Sequence[str] = CANDIDATES, source: str = "",
                fmt: Callable[[float], str] = lambda v: f"{v * 1e3:.3g}") -> str:
     """The text ``simulator fit`` prints: a table of the fits (best first) as YAML comments,
-    then the best fit's block under ``key``, ready to paste into a scenario."""
+    then the best fit's block (under ``key`` if given), ready to paste into a scenario."""
     import yaml
 
     fits = fit(samples, candidates)
@@ -176,8 +176,9 @@ def fit_report(samples: np.ndarray, key: str = "service_time",
                      f"{fmt(f.p50):>8} {fmt(f.p99):>8}")
     best = fits[0]
     lines.append("# (the KS p-value is optimistic: the parameters come from the same samples)")
-    lines.append(yaml.safe_dump({key: _round(best.block)}, default_flow_style=None,
-                                sort_keys=False).rstrip())
+    block = _round(best.block)
+    lines.append(yaml.safe_dump({key: block} if key else block, default_flow_style=None
+                                if key else True, sort_keys=False, width=100).rstrip())
     return "\n".join(lines) + "\n"
 
 

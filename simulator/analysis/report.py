@@ -31,6 +31,8 @@ from simulator.analysis.diagnostics import (
 if TYPE_CHECKING:
     from simulator.results import Results
 
+#: Plots shown in the report's own Dashboard section (before the other plots).
+DASHBOARD_PLOTS = ("dashboard", "latency_heatmap")
 _LATENCY_COLUMNS = ("mean", "p50", "p95", "p99", "p999")
 _RATIO_COLUMNS = ("error_ratio", "rejection_ratio", "timeout_ratio", "fallback_ratio",
                   "utilisation", "share", "conflict_ratio", "failed_ratio", "stale_read_ratio")
@@ -249,6 +251,7 @@ def report_html(results: Results, plots: Sequence[str] | None = None,
     title = title or s.name
     esc = html.escape
     names = list(plots) if plots is not None else r.plot.available()
+    board = [n for n in DASHBOARD_PLOTS if n in names]
     created = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     try:
         from importlib.metadata import version
@@ -270,7 +273,9 @@ def report_html(results: Results, plots: Sequence[str] | None = None,
         parts.append(f"<p>{esc(s.description)}</p>")
     parts.append(f'<p class="meta">{meta}</p>')
     parts.append('<nav><a href="#topology">Topology</a><a href="#summary">Summary</a>'
-                 '<a href="#diagnostics">Diagnostics</a><a href="#plots">Plots</a>'
+                 '<a href="#diagnostics">Diagnostics</a>'
+                 + ('<a href="#dashboard">Dashboard</a>' if board else "")
+                 + '<a href="#plots">Plots</a>'
                  '<a href="#scenario">Scenario</a></nav>')
 
     parts.append('<h2 id="topology">Topology</h2>')
@@ -308,12 +313,16 @@ def report_html(results: Results, plots: Sequence[str] | None = None,
         parts.append("<h3>Events</h3>")
         parts.append(table_html(counts))
 
-    parts.append('<h2 id="plots">Plots</h2>')
-    for name in names:
-        png = render(r, name)
+    def figure_html(name: str) -> str:
         caption = captions[name].caption if name in captions else name.replace("_", " ")
-        parts.append(f"<figure>{embed_png(png, name)}<figcaption>{esc(caption)}</figcaption>"
-                     "</figure>")
+        return (f"<figure>{embed_png(render(r, name), name)}<figcaption>{esc(caption)}"
+                "</figcaption></figure>")
+
+    if board:
+        parts.append('<h2 id="dashboard">Dashboard</h2>')
+        parts += [figure_html(name) for name in board]
+    parts.append('<h2 id="plots">Plots</h2>')
+    parts += [figure_html(name) for name in names if name not in board]
 
     parts.append('<h2 id="scenario">Scenario</h2>')
     parts.append('<p class="note">As it ran: overrides applied, times in seconds and rates per '

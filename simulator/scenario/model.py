@@ -29,6 +29,7 @@ from simulator.faults import (
     SpikeFault,
 )
 from simulator.limits import REQUESTS, SAMPLES
+from simulator.links import NetworkSpec
 from simulator.regions import RegionsSpec
 from simulator.slo import Objective, read_slo
 from simulator.units import parse_duration, parse_request_count
@@ -144,6 +145,10 @@ class Scenario(BaseModel):
     regions
         Regions, the latency between them, and where components and clients are (see
         :mod:`simulator.regions`). Omitted: one place, no network latency.
+    network
+        Link profiles of call edges (latency and message loss) and the default profile of
+        every edge (see :mod:`simulator.links`). Omitted: edges cost nothing unless they give
+        their own ``network``.
     variants
         Named alternatives for ``simulator compare``: each is a list of ``key.path=value``
         overrides applied to this scenario (an empty list is the scenario as written).
@@ -170,6 +175,7 @@ class Scenario(BaseModel):
     metrics: Metrics = Metrics()
     faults: list[Fault] = Field(default_factory=list)
     regions: RegionsSpec | None = None
+    network: NetworkSpec | None = None
     variants: dict[str, list[str]] = Field(default_factory=dict)
     slo: str | None = None
 
@@ -228,6 +234,8 @@ class Scenario(BaseModel):
                     rate = w.arrivals.rate  # heavy-tailed periods: bound by the on rate
                 if not isinstance(w.arrivals, ConstantRate):  # spikes multiply the others
                     rate *= self.spike_factor(name)
+            if w.batch is not None:
+                rate *= w.batch.mean_size
             total += rate * self.duration
         return total
 

@@ -499,6 +499,23 @@ def test_retry_storm_outlives_its_spike_and_each_cure_recovers() -> None:
         assert r.recovery()["recovered"].iloc[0], name
 
 
+# ---- trace_replay ------------------------------------------------------------------------------
+
+
+def test_trace_replay_is_burstier_than_poisson_at_its_mean_rate() -> None:
+    """A Poisson model of the trace's mean rate predicts a p99 far below the replayed
+    traffic's (bound fixed before the run: at least 5x lower); the exactness of the replay is
+    tests/test_traces.py's."""
+    base, trace = run("trace_replay")
+    rate = base.workloads["shoppers"].arrivals.mean_rate()
+    _, poisson = run("trace_replay", *base.variants["poisson"])
+    p99 = {n: r.summary().set_index("name").loc["shoppers", "p99"]
+           for n, r in (("trace", trace), ("poisson", poisson))}
+    assert 95 < rate < 115  # the variant's 104/s is the trace's mean
+    assert p99["trace"] > 5 * p99["poisson"], p99
+    assert trace.summary().set_index("name").loc["shoppers", "error_ratio"] == 0
+
+
 # ---- sharding ----------------------------------------------------------------------------------
 
 SHORT_RESHARD = ("duration=10s", "warmup=2s", "faults.0.at=5s")

@@ -19,6 +19,7 @@ from simulator.components.base import (
 )
 from simulator.components.edge import Bound, bind_call
 from simulator.components.service.disciplines import Discipline, Waiter, discipline
+from simulator.components.service.limiter import Algorithm, admitting
 from simulator.components.service.modes import (
     LEAVING,
     Job,
@@ -114,6 +115,14 @@ class Service(ScalableService, FaultState, Component):
         self.cancelled_total = 0
         self.left_total = dict.fromkeys(LEAVING, 0)  # dropped, expired, reneged, baulked
         self._init_fault_state(ctx, self.name)
+        # admission (service/limiter.py): only an instance with the block wraps its handle
+        self.shed_total = 0
+        self.in_flight = 0  # admitted by a concurrency limit and not yet answered
+        self.admission_start: Callable[[], None] | None = None
+        self.limit_algorithm: Algorithm | None = None
+        if params.admission is not None:
+            self.handle = admitting(  # type: ignore[method-assign]
+                self, self.handle, params.admission)
 
     def wire(self, resolve: Callable[[str], Target]) -> None:
         def bind(call: CallSpec) -> Bound:
@@ -151,6 +160,16 @@ class Service(ScalableService, FaultState, Component):
         if self._leaving:  # only where requests can leave a queue unserved (same tables else)
             for code, count in LEAVING.items():
                 yield f"{count}_total", "", partial(self.left_total.__getitem__, code)
+        if self.params.admission is not None:
+            yield "shed_total", "", lambda: self.shed_total
+        if self.limit_algorithm is not None:
+            algo = self.limit_algorithm
+            yield "concurrency_limit", "", lambda: algo.limit
+            yield "in_flight", "", lambda: self.in_flight
+
+    def start(self) -> None:
+        if self.admission_start is not None:
+            self.admission_start()
 
     @property
     def queue_length(self) -> int:

@@ -37,6 +37,7 @@ ignored (``onIgnore``: no sample).
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -57,7 +58,7 @@ def _check_classes(name: str, values: float | list[float] | None) -> None:
     if isinstance(values, list):
         if not values:
             raise ValueError(f"{name}: give one value, or one per priority class")
-        if any(b > a for a, b in zip(values, values[1:], strict=False)):
+        if any(b > a for a, b in pairwise(values)):
             raise ValueError(f"{name}: the list must not increase (class 0 is the most "
                              "important: less important classes are shed first)")
 

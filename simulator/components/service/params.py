@@ -9,8 +9,8 @@ from pydantic import Field, model_validator
 
 from simulator.autoscaling.params import Autoscaling
 from simulator.calls import Step, step_references
-from simulator.components.service.admission import Admission, ShedAdmission
 from simulator.components.params import ComponentParams, KeyPath
+from simulator.components.service.admission import Admission, ShedAdmission
 from simulator.components.service.queueing import (
     FifoQueue,
     LifoQueue,

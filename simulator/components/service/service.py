@@ -121,7 +121,7 @@ class Service(ScalableService, FaultState, Component):
         self.admission_start: Callable[[], None] | None = None
         self.limit_algorithm: Algorithm | None = None
         if params.admission is not None:
-            self.handle = admitting(  # type: ignore[method-assign]
+            self.handle = admitting(  # type: ignore[method-assign,assignment]
                 self, self.handle, params.admission)
 
     def wire(self, resolve: Callable[[str], Target]) -> None:

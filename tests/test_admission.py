@@ -124,6 +124,64 @@ def test_envoy_gradient_remeasures_after_five_updates_at_the_minimum() -> None:
     assert e.measuring
 
 
+def test_aimd_increase_is_the_additive_step() -> None:
+    a = Aimd(AimdLimit(initial_limit=20, increase=3))
+    a.sample(0.0, 0.1, 10, False)
+    assert a.limit == 23
+
+
+def test_vegas_explicit_alpha_beta_and_smoothing() -> None:
+    v = Vegas(VegasLimit(initial_limit=10, alpha=2, beta=4, smoothing=0.5,
+                         probe_multiplier=1000), lambda: 0.0)
+    v.sample(0.0, 0.1, 10, False)  # the no-load RTT
+    v.sample(0.0, 0.1, 10, False)  # queue 0: + beta = 14, blended half-way: 12
+    assert v.estimate == 12 and v.limit == 12
+    v.sample(0.0, 0.2, 12, False)  # queue ceil(12 x 0.5) = 6 > beta 4: 11, blended: 11.5
+    assert v.estimate == 11.5 and v.limit == 11
+
+
+def test_vegas_probes_the_no_load_rtt_every_probe_multiplier_x_limit_samples() -> None:
+    # jitter 0.5 (the draw is 0): a probe once 0.5 x 1 x 10 <= samples counted, the 5th
+    v = Vegas(VegasLimit(initial_limit=10, probe_multiplier=1), lambda: 0.0)
+    for rtt in (0.1, 0.2, 0.2, 0.2):
+        v.sample(0.0, rtt, 1, False)  # one in flight: application-limited, no change
+    assert v.rtt_noload == 0.1
+    v.sample(0.0, 0.3, 1, False)
+    assert v.rtt_noload == 0.3 and v.probe_count == 0 and v.limit == 10
+
+
+@pytest.mark.parametrize(("long_window", "want"),
+                         [(1, 20.0), (600, 20 * (0.1 + 0.1 * 2 / 601) / 0.2)])
+def test_gradient2_long_window_and_queue_size(long_window: int, want: float) -> None:
+    # ten warm-up samples of 100 ms (plain mean), then one of 200 ms: the long RTT moves by
+    # 2 / (long_window + 1) of the difference; smoothing 1 and queue_size 0 make the new
+    # limit gradient x limit exactly (long_window 1: long = short, gradient 1)
+    g = Gradient2(Gradient2Limit(initial_limit=20, min_limit=1, smoothing=1.0, queue_size=0,
+                                 long_window=long_window))
+    for _ in range(10):
+        g.sample(0.0, 0.1, 20, False)
+    assert g.estimate == pytest.approx(20.0)
+    g.sample(0.0, 0.2, 20, False)
+    factor = 2 / (long_window + 1)
+    assert g.long_rtt == pytest.approx(0.1 * (1 - factor) + 0.2 * factor)
+    assert g.estimate == pytest.approx(20 * min(1.0, max(0.5, g.long_rtt / 0.2)))
+    assert g.estimate == pytest.approx(want, rel=1e-3)
+
+
+def test_envoy_percentile_jitter_and_max_limit() -> None:
+    spec = AdaptiveConcurrency(concurrency_update_interval=1.0, max_concurrency_limit=4,
+                               sample_aggregate_percentile=90, min_rtt_calc={
+                                   "interval": 100.0, "request_count": 4, "jitter": 0.5})
+    e = EnvoyGradient(spec, lambda: 0.5)
+    for rtt in (0.3, 0.1, 0.4, 0.2):
+        e.sample(10.0, rtt, 1, False)
+    assert e.min_rtt == 0.4  # nearest rank: the ceil(0.9 x 4) = 4th smallest
+    assert e.next_min_rtt == pytest.approx(10 + 100 * (1 + 0.5 * 0.5))
+    e.sample(10.5, 0.1, 1, False)
+    e.advance(11.0)  # gradient 2: int(6 + sqrt(6)) = 8, capped at 4
+    assert e.limit == 4
+
+
 # ---- the service: which arrivals are refused ---------------------------------------------------
 
 def test_shedding_by_queue_time_refuses_exactly_the_arrivals_behind_an_old_head() -> None:

@@ -295,6 +295,7 @@ def test_without_admission_nothing_changes() -> None:
     ({"policy": "shed", "max_utilization": 1.5}, "max_utilization must be in (0, 1]"),
     ({"policy": "vegas", "alpha": 7, "beta": 3}, "alpha (7) must not exceed beta (3)"),
     ({"policy": "token_bucket"}, "policy"),
+    ({"policy": "shed", "max_queue_time": 0.1, "window": 2}, "window is ignored without"),
 ])
 def test_bad_admission_parameters_are_located(admission: dict[str, Any], message: str) -> None:
     with pytest.raises(simulator.ScenarioError) as err:

@@ -43,6 +43,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.distributions import Duration
+from simulator.settings import refuse_ignored
 
 _CONFIG = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -92,6 +93,8 @@ class ShedAdmission(BaseModel):
     def _check(self) -> Self:
         if self.max_queue_time is None and self.max_utilization is None:
             raise ValueError("policy shed needs max_queue_time or max_utilization (or both)")
+        refuse_ignored(self, [("window", self.max_utilization is not None,
+                               "without max_utilization (it is the utilisation's window)")])
         _check_classes("max_queue_time", self.max_queue_time)
         _check_classes("max_utilization", self.max_utilization)
         times = self.max_queue_time if isinstance(self.max_queue_time, list) else [

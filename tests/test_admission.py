@@ -308,3 +308,15 @@ def test_queue_time_shedding_is_refused_under_processor_sharing() -> None:
     with pytest.raises(simulator.ScenarioError, match="nothing waits under processor sharing"):
         scenario({"policy": "shed", "max_queue_time": "10ms"},
                  queue={"discipline": "processor_sharing"})
+
+
+def test_the_limit_plot_draws_the_recorded_steps() -> None:
+    r = simulator.simulate(scenario(
+        {"policy": "aimd", "initial_limit": 1, "min_limit": 1, "max_limit": 10},
+        rate=50, service_time=0.010, duration=1.0))
+    assert "concurrency_limit_over_time" in r.plot.available()
+    ax = r.plot.concurrency_limit_over_time()
+    steps = ax.lines[0]
+    assert list(steps.get_ydata()) == [1, 2, 3, 3]  # the table's values, held to the end
+    assert not simulator.simulate(scenario(None)).plot.available().count(
+        "concurrency_limit_over_time")

@@ -3,7 +3,7 @@ service-time distributions and downstream calls in sequence or in parallel (see
 :mod:`simulator.components.service.service`)."""
 
 from simulator.components.service.params import ServiceParams
-from simulator.kind import Column, Kind, RawTable
+from simulator.kind import Column, Kind, Plot, RawTable
 
 CONCURRENCY_LIMITS = RawTable(
     "concurrency_limits", "One row per change of an instance's adaptive concurrency limit "
@@ -25,4 +25,9 @@ KIND = Kind(
     colour="#e3f2fd",
     faults=frozenset({"crash", "slow", "error", "latency"}),
     tables=(CONCURRENCY_LIMITS,),
+    plots=(Plot("concurrency_limit_over_time",
+                "simulator.components.service.plots:concurrency_limit_over_time",
+                "The adaptive concurrency limit of each instance (steps) and the requests in "
+                "flight when it changed (dots).",
+                applies="simulator.components.service.plots:has_limits"),),
 )

@@ -196,6 +196,18 @@ def test_shedding_by_queue_time_refuses_exactly_the_arrivals_behind_an_old_head(
     assert set(r.requests["status"]) <= {"ok", "rejected"}
 
 
+@pytest.mark.parametrize(("priority", "shed"), [(0, []), (1, [*range(5, 15), *range(18, 26), 29]),
+                                              (7, [*range(5, 15), *range(18, 26), 29])])
+def test_queue_time_thresholds_by_class(priority: int, shed: list[int]) -> None:
+    # the run above, with max_queue_time [1s, 25ms]: class 0 waits up to 1 s (none of these
+    # waits), class 1 and every class past the list's end are shed as above
+    r = simulator.simulate(scenario(
+        {"policy": "shed", "max_queue_time": ["1s", "25ms"]}, workloads={
+            "w": {"arrivals": {"process": "constant", "rate": 100}, "target": "api",
+                  "priority": priority}}))
+    assert rejected_ids(r) == shed
+
+
 def test_shedding_by_utilization_drops_the_least_important_class_first() -> None:
     # one worker, 15 ms per request; class 0 and class 1 at 50/s each (offered 150%);
     # max_utilization [1.0, 0.5] by class, windows of 1 s: the first window sheds nothing and

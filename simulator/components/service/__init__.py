@@ -1,6 +1,7 @@
 """``kind: service``: instances with workers, a bounded queue with a chosen discipline,
-service-time distributions and downstream calls in sequence or in parallel (see
-:mod:`simulator.components.service.service`)."""
+service-time distributions, downstream calls in sequence or in parallel (see
+:mod:`simulator.components.service.service`) and admission control: load shedding and
+adaptive concurrency limits (:mod:`simulator.components.service.admission`)."""
 
 from simulator.components.service.params import ServiceParams
 from simulator.kind import Column, Kind, Plot, RawTable

@@ -66,6 +66,11 @@ class Service(ScalableService, FaultState, Component):
     ``rejected_total``, ``failed_total`` (failed by a fault), ``cancelled_total`` (hedged
     copies dropped when their turn came because another copy had already answered).
 
+    With an ``admission`` block (:mod:`~simulator.components.service.limiter`) ``handle`` is
+    wrapped: refused arrivals end ``rejected`` at once (gauge ``shed_total``); a concurrency
+    limit adds the gauges ``concurrency_limit`` and ``in_flight`` and the rows of the
+    ``concurrency_limits`` table.
+
     Faults: ``crash`` fails every request the instance holds, queued, in service or awaiting
     its downstream calls, at the instant of the crash (the callees carry on), then refuses or
     black-holes new ones until it recovers, empty; ``slow`` multiplies the service time of

@@ -58,10 +58,11 @@ def by_priority(values: float | list[float], priority: int) -> float:
 def _check_classes(name: str, values: float | list[float] | None) -> None:
     if isinstance(values, list):
         if not values:
-            raise ValueError(f"{name}: give one value, or one per priority class")
+            raise ValueError(f"{name} is an empty list: give one value, or one per priority "
+                             "class")
         if any(b > a for a, b in pairwise(values)):
-            raise ValueError(f"{name}: the list must not increase (class 0 is the most "
-                             "important: less important classes are shed first)")
+            raise ValueError(f"{name} must not increase from class to class (class 0 is "
+                             "the most important: less important classes are shed first)")
 
 
 class ShedAdmission(BaseModel):

@@ -97,7 +97,7 @@ def _resolve(tp: Any, node: Any) -> Any:
             continue
         if origin not in (Union, types.UnionType):
             return tp
-        members = []
+        members: list[Any] = []
         for a in typing.get_args(tp):
             a = _strip(a)
             if typing.get_origin(a) in (Union, types.UnionType):  # an optional tagged union

@@ -332,3 +332,22 @@ def test_the_limit_plot_draws_the_recorded_steps() -> None:
     assert list(steps.get_ydata()) == [1, 2, 3, 3]  # the table's values, held to the end
     assert not simulator.simulate(scenario(None)).plot.available().count(
         "concurrency_limit_over_time")
+
+
+def test_a_black_holed_outage_leaves_no_request_holding_the_limit() -> None:
+    # a 1 s black-hole crash at 2 s: arrivals meanwhile are never answered (the client's
+    # timeout ends them), but they never entered the limiter, so after recovery the api
+    # admits again exactly as before the crash
+    s = simulator.parse_scenario({
+        "duration": 6, "warmup": 0, "drain": 1,
+        "workloads": {"w": {"arrivals": {"process": "constant", "rate": 50},
+                            "target": {"to": "api", "timeout": "100ms"}}},
+        "components": {"api": {"kind": "service", "service_time": 0.01, "admission": {
+            "policy": "aimd", "initial_limit": 3, "min_limit": 3, "max_limit": 3}}},
+        "faults": [{"at": 2, "duration": 1, "kind": "crash", "target": "api",
+                    "mode": "black_hole"}],
+    })
+    req = simulator.simulate(s).requests
+    down = (req["start"] >= 2) & (req["start"] < 3)
+    assert (req.loc[down, "status"] == "timeout").all() and down.sum() >= 49
+    assert (req.loc[~down, "status"] == "ok").all()

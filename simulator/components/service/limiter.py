@@ -5,6 +5,9 @@ with status ``rejected`` (counted in the instance's ``rejected_total`` and ``she
 with a span), the others go through the instance's usual handling. Without an ``admission``
 block nothing is wrapped, so the hot path and the tables are those of a service without it.
 
+An instance that is down (crashed), stopped or draining meets arrivals as it would without the
+block (refused or black-holed), and its limiter keeps its state across the outage.
+
 The limit algorithms are plain classes, free of SimPy, so their arithmetic can be checked by
 hand: ``sample(now, rtt, in_flight, dropped)`` takes one answered request and ``advance(now)``
 runs the timed recalculations due by ``now`` (Envoy's windows; nothing for the Netflix
@@ -327,7 +330,7 @@ def admitting(svc: Service, inner: Handle, spec: Admission) -> Handle:
 
         def shed(req: Request, op: str) -> Generator[Event, Any, int]:
             now = env._now
-            if shedder.refuses(now, req):
+            if svc.up and svc.in_service and shedder.refuses(now, req):
                 return refuse(req, op, now)
             return (yield from inner(req, op))
 
@@ -347,6 +350,11 @@ def admitting(svc: Service, inner: Handle, spec: Admission) -> Handle:
     record(0.0)
 
     def limited(req: Request, op: str) -> Generator[Event, Any, int]:
+        if not (svc.up and svc.in_service):
+            # down, stopped or draining: refused or black-holed as without admission (no
+            # limiter runs in a process that is not serving; a black-holed request, never
+            # answered, must not hold a place in the limit after recovery)
+            return (yield from inner(req, op))
         now = env._now
         algo.advance(now)
         if svc.in_flight >= algo.limit:

@@ -47,7 +47,7 @@ def test_codel_and_the_adaptive_limit_keep_goodput_where_fifo_collapses(seed: in
     assert goodput(got["fifo"], scenario.warmup, t0, slo) > 0.9 * rate  # healthy before
     assert during["fifo"] < COLLAPSES * rate, during
     assert after["fifo"] < COLLAPSES * rate, after  # still serving the dead backlog
-    for name in ("codel", "aimd", "adaptive_lifo"):
+    for name in ("codel", "aimd", "adaptive_concurrency", "adaptive_lifo"):
         assert during[name] > KEEPS * rate, (name, during)
         assert after[name] > KEEPS * rate, (name, after)
     assert during["throttled"] > 2 * during["fifo"], during

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test validate test-quick fuzz bench bench-start bench-fleet bench-streaming bench-parallel lint clean
+.PHONY: run test validate test-quick fuzz check-reports bench bench-start bench-fleet bench-streaming bench-parallel lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ test-quick: $(STAMP)
 ## fuzz: 10,000 mutated shipped scenarios, validated and run shortened: no traceback, no hang (long)
 fuzz: $(STAMP)
 	$(BIN)/python -m tests.fuzz_scenarios --mutants 10000 --jobs 2
+
+## check-reports: render the reports in headless Chromium (installed from Debian if missing)
+check-reports: $(STAMP)
+	command -v chromium >/dev/null || (apt-get install -y chromium || \
+	    (apt-get update && apt-get install -y chromium))
+	$(BIN)/python -m pytest -q -p no:xdist tests/test_reports.py
 
 ## bench: framework vs hand-written SimPy, side by side
 bench: $(STAMP)

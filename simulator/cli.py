@@ -20,7 +20,7 @@ from typing import Any
 
 from simulator.analysis.terminal import fit
 from simulator.errors import ScenarioError, ScenarioWarning, TopologyError
-from simulator.outdir import out_problem
+from simulator.outdir import out_problem, report_problem
 
 EXIT_BAD_INPUT = 2
 
@@ -74,6 +74,20 @@ def build_parser() -> argparse.ArgumentParser:
     kinds.add_argument("kinds", nargs="*", metavar="KIND",
                        help="kinds to describe in full: nested settings (health_check.interval"
                             "...) and the options of every call step")
+
+    fit_ = sub.add_parser("fit", help="fit a distribution to measured samples and print its "
+                          "scenario block")
+    fit_.add_argument("file", help="CSV or Parquet file of samples (one number per row)")
+    fit_.add_argument("--column", default=None, help="column to read (default: the only "
+                      "numeric one)")
+    fit_.add_argument("--unit", choices=["s", "ms", "us", "ns"], default="s",
+                      help="unit of the samples (default s)")
+    fit_.add_argument("--dist", action="append", default=None, metavar="NAME",
+                      help="candidate (repeatable; default exponential, lognormal, gamma, "
+                           "weibull, normal)")
+    fit_.add_argument("--key", default=None,
+                      help="key to print the block under (e.g. the timing it describes); "
+                           "default: the bare block")
 
     plot = sub.add_parser("plot", help="write the plots (and a report) of a results directory")
     plot.add_argument("directory", type=Path,
@@ -191,7 +205,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.out is not None and (problem := out_problem(args.out)):
         print(f"simulator run: --out {args.out}: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if args.report and (problem := _report_problem(Path(args.report))):
+    if args.report and (problem := report_problem(Path(args.report))):
         print(f"simulator run: --report {args.report}: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     warmup = [] if args.warmup is None else [f"warmup={args.warmup}"]
@@ -228,19 +242,10 @@ def _file_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "scenario"
 
 
-def _report_problem(path: Path) -> str | None:
-    """Why an HTML report cannot be written to ``path``, or None."""
-    if path.is_dir():
-        return "is a directory; give a file name (report.html)"
-    if path.suffix.lower() not in (".html", ".htm"):
-        return "the report is an HTML file: give a name ending in .html"
-    return None
-
-
 def _write_report(results: Any, path: Path, command: str) -> int:
     from simulator.analysis.report import write_report
 
-    if problem := _report_problem(path):
+    if problem := report_problem(path):
         print(f"simulator {command}: --report {path}: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
@@ -381,6 +386,24 @@ def _kinds(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fit(args: argparse.Namespace) -> int:
+    from simulator.analysis.fitting import CANDIDATES, fit_report, read_samples
+
+    unknown = [d for d in args.dist or () if d not in CANDIDATES]
+    if unknown:
+        print(f"simulator fit: unknown --dist {unknown[0]!r}; expected one of "
+              f"{', '.join(CANDIDATES)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        samples = read_samples(args.file, args.column, args.unit)
+        text = fit_report(samples, args.key, args.dist or CANDIDATES, source=args.file)
+    except (ValueError, OSError) as exc:
+        print(f"simulator fit: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(text, end="")
+    return 0
+
+
 def _experiment(args: argparse.Namespace) -> int:
     from simulator.experiment.cli import run_command
 
@@ -388,6 +411,6 @@ def _experiment(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"run": _run, "validate": _validate, "diagram": _diagram, "schema": _schema,
-             "kinds": _kinds, "plot": _plot,
+             "kinds": _kinds, "plot": _plot, "fit": _fit,
              "replicate": _experiment, "compare": _experiment, "sweep": _experiment,
              "capacity": _experiment}

@@ -26,6 +26,15 @@ def out_problem(out: Path) -> str | None:
     return None
 
 
+def report_problem(path: Path) -> str | None:
+    """Why an HTML report cannot be written to ``path``, or None (checked before a run)."""
+    if path.is_dir():
+        return "is a directory; give a file name (report.html)"
+    if path.suffix.lower() not in (".html", ".htm"):
+        return "the report is an HTML file: give a name ending in .html"
+    return None
+
+
 @contextlib.contextmanager
 def replacing(directory: str | Path) -> Iterator[Path]:
     """Write a directory whole or not at all: yield a temporary sibling to fill, which then

@@ -6,7 +6,8 @@ Envoy, Finagle and resilience4j where those exist. The policies wrap the call fr
 
     fallback( retry( breaker( adaptive_throttle( rate_limit( bulkhead( timeout( hedge( call ))))))))
 
-(``adaptive_throttle``, client-side throttling, lives in :mod:`simulator.throttling`.)
+(``adaptive_throttle``, client-side throttling, lives in :mod:`simulator.throttling`;
+``rate_limit``'s five algorithms and its global scope in :mod:`simulator.ratelimit`.)
 
 so a timeout bounds one attempt (Envoy's ``per_try_timeout``), every retry passes the breaker, and
 a fallback answers once everything else has failed.
@@ -19,8 +20,8 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.distributions import Duration
+from simulator.ratelimit import RateLimitPolicy as RateLimitPolicy  # re-exported
 from simulator.settings import refuse_ignored
-from simulator.units import parse_rate
 
 RetryableStatus = Literal["error", "timeout", "rejected", "short_circuited", "dropped"]
 
@@ -188,20 +189,6 @@ class HedgePolicy(_Policy):
         refuse_ignored(self, [("min_samples", self.percentile is not None,
                                "with a fixed delay; it applies to a percentile hedge")])
         return self
-
-
-class RateLimitPolicy(_Policy):
-    """Token bucket: ``rate`` tokens per second, at most ``burst`` saved; no token: rejected."""
-
-    rate: float = Field(gt=0)
-    burst: int = Field(1, ge=1)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _rate(cls, data: object) -> object:
-        if isinstance(data, dict) and "rate" in data:
-            data = {**data, "rate": parse_rate(data["rate"])}
-        return data
 
 
 class BulkheadPolicy(_Policy):

@@ -65,6 +65,9 @@ AUTOSCALED = _one("{arrivals: {process: poisson, rate: 10/s}, target: api}",
                   "{max_replicas: 100000, metrics: [{type: utilization, "
                   "average_utilization: 50}]}}\n")
 
+SPIKE = (_one("{arrivals: {process: poisson, rate: 70/s}, target: api}", f"  api: {SERVICE}\n")
+         + "faults:\n- {at: 1s, duration: 5s, kind: spike, workload: w, factor: 1000000000}\n")
+
 GRID = ",".join(str(i) for i in range(1, 1001))
 
 #: (id, file text or None for the quickstart, command line after the file, limit named)
@@ -78,6 +81,7 @@ BOMBS = [
     ("autoscaling-max-1e5", AUTOSCALED, ["run"], "instances"),
     ("ring-1e4-shards-1e5-vnodes", RING, ["run"], "ring_tokens"),
     ("table-1.9e8-requests", TABLE, ["run"], "table_memory"),
+    ("spike-factor-1e9", SPIKE, ["validate"], "requests"),
     ("sweep-1e6-points", None, ["sweep", "--no-cache", "--grid", f"seed={GRID}",
                                 "--grid", f"duration={GRID}"], "sweep_points"),
     ("compare-1e6-variants", None, ["compare", "--vary", f"seed={GRID}",
@@ -196,3 +200,24 @@ def test_the_readme_documents_every_limit() -> None:
                    None)
         assert row is not None, name
         assert row.rstrip().endswith("| yes |" if lim.soft else "| no |"), row
+
+
+@pytest.mark.parametrize(("component", "key"), [
+    ("{kind: cache, pattern: write_behind, backing: db, capacity: 10}", "flush_interval"),
+    ("{kind: service, service_time: 1ms, autoscaling: {max_replicas: 2, metrics: [{type: "
+     "utilization, average_utilization: 50}]}}", "autoscaling.sync_period"),
+])
+def test_a_periodic_timer_below_a_millisecond_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], component: str, key: str) -> None:
+    """Each round of a periodic timer is an event of the run: a nanosecond period meant
+    billions of them (a fuzzer's hang), so periods are at least 1 ms, as health checks'."""
+    comp = component[:-1] + ", " + key.split(".")[-1] + ": 1ns}"
+    if "." in key:  # nested in the autoscaling block
+        comp = component[:-2] + ", sync_period: 1ns}}"
+    text = _one("{arrivals: {process: poisson, rate: 10/s}, target: c}",
+                f"  c: {comp}\n  db: {SERVICE}\n")
+    path = tmp_path / "timer.yaml"
+    path.write_text(text)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"components.c.{key}" in err and "0.001" in err, err

@@ -357,6 +357,12 @@ REFUSED: dict[str, tuple[str, ...]] = {
     "call.retry.multiplier": ("retry-multiplier-with-constant-backoff",),
     "call.retry.jitter": ("retry-jitter-with-decorrelated-backoff",),
     "call.hedge.min_samples": ("hedge-min-samples-with-a-fixed-delay",),
+    "call.rate_limit.capacity": ("rate-limit-capacity-with-token-bucket",),
+    "call.rate_limit.max_wait": ("rate-limit-max-wait-with-token-bucket",),
+    "call.rate_limit.limit": ("rate-limit-limit-with-leaky-bucket",
+                              "rate-limit-window-without-limit"),
+    "call.rate_limit.window": ("rate-limit-window-with-token-bucket",),
+    "call.rate_limit.sync_interval": ("rate-limit-sync-interval-with-instance-scope",),
     "call.fallback.queue": ("enqueue-fallback-to-a-service",
                             "enqueue-fallback-of-a-consumer-call-to-a-service",
                             "enqueue-fallback-to-unknown-queue"),
@@ -593,6 +599,26 @@ COVERED.update({
                                            "trailing_window",
     "call.adaptive_throttle.reject_on": _TH + "test_a_backend_rejection_is_not_an_accept_and_a_"
                                               "timeout_is_by_default",
+})
+
+# rate limiter algorithms and the global scope (issue 16): each shown by an exact test
+_RL = "test_ratelimit.py::"
+COVERED.update({
+    "call.rate_limit.algorithm": _RL + "test_each_algorithm_passes_exactly_the_hand_computed_"
+                                       "requests",
+    "call.rate_limit.capacity": _RL + "test_each_algorithm_passes_exactly_the_hand_computed_"
+                                      "requests",
+    "call.rate_limit.max_wait": _RL + "test_each_algorithm_passes_exactly_the_hand_computed_"
+                                      "requests",
+    "call.rate_limit.limit": _RL + "test_each_algorithm_passes_exactly_the_hand_computed_"
+                                   "requests",
+    "call.rate_limit.window": _RL + "test_each_algorithm_passes_exactly_the_hand_computed_"
+                                    "requests",
+    "call.rate_limit.scope": _RL + "test_global_limit_in_a_run_is_one_limiter_when_"
+                                   "synchronised_at_once (global), test_scope_target_shares_"
+                                   "one_limit_among_the_callers_with_the_same_one (target)",
+    "call.rate_limit.sync_interval": _RL + "test_global_fixed_window_overshoot_is_the_hand_"
+                                           "computed_one",
 })
 
 # service admission (issue 16): shedding and adaptive concurrency limits need overload, or

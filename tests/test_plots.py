@@ -137,10 +137,11 @@ def test_available_lists_what_the_run_has(tiny: simulator.Results,
                                           storm: simulator.Results) -> None:
     base = ["latency_cdf", "latency_over_time", "throughput_over_time", "goodput_over_time",
             "load_over_time"]
-    assert tiny.plot.available() == [*base, "backend_share", "backend_share_over_time"]
+    board = ["dashboard", "latency_heatmap"]
+    assert tiny.plot.available() == [*base, *board, "backend_share", "backend_share_over_time"]
     assert "hit_ratio_over_time" in gauged.plot.available()
     assert "queue_over_time" in gauged.plot.available()
-    assert storm.plot.available() == [*base, "breaker_timeline"]
+    assert storm.plot.available() == [*base, "breaker_timeline", *board]
     assert set(PlotAccessor.names()) >= set(gauged.plot.available())
 
 
@@ -481,7 +482,7 @@ def test_run_report(tiny_file: Path, tmp_path: Path,
     assert code == 0, err
     assert f"report written to {out / 'report.html'}" in stdout
     text = (out / "report.html").read_text()
-    assert text.count("data:image/png;base64,") == 1 + 7 and "shoppers" in text  # topology
+    assert text.count("data:image/png;base64,") == 1 + 9 and "shoppers" in text  # topology
 
 
 def test_plot_a_results_directory(tiny_file: Path, tmp_path: Path,
@@ -493,8 +494,8 @@ def test_plot_a_results_directory(tiny_file: Path, tmp_path: Path,
     assert code == 0, err
     pngs = sorted(p.name for p in (tmp_path / "pngs").glob("*.png"))
     assert pngs == sorted(f"{n}.png" for n in simulator.Results.read(out).plot.available())
-    assert len(pngs) == 7 and all(str(tmp_path / "pngs" / p) in stdout for p in pngs)
-    assert (tmp_path / "again.html").read_text().count("data:image/png") == 1 + 7
+    assert len(pngs) == 9 and all(str(tmp_path / "pngs" / p) in stdout for p in pngs)
+    assert (tmp_path / "again.html").read_text().count("data:image/png") == 1 + 9
 
 
 def test_run_report_to_a_file(tiny_file: Path, tmp_path: Path,

@@ -36,6 +36,26 @@ def small(draw: st.DrawFn, lo: float, hi: float) -> float:
 
 
 @st.composite
+def rate_limits(draw: st.DrawFn) -> dict[str, Any]:
+    """A rate limit of any algorithm and scope (the leaky bucket delays: waits held by the
+    caller, which faults may interrupt)."""
+    algorithm = draw(st.sampled_from(["token_bucket", "leaky_bucket", "fixed_window",
+                                      "sliding_window_log", "sliding_window_counter"]))
+    if algorithm == "token_bucket":
+        limit: dict[str, Any] = {"rate": small(draw, 5.0, 200.0),
+                                 "burst": draw(st.integers(1, 5))}
+    elif algorithm == "leaky_bucket":
+        limit = {"rate": small(draw, 5.0, 200.0), "capacity": draw(st.integers(0, 5)),
+                 "max_wait": draw(st.sampled_from([None, 0.02]))}
+    else:
+        limit = {"limit": draw(st.integers(1, 20)), "window": small(draw, 0.01, 1.0)}
+    scope = draw(st.sampled_from(["instance", "global", "target"]))
+    if scope != "instance":
+        limit |= {"scope": scope, "sync_interval": draw(st.sampled_from([0.0, 0.05]))}
+    return {"algorithm": algorithm, **limit}
+
+
+@st.composite
 def retries(draw: st.DrawFn) -> dict[str, Any]:
     """A retry policy, with only the settings its backoff uses."""
     backoff = draw(st.sampled_from(["constant", "exponential", "decorrelated"]))
@@ -106,7 +126,7 @@ def calls(draw: st.DrawFn, to: str, cache: str | None = None, op: bool = True) -
     if draw(st.integers(0, 2)) == 0:
         call["hedge"] = draw(hedges())
     if draw(st.integers(0, 3)) == 0:
-        call["rate_limit"] = {"rate": small(draw, 5.0, 200.0), "burst": draw(st.integers(1, 5))}
+        call["rate_limit"] = draw(rate_limits())
     if draw(st.integers(0, 3)) == 0:
         call["bulkhead"] = {"max_concurrent_calls": draw(st.integers(1, 4)),
                             "max_wait": draw(st.sampled_from([0.0, 0.01]))}

@@ -23,8 +23,8 @@ EXPERIMENT = ["DEFAULT_METRICS", "EXECUTORS", "Capacity", "Comparison", "Conditi
               "capacity", "code_version", "compare", "execute", "make_executor", "parse_slo",
               "replicate", "sweep", "vary"]
 PLOTS = ["ARRIVAL_PARTS", "CORE_PLOTS", "NoDataError", "PlotAccessor", "comparison_chart",
-         "fault_windows", "figure", "latency_cdf_overlay", "latency_vs_load", "plot_directory",
-         "render", "shade_windows", "write_plots"]
+         "fault_windows", "figure", "heatmap_counts", "latency_cdf_overlay", "latency_vs_load",
+         "plot_directory", "render", "shade_windows", "write_plots"]
 
 
 def test_exports_are_pinned_and_resolve() -> None:

@@ -100,7 +100,7 @@ def test_autoscaling_meets_the_slo_for_less_than_the_overprovisioned_fleet() -> 
     # cost: 8 instances all day against the autoscaler's 2..8 (about 4 on average); the
     # autoscaler pays at least its floor of 2 all day, so it costs more than the fixed fleet
     assert fixed[3] < auto[3] < 0.7 * over[3]
-    api = scenario.components["api"]
+    api: Any = scenario.components["api"]
     price = api.cost.per_instance_hour
     hours = scenario.duration / 3600.0
     assert over[3] == pytest.approx((8 * price + 0.05) * hours, rel=1e-9)
@@ -503,9 +503,8 @@ def test_retry_storm_outlives_its_spike_and_each_cure_recovers() -> None:
     spike = scenario.faults[0]
     rate = scenario.workloads["clients"].arrivals.rate
     end = spike.at + spike.duration
-    cures = {"no retries": ["workloads.clients.target.retry.attempts=1"],
-             "retry budget": ["workloads.clients.target.retry.budget="
-                              "{ratio: 0.1, min_retries_per_second: 1}"]}
+    cures = {name: ov for name, ov in scenario.variants.items() if name != "storm"}
+    assert set(cures) == {"no_retries", "retry_budget", "breaker"}
     short = "duration=60s"  # 25 s after the spike: long enough for a cure, not for the storm
 
     def goodput(r: simulator.Results, t0: float, t1: float) -> float:
@@ -609,3 +608,25 @@ def test_write_through_hits_like_lru_and_never_reads_stale_unlike_cache_aside() 
     # "a third fewer database reads": at least a fifth fewer
     assert (row(through.shard_summary(), "shard", db)["reads"]
             < 0.8 * row(aside.shard_summary(), "shard", db)["reads"])
+
+
+# ---- priorities (its runs: tests/test_priorities_scenario.py) ---------------------------------
+
+
+def test_priorities_header_loads_are_the_scenarios() -> None:
+    """The header's arithmetic: capacity 4 / 10 ms = 400/s, 300/s offered, 700/s in the spike,
+    checkout the most important class, and a fifo variant that only changes the discipline."""
+    scenario = simulator.load_scenario(PATHS["priorities"])
+    api: Any = scenario.components["api"]
+    capacity = api.workers / api.service_time.mean
+    w = scenario.workloads
+    spike = next(f for f in scenario.faults if f.kind == "spike")
+    assert capacity == pytest.approx(400)
+    normal = w["checkout"].arrivals.mean_rate() + w["batch"].arrivals.mean_rate()
+    assert normal == pytest.approx(300)
+    assert (w["checkout"].arrivals.mean_rate() + spike.factor * w["batch"].arrivals.mean_rate()
+            == pytest.approx(700))
+    assert w["checkout"].priority < w["batch"].priority
+    assert api.queue.discipline == "priority"
+    fifo: Any = simulator.load_scenario(PATHS["priorities"], scenario.variants["fifo"])
+    assert fifo.components["api"].queue.discipline == "fifo"

@@ -31,17 +31,20 @@ from simulator.analysis.diagnostics import (
 if TYPE_CHECKING:
     from simulator.results import Results
 
+#: Plots shown in the report's own Dashboard section (before the other plots).
+DASHBOARD_PLOTS = ("dashboard", "latency_heatmap")
 _LATENCY_COLUMNS = ("mean", "p50", "p95", "p99", "p999")
 _RATIO_COLUMNS = ("error_ratio", "rejection_ratio", "timeout_ratio", "fallback_ratio",
                   "utilisation", "share", "conflict_ratio", "failed_ratio", "stale_read_ratio")
 
-_STYLE = """
+STYLE = """
 body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
        margin: 2em auto; max-width: 1100px; padding: 0 1em; color: #212121; }
 h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em;
                                    margin-top: 1.6em; }
 .meta { color: #616161; margin-top: 0; }
-table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
+table { border-collapse: collapse; margin: 0; font-size: 0.9em; }
+.table-wrap { overflow-x: auto; max-width: 100%; margin: 0.6em 0; }
 th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f5f5f5; } td:first-child, th:first-child { text-align: left; }
 tr:nth-child(even) td { background: #fafafa; }
@@ -99,7 +102,7 @@ def table_html(df: pd.DataFrame, drop_empty: Sequence[str] = ()) -> str:
             formatters[col] = _fmt_num
     out = out.rename(columns=renames)
     body = out.to_html(index=False, border=0, formatters=formatters, escape=True, na_rep="-")
-    return str(body)
+    return f'<div class="table-wrap">{body}</div>'  # a wide table scrolls in its box
 
 
 def _prune(value: Any) -> Any:
@@ -117,9 +120,14 @@ def scenario_yaml(results: Results, full: bool = False) -> str:
 
     Without ``full``, settings that are not set (null or empty) are left out.
     """
+    return scenario_yaml_of(results.scenario, full)
+
+
+def scenario_yaml_of(scenario: Any, full: bool = False) -> str:
+    """A resolved scenario as YAML (what :func:`scenario_yaml` prints for a run's)."""
     import yaml
 
-    data = results.scenario.model_dump(mode="json", by_alias=True)
+    data = scenario.model_dump(mode="json", by_alias=True)
     return str(yaml.safe_dump(data if full else _prune(data), sort_keys=False,
                               allow_unicode=True, width=100))
 
@@ -212,7 +220,8 @@ def _rows(df: pd.DataFrame) -> list[dict[str, Any]]:
     return [{str(k): v for k, v in row.items()} for row in df.to_dict("records")]
 
 
-def _img(png: bytes, alt: str) -> str:
+def embed_png(png: bytes, alt: str) -> str:
+    """An ``<img>`` holding ``png`` as a ``data:`` URI (nothing to fetch)."""
     data = base64.b64encode(png).decode("ascii")
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
@@ -242,6 +251,7 @@ def report_html(results: Results, plots: Sequence[str] | None = None,
     title = title or s.name
     esc = html.escape
     names = list(plots) if plots is not None else r.plot.available()
+    board = [n for n in DASHBOARD_PLOTS if n in names]
     created = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     try:
         from importlib.metadata import version
@@ -255,7 +265,7 @@ def report_html(results: Results, plots: Sequence[str] | None = None,
             + f" &middot; {esc(code)} &middot; {created}")
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{esc(title)}: simulation report</title>", f"<style>{_STYLE}</style>",
+        f"<title>{esc(title)}: simulation report</title>", f"<style>{STYLE}</style>",
         "</head><body>",
         f"<h1>{esc(title)}</h1>",
     ]
@@ -263,11 +273,13 @@ def report_html(results: Results, plots: Sequence[str] | None = None,
         parts.append(f"<p>{esc(s.description)}</p>")
     parts.append(f'<p class="meta">{meta}</p>')
     parts.append('<nav><a href="#topology">Topology</a><a href="#summary">Summary</a>'
-                 '<a href="#diagnostics">Diagnostics</a><a href="#plots">Plots</a>'
+                 '<a href="#diagnostics">Diagnostics</a>'
+                 + ('<a href="#dashboard">Dashboard</a>' if board else "")
+                 + '<a href="#plots">Plots</a>'
                  '<a href="#scenario">Scenario</a></nav>')
 
     parts.append('<h2 id="topology">Topology</h2>')
-    parts.append(f'<figure>{_img(topology_png(s), "topology")}<figcaption>What the scenario '
+    parts.append(f'<figure>{embed_png(topology_png(s), "topology")}<figcaption>What the scenario '
                  "describes, drawn from it: workloads, components (kind, instances), regions, "
                  "and the calls with their operations and policies.</figcaption></figure>")
 
@@ -301,12 +313,16 @@ def report_html(results: Results, plots: Sequence[str] | None = None,
         parts.append("<h3>Events</h3>")
         parts.append(table_html(counts))
 
-    parts.append('<h2 id="plots">Plots</h2>')
-    for name in names:
-        png = render(r, name)
+    def figure_html(name: str) -> str:
         caption = captions[name].caption if name in captions else name.replace("_", " ")
-        parts.append(f"<figure>{_img(png, name)}<figcaption>{esc(caption)}</figcaption>"
-                     "</figure>")
+        return (f"<figure>{embed_png(render(r, name), name)}<figcaption>{esc(caption)}"
+                "</figcaption></figure>")
+
+    if board:
+        parts.append('<h2 id="dashboard">Dashboard</h2>')
+        parts += [figure_html(name) for name in board]
+    parts.append('<h2 id="plots">Plots</h2>')
+    parts += [figure_html(name) for name in names if name not in board]
 
     parts.append('<h2 id="scenario">Scenario</h2>')
     parts.append('<p class="note">As it ran: overrides applied, times in seconds and rates per '
@@ -331,9 +347,14 @@ def write_report(results: Results, path: str | Path, plots: Sequence[str] | None
     plots, title
         As for :func:`report_html`.
     """
+    return write_html(report_html(results, plots, title), path)
+
+
+def write_html(text: str, path: str | Path) -> Path:
+    """Write an HTML document to ``path`` atomically (a temporary file, then a rename), its
+    directory created if needed; return the path."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    text = report_html(results, plots, title)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         tmp.write_text(text, encoding="utf-8")
@@ -344,4 +365,5 @@ def write_report(results: Results, path: str | Path, plots: Sequence[str] | None
     return target
 
 
-__all__ = ["findings", "report_html", "scenario_yaml", "table_html", "write_report"]
+__all__ = ["STYLE", "embed_png", "findings", "report_html", "scenario_yaml", "scenario_yaml_of",
+           "table_html", "write_html", "write_report"]

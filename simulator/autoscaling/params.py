@@ -192,7 +192,8 @@ class Autoscaling(_Strict):
 
     min_replicas: int = Field(1, ge=0, le=100_000)
     max_replicas: int = Field(ge=1, le=100_000)
-    sync_period: Duration = Field(15.0, gt=0, description="Seconds between evaluations.")
+    sync_period: Duration = Field(15.0, ge=0.001, description="Seconds between evaluations "
+                                  "(at least 1 ms: each one is an event of the run).")
     tolerance: float = Field(0.1, ge=0, lt=1)
     metrics: tuple[ScalingMetric, ...] = ()
     behavior: Behavior = Field(default_factory=Behavior)

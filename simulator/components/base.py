@@ -67,6 +67,8 @@ class BuildContext:
     #: whether some workload's requests may leave a queue unserved (a deadline, patience or
     #: baulking): components then record the counters of such departures
     request_limits: bool = False
+    #: state several instances share, by key (a global rate limit: every caller of the edge)
+    shared: dict[tuple[str, ...], Any] = field(default_factory=dict)
     _samplers: dict[tuple[str, str], Callable[[], float]] = field(default_factory=dict)
 
     def sampler(self, scope: str, purpose: str, dist: _Dist) -> Callable[[], float]:

@@ -14,6 +14,7 @@ attribute. Edges without these policies, or to anything but a balancer, never se
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from collections.abc import Callable, Generator
@@ -44,6 +45,7 @@ from simulator.policies import (
     RetryBudget,
     RetryPolicy,
 )
+from simulator.ratelimit import GlobalLimiter
 from simulator.rng import batched
 from simulator.tasks import started
 from simulator.throttling import AdaptiveThrottle, adaptive_throttle
@@ -102,7 +104,7 @@ def bind_call(
     if call.bulkhead is not None:
         bound = _bulkhead(bound, call.bulkhead, ctx)
     if call.rate_limit is not None:
-        bound = _rate_limit(bound, call.rate_limit, ctx)
+        bound = _rate_limit(bound, call.rate_limit, ctx, owner, call, target.name)
     if call.adaptive_throttle is not None:  # per attempt: retries are requests too
         throttle = AdaptiveThrottle(call.adaptive_throttle,
                                     ctx.streams.batched(scope, "adaptive_throttle",
@@ -273,13 +275,46 @@ def _bulkhead(inner: Bound, policy: BulkheadPolicy, ctx: BuildContext) -> Bound:
     return call
 
 
-def _rate_limit(inner: Bound, policy: RateLimitPolicy, ctx: BuildContext) -> Bound:
+def _rate_limit(inner: Bound, policy: RateLimitPolicy, ctx: BuildContext,
+                owner: tuple[str, str], call: CallSpec, target: str) -> Bound:
+    """The edge's rate limit (:mod:`simulator.ratelimit`): rejected at once, or let through
+    after the limiter's wait (a leaky bucket's queue, held by the caller)."""
     env = ctx.env
-    bucket = {"tokens": float(policy.burst), "at": 0.0}
+    if policy.algorithm == "token_bucket" and policy.scope == "instance":
+        return _token_bucket(inner, float(policy.rate or 0), policy.burst, ctx)
+    if policy.scope != "instance":
+        # global: every calling instance of this edge (this call of this component) shares
+        # one; target: every caller of the target with this same limit does
+        key = (("rate_limit", owner[0], target, str(id(call))) if policy.scope == "global"
+               else ("rate_limit", target, policy.model_dump_json()))
+        shared = ctx.shared.get(key)
+        if shared is None:
+            shared = ctx.shared[key] = GlobalLimiter(policy)
+        admit: Callable[[float], float | None] = functools.partial(
+            shared.admit, who=f"{owner[0]}/{owner[1]}")
+    else:
+        admit = policy.meter().admit
+
+    def limited(req: Request, op: str) -> Handler:
+        wait = admit(env._now)
+        if wait is None:
+            return REJECTED
+        if wait > 0:
+            yield Timeout(env, wait)
+        return (yield from inner(req, op))
+
+    return limited
+
+
+def _token_bucket(inner: Bound, rate: float, burst: int, ctx: BuildContext) -> Bound:
+    """The per-instance token bucket, kept apart so its arithmetic (and every table of the
+    scenarios that use it) stays exactly what it was."""
+    env = ctx.env
+    bucket = {"tokens": float(burst), "at": 0.0}
 
     def call(req: Request, op: str) -> Handler:
         now = env._now
-        tokens = min(policy.burst, bucket["tokens"] + (now - bucket["at"]) * policy.rate)
+        tokens = min(burst, bucket["tokens"] + (now - bucket["at"]) * rate)
         bucket["at"] = now
         if tokens < 1.0:
             bucket["tokens"] = tokens

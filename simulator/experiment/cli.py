@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pandas is imported by the commands that print tables, not by the parser
     import pandas as pd
 
+from simulator.analysis.formatting import difference_sentences, fmt, interval_text, label
 from simulator.analysis.terminal import fit
 from simulator.experiment.executors import ExecutorError
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
-_LATENCY = ("mean", "p50", "p95", "p99", "p999")
-_RATIO = ("error_ratio", "rejection_ratio", "timeout_ratio", "utilisation")
 
 
 def _positive_int(text: str) -> int:
@@ -127,6 +126,21 @@ def add_force(p: argparse.ArgumentParser) -> None:
                         "table memory, sweep points, replications); the hard ones still apply")
 
 
+def _add_report(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--report", nargs="?", const="", default=None, type=str, metavar="FILE",
+                   help="write a self-contained HTML report (default FILE: OUT/report.html "
+                        "with --out, else NAME-COMMAND-report.html here)")
+
+
+def _report_path(args: argparse.Namespace) -> Path:
+    if args.report:
+        return Path(args.report)
+    if args.out is not None:
+        return Path(args.out) / "report.html"
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(args.file).stem)
+    return Path(f"{stem}-{args.command}-report.html")
+
+
 def add_commands(sub: Any) -> None:
     """Add ``replicate``, ``compare``, ``sweep`` and ``capacity`` to the CLI's subparsers."""
     rep = sub.add_parser("replicate", help="independent replications with confidence intervals")
@@ -147,6 +161,7 @@ def add_commands(sub: Any) -> None:
                      help="variant the others are compared with (default: the first)")
     cmp.add_argument("--metric", action="append", default=None,
                      help="metric to compare (repeatable; default mean, p50, p95, p99, ...)")
+    _add_report(cmp)
 
     swp = sub.add_parser("sweep", help="run a grid of overrides x replications, cached")
     _common(swp, 3)
@@ -155,6 +170,7 @@ def add_commands(sub: Any) -> None:
     swp.add_argument("--metric", action="append", default=None,
                      help="metric to print (repeatable; default mean, p99, error_ratio)")
     swp.set_defaults(cache=None)
+    _add_report(swp)
     swp.add_argument("--no-cache", action="store_true",
                      help="neither read nor write the run cache (default .simulator-cache)")
 
@@ -179,13 +195,16 @@ def add_commands(sub: Any) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     """Run one experiment command; return the exit code."""
-    from simulator.outdir import out_problem
+    from simulator.outdir import out_problem, report_problem
 
     name = args.command
     if args.seed is not None and not 0 <= args.seed < 2**63:
         return _fail(name, f"--seed must be between 0 and 2**63 - 1, got {args.seed}")
     if args.out is not None and (problem := out_problem(args.out)):
         return _fail(name, f"--out {args.out}: {problem}")
+    report = _report_path(args) if getattr(args, "report", None) is not None else None
+    if report is not None and (problem := report_problem(report)):
+        return _fail(name, f"--report {report}: {problem}")
     if args.executor != "dask" and args.scheduler:
         return _fail(name, "--scheduler needs --executor dask")
     handler: Callable[[argparse.Namespace], Any] = _HANDLERS[name]
@@ -204,6 +223,14 @@ def run_command(args: argparse.Namespace) -> int:
         except OSError as exc:
             return _fail(name, f"--out {args.out}: cannot write: {exc.strerror or exc}")
         say(f"\ntables written to {path}/")
+    if report is not None:
+        from simulator.analysis.experiment_report import write_experiment_report
+
+        try:
+            write_experiment_report(result, report)
+        except OSError as exc:
+            return _fail(name, f"--report {report}: cannot write: {exc.strerror or exc}")
+        say(f"report written to {report}")
     return 0
 
 
@@ -228,48 +255,6 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         "overrides": args.overrides, "options": running,
         **({"tables": args.tables} if hasattr(args, "tables") else {}),
     }
-
-
-# --------------------------------------------------------------------------------------------
-# formatting
-
-
-def _unit(metric: str) -> str:
-    if metric in _LATENCY:
-        return "ms"
-    if metric in _RATIO:
-        return "%"
-    if metric in ("throughput", "goodput"):
-        return "/s"
-    return ""
-
-
-def _scale(metric: str, value: float) -> float:
-    if metric in _LATENCY:
-        return value * 1e3
-    if metric in _RATIO:
-        return value * 100
-    return value
-
-
-def fmt(metric: str, value: float, signed: bool = False) -> str:
-    """Format a metric value for people: latencies in ms, ratios in %."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    v = _scale(metric, value)
-    digits = 3 if metric in _RATIO else (2 if abs(v) < 100 else 1)
-    return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
-
-
-def _ci(metric: str, low: float, high: float, signed: bool = False) -> str:
-    if math.isnan(low) or math.isnan(high):
-        return "-"
-    return f"[{fmt(metric, low, signed)}, {fmt(metric, high, signed)}]"
-
-
-def _label(metric: str) -> str:
-    unit = _unit(metric)
-    return f"{metric} ({unit})" if unit else metric
 
 
 def _metrics(args: argparse.Namespace, default: tuple[str, ...]) -> list[str]:
@@ -309,9 +294,9 @@ def _replicate(args: argparse.Namespace) -> Any:
     table = reps.intervals(metrics)
     rows = []
     for _, r in table.iterrows():
-        rows.append({"scope": r["scope"], "name": r["name"], "metric": _label(r["metric"]),
+        rows.append({"scope": r["scope"], "name": r["name"], "metric": label(r["metric"]),
                      "mean": fmt(r["metric"], r["mean"]),
-                     "ci": _ci(r["metric"], r["low"], r["high"]),
+                     "ci": interval_text(r["metric"], r["low"], r["high"]),
                      "±%": "-" if not math.isfinite(r["relative_half_width"])
                      else f"{100 * r['relative_half_width']:.1f}"})
     say()
@@ -359,35 +344,20 @@ def _compare(args: argparse.Namespace) -> Any:
                 "rank": "-" if pd.isna(r["rank"]) else r["rank"],
                 "variant": r["variant"] + ("" if r["steady"] else " (unstable)"),
                 "mean": fmt(metric, r["mean"]),
-                f"{level} CI": _ci(metric, r["low"], r["high"]),
+                f"{level} CI": interval_text(metric, r["low"], r["high"]),
                 f"vs {base}": "baseline" if is_base else fmt(metric, r["diff"], True),
-                f"diff {level} CI": "" if is_base else _ci(metric, r["diff_low"], r["diff_high"],
-                                                        True),
+                f"diff {level} CI": "" if is_base else interval_text(
+                    metric, r["diff_low"], r["diff_high"], True),
                 "": "*" if r["significant"] else "",
             })
-        say(f"\n{name}: {_label(metric)}")
+        say(f"\n{name}: {label(metric)}")
         say(pd.DataFrame(rows).to_string(index=False))
     say()
     if cmp.unstable:
         shown = [base] if base in cmp.unstable else [v for v in cmp.unstable if v != base]
         say(f"not compared with {base}: {', '.join(shown)} (no steady state)")
-    for (name, key), block in table.groupby(["name", "metric"], sort=False):
-        metric = str(key)
-        for _, r in block.iterrows():
-            if r["variant"] == base or not r["steady"] or base in cmp.unstable:
-                continue
-            ci = _ci(metric, r["diff_low"], r["diff_high"], True)
-            if not r["significant"]:
-                say(f"{name}: {r['variant']} vs {base} at {metric}: "
-                      f"{fmt(metric, r['diff'], True)} {_unit(metric)}".rstrip()
-                      + f", {level} CI {ci}: no significant difference")
-                continue
-            higher = r["diff"] > 0
-            better = higher if metric in ("throughput", "goodput") else not higher
-            word = "beats" if better else "trails"
-            say(f"{name}: {r['variant']} {word} {base} at {metric} by "
-                  f"{fmt(metric, abs(r['diff']))} {_unit(metric)}".rstrip()
-                  + f", {level} CI {ci}")
+    for line in difference_sentences(table, base, cmp.unstable, cmp.confidence):
+        say(line)
     return cmp
 
 
@@ -427,7 +397,7 @@ def _sweep(args: argparse.Namespace) -> Any:
         row = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
         for _, r in block.iterrows():
             m = r["metric"]
-            row[_label(m)] = fmt(m, r["mean"]) + (
+            row[label(m)] = fmt(m, r["mean"]) + (
                 f" ± {fmt(m, r['half_width'])}" if math.isfinite(r["half_width"]) else "")
         row["steady"] = "yes" if block["steady"].all() else "NO"
         wide.append(row)

@@ -276,7 +276,7 @@ def _check_size(scenario: Scenario, smap: SourceMap) -> list[Problem]:
     if not (math.isfinite(n) and n <= MAX_REQUESTS):
         estimate = "unbounded" if not math.isfinite(n) else f"about {n:.3g}"
         problems.append(Problem(
-            f"this run would create {estimate} requests (the requests limit is "
+            f"this run would create {estimate} requests (spikes included; the requests limit is "
             f"{MAX_REQUESTS:.0e}); lower the "
             "rates or the duration, or give closed-loop users a think time",
             "workloads", smap.line_of(("workloads",))))

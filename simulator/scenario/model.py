@@ -4,6 +4,7 @@ parameters and timeline events (rebuilt when a kind registers), and its JSON Sch
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Self, Union
@@ -24,11 +25,12 @@ from simulator.distributions import Duration
 from simulator.faults import (
     GENERIC_FAULTS,
     Fault,
+    SpikeFault,
 )
 from simulator.limits import REQUESTS, SAMPLES
 from simulator.regions import RegionsSpec
 from simulator.units import parse_duration, parse_request_count
-from simulator.workloads import Closed, OnOff, Workload
+from simulator.workloads import Closed, ConstantRate, OnOff, Workload
 
 #: Runs estimated to create more requests than this are refused up front.
 MAX_REQUESTS = int(REQUESTS.limit)
@@ -197,7 +199,7 @@ class Scenario(BaseModel):
     def expected_requests(self) -> float:
         """Upper estimate of the requests this scenario creates in one run."""
         total = 0.0
-        for w in self.workloads.values():
+        for name, w in self.workloads.items():
             if isinstance(w.arrivals, Closed):
                 # self-limiting: at most one request per user per millisecond of think time
                 rate = w.arrivals.users / max(w.arrivals.think_time.mean, 1e-3)
@@ -205,8 +207,24 @@ class Scenario(BaseModel):
                 rate = w.arrivals.mean_rate()
                 if math.isnan(rate) and isinstance(w.arrivals, OnOff):
                     rate = w.arrivals.rate  # heavy-tailed periods: bound by the on rate
+                if not isinstance(w.arrivals, ConstantRate):  # spikes multiply the others
+                    rate *= self.spike_factor(name)
             total += rate * self.duration
         return total
+
+    def spike_factor(self, workload: str) -> float:
+        """Time-average over the run of the factor ``spike`` faults multiply ``workload``'s
+        arrival rate by (overlapping spikes multiply, as the clients apply them); 1 without
+        spikes. A spike of factor 10^9 for 5 s must count in the requests a run creates."""
+        spikes = [(f.at, min(f.end, self.duration), f.factor) for f in self.faults
+                  if isinstance(f, SpikeFault) and f.workload == workload
+                  and f.at < self.duration]
+        if not spikes:
+            return 1.0
+        cuts = sorted({0.0, self.duration, *(x for a, b, _ in spikes for x in (a, b))})
+        weighted = sum((hi - lo) * math.prod(f for a, b, f in spikes if a <= lo < b)
+                       for lo, hi in itertools.pairwise(cuts))
+        return weighted / self.duration
 
     def record_spans(self) -> bool:
         """Whether per-hop spans are recorded in a run of this scenario."""

@@ -152,7 +152,10 @@ def policy_text(call: CallSpec) -> str:
                 else format_duration(h.delay) if h.delay is not None else "")
         parts.append(f"hedge {when}".strip())
     if call.rate_limit is not None:
-        parts.append(f"limit {call.rate_limit.rate:g}/s")
+        rl = call.rate_limit
+        per = (f"{rl.rate:g}/s" if rl.rate is not None
+               else f"{rl.limit}/{format_duration(float(rl.window or 0))}")
+        parts.append(f"limit {per}" + ("" if rl.scope == "instance" else f" {rl.scope}"))
     if call.bulkhead is not None:
         parts.append(f"bulkhead {call.bulkhead.max_concurrent_calls}")
     if call.fallback is not None:

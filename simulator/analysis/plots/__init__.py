@@ -3,8 +3,10 @@
 In a notebook: ``results.plot.latency_cdf()`` and every other plot the run and its kinds
 declare (:class:`PlotAccessor`, :data:`CORE_PLOTS`, each kind's ``plots``); for several runs
 or an experiment: :func:`latency_cdf_overlay`, :func:`comparison_chart` and
-:func:`latency_vs_load`. From the CLI, ``simulator run --plots`` and ``simulator plot DIR``
-write PNGs with :func:`write_plots`.
+:func:`latency_vs_load`. ``results.plot.dashboard()`` draws the whole run on one shared time
+axis (:mod:`.dashboard`), ``results.plot.latency_heatmap()`` every request per time window and
+latency bucket (:func:`heatmap_counts` gives its numbers). From the CLI, ``simulator run
+--plots`` and ``simulator plot DIR`` write PNGs with :func:`write_plots`.
 
 Every plot reads the tables only. Plots over time shade the warm-up (grey) and every fault window
 of the scenario (red), and mark the end of arrivals and the drain after it. A latency view says
@@ -14,7 +16,7 @@ A plot whose data a run does not have (no cache, no queue, no breaker) is left o
 :func:`write_plots`; called directly, it raises :class:`NoDataError`.
 
 Modules: :mod:`.style` (what plots share), :mod:`.run` (the run's own plots),
-:mod:`.accessor`, :mod:`.experiment`, :mod:`.files`.
+:mod:`.dashboard`, :mod:`.heatmap`, :mod:`.accessor`, :mod:`.experiment`, :mod:`.files`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
         latency_vs_load,
     )
     from simulator.analysis.plots.files import figure, plot_directory, render, write_plots
+    from simulator.analysis.plots.heatmap import heatmap_counts
     from simulator.analysis.plots.style import (
         ARRIVAL_PARTS,
         NoDataError,
@@ -46,6 +49,7 @@ _LAZY = {
     "comparison_chart": "experiment", "latency_cdf_overlay": "experiment",
     "latency_vs_load": "experiment",
     "figure": "files", "plot_directory": "files", "render": "files", "write_plots": "files",
+    "heatmap_counts": "heatmap",
     "ARRIVAL_PARTS": "style", "NoDataError": "style", "fault_windows": "style",
     "shade_windows": "style",
 }
@@ -65,6 +69,8 @@ def __dir__() -> list[str]:
 
 
 _RUN = "simulator.analysis.plots.run"
+_DASH = "simulator.analysis.plots.dashboard"
+_HEAT = "simulator.analysis.plots.heatmap"
 
 #: The plots of every run (the kinds declare their own), in the order they are written.
 CORE_PLOTS = (
@@ -90,8 +96,22 @@ CORE_PLOTS = (
     Plot("breaker_timeline", f"{_RUN}:breaker_timeline",
          "Circuit breaker states over time, per calling instance and target.",
          applies=f"{_RUN}:has_breakers", size=f"{_RUN}:breaker_timeline_size"),
+    Plot("dashboard", f"{_DASH}:dashboard",
+         "The run on one shared time axis: requests per second (arrivals, goodput, each "
+         "failing status); latency percentiles of successful requests (ms, log axis; client "
+         "timeouts dashed); the share of requests that did not succeed (%); p99 per workload "
+         "and region where there are several; utilisation (%) and queue length per instance; "
+         "circuit-breaker states. Faults are tinted bands, timeline events vertical lines, "
+         "named above the top panel; panels with nothing to show are left out.",
+         applies=f"{_DASH}:has_dashboard", size=f"{_DASH}:dashboard_size"),
+    Plot("latency_heatmap", f"{_HEAT}:latency_heatmap",
+         "Requests per creation-time window and latency bucket (log-spaced, ms; colours on a "
+         "log scale): successful requests by latency, and above them one row per other "
+         "status (timed out, rejected, failed, unfinished), so that every request is "
+         "counted. Fault windows are outlined.",
+         applies=f"{_RUN}:has_requests", size=(11, 6)),
 )
 
 __all__ = ["ARRIVAL_PARTS", "CORE_PLOTS", "NoDataError", "PlotAccessor", "comparison_chart",
-           "fault_windows", "figure", "latency_cdf_overlay", "latency_vs_load",
+           "fault_windows", "figure", "heatmap_counts", "latency_cdf_overlay", "latency_vs_load",
            "plot_directory", "render", "shade_windows", "write_plots"]

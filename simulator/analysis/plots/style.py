@@ -63,6 +63,14 @@ def legend_outside(ax: Axes, **kwargs: Any) -> None:
         ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), **kwargs)
 
 
+def legend_beside(ax: Axes) -> None:
+    """The legend right of the axes, top-aligned (panels stacked on a shared time axis keep
+    their legends apart); none when nothing is labelled."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize="small",
+                  borderaxespad=0)
+
+
 def run_end(r: Results) -> float:
     """Last simulated instant of a run: the ``end`` event, else duration + drain."""
     ev = r.events
@@ -300,6 +308,55 @@ def human_ticks(axis: Any, unit: str = "") -> None:
 
     axis.set_major_formatter(FuncFormatter(text))
     axis.set_minor_formatter(NullFormatter())
+
+
+def thousands_ticks(axis: Any) -> None:
+    """Tick labels of a linear count axis with thousands separated (``15,000``; ``0.5`` and
+    ``20`` as they are)."""
+    from matplotlib.ticker import FuncFormatter
+
+    axis.set_major_formatter(FuncFormatter(
+        lambda v, _pos=None: f"{v:,.0f}" if abs(v) >= 1000 else f"{v:g}"))
+
+
+def human_log_ticks(axis: Any, unit: str = "") -> None:
+    """A log axis labelled at 1, 2 and 5 times each power of ten (``20 ms``, ``50 ms``,
+    ``100 ms``), so that a range of less than two decades still shows several labels; minor
+    ticks unlabelled. Spanning more than three decades, only the powers of ten are labelled."""
+    from matplotlib.ticker import LogLocator
+
+    lo, hi = axis.get_view_interval()
+    wide = lo > 0 and hi > 0 and math.log10(hi / lo) > 3
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0,) if wide else (1.0, 2.0, 5.0)))
+    human_ticks(axis, unit)
+
+
+def split_axes(ax: Axes | None, nrows: int, ncols: int = 1, figsize: tuple[float, float]
+               = (10, 6), **grid: Any) -> tuple[Any, Any]:
+    """A grid of ``nrows`` x ``ncols`` cells where ``ax`` was, for a plot of several panels
+    (``grid``: ``height_ratios``, ``width_ratios``; spacing left to ``tight_layout``, which
+    places no grid whose spacing is set).
+
+    ``ax`` is removed; the grid fills its figure when it was the figure's only Axes, else
+    the place ``ax`` had. Without ``ax``, a new pyplot figure of ``figsize``.
+
+    Returns
+    -------
+    tuple
+        The figure and its ``GridSpec`` (index it for ``figure.add_subplot``).
+    """
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=figsize)
+        return fig, fig.add_gridspec(nrows, ncols, **grid)
+    owner = ax.figure
+    spec = ax.get_subplotspec()
+    alone = len(owner.axes) == 1
+    ax.remove()
+    if alone or spec is None:
+        return owner, owner.add_gridspec(nrows, ncols, **grid)
+    return owner, spec.subgridspec(nrows, ncols, **grid)
 
 
 def label_cdf_axes(ax: Axes, complementary: bool, left: float = math.inf) -> None:

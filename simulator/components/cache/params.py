@@ -92,7 +92,8 @@ class CacheParams(ComponentParams):
         removes the key (after ``hit_latency``); every other operation is a read.
     flush_interval
         ``write_behind``: pause between the end of one flush round and the start of the next,
-        seconds (default 1 s).
+        seconds (default 1 s; at least 1 ms: every round is an event of the run, and a
+        nanosecond pause meant billions of them).
     flush_batch
         ``write_behind``: keys written per batch, and the number of waiting keys that starts a
         flush round early (default 100).
@@ -118,7 +119,7 @@ class CacheParams(ComponentParams):
     coalesce: bool = False
     early_expiration: EarlyExpiration | None = None
     write_ops: list[str] = Field(default_factory=lambda: ["write"])
-    flush_interval: Duration | None = Field(None, gt=0)
+    flush_interval: Duration | None = Field(None, ge=0.001)
     flush_batch: int | None = Field(None, ge=1, le=1_000_000)
     local_to: str | None = None
 

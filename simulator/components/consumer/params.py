@@ -93,7 +93,7 @@ class ConsumerParams(ComponentParams):
         same request id). Omitted: they are counted and marked ``dead_lettered`` only.
     reconnect_interval
         While a ``partition`` fault separates the consumer from its source, each worker tries
-        to reconnect this often, seconds.
+        to reconnect this often, seconds (at least 1 ms: each try is an event of the run).
     autoscaling
         An autoscaler for the instances (:class:`~simulator.autoscaling.params.Autoscaling`:
         the HPA's semantics, with KEDA's ``queue_length`` metric on the source and, with
@@ -118,7 +118,7 @@ class ConsumerParams(ComponentParams):
     max_attempts: int = Field(3, ge=1, le=1000)
     backoff: Backoff = Field(default_factory=Backoff)
     dead_letter: str | None = Field(None, pattern=NAME_PATTERN)
-    reconnect_interval: Duration = Field(1.0, gt=0)
+    reconnect_interval: Duration = Field(1.0, ge=0.001)
     autoscaling: Autoscaling | None = None
 
     @model_validator(mode="after")

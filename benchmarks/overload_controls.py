@@ -1,0 +1,126 @@
+"""CPU cost per request of the elasticity and overload controls (``make bench-overload``).
+
+Issue 16 asks that an autoscaler, a priority discipline and an adaptive concurrency limit
+together cost at most 1.3x per request of the same scenario without them. The model: Poisson
+clients in two classes (``critical``, priority 0, and ``batch``, priority 2, half the load
+each) -> a power-of-two balancer -> ``api``, 8 instances x 4 workers, exponential 2 ms of work,
+70% busy. The controlled case adds, on ``api``:
+
+- ``queue: {discipline: priority}`` (head-of-line priority between the two classes);
+- ``admission: {policy: aimd, ...}`` (Netflix's AIMD limit on the requests in flight);
+- ``autoscaling`` (the Kubernetes HPA on utilisation, target 70%, 8 to 16 instances, 15 s
+  sync period; at 70% busy it mostly holds, so both cases serve the same requests).
+
+What is reported is the *marginal* CPU time per request, as ``bench-fleet`` does: each case
+runs for ``T`` and for ``2T`` simulated seconds and the cost is ``(cpu(2T) - cpu(T)) /
+(requests(2T) - requests(T))`` with ``time.process_time``, so building the topology and the
+tables of the first T cancel out. Rounds are interleaved (plain, controlled, then the other
+way round), after one untimed warm-up; the figure is the median over ``--repeat`` rounds and
+the verdict is printed only when the rounds agree (the ratio's spread across rounds is at most
+``--max-spread``, default 15%): otherwise the machine was too busy to say.
+
+    .venv/bin/python benchmarks/overload_controls.py [--repeat 5] [--duration 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Any
+
+import simulator
+
+BOUND = 1.3
+RATE = 0.7 * 8 * 4 / 0.002  # 70% of 8 instances x 4 workers at 2 ms
+
+
+def scenario(controlled: bool, duration: float) -> simulator.Scenario:
+    """The plain or the controlled model (see the module docstring)."""
+    api: dict[str, Any] = {"kind": "service", "replicas": 8, "workers": 4,
+                           "service_time": {"dist": "exponential", "mean": 0.002}}
+    if controlled:
+        api["queue"] = {"discipline": "priority"}
+        api["admission"] = {"policy": "aimd", "initial_limit": 8, "min_limit": 4,
+                            "max_limit": 64, "backoff_ratio": 0.9, "timeout": 0.05}
+        api["autoscaling"] = {"min_replicas": 8, "max_replicas": 16,
+                              "metrics": [{"type": "utilization", "average_utilization": 70}]}
+    half = {"process": "poisson", "rate": RATE / 2}
+    spec: dict[str, Any] = {
+        "name": "overload-controls" if controlled else "overload-plain",
+        "duration": duration, "drain": 0,
+        "workloads": {"critical": {"arrivals": half, "target": "lb", "priority": 0},
+                      "batch": {"arrivals": half, "target": "lb", "priority": 2}},
+        "components": {"lb": {"kind": "load_balancer", "strategy": "power_of_two",
+                              "backends": ["api"]}, "api": api},
+        "metrics": {"spans": False, "interval": 2 * duration},
+    }
+    return simulator.parse_scenario(spec)
+
+
+def cpu_run(sc: simulator.Scenario, seed: int) -> tuple[float, int]:
+    """(CPU seconds of one whole run, requests it ended)."""
+    gc.collect()
+    t0 = time.process_time()
+    res = simulator.simulate(sc, seed=seed)
+    cpu = time.process_time() - t0
+    return cpu, int((res.requests["status"] != "in_flight").sum())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run both cases in interleaved rounds; print µs per request, the ratio and a verdict."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument("--duration", type=float, default=10.0,
+                        help="T, simulated seconds of the shorter run (default 10)")
+    parser.add_argument("--max-spread", type=float, default=0.15,
+                        help="largest spread of the per-round ratios, relative to their "
+                             "median, for which a verdict is printed (default 0.15)")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    t = args.duration
+    runs = {c: (scenario(c, t), scenario(c, 2 * t)) for c in (False, True)}
+    load0 = os.getloadavg()
+    for c in runs:
+        cpu_run(runs[c][0], args.seed)  # warm-up
+    per: dict[bool, list[float]] = {False: [], True: []}
+    start = time.perf_counter()
+    for r in range(args.repeat):
+        print(f"[overload] round {r + 1} / {args.repeat}  load {os.getloadavg()[0]:.2f}",
+              file=sys.stderr, flush=True)
+        for c in ((False, True) if r % 2 == 0 else (True, False)):
+            c1, n1 = cpu_run(runs[c][0], args.seed)
+            c2, n2 = cpu_run(runs[c][1], args.seed)
+            per[c].append((c2 - c1) / (n2 - n1))
+    load1 = os.getloadavg()
+    ratios = [b / a for a, b in zip(per[False], per[True], strict=True)]
+    ratio = statistics.median(ratios)
+    spread = (max(ratios) - min(ratios)) / ratio
+    print(f"simulator {simulator.__version__} | Python {platform.python_version()} | "
+          f"{platform.machine()} | {os.cpu_count()} CPUs | seed {args.seed} | "
+          f"{args.repeat} rounds | T = {t:g} s at {RATE:g} requests/s, 70% busy")
+    print(f"load average (1, 5, 15 min): before {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}"
+          f", after {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
+    print()
+    print(f"{'case':<44}{'µs CPU / request':>18}")
+    print(f"{'plain (fifo, fixed fleet)':<44}{statistics.median(per[False]) * 1e6:>18.2f}")
+    print(f"{'controlled (priority + aimd + autoscaling)':<44}"
+          f"{statistics.median(per[True]) * 1e6:>18.2f}")
+    print(f"ratio controlled / plain: median {ratio:.3f} over rounds "
+          f"({', '.join(f'{x:.3f}' for x in ratios)}), spread {spread:.0%}")
+    if spread > args.max_spread:
+        print(f"no verdict: the rounds disagree by more than {args.max_spread:.0%} (a busy "
+              "machine); rerun on a quiet one")
+    else:
+        word = "within" if ratio <= BOUND else "OVER"
+        print(f"verdict: {word} the {BOUND:g}x bound")
+    print(f"Total {time.perf_counter() - start:.0f} s.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Metric values for people: one set of units for the terminal and the reports.
+
+Raw tables keep SI units (seconds, fractions, requests per second); anything shown to a person
+says latencies in milliseconds and ratios in percent, with the unit in the column header or
+next to the number. The experiment commands' terminal tables and the experiment reports both
+format through here, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+#: Metrics that are durations (seconds in the tables, milliseconds when shown).
+LATENCY_METRICS = ("mean", "p50", "p95", "p99", "p999")
+#: Metrics that are fractions (shown in percent).
+RATIO_METRICS = ("error_ratio", "rejection_ratio", "timeout_ratio", "utilisation")
+
+
+def unit_of(metric: str) -> str:
+    """The unit ``metric`` is shown in: ``ms``, ``%``, ``/s`` or ``""``."""
+    if metric in LATENCY_METRICS:
+        return "ms"
+    if metric in RATIO_METRICS:
+        return "%"
+    if metric in ("throughput", "goodput"):
+        return "/s"
+    return ""
+
+
+def _scale(metric: str, value: float) -> float:
+    if metric in LATENCY_METRICS:
+        return value * 1e3
+    if metric in RATIO_METRICS:
+        return value * 100
+    return value
+
+
+def fmt(metric: str, value: Any, signed: bool = False) -> str:
+    """Format a value of ``metric`` for people (latencies in ms, ratios in %, no unit)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    v = _scale(metric, float(value))
+    digits = 3 if metric in RATIO_METRICS else (2 if abs(v) < 100 else 1)
+    return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
+
+
+def interval_text(metric: str, low: float, high: float, signed: bool = False) -> str:
+    """``[low, high]`` formatted as :func:`fmt` does; ``-`` when either end is unknown."""
+    if math.isnan(low) or math.isnan(high):
+        return "-"
+    return f"[{fmt(metric, low, signed)}, {fmt(metric, high, signed)}]"
+
+
+def label(metric: str) -> str:
+    """The metric's name with its unit: ``p99 (ms)``."""
+    unit = unit_of(metric)
+    return f"{metric} ({unit})" if unit else metric
+
+
+def difference_sentences(table: Any, baseline: str, unstable: list[str],
+                         confidence: float) -> list[str]:
+    """One plain sentence per (workload, metric, variant) of a comparison's ranked table:
+    ``"api: b beats a at p99 by 12.3 ms, 95% CI [...]"`` or ``"...: no significant
+    difference"``. Variants without a steady state, and every variant when the baseline has
+    none, are not compared (the caller says so)."""
+    level = f"{confidence:.0%}"
+    lines: list[str] = []
+    if baseline in unstable:
+        return lines
+    for (name, key), block in table.groupby(["name", "metric"], sort=False):
+        metric = str(key)
+        for _, r in block.iterrows():
+            if r["variant"] == baseline or not r["steady"]:
+                continue
+            ci = interval_text(metric, r["diff_low"], r["diff_high"], True)
+            unit = unit_of(metric)
+            if not r["significant"]:
+                lines.append(f"{name}: {r['variant']} vs {baseline} at {metric}: "
+                             f"{fmt(metric, r['diff'], True)} {unit}".rstrip()
+                             + f", {level} CI {ci}: no significant difference")
+                continue
+            higher = r["diff"] > 0
+            better = higher if metric in ("throughput", "goodput") else not higher
+            word = "beats" if better else "trails"
+            lines.append(f"{name}: {r['variant']} {word} {baseline} at {metric} by "
+                         f"{fmt(metric, abs(r['diff']))} {unit}".rstrip() + f", {level} CI {ci}")
+    return lines
+
+
+__all__ = ["LATENCY_METRICS", "RATIO_METRICS", "difference_sentences", "fmt", "interval_text",
+           "label", "unit_of"]

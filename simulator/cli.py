@@ -222,6 +222,7 @@ def _run(args: argparse.Namespace) -> int:
               f"(seed {results.seed}, warm-up {results.window[0]:g}s{given}) "
               f"in {results.wall_seconds:.2f}s wall time"))
     findings = print_verdict(results)
+    _print_slo(results, findings)
     print_tables(results, {"findings": findings})  # the steady-state checks, computed once
     if args.out is not None:
         try:
@@ -305,6 +306,18 @@ def print_verdict(results: Any) -> Any:
     for line in warnings(findings):
         print(fit(f"  {line}"))
     return findings
+
+
+def _print_slo(results: Any, findings: Any) -> None:
+    """Whether the run met the scenario's SLO, one line per workload (nothing without one)."""
+    if results.scenario.slo is None:
+        return
+    from simulator.analysis.objectives import slo_lines, slo_table
+    from simulator.analysis.stability import verdict
+
+    print()
+    for line in slo_lines(slo_table(results), verdict(findings) == "steady"):
+        print(fit(line))
 
 
 def print_tables(results: Any, computed: dict[str, Any] | None = None) -> None:

@@ -169,8 +169,9 @@ def _family(models: list[Any]) -> str | None:
         if all(key in m.model_fields for m in models):
             return name
     names = {m.__name__ for m in models}
-    if names == {"CallSpec", "ParallelSpec"}:
-        return "step (a call or {parallel: [calls]})"
+    if {"CallSpec", "ParallelSpec"} <= names:
+        return ("step (a call, {parallel: [calls]}, {call, probability}, {choice: [{weight, "
+                "steps}]} or {reenter, probability})")
     if names == {"CallSpec"}:
         return "call (a name or {to, op})"
     return None

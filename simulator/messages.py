@@ -24,6 +24,8 @@ class Status(IntEnum):
     caller's ``rate_limit`` without a token.
     ``THROTTLED`` is a request the caller itself refused to send: client-side adaptive
     throttling (:mod:`simulator.throttling`) rejected it locally, before any backend saw it.
+    A message lost on a network link (:mod:`simulator.links`) has no status of its own: the
+    caller hears nothing and its timeout answers ``TIMEOUT``, as it would in a real client.
     """
 
     OK = 0

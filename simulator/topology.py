@@ -40,6 +40,7 @@ def build_topology(scenario: Scenario, ctx: BuildContext) -> Topology:
     """Create every instance and client, then wire references. Schedules nothing."""
     if scenario.regions is not None:
         ctx.regions = RegionNetwork(scenario.regions, ctx)
+    ctx.network = scenario.network
     groups: dict[str, list[Component]] = {}
     targets: dict[str, Target] = {}
     for name, params in scenario.components.items():

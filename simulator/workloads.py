@@ -104,6 +104,75 @@ class Schedule(_Arrivals):
         return max(s.rate for s in self.steps)
 
 
+class Sinusoid(_Arrivals):
+    """Poisson arrivals whose rate follows a sinusoid (a daily cycle):
+    ``rate * (1 + amplitude * cos(2 pi (t - peak_at) / period))``.
+
+    Generated exactly by thinning (Lewis and Shedler): candidates at the peak rate, each kept
+    with probability rate(t) / peak rate (purpose ``thinning``).
+    """
+
+    process: Literal["sinusoid"] = "sinusoid"
+    rate: Rate = Field(gt=0, description="Mean arrivals per second over a period.")
+    amplitude: float = Field(ge=0, le=1, description="Swing as a fraction of the mean rate.")
+    period: Duration = Field(86400.0, gt=0, description="Length of one cycle (default 1 day).")
+    peak_at: Duration = Field(0.0, ge=0, description="Time of a peak.")
+
+    def mean_rate(self) -> float:
+        """Peak rate (used for run-size estimates)."""
+        return self.rate * (1 + self.amplitude)
+
+
+class RatePoint(BaseModel):
+    """The rate at time ``at`` (a point of a rate curve)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    at: Duration = Field(ge=0)
+    rate: Rate = Field(ge=0)
+
+
+class Curve(_Arrivals):
+    """Poisson arrivals whose rate is linear between the given points (a measured rate curve;
+    the last rate holds after the last point). Generated exactly by thinning, as
+    :class:`Sinusoid`. ``points`` start at 0s, in increasing time order.
+
+    Parameters
+    ----------
+    points
+        ``{at, rate}`` points (at least two).
+    file
+        Instead of ``points``: a CSV file of ``at,rate`` rows (a header row is allowed; units
+        as in the scenario, ``10m``, ``400/s``), relative to the scenario file. It is read
+        when the scenario is loaded and its rows become ``points`` (``points.N`` in a message
+        is the N-th data row, from 0), so the resolved scenario, and the run cache, hold the
+        curve itself.
+    """
+
+    process: Literal["curve"] = "curve"
+    points: list[RatePoint] = Field(default_factory=list)
+    file: str | None = Field(None, description="CSV of at,rate rows (read at load).")
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if len(self.points) < 2:
+            raise ValueError("a curve needs at least two points" + (
+                f" (file {self.file!r} was not read: load the scenario with "
+                "simulator.load_scenario or parse_scenario)" if self.file and not self.points
+                else ""))
+        if self.points[0].at != 0:
+            raise ValueError("the first point must be at 0s")
+        if any(b.at <= a.at for a, b in itertools.pairwise(self.points)):
+            raise ValueError("points must be in strictly increasing order of 'at'")
+        if all(p.rate == 0 for p in self.points):
+            raise ValueError("at least one point must have a rate above 0")
+        return self
+
+    def mean_rate(self) -> float:
+        """Highest rate of the curve (used for run-size estimates)."""
+        return max(p.rate for p in self.points)
+
+
 class Closed(_Arrivals):
     """Closed loop: ``users`` users, each sends a request, waits for the reply, then thinks."""
 
@@ -120,8 +189,44 @@ class Closed(_Arrivals):
         return self.users / think if think > 0 else float("inf")
 
 
+class BatchSize(BaseModel):
+    """How many requests one arrival brings (batch, or bulk, arrivals: M^X/G/c).
+
+    ``{size: 4}`` (or a bare ``4``): always that many. ``{dist: geometric, mean: 2.5}``: P(k) =
+    (1 - p)^(k - 1) p for k >= 1 with p = 1/mean (memoryless sizes, the M^X/M/1 textbook
+    case). The requests of a batch are created at the same instant, one after the other, and
+    each is drawn as any request is (operation, key, work); the size is drawn from the
+    workload's own stream (purpose ``batch``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    dist: Literal["constant", "geometric"] = "constant"
+    size: int | None = Field(None, ge=1, le=100_000, description="Requests per arrival.")
+    mean: float | None = Field(None, ge=1, le=100_000, description="Mean requests per arrival.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare(cls, data: object) -> object:
+        return {"size": data} if isinstance(data, int) and not isinstance(data, bool) else data
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.dist == "constant" and (self.size is None or self.mean is not None):
+            raise ValueError("a constant batch takes size (and no mean)")
+        if self.dist == "geometric" and (self.mean is None or self.size is not None):
+            raise ValueError("a geometric batch takes mean (and no size)")
+        return self
+
+    @property
+    def mean_size(self) -> float:
+        """Mean requests per arrival."""
+        return float(self.size if self.size is not None else self.mean or 1.0)
+
+
 Arrivals = Annotated[
-    Poisson | ConstantRate | OnOff | Schedule | Closed, Field(discriminator="process")
+    Poisson | ConstantRate | OnOff | Schedule | Sinusoid | Curve | Closed,
+    Field(discriminator="process")
 ]
 
 
@@ -131,7 +236,8 @@ class Workload(BaseModel):
     Parameters
     ----------
     arrivals
-        The arrival process (``process: poisson | constant | on_off | schedule | closed``).
+        The arrival process (``process: poisson | constant | on_off | schedule | sinusoid |
+        curve | closed``).
     target
         Where requests go: a component name or ``{to: name, op: ...}``.
     keys
@@ -163,6 +269,8 @@ class Workload(BaseModel):
     baulk_at
         A request that finds at least this many requests waiting at a service does not join
         (baulking; status ``baulked``). Omitted: always joins.
+    batch
+        Requests per arrival of an open-loop process (:class:`BatchSize`); omitted: one.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -178,9 +286,13 @@ class Workload(BaseModel):
     deadline: Duration | None = Field(None, gt=0)
     patience: Distribution | None = None
     baulk_at: int | None = Field(None, ge=0)
+    batch: BatchSize | None = None
 
     @model_validator(mode="after")
     def _check_mix(self) -> Self:
+        if self.batch is not None and isinstance(self.arrivals, Closed):
+            raise ValueError("batch: a closed-loop user sends one request at a time; batches "
+                             "need an open-loop arrival process")
         if self.regions is not None and (problem := weights_problem(
                 self.regions.values(), "regions weights")) is not None:
             raise ValueError(problem)

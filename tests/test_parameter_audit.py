@@ -34,13 +34,22 @@ from pydantic import BaseModel
 
 import simulator
 from simulator import registry
-from simulator.calls import CallSpec, ParallelSpec
+from simulator.calls import (
+    CallSpec,
+    ChoiceBranch,
+    ChoiceSpec,
+    MaybeSpec,
+    ParallelSpec,
+    ReenterSpec,
+)
 from simulator.cli import main
 from simulator.components.params import ComponentParams
 from simulator.distributions import _Dist
 from tests.test_bad_input import CASES, _check, _prepare
 
 TESTS = Path(__file__).parent
+#: step models: settings themselves where they appear (their fields are audited as ``step.*``)
+STEPS = ParallelSpec | MaybeSpec | ChoiceSpec | ReenterSpec
 
 
 # ---- enumeration ----------------------------------------------------------------------------
@@ -70,7 +79,7 @@ def _leaves(model: type[BaseModel], prefix: str, skip: frozenset[str] = frozense
         if name in skip:
             continue
         nested = [m for m in _models_in(f.annotation)
-                  if not issubclass(m, _Dist | CallSpec | ParallelSpec)]
+                  if not issubclass(m, _Dist | CallSpec | STEPS)]
         if nested:
             for m in nested:
                 out |= _leaves(m, f"{prefix}.{name}")
@@ -83,6 +92,9 @@ def enumerate_parameters() -> set[str]:
     """Every setting of every built-in kind, the shared ones and the call policies."""
     fields = _leaves(ComponentParams, "component")
     fields |= _leaves(CallSpec, "call")
+    for prefix, model in (("step.maybe", MaybeSpec), ("step.choice", ChoiceBranch),
+                          ("step.reenter", ReenterSpec)):
+        fields |= _leaves(model, prefix)
     shared = frozenset(ComponentParams.model_fields)
     for name, kind in registry.kinds().items():
         if kind.params.__module__.startswith("simulator.components."):
@@ -252,6 +264,25 @@ OBSERVED: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         "cache", {"workloads.w.target": {"to": "c", "timeout": 0.001},
                   CON + "hit_latency": {"dist": EXP, "mean": 0.001}},
         {"workloads.w.target.fallback": {"kind": "stale", "cache": "c"}}),
+    "step.maybe.probability": ("svc", {POLICY[:-3]: [{"call": "db", "probability": 0.5}]},
+                               {POLICY + "probability": 0.9}),
+    "step.choice.weight": ("svc", {POLICY[:-3]: [{"choice": [{"weight": 1, "steps": ["db"]},
+                                                             {"weight": 1}]}]},
+                           {POLICY + "choice.1.weight": 5}),
+    "step.choice.steps": ("svc", {POLICY[:-3]: [{"choice": [{"weight": 1}]}]},
+                          {POLICY + "choice.0.steps": ["db"]}),
+    "step.reenter.probability": ("svc", {POLICY[:-3]: [
+        {"reenter": "db2", "probability": 0.5}]}, {POLICY + "probability": 0.9}),
+    "step.maybe.call": ("svc", {POLICY[:-3]: [{"call": "db", "probability": 0.5}]},
+                        {POLICY + "call": "db2"}),
+    "step.reenter.reenter": ("svc", {POLICY[:-3]: [{"reenter": "db2", "probability": 0.5}]},
+                             {POLICY + "reenter": "db"}),
+    "step.reenter.max_reentries": ("svc", {POLICY[:-3]: [
+        {"reenter": "api", "probability": 0.5}]}, {POLICY + "max_reentries": 1}),
+    "call.network.profile": ("svc", NO, {POLICY + "network": {"profile": "cross_zone"}}),
+    "call.network.latency": ("svc", NO, {POLICY + "network": {"latency": 0.001}}),
+    "call.network.loss": ("svc", {POLICY + "timeout": 0.05},
+                          {POLICY + "network": {"loss": 0.1}}),
     "load_balancer.strategy": ("lb", NO, {"components.lb.strategy": "random"}),
     "load_balancer.backends": ("lb", NO, {"components.lb.backends": ["api", "api2"]}),
     "load_balancer.weights": ("lb", {"components.lb.strategy": "weighted_random"},

@@ -543,6 +543,94 @@ def tandem_mm1(lam: float, mus: Sequence[float]) -> dict[str, float]:
     return out
 
 
+def mx_m1(lam: float, mu: float, ex: float, ex2: float) -> dict[str, float]:
+    """M^X/M/1 FCFS: Poisson batches at rate ``lam`` of X customers each, one exponential server.
+
+    A batch is served as one M/G/1 "super-customer" of service time the sum of X exponentials
+    (E[S] = E[X]/mu, E[S^2] = (E[X] + E[X^2]) / mu^2), so the first of a batch waits the
+    Pollaczek-Khinchine time ``lam E[S^2] / (2 (1 - rho))``; a customer taken at random has on
+    average ``(E[X^2] - E[X]) / (2 E[X])`` of its batch ahead of it (the length-biased position).
+
+    Parameters
+    ----------
+    lam : float
+        Batch arrival rate.
+    mu : float
+        Service rate of one customer.
+    ex, ex2 : float
+        First and second moments of the batch size X (>= 1).
+
+    Returns
+    -------
+    dict of str to float
+        ``utilisation`` rho = lam E[X] / mu, ``mean_response_time`` of a customer,
+        ``L`` = rho / (1 - rho) * (E[X^2] + E[X]) / (2 E[X]) (equal to lam E[X] times the
+        response time, Little), ``mean_wait``.
+    """
+    _check_positive(lam=lam, mu=mu, ex=ex, ex2=ex2)
+    if ex < 1 or ex2 < ex * ex:
+        raise ValueError("batch moments must satisfy E[X] >= 1 and E[X^2] >= E[X]^2")
+    rho = lam * ex / mu
+    _check_stable(rho)
+    first = lam * (ex + ex2) / mu ** 2 / (2 * (1 - rho))
+    ahead = (ex2 - ex) / (2 * ex) / mu
+    wait = first + ahead
+    return {"utilisation": rho, "mean_wait": wait, "mean_response_time": wait + 1 / mu,
+            "L": rho / (1 - rho) * (ex2 + ex) / (2 * ex)}
+
+
+def jackson_open(external: Sequence[float], mus: Sequence[float],
+                 routing: Sequence[Sequence[float]]) -> dict[str, float]:
+    """Open Jackson network of single-server FCFS exponential stations (product form).
+
+    Parameters
+    ----------
+    external : sequence of float
+        Poisson arrival rate from outside into each station.
+    mus : sequence of float
+        Service rate of each station.
+    routing : matrix
+        ``routing[i][j]``: probability that a request leaving station ``i`` goes to station
+        ``j`` next (feedback allowed); ``1 - sum(routing[i])`` leaves the network.
+
+    Returns
+    -------
+    dict of str to float
+        Per station ``i = 1..n``: ``arrival_rate_station{i}`` (the traffic equations
+        ``lambda = external + lambda P``), ``utilisation_station{i}`` = lambda_i / mu_i,
+        ``L_station{i}`` = rho_i / (1 - rho_i) (each station an M/M/1 in the product form),
+        ``visits_station{i}`` = lambda_i / sum(external); ``L_network`` and
+        ``mean_response_time`` = L_network / sum(external) (Little), the mean time from entry
+        to exit.
+    """
+    ext = np.asarray(external, dtype=np.float64)
+    mu = np.asarray(mus, dtype=np.float64)
+    p = np.asarray(routing, dtype=np.float64)
+    n = len(mu)
+    if ext.shape != (n,) or p.shape != (n, n):
+        raise ValueError("external, mus and routing must describe the same stations")
+    _check_positive(total_external=float(ext.sum()), **{f"mu{i}": float(m)
+                                                         for i, m in enumerate(mu, 1)})
+    if np.any(p < 0) or np.any(p.sum(axis=1) > 1 + 1e-12):
+        raise ValueError("routing rows must be probabilities summing to at most 1")
+    lam = linalg.solve(np.eye(n) - p.T, ext)
+    rho = lam / mu
+    for r in rho:
+        _check_stable(float(r))
+    out: dict[str, float] = {}
+    total_l = 0.0
+    for i in range(n):
+        station_l = float(rho[i] / (1 - rho[i]))
+        out[f"arrival_rate_station{i + 1}"] = float(lam[i])
+        out[f"utilisation_station{i + 1}"] = float(rho[i])
+        out[f"L_station{i + 1}"] = station_l
+        out[f"visits_station{i + 1}"] = float(lam[i] / ext.sum())
+        total_l += station_l
+    out["L_network"] = total_l
+    out["mean_response_time"] = total_l / float(ext.sum())
+    return out
+
+
 def _hypoexponential_generator(rates: FloatArray) -> FloatArray:
     k = rates.size
     gen = np.zeros((k, k))

@@ -193,6 +193,18 @@ def _verdict(results: Results) -> list[str]:
             f"stopped, not the system.</p><ul>{lines}</ul></div>"]
 
 
+def _slo(results: Results) -> list[str]:
+    """Whether the run met the scenario's SLO (nothing without one)."""
+    if results.scenario.slo is None:
+        return []
+    from simulator.analysis.objectives import slo_lines, slo_table
+    from simulator.analysis.stability import verdict
+
+    lines = slo_lines(slo_table(results), verdict(results.derived("findings")) == "steady")
+    return ['<ul class="findings">' + "".join(f"<li>{html.escape(x)}</li>" for x in lines)
+            + "</ul>"]
+
+
 def _sections(results: Results, section: str) -> list[str]:
     """HTML of every derived table of ``section`` the run has (one ``<h3>`` each), in the
     order the kinds declare them (the untitled summary has a section of its own)."""
@@ -290,6 +302,7 @@ def report_html(results: Results, plots: Sequence[str] | None = None,
                  "only (what they leave out is listed below the table); ratios over completed "
                  "requests; throughput and goodput in requests per second.</p>")
     parts += _verdict(r)
+    parts += _slo(r)
     summary = r.summary()
     parts.append(table_html(summary, drop_empty=("rejection_ratio", "timeout_ratio",
                                                  "fallback_ratio", "in_flight")))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast, runtime_checkable
 
 import simpy
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from simulator.components.network import RegionNetwork
     from simulator.distributions import _Dist
+    from simulator.links import NetworkSpec
     from simulator.messages import Request
     from simulator.metrics.recorder import Recorder
     from simulator.rng import Streams
@@ -67,8 +68,13 @@ class BuildContext:
     #: whether some workload's requests may leave a queue unserved (a deadline, patience or
     #: baulking): components then record the counters of such departures
     request_limits: bool = False
-    #: state several instances share, by key (a global rate limit: every caller of the edge)
+    #: state several instances share, by key (a global rate limit: every caller of the edge;
+    #: a routing step's draws and re-entry counts: every instance of the group)
     shared: dict[tuple[str, ...], Any] = field(default_factory=dict)
+    #: the scenario's ``network`` block (link profiles of call edges; None: none given)
+    network: NetworkSpec | None = None
+    #: network-linked edges bound so far per ``caller->callee`` scope (their streams' names)
+    linked_edges: dict[str, int] = field(default_factory=dict)
     _samplers: dict[tuple[str, str], Callable[[], float]] = field(default_factory=dict)
 
     def sampler(self, scope: str, purpose: str, dist: _Dist) -> Callable[[], float]:
@@ -88,6 +94,16 @@ class BuildContext:
     def generator(self, scope: str, purpose: str) -> np.random.Generator:
         """Return a fresh generator for (scope, purpose)."""
         return self.streams.generator(scope, purpose)
+
+    def shared_uniform(self, scope: str, purpose: str) -> Callable[[], float]:
+        """Return the one batched U(0, 1) stream of (scope, purpose), shared by every
+        instance that asks (the instances of a group share their routing draws)."""
+        key = ("uniform", scope, purpose)
+        draw = self.shared.get(key)
+        if draw is None:
+            draw = self.shared[key] = self.streams.batched(
+                scope, purpose, lambda rng, k: rng.random(k))
+        return cast(Callable[[], float], draw)
 
 
 class Component:

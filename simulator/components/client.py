@@ -20,7 +20,17 @@ from simulator.components.edge import bind_call, with_deadline
 from simulator.messages import Request
 from simulator.rng import batched
 from simulator.tasks import Task
-from simulator.workloads import Closed, ConstantRate, OnOff, Poisson, Schedule, Workload
+from simulator.workloads import (
+    BatchSize,
+    Closed,
+    ConstantRate,
+    Curve,
+    OnOff,
+    Poisson,
+    Schedule,
+    Sinusoid,
+    Workload,
+)
 
 
 class Client:
@@ -114,8 +124,21 @@ class Client:
             think = arrivals.think_time.sampler(self.ctx.generator(self.name, "think_time"))
             for _ in range(arrivals.users):
                 self.env.process(self._user(think))
+        elif self.spec.batch is not None:
+            self.env.process(self._open_batches(self._arrival_times(arrivals),
+                                                self._batch_sizes(self.spec.batch)))
         else:
             self.env.process(self._open(self._arrival_times(arrivals)))
+
+    def _batch_sizes(self, batch: BatchSize) -> Callable[[], int]:
+        """Sizes of successive batches, from the workload's own stream (purpose ``batch``)."""
+        if batch.size is not None:
+            size = batch.size
+            return lambda: size
+        p = 1.0 / float(batch.mean or 1.0)
+        draw = self.ctx.streams.batched(self.name, "batch",
+                                        lambda rng, k: rng.geometric(p, k).astype(float))
+        return lambda: int(draw())
 
     # ---- request life cycle -------------------------------------------------------------
     def _new(self) -> Request:
@@ -167,6 +190,26 @@ class Client:
                 return
             yield arrival
 
+    def _open_batches(self, times: Iterator[float], sizes: Callable[[], int]
+                      ) -> Generator[Event, Any, None]:
+        """As :meth:`_open`, each arrival bringing ``sizes()`` requests at once."""
+        env = self.env
+        stop = self.stop_at
+        new, serve = self._new, self._serve
+        t = next(times, math.inf)
+        if t >= stop:
+            return
+        yield Timeout(env, t - env._now)
+        while True:
+            k = sizes()
+            t = next(times, math.inf)
+            arrival = Timeout(env, t - env._now) if t < stop else None
+            for _ in range(k):
+                Task(serve(new()))
+            if arrival is None:
+                return
+            yield arrival
+
     def _user(self, think: Callable[[], float]) -> Generator[Event, Any, None]:
         env = self.env
         stop = self.stop_at
@@ -188,6 +231,16 @@ class Client:
             return _poisson(unit, arrivals.rate)
         if isinstance(arrivals, ConstantRate):
             return _constant(1.0 / arrivals.rate)
+        if isinstance(arrivals, Sinusoid | Curve):
+            keep = self.ctx.streams.batched(self.name, "thinning", lambda r, k: r.random(k))
+            rate, peak = _rate_function(arrivals)
+            spikes = self.spikes
+            bound = peak * math.prod(max(1.0, f) for _, _, f in spikes)
+
+            def intensity(t: float) -> float:
+                return rate(t) * math.prod(f for a, b, f in spikes if a <= t < b)
+
+            return _thinned(unit, keep, intensity, bound, self.stop_at)
         segments: Iterator[tuple[float, float]]
         if isinstance(arrivals, Poisson):
             segments = iter([(float("inf"), arrivals.rate)])
@@ -201,6 +254,40 @@ class Client:
         else:
             raise TypeError(f"unsupported arrival process {arrivals!r}")
         return _piecewise(unit, _with_spikes(segments, self.spikes))
+
+
+def _rate_function(arrivals: Sinusoid | Curve) -> tuple[Callable[[float], float], float]:
+    """The intensity of a time-varying process (arrivals per second at time t) and its peak."""
+    if isinstance(arrivals, Sinusoid):
+        mean, swing = arrivals.rate, arrivals.amplitude
+        omega, peak_at = 2 * math.pi / arrivals.period, arrivals.peak_at
+
+        def sinusoid(t: float) -> float:
+            return max(0.0, mean * (1 + swing * math.cos(omega * (t - peak_at))))
+
+        return sinusoid, mean * (1 + swing)
+    ats = [p.at for p in arrivals.points]
+    rates = [p.rate for p in arrivals.points]
+
+    def curve(t: float) -> float:
+        return float(np.interp(t, ats, rates))
+
+    return curve, max(rates)
+
+
+def _thinned(unit: Callable[[], float], keep: Callable[[], float],
+             rate: Callable[[float], float], bound: float, until: float) -> Iterator[float]:
+    """Arrival times before ``until`` of a Poisson process of intensity ``rate(t) <= bound``
+    by thinning: a homogeneous process at ``bound``, each point kept with probability
+    rate(t) / bound (so a curve that falls to 0 for good ends the arrivals, not the run)."""
+    mean = 1.0 / bound
+    t = 0.0
+    while True:
+        t += unit() * mean
+        if t >= until:
+            return
+        if keep() * bound < rate(t):
+            yield t
 
 
 def _poisson(unit: Callable[[], float], rate: float) -> Iterator[float]:

@@ -26,6 +26,8 @@ from simpy import AnyOf, Event, Timeout
 from simulator.breaker import STATE_CODES, CircuitBreaker
 from simulator.calls import CallSpec
 from simulator.components.base import BuildContext, Handler, Target
+from simulator.components.links import linked
+from simulator.links import resolve_link
 from simulator.messages import (
     ERROR,
     FALLBACK,
@@ -90,6 +92,11 @@ def bind_call(
     if ctx.regions is not None:
         src = None if from_request else ctx.placement.get(owner[1])
         handle = ctx.regions.reach(target, src, handle)
+    link = resolve_link(call.network, ctx.network)
+    if link is not None:  # the edge's own link, outside a region link: both are paid
+        n = ctx.linked_edges.get(scope, 0)
+        ctx.linked_edges[scope] = n + 1
+        handle = linked(handle, link, ctx, scope if n == 0 else f"{scope}#{n}")
     fixed_op = call.op
     bound: Bound = handle if fixed_op is None else (lambda req, op: handle(req, fixed_op))
     pair = frozenset((owner[0], target.name))

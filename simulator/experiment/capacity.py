@@ -16,9 +16,7 @@ smooth in the parameter.
 from __future__ import annotations
 
 import math
-import operator
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -41,36 +39,13 @@ from simulator.experiment.runs import (
 )
 from simulator.experiment.sweep import override
 from simulator.limits import REPLICATIONS, check_count
-from simulator.units import parse_duration, parse_rate
-
-LATENCY_METRICS = ("mean", "p50", "p95", "p99", "p999")
-RATIO_METRICS = ("error_ratio", "rejection_ratio", "timeout_ratio", "utilisation")
-RATE_METRICS = ("throughput", "goodput")
-COUNT_METRICS = ("count", "completed", "in_flight")
-ALIASES = {
-    "errors": "error_ratio", "error_rate": "error_ratio", "error": "error_ratio",
-    "rejections": "rejection_ratio", "rejected": "rejection_ratio",
-    "timeouts": "timeout_ratio", "latency": "mean", "mean_latency": "mean",
-}
-_OPS: dict[str, Callable[[float, float], bool]] = {
-    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
-}
-_CONDITION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*(\S.*?)\s*$")
+from simulator.slo import Objective, read_slo
 
 
 @dataclass(frozen=True)
-class Condition:
-    """One condition of an SLO: ``metric op threshold`` (threshold in seconds, fraction...)."""
-
-    metric: str
-    op: Literal["<", "<=", ">", ">="]
-    threshold: float
-    text: str
-
-    @property
-    def upper(self) -> bool:
-        """Whether the metric must stay below the threshold."""
-        return self.op in ("<", "<=")
+class Condition(Objective):
+    """One condition of an SLO (:class:`simulator.slo.Objective`), decided over replications
+    by a one-sided confidence bound."""
 
     def bound(self, values: np.ndarray, confidence: float | None) -> float:
         """The confidence bound that decides the condition (the mean with no confidence).
@@ -86,7 +61,7 @@ class Condition:
 
     def holds(self, bound: float) -> bool:
         """Whether a bound (see :meth:`bound`) meets the condition."""
-        return bool(np.isfinite(bound) and _OPS[self.op](bound, self.threshold))
+        return bool(np.isfinite(bound) and self.met_by(bound))
 
 
 def parse_slo(text: str) -> list[Condition]:
@@ -103,46 +78,10 @@ def parse_slo(text: str) -> list[Condition]:
     ScenarioError
         Naming the condition that cannot be read (source ``--slo``).
     """
-    conditions = []
-    problems = []
-    parts = [p for p in re.split(r"\s+and\s+|,|;|&&", text.strip()) if p.strip()]
-    if not parts:
-        problems.append(Problem("empty SLO; expected for example 'p99 < 200ms and errors < 0.1%'"))
-    for part in parts:
-        m = _CONDITION.match(part)
-        if not m:
-            problems.append(Problem(f"cannot read {part.strip()!r}: expected 'metric < value' "
-                                    "such as 'p99 < 200ms'"))
-            continue
-        raw_metric, op, raw_value = m.groups()
-        metric = ALIASES.get(raw_metric, raw_metric)
-        known = (*LATENCY_METRICS, *RATIO_METRICS, *RATE_METRICS, *COUNT_METRICS)
-        if metric not in known:
-            problems.append(Problem(f"unknown metric {raw_metric!r} in {part.strip()!r}; "
-                                    f"expected one of {', '.join(known)} (or errors)"))
-            continue
-        try:
-            value = _threshold(metric, raw_value)
-        except ValueError as exc:
-            problems.append(Problem(f"bad value in {part.strip()!r}: {exc}"))
-            continue
-        conditions.append(Condition(metric, op, value, part.strip()))  # type: ignore[arg-type]
+    objectives, problems = read_slo(text)
     if problems:
         raise ScenarioError("--slo", problems)
-    return conditions
-
-
-def _threshold(metric: str, raw: str) -> float:
-    raw = raw.strip()
-    if raw.endswith("%"):
-        if metric not in RATIO_METRICS:
-            raise ValueError(f"a percentage fits a ratio, not {metric}")
-        return float(raw[:-1]) / 100.0
-    if metric in LATENCY_METRICS:
-        return parse_duration(raw)
-    if metric in RATE_METRICS:
-        return parse_rate(raw)
-    return float(raw)
+    return [Condition(o.metric, o.op, o.threshold, o.text) for o in objectives]
 
 
 @dataclass
@@ -217,7 +156,7 @@ def capacity(
     parameter: str,
     low: float,
     high: float,
-    slo: str | Sequence[Condition],
+    slo: str | Sequence[Condition] | None = None,
     *,
     find: Literal["max", "min"] = "max",
     integer: bool | None = None,
@@ -246,7 +185,8 @@ def capacity(
     low, high
         The range searched.
     slo
-        Conditions, as text (see :func:`parse_slo`) or parsed.
+        Conditions, as text (see :func:`parse_slo`) or parsed; default: the scenario's
+        ``slo:``.
     find
         ``"max"``: the SLO holds below some value (a load); ``"min"``: above it (a resource).
     integer
@@ -266,7 +206,8 @@ def capacity(
     seed, warmup, overrides, options, settings
         As for :func:`~simulator.experiment.replicate`.
     """
-    conditions = parse_slo(slo) if isinstance(slo, str) else list(slo)
+    conditions = (parse_slo(slo) if isinstance(slo, str) else None if slo is None
+                  else list(slo))
     if find not in ("max", "min"):
         raise ValueError(f"find must be 'max' or 'min', got {find!r}")
     if not low < high:
@@ -279,6 +220,11 @@ def capacity(
     check_count(REPLICATIONS, "replications asked for", replications, opts.force)
     source = Source.of(scenario, overrides, force=opts.force)
     base = source.resolve()
+    if conditions is None:
+        if base.slo is None:
+            raise ValueError("no SLO to search against: give one (--slo 'p99 < 200ms') or "
+                             "state it in the scenario (slo: ...)")
+        conditions = parse_slo(base.slo)
     if workload is not None and workload not in base.workloads:
         raise ScenarioError(source.name, [Problem(
             f"no workload {workload!r} (workloads: {', '.join(base.workloads)})", "workloads")])

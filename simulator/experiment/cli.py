@@ -180,8 +180,9 @@ def add_commands(sub: Any) -> None:
                      help="the value searched, e.g. workloads.users.arrivals.rate")
     cap.add_argument("--low", required=True, help="lower end of the range (base units)")
     cap.add_argument("--high", required=True, help="upper end of the range (base units)")
-    cap.add_argument("--slo", required=True,
-                     help="conditions, e.g. 'p99 < 200ms and error_ratio < 0.1%%'")
+    cap.add_argument("--slo", default=None,
+                     help="conditions, e.g. 'p99 < 200ms and error_ratio < 0.1%%' (default: "
+                          "the scenario's slo:)")
     cap.add_argument("--find", choices=["max", "min"], default="max",
                      help="max: the SLO holds below the value (a load); min: above it "
                           "(replicas, a cache size). Default max")

@@ -73,14 +73,14 @@ def _check_references(
             if ref not in names:
                 yield Problem(f"unknown component {ref!r}" + _did_you_mean(ref, names),
                               fmt(path), where(path))
-            elif ref == cname:
+            elif ref == cname and "reenter" not in rel:
                 yield Problem(f"component {cname!r} refers to itself", fmt(path), where(path))
             elif (refusal := scenario.components[ref].refuses_calls) is not None:
                 yield Problem(f"{ref!r} {refusal}", fmt(path), where(path))
             elif rel[-2:-1] == ("fallback",) and (
                     message := _fallback_problem(scenario, str(rel[-1]), ref)):
                 yield Problem(message, fmt(path), where(path))
-            else:
+            elif "reenter" not in rel:  # feedback may close a cycle: bounded by its step
                 edges.append((ref, path))
     cycle = list(_find_cycle(graph, where, fmt))
     yield from cycle
@@ -121,8 +121,8 @@ def _check_faults(
                               + _did_you_mean(fault.workload, scenario.workloads))
             elif isinstance(w.arrivals, Closed | ConstantRate):
                 yield problem(i, "workload", f"workload {fault.workload!r} has "
-                              f"{w.arrivals.process} arrivals; a spike needs poisson, schedule "
-                              "or on_off arrivals")
+                              f"{w.arrivals.process} arrivals; a spike needs poisson, schedule, "
+                              "on_off, sinusoid or curve arrivals")
             continue
         if isinstance(fault, RegionPartitionFault | RegionOutageFault):
             continue  # checked with the regions
@@ -232,7 +232,8 @@ def _find_cycle(graph: dict[str, list[tuple[str, KeyPath]]], where: Any, fmt: An
             if color.get(nxt, black) == grey:
                 cycle = [*stack[stack.index(nxt):], nxt]
                 return Problem("reference cycle: " + " -> ".join(cycle)
-                               + " (requests would loop forever)", fmt(path), where(path))
+                               + " (requests would loop forever; a bounded loop is a "
+                               "{reenter: name, probability: q} step)", fmt(path), where(path))
             if color.get(nxt, black) == white:
                 found = visit(nxt)
                 if found:

@@ -23,9 +23,11 @@ from simulator.scenario.checks import (
     _check_size,
     _fault_warnings,
 )
+from simulator.scenario.edges import check_edges
 from simulator.scenario.model import Scenario, scenario_model
 from simulator.scenario.overrides import apply_overrides
 from simulator.scenario.problems import _problem
+from simulator.scenario.ratefiles import inline_rate_files
 from simulator.yamlfile import SourceMap, load_yaml_file, load_yaml_text
 
 
@@ -80,6 +82,8 @@ def parse_scenario(
     overridden = apply_overrides(data, overrides, smap.source)
     if problems := check_shape(data, smap):
         raise ScenarioError(smap.source, problems)
+    if problems := inline_rate_files(data, smap):
+        raise ScenarioError(smap.source, problems)
     model = scenario_model()
     try:
         scenario = model.model_validate(data)
@@ -91,6 +95,7 @@ def parse_scenario(
     problems += _check_faults(scenario, smap, overridden)
     problems += _check_regions(scenario, smap, overridden)
     problems += _check_size(scenario, smap)
+    problems += check_edges(scenario, smap, overridden)
     if not problems:
         problems += check_budget(scenario, smap, overridden, force)
     if not problems and scenario.variants:

@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     create_model,
+    field_validator,
     model_validator,
 )
 
@@ -28,7 +29,9 @@ from simulator.faults import (
     SpikeFault,
 )
 from simulator.limits import REQUESTS, SAMPLES
+from simulator.links import NetworkSpec
 from simulator.regions import RegionsSpec
+from simulator.slo import Objective, read_slo
 from simulator.units import parse_duration, parse_request_count
 from simulator.workloads import Closed, ConstantRate, OnOff, Workload
 
@@ -142,9 +145,18 @@ class Scenario(BaseModel):
     regions
         Regions, the latency between them, and where components and clients are (see
         :mod:`simulator.regions`). Omitted: one place, no network latency.
+    network
+        Link profiles of call edges (latency and message loss) and the default profile of
+        every edge (see :mod:`simulator.links`). Omitted: edges cost nothing unless they give
+        their own ``network``.
     variants
         Named alternatives for ``simulator compare``: each is a list of ``key.path=value``
         overrides applied to this scenario (an empty list is the scenario as written).
+    slo
+        The service-level objective the system is meant to meet, as conditions on each
+        workload's summary: ``"p99 < 200ms and error_ratio < 0.1%"`` (see
+        :mod:`simulator.slo`). ``simulator run`` says whether the run met it, ``capacity``
+        searches against it when no ``--slo`` is given, the dashboard draws its thresholds.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -163,7 +175,20 @@ class Scenario(BaseModel):
     metrics: Metrics = Metrics()
     faults: list[Fault] = Field(default_factory=list)
     regions: RegionsSpec | None = None
+    network: NetworkSpec | None = None
     variants: dict[str, list[str]] = Field(default_factory=dict)
+    slo: str | None = None
+
+    @field_validator("slo")
+    @classmethod
+    def _check_slo(cls, text: str | None) -> str | None:
+        if text is not None and (problems := read_slo(text)[1]):
+            raise ValueError("; ".join(p.message for p in problems))
+        return text
+
+    def objectives(self) -> list[Objective]:
+        """The conditions of :attr:`slo` (none without one)."""
+        return read_slo(self.slo)[0] if self.slo is not None else []
 
     @model_validator(mode="after")
     def _check_times(self) -> Self:
@@ -209,6 +234,8 @@ class Scenario(BaseModel):
                     rate = w.arrivals.rate  # heavy-tailed periods: bound by the on rate
                 if not isinstance(w.arrivals, ConstantRate):  # spikes multiply the others
                     rate *= self.spike_factor(name)
+            if w.batch is not None:
+                rate *= w.batch.mean_size
             total += rate * self.duration
         return total
 

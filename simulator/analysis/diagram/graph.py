@@ -28,7 +28,7 @@ from typing import Any
 import networkx as nx
 
 from simulator import registry
-from simulator.calls import CallSpec
+from simulator.calls import CallSpec, ChoiceBranch, ChoiceSpec, MaybeSpec, ReenterSpec
 from simulator.units import format_duration
 
 #: The band of nodes placed in no region, or in several.
@@ -160,6 +160,11 @@ def policy_text(call: CallSpec) -> str:
         parts.append(f"bulkhead {call.bulkhead.max_concurrent_calls}")
     if call.fallback is not None:
         parts.append(f"fallback {call.fallback.kind}")
+    if call.network is not None:
+        net = call.network
+        parts.append("net " + " ".join(p for p in (
+            net.profile, f"loss {net.loss:g}" if net.loss is not None else None) if p)
+            if net.profile is not None or net.loss is not None else "net")
     return ", ".join(parts)
 
 
@@ -201,6 +206,9 @@ def _reference_edge(owner: str, params: Any, path: tuple[Any, ...], name: str) -
             label = call_label(call, keys)
             if "parallel" in path:  # a branch of a fan-out: its latency is the slowest's
                 label = f"{label} (parallel)" if label else "parallel"
+            route = _route_text(trail)
+            if route:
+                label = f"{label} ({route})" if label else route
             return Edge(owner, name, "call", [" · ".join(p for p in (extra, label) if p)])
         return Edge(owner, name, "fallback", [f"fallback {call.fallback.kind}"
                                               if call.fallback is not None else "fallback"])
@@ -209,6 +217,23 @@ def _reference_edge(owner: str, params: Any, path: tuple[Any, ...], name: str) -
     if top in params.pulled_from:
         return Edge(name, owner, "ref", labels)
     return Edge(owner, name, "ref", labels)
+
+
+def _route_text(trail: list[Any]) -> str:
+    """How likely a call on the way down ``trail`` is made: a probabilistic call, a weighted
+    branch (its share), a re-entry (feedback)."""
+    parts = []
+    for i, obj in enumerate(trail):
+        if isinstance(obj, MaybeSpec):
+            parts.append(f"p {obj.probability:.3g}")
+        elif isinstance(obj, ReenterSpec):
+            parts.append(f"re-enter p {obj.probability:.3g}")
+        elif isinstance(obj, ChoiceBranch):
+            siblings = next((o for o in reversed(trail[:i]) if isinstance(o, ChoiceSpec)), None)
+            if siblings is not None:
+                total = sum(b.weight for b in siblings.choice)
+                parts.append(f"choice {obj.weight / total:.0%}")
+    return ", ".join(parts)
 
 
 def _band(regions: set[str]) -> str:

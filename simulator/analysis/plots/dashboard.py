@@ -96,7 +96,7 @@ def panels(r: Results, window: float | None = None,
     slo
         See :func:`dashboard`.
     """
-    slo = _check_slo(slo)
+    slo = _check_slo(scenario_slo(r) if slo is None else slo)
     w = dashboard_window(r, window)
     req = r.requests
     if len(req) == 0:
@@ -149,8 +149,8 @@ def dashboard(r: Results, ax: Axes | None = None, window: float | None = None,
     slo
         Service level objectives drawn as red dotted lines: ``{"p99": 0.2}`` (latency
         percentiles ``p50``, ``p90``, ``p95``, ``p99``, ``p999`` in seconds, on the latency
-        panels) and ``{"error_ratio": 0.001}`` (a fraction, on the not-ok panel). Scenarios
-        state no SLO (yet), so none is drawn unless given.
+        panels) and ``{"error_ratio": 0.001}`` (a fraction, on the not-ok panel). Default:
+        the upper bounds the scenario's ``slo:`` states on those metrics (none without one).
 
     Returns
     -------
@@ -392,6 +392,14 @@ def _breakers(ax: Axes, r: Results, rows: dict[tuple[str, str], list[tuple[float
                        for s, c in BREAKER_COLORS.items()],
               loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize="small",
               borderaxespad=0)
+
+
+def scenario_slo(r: Results) -> dict[str, float]:
+    """The thresholds of the scenario's SLO the dashboard can draw: upper bounds on latency
+    percentiles and on the error ratio."""
+    return {o.metric: o.threshold for o in r.scenario.objectives()
+            if o.upper and (o.metric in SLO_LATENCY or o.metric == SLO_ERRORS)
+            and o.threshold > 0}
 
 
 def _check_slo(slo: Mapping[str, float] | None) -> dict[str, float]:

@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from simpy import AllOf, Event, Timeout
 
-from simulator.calls import CallSpec, ParallelSpec, step_calls
+from simulator.calls import CallSpec
 from simulator.components.base import (
     BuildContext,
     Component,
@@ -25,11 +25,12 @@ from simulator.components.consumer.scaling import ScalableConsumer
 from simulator.components.edge import Bound, bind_call
 from simulator.components.queue.backlog import Backlog, Delivery, Receiver
 from simulator.components.queue.broker import Queue
+from simulator.components.steps import Plan, compile_plan
 from simulator.components.topic.topic import Topic
 from simulator.distributions import Constant
 from simulator.messages import ERROR, OK, Request
 
-_Plan = list[Bound | list[Bound]]
+_Plan = Plan
 
 
 class Consumer(ScalableConsumer, Component):
@@ -114,17 +115,13 @@ class Consumer(ScalableConsumer, Component):
         self._receiver = Receiver(p.visibility_timeout, p.max_attempts, self._ack_on_receive,
                                   self._dead_letter)
 
-        def compile_steps(steps: list[CallSpec | ParallelSpec]) -> _Plan:
-            plan: _Plan = []
-            for step in steps:
-                calls = [bind_call(c, resolve(c.to), self.ctx, (self.group, self.name),
-                                   resolve=resolve)
-                         for c in step_calls(step)]
-                plan.append(calls if isinstance(step, ParallelSpec) else calls[0])
-            return plan
+        def bind(c: CallSpec) -> Bound:
+            return bind_call(c, resolve(c.to), self.ctx, (self.group, self.name),
+                             resolve=resolve)
 
-        self._plan = compile_steps(p.calls)
-        self._compensation = compile_steps(p.on_failure)
+        self._plan = compile_plan(p.calls, bind, self.ctx, self.group, "calls")
+        self._compensation = compile_plan(p.on_failure, bind, self.ctx, self.group,
+                                          "on_failure")
 
     def start(self) -> None:
         for _ in range(self.concurrency):

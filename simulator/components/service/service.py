@@ -9,7 +9,7 @@ from typing import Any, cast
 
 from simpy import AnyOf, Event, Timeout
 
-from simulator.calls import CallSpec, ParallelSpec, step_calls
+from simulator.calls import AnyStep, CallSpec
 from simulator.components.base import (
     BuildContext,
     Component,
@@ -35,10 +35,11 @@ from simulator.components.service.params import ServiceParams
 from simulator.components.service.queueing import FifoQueue, PriorityQueue, ProcessorSharing
 from simulator.components.service.scaling import ScalableService
 from simulator.components.service.sharing import SharedProcessor
+from simulator.components.steps import Plan, compile_plan
 from simulator.messages import BAULKED, CANCELLED, ERROR, EXPIRED, OK, REJECTED, Request
 from simulator.tasks import Join
 
-_Plan = list[Bound | list[Bound]]
+_Plan = Plan
 
 class Service(ScalableService, FaultState, Component):
     """One instance of a service: ``workers`` servers in front of one queue.
@@ -134,19 +135,15 @@ class Service(ScalableService, FaultState, Component):
             return bind_call(call, resolve(call.to), self.ctx, (self.group, self.name),
                              resolve=resolve)
 
-        def compile_steps(steps: list[CallSpec | ParallelSpec]) -> _Plan:
-            plan: _Plan = []
-            for step in steps:
-                calls = [bind(c) for c in step_calls(step)]
-                plan.append(calls if isinstance(step, ParallelSpec) else calls[0])
-            return plan
+        def compile_steps(steps: list[AnyStep], path: str) -> _Plan:
+            return compile_plan(steps, bind, self.ctx, self.group, path)
 
         for op, steps in self.params.calls.items():
             if op == "*":
-                self._default_plan = compile_steps(steps)
+                self._default_plan = compile_steps(steps, "calls.*")
             else:
-                self._plans[op] = compile_steps(steps)
-        self._compensations = {op: compile_steps(steps)
+                self._plans[op] = compile_steps(steps, f"calls.{op}")
+        self._compensations = {op: compile_steps(steps, f"on_failure.{op}")
                                for op, steps in self.params.on_failure.items()}
 
     def gauges(self) -> Iterable[tuple[str, str, Callable[[], float]]]:

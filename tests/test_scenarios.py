@@ -384,6 +384,29 @@ def test_order_pipeline_dead_letters_come_from_the_fault_and_a_longer_backoff_ou
     assert patient_dead < len(dead) / 5
 
 
+# ---- overload ----------------------------------------------------------------------------------
+
+
+def test_overload_fifo_collapses_in_the_spike_and_the_adaptive_limit_does_not() -> None:
+    # the full comparison (five variants, three seeds) is tests/test_overload.py
+    scenario = simulator.load_scenario(PATHS["overload"])
+    spike = scenario.faults[0]
+    rate = scenario.workloads["clients"].arrivals.rate
+    t0, t1 = spike.at, spike.at + spike.duration
+
+    def goodput(r: simulator.Results) -> float:
+        req = r.requests
+        ok = (req["status"] == "ok") & (req["start"] >= t0) & (req["start"] < t1)
+        return float(ok.sum() / (t1 - t0))  # ok implies within the client's timeout
+
+    _, fifo = run("overload", "duration=55s")
+    aimd, limited = run("overload", "duration=55s", *scenario.variants["aimd"])
+    assert goodput(fifo) < 0.2 * rate
+    assert goodput(limited) > 0.8 * rate
+    floor = aimd.components["api"].admission.min_limit
+    assert limited.tables["concurrency_limits"]["limit"].min() >= floor
+
+
 # ---- pubsub_fanout -----------------------------------------------------------------------------
 
 

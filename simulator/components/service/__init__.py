@@ -1,9 +1,21 @@
 """``kind: service``: instances with workers, a bounded queue with a chosen discipline,
-service-time distributions and downstream calls in sequence or in parallel (see
-:mod:`simulator.components.service.service`)."""
+service-time distributions, downstream calls in sequence or in parallel (see
+:mod:`simulator.components.service.service`) and admission control: load shedding and
+adaptive concurrency limits (:mod:`simulator.components.service.admission`)."""
 
 from simulator.components.service.params import ServiceParams
-from simulator.kind import Kind
+from simulator.kind import Column, Kind, Plot, RawTable
+
+CONCURRENCY_LIMITS = RawTable(
+    "concurrency_limits", "One row per change of an instance's adaptive concurrency limit "
+    "(admission: aimd, vegas, gradient2, adaptive_concurrency), and its value at time 0.", (
+        Column("time", "float64", "When the limit took this value (s)."),
+        Column("component", "category", "The service (component).", labels="component"),
+        Column("instance", "category", "The instance whose limit it is.", labels="names"),
+        Column("limit", "int32", "Requests the instance admits in flight from then on."),
+        Column("in_flight", "int32", "Requests in flight at the instance at that instant "
+                                     "(admitted, not yet answered)."),
+    ))
 
 KIND = Kind(
     name="service",
@@ -13,4 +25,10 @@ KIND = Kind(
     shape="round",
     colour="#e3f2fd",
     faults=frozenset({"crash", "slow", "error", "latency"}),
+    tables=(CONCURRENCY_LIMITS,),
+    plots=(Plot("concurrency_limit_over_time",
+                "simulator.components.service.plots:concurrency_limit_over_time",
+                "The adaptive concurrency limit of each instance (steps) and the requests in "
+                "flight when it changed (dots).",
+                applies="simulator.components.service.plots:has_limits"),),
 )

@@ -19,6 +19,7 @@ from simulator.components.base import (
 )
 from simulator.components.edge import Bound, bind_call
 from simulator.components.service.disciplines import Discipline, Waiter, discipline
+from simulator.components.service.limiter import Algorithm, admitting
 from simulator.components.service.modes import (
     LEAVING,
     Job,
@@ -65,6 +66,11 @@ class Service(ScalableService, FaultState, Component):
     which utilisation, Lq and L over any window follow exactly), ``served_total``,
     ``rejected_total``, ``failed_total`` (failed by a fault), ``cancelled_total`` (hedged
     copies dropped when their turn came because another copy had already answered).
+
+    With an ``admission`` block (:mod:`~simulator.components.service.limiter`) ``handle`` is
+    wrapped: refused arrivals end ``rejected`` at once (gauge ``shed_total``); a concurrency
+    limit adds the gauges ``concurrency_limit`` and ``in_flight`` and the rows of the
+    ``concurrency_limits`` table.
 
     Faults: ``crash`` fails every request the instance holds, queued, in service or awaiting
     its downstream calls, at the instant of the crash (the callees carry on), then refuses or
@@ -115,6 +121,14 @@ class Service(ScalableService, FaultState, Component):
         self.cancelled_total = 0
         self.left_total = dict.fromkeys(LEAVING, 0)  # dropped, expired, reneged, baulked
         self._init_fault_state(ctx, self.name)
+        # admission (service/limiter.py): only an instance with the block wraps its handle
+        self.shed_total = 0
+        self.in_flight = 0  # admitted by a concurrency limit and not yet answered
+        self.admission_start: Callable[[], None] | None = None
+        self.limit_algorithm: Algorithm | None = None
+        if params.admission is not None:
+            self.handle = admitting(  # type: ignore[method-assign,assignment]
+                self, self.handle, params.admission)
 
     def wire(self, resolve: Callable[[str], Target]) -> None:
         def bind(call: CallSpec) -> Bound:
@@ -148,6 +162,16 @@ class Service(ScalableService, FaultState, Component):
         if self._leaving:  # only where requests can leave a queue unserved (same tables else)
             for code, count in LEAVING.items():
                 yield f"{count}_total", "", partial(self.left_total.__getitem__, code)
+        if self.params.admission is not None:
+            yield "shed_total", "", lambda: self.shed_total
+        if self.limit_algorithm is not None:
+            algo = self.limit_algorithm
+            yield "concurrency_limit", "", lambda: algo.limit
+            yield "in_flight", "", lambda: self.in_flight
+
+    def start(self) -> None:
+        if self.admission_start is not None:
+            self.admission_start()
 
     @property
     def queue_length(self) -> int:

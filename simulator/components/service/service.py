@@ -7,7 +7,7 @@ from collections.abc import Callable, Generator, Iterable
 from functools import partial
 from typing import Any, cast
 
-from simpy import AnyOf, Event, Timeout
+from simpy import Event, Timeout
 
 from simulator.calls import AnyStep, CallSpec
 from simulator.components.base import (
@@ -36,6 +36,7 @@ from simulator.components.service.queueing import FifoQueue, PriorityQueue, Proc
 from simulator.components.service.scaling import ScalableService
 from simulator.components.service.sharing import SharedProcessor
 from simulator.components.steps import Plan, compile_plan
+from simulator.kernel import FirstOf
 from simulator.messages import BAULKED, CANCELLED, ERROR, EXPIRED, OK, REJECTED, Request
 from simulator.tasks import Join
 
@@ -232,7 +233,7 @@ class Service(ScalableService, FaultState, Component):
                 return self._fail(req, op, arrival, start) if status == ERROR else \
                     left(self, req, op, arrival, start, status)
         elif crashable:  # only instances that may crash pay for racing the crash
-            yield AnyOf(env, (Timeout(env, work), self._crash_event))
+            yield FirstOf(env, (Timeout(env, work), self._crash_event))
             if self._epoch != epoch:
                 return self._fail(req, op, arrival, start)
         else:
@@ -245,7 +246,7 @@ class Service(ScalableService, FaultState, Component):
             if not self._hold:
                 self._release()
             calls = env.process(self._run(req, op, plan))
-            yield AnyOf(env, (calls, self._crash_event))
+            yield FirstOf(env, (calls, self._crash_event))
             if self._epoch != epoch:  # the reply has nowhere to go; the callees carry on
                 if not self._hold:
                     self.served_total -= 1  # released early, but it ends failed, not served

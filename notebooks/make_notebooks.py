@@ -311,7 +311,8 @@ def che_lru_hit_ratio(p, capacity):
 
 
 # a check with a closed form: under uniform popularity LRU holds any C of the N keys, h = C / N
-print("uniform popularity, 3 entries for 10 keys:", round(che_lru_hit_ratio(np.full(10, 0.1), 3), 6))'''),
+print("uniform popularity, 3 entries for 10 keys:",
+      round(che_lru_hit_ratio(np.full(10, 0.1), 3), 6))'''),
     new_code_cell('''\
 N, S = 10_000, 0.8
 GAP = 0.01                                   # seconds between the user's requests
@@ -408,8 +409,9 @@ under Zipf popularity it shows the diminishing return of size (ten times the ent
 less than ten times the hits). In the running system the hit ratio climbs during the warm-up
 (shaded) as the cache fills and then holds, a little under what the approximation gives for
 the replacement policy alone, because expiry and the writes' deletions remove entries LRU
-would have kept. A cache in front of a lagging follower also caches the follower's stale versions: a miss just
-after a write can load the old version and keep it until the TTL or the next write removes it.
+would have kept. A cache in front of a lagging follower also caches the follower's stale
+versions: a miss just after a write can load the old version and keep it until the TTL or the
+next write removes it.
 
 Try `components.user-cache.capacity=40000`, `components.user-cache.policy=lfu`, or reads at
 the leader (`components.users-db.replication.reads=leader`) to remove most stale reads.'''),
@@ -472,8 +474,8 @@ moves.round(3)'''),
     new_markdown_cell('''\
 Mod N spreads the load as evenly as consistent hashing but moves most of the keys when a fifth
 shard joins (a key stays only if its hash gives the same remainder modulo 4 and 5: one in five);
-consistent hashing moves about the new shard's share, all of it to the new shard. Range partitioning over
-popularity ranks puts the hottest keys on the first shard: a hot spot.
+consistent hashing moves about the new shard's share, all of it to the new shard. Range
+partitioning over popularity ranks puts the hottest keys on the first shard: a hot spot.
 
 ## Staleness against replication lag
 
@@ -703,8 +705,9 @@ enough = lag.index[lag <= 1.05 * lag.min()][0]
 print(f"Failover: eu-west's median went from {eu.loc['measured', 'p50']:.0f} ms to "
       f"{eu.loc[outage, 'p50']:.0f} ms during its outage; {1 - eu.loc[outage, 'ok_ratio']:.1%} of "
       "its requests failed.")
-print(f"Reads: from the leader, {far}'s median read takes {reads.loc[far, ('leader', 'p50_ms')]:.0f}"
-      f" ms against {reads.loc[far, ('nearest', 'p50_ms')]:.0f} ms locally, which is stale on "
+print(f"Reads: from the leader, {far}'s median read takes "
+      f"{reads.loc[far, ('leader', 'p50_ms')]:.0f} ms against "
+      f"{reads.loc[far, ('nearest', 'p50_ms')]:.0f} ms locally, which is stale on "
       f"{reads.loc[far, ('nearest', 'stale_ratio')]:.1%} of reads.")
 print(f"CDN: the median falls {gain.min():.1f} to {gain.max():.0f} times, the p99 by at most "
       f"{(1 - cdn[('with CDN', 'p99_ms')] / cdn[('without CDN', 'p99_ms')]).max():.0%}; the origin "
@@ -720,10 +723,10 @@ Going multi-region buys locality, and each mechanism that keeps it has a price t
 put a size on. Geo-routing turns a region's outage into a detour, paid in round trips by that
 region's users and in the requests sent before the health checks noticed. Local followers keep
 reads fast and pay in stale reads, which crowd into the times a follower is cut off from the
-leader; reading from the leader pays the ocean on every read. A CDN buys the median and the origin's load but not the tail,
-which its misses still set. And an event-sourced read model keeps up once its projectors have
-idle workers: beyond that, more projectors change nothing, while snapshots shorten the window
-in which concurrent appends conflict.'''),
+leader; reading from the leader pays the ocean on every read. A CDN buys the median and the
+origin's load but not the tail, which its misses still set. And an event-sourced read model
+keeps up once its projectors have idle workers: beyond that, more projectors change nothing,
+while snapshots shorten the window in which concurrent appends conflict.'''),
 ]
 
 NOTEBOOKS = {

@@ -1,9 +1,11 @@
-"""Arrival traces: a CSV file of request timestamps (and, optionally, operations and keys),
-read row by row so that a trace of millions of arrivals is never held in memory.
+"""Arrival traces: a CSV or Parquet file of request timestamps (and, optionally, operations
+and keys), read row by row (a Parquet file batch by batch) so that a trace of millions of
+arrivals is never held in memory.
 
-The file has a header row naming its columns. ``column`` holds the arrival times (numbers in
-``unit``: ``s``, ``ms``, ``us`` or ``ns``), in non-decreasing order; the first row's time is
-time 0 of the run (``origin: first``) or the times are taken as they are (``origin: zero``).
+A CSV file has a header row naming its columns (a Parquet file's schema names them).
+``column`` holds the arrival times (numbers in ``unit``: ``s``, ``ms``, ``us`` or ``ns``), in
+non-decreasing order; the first row's time is time 0 of the run (``origin: first``) or the
+times are taken as they are (``origin: zero``).
 ``op_column`` gives each request's operation and ``key_column`` its key (an integer).
 
 The same reader serves the check made when the scenario is loaded (every row parsed, the
@@ -14,13 +16,17 @@ checks the hash again before the first arrival, and never needs more than one ro
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+#: Suffixes of Parquet traces (anything else is read as CSV).
+PARQUET = (".parquet", ".pq")
 #: Factor from each accepted unit to seconds.
 UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 
@@ -65,15 +71,11 @@ def rows(path: Path, column: str | None, unit: str, op_column: str | None,
         non-finite time, or a time earlier than the one before.
     """
     scale = UNITS[unit]
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            raise TraceError("the file is empty; expected a header row and one row per arrival")
-        names = [h.strip() for h in header]
+    with contextlib.ExitStack() as stack:
+        names, table = _open(path, stack)
         index = {}
-        for role, name in (("column", column or names[0]), ("op_column", op_column),
-                           ("key_column", key_column)):
+        for role, name in (("column", column or (names[0] if names else None)),
+                           ("op_column", op_column), ("key_column", key_column)):
             if name is None:
                 continue
             if name not in names:
@@ -83,12 +85,12 @@ def rows(path: Path, column: str | None, unit: str, op_column: str | None,
         t_col, op_col, key_col = (index.get(r) for r in ("column", "op_column", "key_column"))
         assert t_col is not None
         zero, last = None, -math.inf
-        for line, row in enumerate(reader, 2):
-            if not row or not any(c.strip() for c in row):
+        for line, row in table:
+            if not row or not any(_cell(row, i) for i in range(len(row))):
                 continue
             try:
                 raw = float(row[t_col]) * scale
-            except (ValueError, IndexError):
+            except (ValueError, TypeError, IndexError):
                 raise TraceError(f"time {_cell(row, t_col)!r} is not a number", line) from None
             if not math.isfinite(raw):
                 raise TraceError(f"time {_cell(row, t_col)!r} is not finite", line)
@@ -114,8 +116,35 @@ def rows(path: Path, column: str | None, unit: str, op_column: str | None,
             yield t, op, key
 
 
-def _cell(row: list[str], i: int) -> str:
-    return row[i].strip() if i < len(row) else ""
+def _open(path: Path, stack: contextlib.ExitStack
+          ) -> tuple[list[str], Iterator[tuple[int, list[Any]]]]:
+    """The column names and the numbered rows of a CSV or Parquet trace, read lazily (a CSV
+    row's number is its line; a Parquet row's, its index from 2, as if it had a header)."""
+    if path.suffix.lower() in PARQUET:
+        import pyarrow.parquet as pq  # only for Parquet traces (the scenario layer needs none)
+
+        table = pq.ParquetFile(stack.enter_context(path.open("rb")))
+        names = list(table.schema_arrow.names)
+
+        def batches() -> Iterator[tuple[int, list[Any]]]:
+            line = 2
+            for batch in table.iter_batches(batch_size=65_536):
+                columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
+                for row in zip(*columns, strict=True):
+                    yield line, list(row)
+                    line += 1
+
+        return names, batches()
+    reader = csv.reader(stack.enter_context(path.open(newline="", encoding="utf-8")))
+    header = next(reader, None)
+    if header is None:
+        raise TraceError("the file is empty; expected a header row and one row per arrival")
+    return [h.strip() for h in header], enumerate(reader, 2)
+
+
+def _cell(row: list[Any], i: int) -> str:
+    value = row[i] if i < len(row) else None
+    return "" if value is None else str(value).strip()
 
 
 def summarise(path: Path, column: str | None, unit: str, op_column: str | None,

@@ -174,15 +174,16 @@ class Curve(_Arrivals):
 
 
 class Trace(_Arrivals):
-    """Arrivals replayed from a recorded trace: a CSV file of timestamps, with a header row
-    (see :mod:`simulator.tracefile`). Replayed exactly: one request per row at its time
-    (arrivals after ``duration`` are not replayed), streamed row by row.
+    """Arrivals replayed from a recorded trace: a CSV file of timestamps with a header row, or
+    a Parquet file (see :mod:`simulator.tracefile`). Replayed exactly: one request per row at
+    its time (arrivals after ``duration`` are not replayed), streamed row by row.
 
     Parameters
     ----------
     file
-        The CSV file, relative to the scenario file (to the working directory for a scenario
-        given as text or a dict); resolved to an absolute path when the scenario is loaded.
+        The CSV or Parquet (``.parquet``, ``.pq``) file, relative to the scenario file (to the
+        working directory for a scenario given as text or a dict); resolved to an absolute
+        path when the scenario is loaded.
     column
         The column of arrival times (default: the first).
     unit

@@ -110,3 +110,24 @@ def test_the_reader_streams_without_holding_the_trace(tmp_path: Path) -> None:
 
 def test_trace_errors_carry_their_line() -> None:
     assert TraceError("x", 7).row == 7 and str(TraceError("x", 7)) == "line 7: x"
+
+
+def test_a_parquet_trace_replays_as_its_csv_does(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import pandas as pd
+
+    frame = pd.read_csv(TRACE)
+    frame.head(2000).to_parquet(tmp_path / "t.parquet")
+    frame.head(2000).to_csv(tmp_path / "t.csv", index=False)
+    runs = {}
+    for suffix in ("parquet", "csv"):
+        path = tmp_path / f"{suffix}.yaml"
+        path.write_text(SCENARIO.read_text().replace("traces/checkout.csv", f"t.{suffix}")
+                        .replace("duration: 90s", "duration: 30s"))
+        runs[suffix] = simulator.simulate(simulator.load_scenario(path)).requests
+    assert len(runs["parquet"]) > 1000
+    for column in ("start", "op", "key", "latency"):
+        assert runs["parquet"][column].tolist() == runs["csv"][column].tolist(), column
+    frame.iloc[[0, 2, 1]].to_parquet(tmp_path / "t.parquet")  # out of order at its 3rd row
+    assert main(["validate", str(tmp_path / "parquet.yaml")]) == 2
+    assert "line 4: time" in capsys.readouterr().err

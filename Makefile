@@ -62,6 +62,14 @@ bench-fleet: $(STAMP)
 bench-streaming: $(STAMP)
 	$(BIN)/python benchmarks/streaming_memory.py
 
+## bench-overload: CPU per request with priority, an adaptive limit and an autoscaler against without
+bench-overload: $(STAMP)
+	$(BIN)/python benchmarks/overload_controls.py
+
+## bench-trace: peak memory of replaying a 10^6-arrival trace against a 10^5 one
+bench-trace: $(STAMP)
+	$(BIN)/python benchmarks/trace_memory.py
+
 ## bench-parallel: 8 replications serially and on every core
 bench-parallel: $(STAMP)
 	$(BIN)/python benchmarks/parallel.py

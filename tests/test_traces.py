@@ -131,3 +131,17 @@ def test_a_parquet_trace_replays_as_its_csv_does(tmp_path: Path,
     frame.iloc[[0, 2, 1]].to_parquet(tmp_path / "t.parquet")  # out of order at its 3rd row
     assert main(["validate", str(tmp_path / "parquet.yaml")]) == 2
     assert "line 4: time" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("extra", "key"), [
+    ("      unit: {ms: 1}\n", "unit"), ("      origin: [first]\n", "origin"),
+    ("      column: 3\n", "column"), ("      unit: hours\n", "unit"),
+])
+def test_bad_trace_settings_are_the_models_to_refuse(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: str, key: str) -> None:
+    """A setting of the wrong type is not read as a trace (it cannot be): validation says
+    what is wrong with it, located (a fuzzer found the unhashable unit)."""
+    path = _write(tmp_path, "", "t\n1\n", extra)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"workloads.w.arrivals.{key}" in err and "Traceback" not in err, err

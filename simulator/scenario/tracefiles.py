@@ -45,7 +45,8 @@ def resolve_trace_files(data: dict[str, Any], smap: SourceMap) -> list[Problem]:
         if not isinstance(given, str) or not given:
             problems.append(problem("a trace needs file: the CSV file of its arrivals"))
             continue
-        if (unit not in UNITS or origin not in ("first", "zero")
+        if (not isinstance(unit, str) or unit not in UNITS or not isinstance(origin, str)
+                or origin not in ("first", "zero")
                 or not all(v is None or isinstance(v, str) for v in settings.values())):
             continue  # the model's validation says what is wrong with them
         path = (base / given).resolve()

@@ -19,6 +19,7 @@ from simulator.components.base import (
 )
 from simulator.components.edge import Bound, bind_call
 from simulator.components.service.disciplines import Discipline, Waiter, discipline
+from simulator.components.service.internals import Internals
 from simulator.components.service.modes import (
     LEAVING,
     Job,
@@ -115,6 +116,10 @@ class Service(ScalableService, FaultState, Component):
         self.cancelled_total = 0
         self.left_total = dict.fromkeys(LEAVING, 0)  # dropped, expired, reneged, baulked
         self._init_fault_state(ctx, self.name)
+        self._internals: Internals | None = None  # the opt-in step-based model
+        if params.internals is not None:
+            self._internals = Internals(self, params.internals)
+            self.workers = params.internals.cores
 
     def wire(self, resolve: Callable[[str], Target]) -> None:
         def bind(call: CallSpec) -> Bound:
@@ -131,6 +136,12 @@ class Service(ScalableService, FaultState, Component):
                 self._plans[op] = compile_steps(steps, f"calls.{op}")
         self._compensations = {op: compile_steps(steps, f"on_failure.{op}")
                                for op, steps in self.params.on_failure.items()}
+        if self._internals is not None:
+            self._internals.wire(partial(self.ctx.sampler, self.group), compile_steps)
+
+    def start(self) -> None:
+        if self._internals is not None:
+            self._internals.start()
 
     def gauges(self) -> Iterable[tuple[str, str, Callable[[], float]]]:
         env = self.env
@@ -148,6 +159,8 @@ class Service(ScalableService, FaultState, Component):
         if self._leaving:  # only where requests can leave a queue unserved (same tables else)
             for code, count in LEAVING.items():
                 yield f"{count}_total", "", partial(self.left_total.__getitem__, code)
+        if self._internals is not None:
+            yield from self._internals.gauges()
 
     @property
     def queue_length(self) -> int:
@@ -155,6 +168,8 @@ class Service(ScalableService, FaultState, Component):
         return len(self._queue) if self._shared is None else len(self._shared)
 
     def handle(self, req: Request, op: str) -> Handler:
+        if self._internals is not None:
+            return (yield from self._internals.handle(req, op))
         env = self.env
         arrival = env._now
         draw = self._draw_by_op.get(op, self._draw) if self._draw_by_op else self._draw
@@ -282,6 +297,8 @@ class Service(ScalableService, FaultState, Component):
         self.busy = 0
         self.in_system = 0
         void_jobs(self)
+        if self._internals is not None:
+            self._internals.crash()
         for ev in [*self._queue.drain(), *(self._shared.crash() if self._shared else ())]:
             ev.succeed()
         self._go_down(black_hole)

@@ -3,7 +3,9 @@ service-time distributions and downstream calls in sequence or in parallel (see
 :mod:`simulator.components.service.service`)."""
 
 from simulator.components.service.params import ServiceParams
-from simulator.kind import Kind
+from simulator.kind import Kind, Plot
+
+_PLOTS = "simulator.components.service.plots"
 
 KIND = Kind(
     name="service",
@@ -13,4 +15,7 @@ KIND = Kind(
     shape="round",
     colour="#e3f2fd",
     faults=frozenset({"crash", "slow", "error", "latency"}),
+    plots=(Plot("service_internals", f"{_PLOTS}:service_internals",
+                "Services with internals: CPU steps waiting for a core, busy cores, threads "
+                "busy and memory held.", applies=f"{_PLOTS}:has_internals"),),
 )

@@ -7,8 +7,8 @@ them over at once). It keeps the service's own counters so that the generic summ
 it as any service: ``workers`` are the cores, ``busy`` the busy cores (``busy_time_total``:
 core-seconds, so the summary's utilisation is the CPU's), ``queue_length`` the requests
 waiting for a thread, ``in_system`` the requests in the instance. Its own gauges:
-``ready_queue`` (CPU steps waiting for a core), ``threads``, ``threads_busy``,
-``memory_bytes`` and ``gc_pause_time_total``.
+``ready_queue`` (CPU steps waiting for a core), ``threads`` and ``threads_busy`` (a
+thread pool), ``memory_bytes`` and ``gc_pause_time_total``.
 
 Cores: a thread pool's are one :class:`PausableSharing` (egalitarian processor sharing, the
 OS's time slicing), an event loop's one :class:`Loop` per core (FIFO, run to completion).
@@ -198,8 +198,9 @@ class Internals:
 
     def gauges(self) -> Iterable[tuple[str, str, Callable[[], float]]]:
         yield "ready_queue", "", self.ready_queue
-        yield "threads", "", lambda: self.threads
-        yield "threads_busy", "", lambda: self.threads_busy
+        if not self.event_loop:  # (an event loop has no threads to hold: one loop per core)
+            yield "threads", "", lambda: self.threads
+            yield "threads_busy", "", lambda: self.threads_busy
         yield "memory_bytes", "", lambda: self.memory
         yield "gc_pause_time_total", "", lambda: self.gc_time + (
             self.env.now - self._pause_started if self.paused else 0.0)

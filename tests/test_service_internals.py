@@ -207,3 +207,15 @@ def test_steps_per_operation_and_speed() -> None:
     by_op = r.requests.groupby("op", observed=True)["latency"].first()
     assert by_op["write"] == pytest.approx(0.005 + 0.010, abs=EXACT)  # CPU / speed, I/O not
     assert by_op["read"] == pytest.approx(0.002, abs=EXACT)
+
+
+def test_the_internals_plot_draws_the_gauges() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    r = serve(pool(1, 2, [{"memory": "1MB"}, {"cpu": "10ms"}, {"io": "10ms"}]), rate=300,
+              duration=0.5)
+    assert "service_internals" in r.plot.available()
+    ax = r.plot.service_internals()
+    labels = {line.get_label() for line in ax.get_lines()}
+    assert {"svc ready queue", "svc busy cores", "svc threads busy"} <= labels

@@ -29,9 +29,11 @@ from simulator.calls import AnyStep
 from simulator.components.service.disciplines import Waiter
 from simulator.components.service.internals_params import (
     CpuStep,
-    Internals as InternalsSpec,
     IoStep,
     MemoryStep,
+)
+from simulator.components.service.internals_params import (
+    Internals as InternalsSpec,
 )
 from simulator.components.service.modes import left, renege
 from simulator.components.service.sharing import SharedProcessor

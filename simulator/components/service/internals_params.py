@@ -97,7 +97,8 @@ class MemoryStep(_Model):
 def _discriminate(value: Any) -> str:
     if isinstance(value, dict):
         return next((key for key in ("cpu", "io", "memory") if key in value), "call")
-    return {CpuStep: "cpu", IoStep: "io", MemoryStep: "memory"}.get(type(value), "call")
+    tags: dict[type, str] = {CpuStep: "cpu", IoStep: "io", MemoryStep: "memory"}
+    return tags.get(type(value), "call")
 
 
 InternalStep = Annotated[

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test validate test-quick fuzz check-reports bench bench-start bench-fleet bench-streaming bench-parallel lint clean
+.PHONY: run test validate test-quick fuzz check-reports bench bench-start bench-fleet bench-streaming bench-parallel bench-internals lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ bench-fleet: $(STAMP)
 ## bench-streaming: peak memory of 10M streaming requests against 1M (several minutes)
 bench-streaming: $(STAMP)
 	$(BIN)/python benchmarks/streaming_memory.py
+
+## bench-internals: CPU time per request of a service's internals against the simple model
+bench-internals: $(STAMP)
+	$(BIN)/python benchmarks/service_internals.py
 
 ## bench-parallel: 8 replications serially and on every core
 bench-parallel: $(STAMP)

@@ -5,8 +5,9 @@ Issue 17 asks that the step-based service model cost at most 1.5x per request of
 model on the same load. The model: Poisson clients -> ``api``, 8 instances (a plain group:
 uniform random pick), 70% busy. The simple case is ``workers: 4`` with an exponential 2 ms
 ``service_time``; the step-based cases have ``internals: {cores: 4}`` and one step, ``{cpu:
-<the same distribution>}``, as a thread pool (``threads: 4``, cores time-sliced) and as an
-event loop (a loop per core), so the three do the same work per request.
+<the same distribution>}``, as a thread pool (``threads: 16`` on the 4 cores, time-sliced:
+they share a core whenever more than 4 are runnable) and as an event loop (a loop per core),
+so the three do the same work per request.
 
 What is reported is the *marginal* CPU time per request, as ``bench-fleet`` and
 ``overload_controls.py`` do: each case runs for ``T`` and for ``2T`` simulated seconds and the
@@ -46,7 +47,7 @@ def scenario(case: str, duration: float) -> simulator.Scenario:
     else:
         api["internals"] = {"cores": 4, "threading": case, "steps": {"*": [{"cpu": WORK}]}}
         if case == "thread_pool":
-            api["internals"]["threads"] = 4
+            api["internals"]["threads"] = 16
     spec: dict[str, Any] = {
         "name": f"internals-{case}", "duration": duration, "drain": 0,
         "workloads": {"w": {"arrivals": {"process": "poisson", "rate": RATE},

@@ -10,22 +10,22 @@ waiting for a thread, ``in_system`` the requests in the instance. Its own gauges
 ``ready_queue`` (CPU steps waiting for a core), ``threads`` and ``threads_busy`` (a
 thread pool), ``memory_bytes`` and ``gc_pause_time_total``.
 
-Cores: a thread pool's are one :class:`PausableSharing` (egalitarian processor sharing, the
-OS's time slicing), an event loop's one :class:`Loop` per core (FIFO, run to completion).
-A GC pause freezes both: their timers are voided (a generation number: SimPy timeouts cannot
-be cancelled) and re-armed with the work left when it ends.
+Cores (:mod:`simulator.components.service.cores`): a thread pool's are one
+:class:`~simulator.components.service.cores.ThreadCores` (egalitarian processor sharing, the
+OS's time slicing), an event loop's one :class:`~simulator.components.service.cores.Loop` per
+core (FIFO, run to completion). A GC pause freezes both.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 from simpy import AnyOf, Event, Timeout
 
 from simulator.calls import AnyStep
+from simulator.components.service.cores import Loop, ThreadCores
 from simulator.components.service.disciplines import Waiter
 from simulator.components.service.internals_params import (
     CpuStep,
@@ -36,7 +36,6 @@ from simulator.components.service.internals_params import (
     Internals as InternalsSpec,
 )
 from simulator.components.service.modes import left, renege
-from simulator.components.service.sharing import SharedProcessor
 from simulator.components.steps import Plan, run_plan
 from simulator.messages import BAULKED, ERROR, EXPIRED, OK, Request
 
@@ -45,101 +44,6 @@ if TYPE_CHECKING:
 
 _CPU, _IO, _MEMORY, _CALL = range(4)
 _Compiled = list[tuple[int, Any]]  # (step kind, sampler / bytes / plan)
-
-
-class PausableSharing(SharedProcessor):
-    """Processor sharing over the cores that a stop-the-world pause freezes (rate 0)."""
-
-    paused = False
-
-    def _rate(self) -> float:
-        return 0.0 if self.paused else super()._rate()
-
-    def _schedule(self) -> None:
-        if self.paused:
-            self._generation += 1  # no completion while paused; resume() re-arms
-            return
-        super()._schedule()
-
-    def pause(self) -> None:
-        self._advance(self.env._now)
-        self.paused = True
-        self._schedule()
-
-    def resume(self) -> None:
-        self._last = self.env._now  # virtual time did not grow during the pause
-        self.paused = False
-        self._schedule()
-
-
-class Loop:
-    """One event loop on one core: CPU steps run one at a time, in the order they became
-    ready, each to completion (a pause delays the one running by its length)."""
-
-    def __init__(self, owner: Internals) -> None:
-        self.owner = owner
-        self.env = owner.env
-        self.ready: deque[tuple[Event, float]] = deque()
-        self.current: Event | None = None
-        self.end = 0.0  # when the running step ends (no pause meanwhile)
-        self.left = 0.0  # work the running step had left when a pause began
-        self.generation = 0
-        self.paused = False
-
-    def run(self, work: float) -> Event:
-        """A CPU step of ``work`` seconds on this loop; the event fires when it is done."""
-        ev = Event(self.env)
-        if self.current is None and not self.paused:
-            self._start(ev, work)
-        else:
-            self.ready.append((ev, work))
-        return ev
-
-    def _start(self, ev: Event, work: float) -> None:
-        if self.current is None:
-            self.owner.core_busy(1)
-        self.current = ev
-        self._arm(work)
-
-    def _arm(self, work: float) -> None:
-        self.end = self.env._now + work
-        self.generation += 1
-        generation = self.generation
-        Timeout(self.env, work).callbacks.append(lambda _e: self._done(generation))
-
-    def _done(self, generation: int) -> None:
-        if generation != self.generation:
-            return  # voided by a pause or a crash
-        ev = self.current
-        assert ev is not None
-        if self.ready:  # the core goes straight to the next ready step
-            self.current, work = self.ready.popleft()
-            self._arm(work)
-        else:
-            self.current = None
-            self.owner.core_busy(-1)
-        ev.succeed()
-
-    def pause(self) -> None:
-        self.paused = True
-        if self.current is not None:
-            self.left = self.end - self.env._now
-            self.generation += 1
-
-    def resume(self) -> None:
-        self.paused = False
-        if self.current is not None:
-            self._arm(self.left)
-        elif self.ready:
-            self._start(*self.ready.popleft())
-
-    def crash(self) -> None:
-        self.ready.clear()
-        self.current = None
-        self.generation += 1
-
-    def __len__(self) -> int:
-        return len(self.ready)
 
 
 class Internals:
@@ -153,10 +57,11 @@ class Internals:
         self.threads = spec.thread_count
         self.threads_busy = 0
         self.event_loop = spec.threading == "event_loop"
-        self._loops = [Loop(self) for _ in range(spec.cores)] if self.event_loop else []
+        self._loops = [Loop(self.env, self.core_busy) for _ in range(spec.cores)] \
+            if self.event_loop else []
         self._next_loop = 0
-        self._shared = None if self.event_loop else PausableSharing(
-            self.env, spec.cores, self._count)
+        self._threads_cores = None if self.event_loop else ThreadCores(
+            self.env, spec.cores, self.core_busy)
         self._plans: dict[str, _Compiled] = {}
         self._default: _Compiled | None = None
         self.memory = 0.0
@@ -209,8 +114,8 @@ class Internals:
 
     def ready_queue(self) -> int:
         """CPU steps waiting for a core now."""
-        if self._shared is not None:
-            return len(self._shared)
+        if self._threads_cores is not None:
+            return len(self._threads_cores)
         return sum(len(loop) for loop in self._loops)
 
     # ---- cores ----------------------------------------------------------------------------
@@ -220,25 +125,19 @@ class Internals:
         svc.busy += change
         svc._busy_area -= change * self.env._now
 
-    def _count(self, now: float, before: int, after: int) -> None:
-        c = self.cores
-        change = min(after, c) - min(before, c)
-        if change:
-            self.core_busy(change)
-
     def _pause(self) -> None:
         self.paused = True
         self._pause_started = self.env._now
-        if self._shared is not None:
-            self._shared.pause()
+        if self._threads_cores is not None:
+            self._threads_cores.pause()
         for loop in self._loops:
             loop.pause()
 
     def _resume(self) -> None:
         self.paused = False
         self.gc_time += self.env._now - self._pause_started
-        if self._shared is not None:
-            self._shared.resume()
+        if self._threads_cores is not None:
+            self._threads_cores.resume()
         for loop in self._loops:
             loop.resume()
 
@@ -270,8 +169,8 @@ class Internals:
         """Everything the instance holds is gone (the service closes its integrals)."""
         for loop in self._loops:
             loop.crash()
-        if self._shared is not None:
-            self._shared.crash()
+        if self._threads_cores is not None:
+            self._threads_cores.crash()
         self.threads_busy = 0
         self.memory = 0.0
 
@@ -362,8 +261,11 @@ class Internals:
                 if loop is not None:
                     yield loop.run(work)
                 else:
-                    assert self._shared is not None
-                    yield self._shared.join(work)
+                    assert self._threads_cores is not None
+                    ev, job = self._threads_cores.run(work)
+                    yield ev
+                    if job is not None and job.done is not None:  # slowed while it ran
+                        yield job.done
             elif kind == _IO:
                 yield Timeout(env, what())
             elif kind == _MEMORY:

@@ -151,12 +151,15 @@ class ThreadCores:
     """The cores of a thread pool: egalitarian processor sharing over the runnable threads
     (each at ``min(1, cores / runnable)`` of a core), with a fast path.
 
-    While no more threads are runnable than there are cores, each runs at full speed: its CPU
-    step is one plain timer, which its thread waits on (the cost of the simple model's
-    service time). The first step that would make them share a core (or a GC pause) moves
-    every step running on its own timer into a :class:`PausableSharing` with the work it has
-    left (``FastStep.done`` then says to wait for that processor's event instead); steps go to
-    the shared processor until it is empty again.
+    While no more threads are runnable than there are cores, each runs at full speed: a CPU
+    step that starts then is one plain timer, which its thread waits on (the cost of the
+    simple model's service time). The first step that would make them share a core (or a GC
+    pause) moves every step running on its own timer into a :class:`PausableSharing` with the
+    work it has left (``FastStep.done`` then says to wait for that processor's event
+    instead). The steps in the shared processor stay there; a step starting while the
+    runnable ones (on their own timers and shared) are fewer than the cores takes the fast
+    path again: all of them run at full speed, the shared ones included (their processor
+    has at most ``cores`` steps).
     """
 
     def __init__(self, env: simpy.Environment, cores: int,
@@ -176,7 +179,7 @@ class ThreadCores:
         """A CPU step of ``work`` seconds: the event to wait for and, on the fast path, the
         step (if its ``done`` is set once the event fires, wait for ``done`` too)."""
         shared = self.shared
-        if not shared.n and not shared.paused and len(self._fast) < self.cores:
+        if not shared.paused and shared.n + len(self._fast) < self.cores:
             step = FastStep(self.env._now + work, self.generation)
             self._fast[step] = None
             self._core_busy(1)

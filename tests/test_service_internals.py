@@ -183,8 +183,11 @@ def test_allocation_driven_gc_pauses_after_each_allocated_amount() -> None:
 
 
 # ---- faults and operations ------------------------------------------------------------------
-def test_a_crash_fails_what_the_instance_holds_and_it_serves_again_after() -> None:
-    r = serve(pool(1, 2, [{"cpu": "5ms"}, {"io": "20ms"}]), rate=50, duration=2,
+@pytest.mark.parametrize("threading", ["thread_pool", "event_loop"])
+def test_a_crash_fails_what_the_instance_holds_and_it_serves_again_after(threading: str
+                                                                         ) -> None:
+    spec = {"cores": 1, "threading": threading, "steps": {"*": [{"cpu": "5ms"}, {"io": "20ms"}]}}
+    r = serve(spec, rate=50, duration=2,
               faults=[{"at": 0.5, "kind": "crash", "target": "svc", "duration": 0.5}])
     req = r.requests
     failed = req[req["status"] != "ok"]

@@ -79,19 +79,20 @@ class _Model(BaseModel):
 class CpuStep(_Model):
     """Holds a core for ``cpu`` seconds of work (see the module)."""
 
-    cpu: Distribution
+    cpu: Distribution = Field(description="Time on a core (s), before speed, work and a "
+                              "slow fault.")
 
 
 class IoStep(_Model):
     """Waits ``io`` seconds without a core (a thread pool's thread stays held)."""
 
-    io: Distribution
+    io: Distribution = Field(description="Time waiting without a core (s).")
 
 
 class MemoryStep(_Model):
     """Holds ``memory`` bytes more from this step until the request ends."""
 
-    memory: Bytes
+    memory: Bytes = Field(description="Bytes held from this step until the request ends.")
 
 
 def _discriminate(value: Any) -> str:

@@ -261,3 +261,19 @@ def test_thread_pool_is_processor_sharing_through_its_fast_path() -> None:
     expected = processor_sharing(req["start"].tolist(), 0.010, 2)
     assert np.allclose(req["latency"], expected, atol=1e-9, rtol=0)
     assert max(expected) > 0.025  # sharing happened (alone a step takes 10 ms)
+
+
+def test_a_hedged_copy_answered_elsewhere_is_dropped_when_it_gets_a_thread() -> None:
+    # one thread, 100 ms of I/O; the client hedges after 30 ms to the other instance, whose
+    # copy waits for its thread behind the first request (arrivals 1 ms apart, 2 instances):
+    # requests whose copies end up queued behind an answered one are dropped, not served
+    r = run({"duration": 0.0205, "drain": 10,
+             "workloads": {"w": {"arrivals": {"process": "constant", "rate": 1000},
+                                 "target": {"to": "svc", "hedge": {"delay": 0.03}}}},
+             "components": {"svc": {"kind": "service", "replicas": 2,
+                                    "internals": pool(1, 1, [{"io": "100ms"}])}}})
+    status = r.spans["status"].astype(str)
+    assert (status == "cancelled").any()
+    cancelled = r.spans[status == "cancelled"]
+    assert (cancelled["end"] == cancelled["start"]).all()  # dropped at once, no work done
+    assert (r.requests["status"] == "ok").all()

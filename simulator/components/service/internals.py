@@ -37,7 +37,7 @@ from simulator.components.service.internals_params import (
 )
 from simulator.components.service.modes import left, renege
 from simulator.components.steps import Plan, run_plan
-from simulator.messages import BAULKED, ERROR, EXPIRED, OK, Request
+from simulator.messages import BAULKED, CANCELLED, ERROR, EXPIRED, OK, Request
 
 if TYPE_CHECKING:
     from simulator.components.service.service import Service
@@ -224,6 +224,12 @@ class Internals:
             svc.in_system += 1
             svc._system_area -= arrival
         start = env._now
+        if req.cancelled:  # a hedged copy nobody waits for any more: as the simple model
+            self._release(loop, start)
+            svc.cancelled_total += 1
+            svc.leave_system(start)
+            svc._span(req, op, arrival, start, start, CANCELLED)
+            return CANCELLED
         plan = self._plans.get(op, self._default)
         if plan is None:
             status = OK
@@ -236,16 +242,21 @@ class Internals:
         else:
             status = yield from self._steps(req, op, plan, loop, slow, epoch)
         now = env._now
-        if loop is None:  # the thread passes to the next waiting request, if any
+        self._release(loop, now)
+        svc.served_total += 1
+        svc.leave_system(now)
+        svc._span(req, op, arrival, start, now, status)
+        return status
+
+    def _release(self, loop: Loop | None, now: float) -> None:
+        """A thread pool's thread passes to the next waiting request, if any."""
+        if loop is None:
+            svc = self.svc
             nxt = svc._queue.pop(now) if svc._queue else None
             if nxt is not None:
                 nxt.succeed()
             else:
                 self.threads_busy -= 1
-        svc.served_total += 1
-        svc.leave_system(now)
-        svc._span(req, op, arrival, start, now, status)
-        return status
 
     def _steps(self, req: Request, op: str, plan: _Compiled, loop: Loop | None, slow: float,
                epoch: int) -> Generator[Event, Any, int]:

@@ -277,3 +277,47 @@ def test_a_hedged_copy_answered_elsewhere_is_dropped_when_it_gets_a_thread() -> 
     cancelled = r.spans[status == "cancelled"]
     assert (cancelled["end"] == cancelled["start"]).all()  # dropped at once, no work done
     assert (r.requests["status"] == "ok").all()
+
+
+@pytest.mark.parametrize("threading", ["thread_pool", "event_loop"])
+def test_counters_stay_consistent_through_crashes_pauses_and_refusals(threading: str) -> None:
+    # everything at once, overloaded, on two instances: the gauges stay in range at every
+    # sample and the instance is empty once the drain has ended
+    internals: dict[str, Any] = {
+        "cores": 2, "threading": threading,
+        "steps": {"*": [{"memory": "1MB"}, {"cpu": {"dist": "exponential", "mean": 0.004}},
+                        {"io": {"dist": "exponential", "mean": 0.01}}, "db",
+                        {"cpu": "1ms"}]},
+        "memory": {"limit": "20MB", "on_limit": "refuse"},
+        "gc": {"every": "200ms", "pause": "20ms"}}
+    if threading == "thread_pool":
+        internals["threads"] = 6
+    spec: dict[str, Any] = {"kind": "service", "replicas": 2, "internals": internals}
+    if threading == "thread_pool":
+        spec["queue"] = {"discipline": "fifo", "limit": 20}
+    r = run({"duration": 4, "drain": 5,
+             "workloads": {"w": {"arrivals": {"process": "poisson", "rate": 700},
+                                 "target": "svc", "deadline": 0.3}},
+             "components": {"svc": spec,
+                            "db": {"kind": "service", "workers": 50,
+                                   "service_time": {"dist": "exponential", "mean": 0.01}}},
+             "faults": [{"at": 1.0, "kind": "crash", "target": "svc[0]", "duration": 0.5},
+                        {"at": 2.0, "kind": "slow", "target": "svc[1]", "factor": 2,
+                         "duration": 1}],
+             "metrics": {"interval": 0.01}})
+    s = gauges(r)
+    wide = s.pivot_table(index=["time", "instance"], columns="metric", values="value",
+                         observed=True)
+    assert (wide["busy"] <= 2).all() and (wide["busy"] >= 0).all()
+    assert (wide["ready_queue"] >= 0).all() and (wide["memory_bytes"] >= 0).all()
+    assert (wide["in_system"] >= 0).all()
+    if threading == "thread_pool":
+        assert (wide["threads_busy"] <= 6).all() and (wide["queue_length"] <= 20).all()
+    for _, one in wide.groupby(level="instance", observed=True):
+        area = one["busy_time_total"].to_numpy()
+        t = one.index.get_level_values("time").to_numpy()
+        assert (np.diff(area) >= -1e-9).all() and (np.diff(area) <= 2 * np.diff(t) + 1e-9).all()
+    end = wide.xs(wide.index.get_level_values("time").max(), level="time")
+    assert (end[["busy", "ready_queue", "memory_bytes", "in_system"]] == 0).all().all()
+    statuses = set(r.requests["status"].astype(str))
+    assert {"ok", "rejected", "error"} <= statuses and "in_flight" not in statuses

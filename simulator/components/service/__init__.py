@@ -5,7 +5,7 @@ service-time distributions and downstream calls in sequence or in parallel (see
 from simulator.components.service.params import ServiceParams
 from simulator.kind import Kind, Plot
 
-_PLOTS = "simulator.components.service.plots"
+_INTERNALS_PLOTS = "simulator.components.service.internals_plots"
 
 KIND = Kind(
     name="service",
@@ -15,7 +15,7 @@ KIND = Kind(
     shape="round",
     colour="#e3f2fd",
     faults=frozenset({"crash", "slow", "error", "latency"}),
-    plots=(Plot("service_internals", f"{_PLOTS}:service_internals",
+    plots=(Plot("service_internals", f"{_INTERNALS_PLOTS}:service_internals",
                 "Services with internals: CPU steps waiting for a core, busy cores, threads "
-                "busy and memory held.", applies=f"{_PLOTS}:has_internals"),),
+                "busy and memory held.", applies=f"{_INTERNALS_PLOTS}:has_internals"),),
 )

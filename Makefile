@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test validate test-quick fuzz check-reports bench bench-start bench-fleet bench-streaming bench-parallel bench-internals lint clean
+.PHONY: run test validate test-quick fuzz notebooks check-reports bench bench-start bench-fleet bench-streaming bench-parallel bench-internals lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ test-quick: $(STAMP)
 ## fuzz: 10,000 mutated shipped scenarios, validated and run shortened: no traceback, no hang (long)
 fuzz: $(STAMP)
 	$(BIN)/python -m tests.fuzz_scenarios --mutants 10000 --jobs 2
+
+## notebooks: regenerate the generated notebooks, execute every notebook at full settings and
+## store its outputs (the suite fails when a notebook's cells changed since; several minutes)
+notebooks: $(STAMP)
+	$(BIN)/python notebooks/make_notebooks.py
+	$(BIN)/python notebooks/execute_notebooks.py
 
 ## check-reports: render the reports in headless Chromium (installed from Debian if missing)
 check-reports: $(STAMP)

@@ -19,6 +19,9 @@ class Status(IntEnum):
     ``DROPPED`` (a CoDel queue dropped it at dequeue), ``EXPIRED`` (its deadline had passed when
     its turn came: gRPC's DEADLINE_EXCEEDED seen by the server), ``RENEGED`` (it left the queue
     when its patience ran out) and ``BAULKED`` (it did not join a queue that was too long).
+    ``REJECTED`` is a refusal at once: a full queue or pool, a service's ``admission`` policy
+    (load shedding, an adaptive concurrency limit: ``components/service/limiter.py``), or a
+    caller's ``rate_limit`` without a token.
     ``THROTTLED`` is a request the caller itself refused to send: client-side adaptive
     throttling (:mod:`simulator.throttling`) rejected it locally, before any backend saw it.
     A message lost on a network link (:mod:`simulator.links`) has no status of its own: the

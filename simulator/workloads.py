@@ -173,6 +173,57 @@ class Curve(_Arrivals):
         return max(p.rate for p in self.points)
 
 
+class Trace(_Arrivals):
+    """Arrivals replayed from a recorded trace: a CSV file of timestamps with a header row, or
+    a Parquet file (see :mod:`simulator.tracefile`). Replayed exactly: one request per row at
+    its time (arrivals after ``duration`` are not replayed), streamed row by row.
+
+    Parameters
+    ----------
+    file
+        The CSV or Parquet (``.parquet``, ``.pq``) file, relative to the scenario file (to the
+        working directory for a scenario given as text or a dict); resolved to an absolute
+        path when the scenario is loaded.
+    column
+        The column of arrival times (default: the first).
+    unit
+        Unit of the times: ``s``, ``ms``, ``us`` or ``ns``.
+    origin
+        ``first``: the first row's time is time 0 of the run; ``zero``: times as they are.
+    op_column, key_column
+        Columns giving each request's operation and key (an integer), instead of the
+        workload's ``mix`` and ``keys``.
+    rows, first, last, digest
+        Filled in when the scenario is loaded (the rows checked, the first and last arrival
+        in seconds, the file's SHA-256): the resolved scenario, a run's manifest and the run
+        cache name the trace by its content, and a run refuses a file that changed since.
+    """
+
+    process: Literal["trace"] = "trace"
+    file: str = Field(min_length=1)
+    column: str | None = None
+    unit: Literal["s", "ms", "us", "ns"] = "s"
+    origin: Literal["first", "zero"] = "first"
+    op_column: str | None = None
+    key_column: str | None = None
+    rows: int = Field(0, ge=0)
+    first: float = Field(0.0, ge=0)
+    last: float = Field(0.0, ge=0)
+    digest: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if not self.digest:
+            raise ValueError(f"the trace {self.file!r} was not read: load the scenario with "
+                             "simulator.load_scenario or parse_scenario")
+        return self
+
+    def mean_rate(self) -> float:
+        """Arrivals per second over the trace's span (used for run-size estimates)."""
+        span = self.last - self.first
+        return self.rows / span if span > 0 else float(self.rows)
+
+
 class Closed(_Arrivals):
     """Closed loop: ``users`` users, each sends a request, waits for the reply, then thinks."""
 
@@ -225,7 +276,7 @@ class BatchSize(BaseModel):
 
 
 Arrivals = Annotated[
-    Poisson | ConstantRate | OnOff | Schedule | Sinusoid | Curve | Closed,
+    Poisson | ConstantRate | OnOff | Schedule | Sinusoid | Curve | Trace | Closed,
     Field(discriminator="process")
 ]
 
@@ -293,6 +344,9 @@ class Workload(BaseModel):
         if self.batch is not None and isinstance(self.arrivals, Closed):
             raise ValueError("batch: a closed-loop user sends one request at a time; batches "
                              "need an open-loop arrival process")
+        if self.batch is not None and isinstance(self.arrivals, Trace):
+            raise ValueError("batch: a trace replays each recorded arrival as it is; a batch "
+                             "would multiply them (record one row per request)")
         if self.regions is not None and (problem := weights_problem(
                 self.regions.values(), "regions weights")) is not None:
             raise ValueError(problem)

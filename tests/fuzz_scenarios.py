@@ -58,8 +58,17 @@ Path_ = tuple[Any, ...]
 # ---- the shipped scenarios ----------------------------------------------------------------
 
 def bases() -> list[tuple[str, dict[str, Any]]]:
-    """Every shipped scenario as (file name, data), in file-name order."""
-    return [(p.name, load_yaml_file(p)[0]) for p in sorted(SCENARIOS.glob("*.yaml"))]
+    """Every shipped scenario as (file name, data), in file-name order; files a workload
+    names (a trace) are made absolute, since mutants are loaded as text."""
+    out = []
+    for p in sorted(SCENARIOS.glob("*.yaml")):
+        data = load_yaml_file(p)[0]
+        for workload in (data.get("workloads") or {}).values():
+            arrivals = workload.get("arrivals") if isinstance(workload, dict) else None
+            if isinstance(arrivals, dict) and isinstance(arrivals.get("file"), str):
+                arrivals["file"] = str(SCENARIOS / arrivals["file"])
+        out.append((p.name, data))
+    return out
 
 
 def _pool(all_bases: list[tuple[str, dict[str, Any]]]) -> dict[Any, list[Any]]:

@@ -559,6 +559,22 @@ CASES = [
          "warmup: auto (MSER-5) needs the requests table"),
     case("streaming-unknown-mode", edit(append="metrics: {requests: sketch}\n"), 12,
          "metrics.requests", "streaming"),
+    # ---- service admission -----------------------------------------------------------------
+    case("admission-initial-below-min-limit",
+         edit({10: "    workers: 2\n    admission:\n      policy: aimd\n      initial_limit: 2\n"
+                   "      min_limit: 5"}), 13, "components.api.admission.initial_limit",
+         "initial_limit (2) must be between the lowest limit (5) and max_limit (200)"),
+    case("admission-window-without-utilization",
+         edit({10: "    workers: 2\n    admission:\n      policy: shed\n"
+                   "      max_queue_time: 50ms\n      window: 2s"}), 14,
+         "components.api.admission.window", "window is ignored without max_utilization"),
+    case("admission-increasing-class-thresholds",
+         edit({10: "    workers: 2\n    admission: {policy: shed, max_utilization: [0.8, 0.9]}"}),
+         11, "components.api.admission.max_utilization", "must not increase",
+         "less important classes are shed first"),
+    case("admission-unknown-policy",
+         edit({10: "    workers: 2\n    admission: {policy: token_bucket}"}), 11,
+         "components.api.admission.policy", "unknown policy 'token_bucket'", "aimd", "vegas"),
 ]
 
 

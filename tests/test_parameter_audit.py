@@ -652,6 +652,41 @@ COVERED.update({
                                            "computed_one",
 })
 
+# service admission (issue 16): shedding and adaptive concurrency limits need overload, or
+# hand-checked sample sequences
+_AD = "test_admission.py::"
+COVERED.update({f"service.admission.{k}": _AD + v for k, v in {
+    "policy": "test_every_request_ends_once_and_every_refusal_is_counted",
+    "max_queue_time": "test_shedding_by_queue_time_refuses_exactly_the_arrivals_behind_an_old_"
+                      "head",
+    "max_utilization": "test_shedding_by_utilization_drops_the_least_important_class_first",
+    "window": "test_shedding_by_utilization_drops_the_least_important_class_first",
+    "initial_limit": "test_aimd_limit_trajectory_with_constant_service",
+    "min_limit": "test_aimd_adds_while_busy_and_multiplies_down_on_drops",
+    "max_limit": "test_aimd_adds_while_busy_and_multiplies_down_on_drops",
+    "backoff_ratio": "test_aimd_adds_while_busy_and_multiplies_down_on_drops",
+    "timeout": "test_aimd_limit_trajectory_with_constant_service",
+    "increase": "test_aimd_increase_is_the_additive_step",
+    "alpha": "test_vegas_explicit_alpha_beta_and_smoothing",
+    "beta": "test_vegas_explicit_alpha_beta_and_smoothing",
+    "smoothing": "test_vegas_explicit_alpha_beta_and_smoothing",
+    "probe_multiplier": "test_vegas_probes_the_no_load_rtt_every_probe_multiplier_x_limit_"
+                        "samples",
+    "long_window": "test_gradient2_long_window_and_queue_size",
+    "queue_size": "test_gradient2_long_window_and_queue_size",
+    "concurrency_update_interval": "test_envoy_gradient_measures_min_rtt_then_updates_per_"
+                                   "window",
+    "max_concurrency_limit": "test_envoy_percentile_jitter_and_max_limit",
+    "sample_aggregate_percentile": "test_envoy_percentile_jitter_and_max_limit",
+    "min_rtt_calc.jitter": "test_envoy_percentile_jitter_and_max_limit",
+    "min_rtt_calc.interval": "test_envoy_gradient_measures_min_rtt_then_updates_per_window",
+    "min_rtt_calc.request_count": "test_envoy_gradient_measures_min_rtt_then_updates_per_"
+                                  "window",
+    "min_rtt_calc.min_concurrency": "test_envoy_gradient_remeasures_after_five_updates_at_the_"
+                                    "minimum",
+    "min_rtt_calc.buffer": "test_envoy_gradient_measures_min_rtt_then_updates_per_window",
+}.items()})
+
 # a service's internals (issue 17): each setting is shown by an exact-timing test
 _IN = "test_service_internals.py::"
 COVERED.update({

@@ -147,3 +147,17 @@ def test_no_report_overflows_its_box_in_a_real_browser(reports: dict[str, Path],
         assert layout["loose"] == 0, f"{name}: tables outside a scrolling box"
         assert layout["wide"] == [], f"{name} at {width}px: {layout['wide']}"
         assert layout["scroll"] <= layout["page"], f"{name} at {width}px: the page scrolls"
+
+
+def test_the_sweep_chart_draws_one_curve_per_metric_not_per_steady_flag() -> None:
+    """``Sweep.intervals()`` carries a ``steady`` column: it is a verdict, not a swept
+    parameter, so it splits no curve and names no legend entry."""
+    from matplotlib.figure import Figure
+
+    from simulator.analysis.plots import latency_vs_load
+
+    swp = sweep(ROOT / "scenarios" / "quickstart.yaml",
+                {"workloads.shoppers.arrivals.rate": ["100/s", "300/s"]}, replications=2,
+                overrides=SHORT, options=ExperimentOptions(executor="serial", progress=False))
+    ax = latency_vs_load(swp, metrics=("p50", "p99"), ax=Figure().subplots())
+    assert sorted(ln.get_label() for ln in ax.lines) == ["p50", "p99"]

@@ -384,6 +384,29 @@ def test_order_pipeline_dead_letters_come_from_the_fault_and_a_longer_backoff_ou
     assert patient_dead < len(dead) / 5
 
 
+# ---- overload ----------------------------------------------------------------------------------
+
+
+def test_overload_fifo_collapses_in_the_spike_and_the_adaptive_limit_does_not() -> None:
+    # the full comparison (five variants, three seeds) is tests/test_overload.py
+    scenario = simulator.load_scenario(PATHS["overload"])
+    spike = scenario.faults[0]
+    rate = scenario.workloads["clients"].arrivals.rate
+    t0, t1 = spike.at, spike.at + spike.duration
+
+    def goodput(r: simulator.Results) -> float:
+        req = r.requests
+        ok = (req["status"] == "ok") & (req["start"] >= t0) & (req["start"] < t1)
+        return float(ok.sum() / (t1 - t0))  # ok implies within the client's timeout
+
+    _, fifo = run("overload", "duration=55s")
+    aimd, limited = run("overload", "duration=55s", *scenario.variants["aimd"])
+    assert goodput(fifo) < 0.2 * rate
+    assert goodput(limited) > 0.8 * rate
+    floor = aimd.components["api"].admission.min_limit
+    assert limited.tables["concurrency_limits"]["limit"].min() >= floor
+
+
 # ---- pubsub_fanout -----------------------------------------------------------------------------
 
 
@@ -497,6 +520,23 @@ def test_retry_storm_outlives_its_spike_and_each_cure_recovers() -> None:
         _, r = run("retry_storm", short, *overrides)
         assert goodput(r, end + 10, 60) > 0.8 * rate, name
         assert r.recovery()["recovered"].iloc[0], name
+
+
+# ---- trace_replay ------------------------------------------------------------------------------
+
+
+def test_trace_replay_is_burstier_than_poisson_at_its_mean_rate() -> None:
+    """A Poisson model of the trace's mean rate predicts a p99 far below the replayed
+    traffic's (bound fixed before the run: at least 5x lower); the exactness of the replay is
+    tests/test_traces.py's."""
+    base, trace = run("trace_replay")
+    rate = base.workloads["shoppers"].arrivals.mean_rate()
+    _, poisson = run("trace_replay", *base.variants["poisson"])
+    p99 = {n: r.summary().set_index("name").loc["shoppers", "p99"]
+           for n, r in (("trace", trace), ("poisson", poisson))}
+    assert 95 < rate < 115  # the variant's 104/s is the trace's mean
+    assert p99["trace"] > 5 * p99["poisson"], p99
+    assert trace.summary().set_index("name").loc["shoppers", "error_ratio"] == 0
 
 
 # ---- sharding ----------------------------------------------------------------------------------

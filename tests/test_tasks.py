@@ -157,3 +157,36 @@ def test_the_simpy_internals_the_kernel_relies_on_are_there() -> None:
     from simulator import kernel
 
     kernel.check()  # raises, naming what changed, on a SimPy without them
+
+
+@given(st.lists(st.tuples(st.floats(0, 5), st.floats(0, 5), st.booleans()), min_size=1,
+                max_size=12))
+def test_first_of_resumes_as_any_of_does(races: list[tuple[float, float, bool]]) -> None:
+    """FirstOf in place of AnyOf: every racer resumes at the same time and in the same order,
+    whether the timeout or the shared "crash" event wins (the engine relies on it for
+    identical tables)."""
+    from simulator.kernel import FirstOf
+
+    def trace(race: type) -> list[tuple[float, int]]:
+        env = simpy.Environment()
+        crash = env.event()
+        seen: list[tuple[float, int]] = []
+
+        def racer(i: int, start: float, work: float) -> Any:
+            yield env.timeout(start)
+            yield race(env, (env.timeout(work), crash))
+            seen.append((env.now, i))
+
+        for i, (start, work, _) in enumerate(races):
+            env.process(racer(i, start, work))
+        crash_at = min(s + w for s, w, _ in races) if races[0][2] else 2.5
+
+        def crasher() -> Any:
+            yield env.timeout(crash_at)
+            crash.succeed()
+
+        env.process(crasher())
+        env.run()
+        return seen
+
+    assert trace(FirstOf) == trace(simpy.AnyOf)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,9 +18,11 @@ from simpy import Event, Timeout
 
 from simulator.components.base import BuildContext, Handler, Target
 from simulator.components.edge import bind_call, with_deadline
+from simulator.errors import TopologyError
 from simulator.messages import Request
 from simulator.rng import batched
 from simulator.tasks import Task
+from simulator.tracefile import digest_of, rows
 from simulator.workloads import (
     BatchSize,
     Closed,
@@ -29,6 +32,7 @@ from simulator.workloads import (
     Poisson,
     Schedule,
     Sinusoid,
+    Trace,
     Workload,
 )
 
@@ -79,6 +83,13 @@ class Client:
             w = np.array([spec.mix[o] for o in ops], dtype=float)
             pick = batched(gen(name, "ops"), lambda rng, k: rng.choice(len(ops), k, p=w / w.sum()))
             self._op = lambda: ops[int(pick())]
+        # a trace may give each request its operation and key: the row just read does
+        self._row: tuple[str | None, int | None] = (None, None)
+        if isinstance(spec.arrivals, Trace):
+            if spec.arrivals.op_column is not None:
+                self._op = lambda: self._row[0] or ""
+            if spec.arrivals.key_column is not None:
+                self._key = lambda: self._row[1]
         self._work: Callable[[], float] = (
             spec.work.sampler(gen(name, "work")) if spec.work is not None else (lambda: 1.0)
         )
@@ -139,6 +150,24 @@ class Client:
         draw = self.ctx.streams.batched(self.name, "batch",
                                         lambda rng, k: rng.geometric(p, k).astype(float))
         return lambda: int(draw())
+
+    def _replay(self, trace: Trace) -> Iterator[float]:
+        """The trace's arrival times, read row by row; each row's operation and key are kept
+        for the request created at that time (the next one :meth:`_new` makes)."""
+        path = Path(trace.file)
+        where = f"workloads.{self.name}.arrivals.file"
+        try:
+            digest = digest_of(path)
+        except OSError as exc:
+            raise TopologyError(f"{where}: cannot read the trace {trace.file}: "
+                                f"{exc.strerror or exc}") from None
+        if digest != trace.digest:
+            raise TopologyError(f"{where}: the trace {trace.file} changed since the scenario "
+                                "was loaded (its SHA-256 differs); load the scenario again")
+        for t, op, key in rows(path, trace.column, trace.unit, trace.op_column,
+                               trace.key_column, trace.origin):
+            self._row = (op, key)
+            yield t
 
     # ---- request life cycle -------------------------------------------------------------
     def _new(self) -> Request:
@@ -227,6 +256,8 @@ class Client:
     def _arrival_times(self, arrivals: Any) -> Iterator[float]:
         rng = self.ctx.generator(self.name, "arrivals")
         unit = batched(rng, lambda r, k: r.exponential(1.0, k))  # Exp(1) "work" to consume
+        if isinstance(arrivals, Trace):
+            return self._replay(arrivals)
         if isinstance(arrivals, Poisson) and not self.spikes:
             return _poisson(unit, arrivals.rate)
         if isinstance(arrivals, ConstantRate):

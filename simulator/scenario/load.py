@@ -28,6 +28,7 @@ from simulator.scenario.model import Scenario, scenario_model
 from simulator.scenario.overrides import apply_overrides
 from simulator.scenario.problems import _problem
 from simulator.scenario.ratefiles import inline_rate_files
+from simulator.scenario.tracefiles import resolve_trace_files
 from simulator.yamlfile import SourceMap, load_yaml_file, load_yaml_text
 
 
@@ -82,7 +83,7 @@ def parse_scenario(
     overridden = apply_overrides(data, overrides, smap.source)
     if problems := check_shape(data, smap):
         raise ScenarioError(smap.source, problems)
-    if problems := inline_rate_files(data, smap):
+    if problems := inline_rate_files(data, smap) + resolve_trace_files(data, smap):
         raise ScenarioError(smap.source, problems)
     model = scenario_model()
     try:

@@ -33,7 +33,7 @@ from simulator.links import NetworkSpec
 from simulator.regions import RegionsSpec
 from simulator.slo import Objective, read_slo
 from simulator.units import parse_duration, parse_request_count
-from simulator.workloads import Closed, ConstantRate, OnOff, Workload
+from simulator.workloads import Closed, ConstantRate, OnOff, Trace, Workload
 
 #: Runs estimated to create more requests than this are refused up front.
 MAX_REQUESTS = int(REQUESTS.limit)
@@ -225,6 +225,9 @@ class Scenario(BaseModel):
         """Upper estimate of the requests this scenario creates in one run."""
         total = 0.0
         for name, w in self.workloads.items():
+            if isinstance(w.arrivals, Trace):  # one request per row, at most
+                total += w.arrivals.rows
+                continue
             if isinstance(w.arrivals, Closed):
                 # self-limiting: at most one request per user per millisecond of think time
                 rate = w.arrivals.users / max(w.arrivals.think_time.mean, 1e-3)

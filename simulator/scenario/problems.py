@@ -97,7 +97,14 @@ def _resolve(tp: Any, node: Any) -> Any:
             continue
         if origin not in (Union, types.UnionType):
             return tp
-        members = [_strip(a) for a in typing.get_args(tp) if a is not type(None)]
+        members: list[Any] = []
+        for a in typing.get_args(tp):
+            a = _strip(a)
+            if typing.get_origin(a) in (Union, types.UnionType):  # an optional tagged union
+                members.extend(_strip(b) for b in typing.get_args(a))
+            elif a is not type(None):
+                members.append(a)
+        members = [m for m in members if m is not type(None)]
         models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
         if isinstance(node, dict):
             for m in models:

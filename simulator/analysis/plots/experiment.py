@@ -273,7 +273,7 @@ def _confidence(table: Any, level: float | None = None) -> str:
 #: Columns of a sweep's interval table that are not swept parameters.
 _NOT_PARAMETERS = frozenset({"scope", "name", "metric", "n", "mean", "sd", "half_width", "low",
                              "high", "ci_low", "ci_high", "relative_half_width", "variant",
-                             "seed", "replication", "warmup"})
+                             "seed", "replication", "warmup", "steady"})
 
 
 def _numeric(values: pd.Series) -> tuple[np.ndarray, str]:

@@ -80,6 +80,14 @@ class Discipline:
         """Take out a waiter that leaves (it is in the queue)."""
         self._q.remove(w)
 
+    def oldest(self) -> float | None:
+        """When the longest-waiting request still in the queue joined it (None: empty).
+
+        Every deque discipline appends at the tail, so the head is the oldest whichever end
+        it serves from.
+        """
+        return self._q[0].joined if self._q else None
+
     def drain(self) -> list[Waiter]:
         """Remove and return every waiter."""
         out = list(self._q)
@@ -152,6 +160,10 @@ class Priority(Discipline):
     def remove(self, w: Waiter) -> None:
         w.gone = True
         self._n -= 1
+
+    def oldest(self) -> float | None:
+        # a scan (the heap is ordered by class): paid only by shedding on queue time
+        return min((w.joined for _, _, w in self._heap if not w.gone), default=None)
 
     def drain(self) -> list[Waiter]:
         out = [w for _, _, w in self._heap if not w.gone]

@@ -22,7 +22,7 @@ import math
 from collections.abc import Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
-from simpy import AnyOf, Event, Timeout
+from simpy import Event, Timeout
 
 from simulator.calls import AnyStep
 from simulator.components.service.cores import Loop, ThreadCores
@@ -37,6 +37,7 @@ from simulator.components.service.internals_params import (
 )
 from simulator.components.service.modes import left, renege
 from simulator.components.steps import Plan, run_plan
+from simulator.kernel import FirstOf
 from simulator.messages import BAULKED, CANCELLED, ERROR, EXPIRED, OK, Request
 
 if TYPE_CHECKING:
@@ -235,7 +236,7 @@ class Internals:
             status = OK
         elif svc._crashable:  # racing the crash; a crashed run stops at its next step
             run = env.process(self._steps(req, op, plan, loop, slow, epoch))
-            yield AnyOf(env, (run, svc._crash_event))
+            yield FirstOf(env, (run, svc._crash_event))
             if svc._epoch != epoch:
                 return svc._fail(req, op, arrival, start)
             status = cast(int, run.value)

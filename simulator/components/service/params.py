@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from simulator.autoscaling.params import Autoscaling
 from simulator.calls import Step, step_references
 from simulator.components.params import ComponentParams, KeyPath
+from simulator.components.service.admission import Admission, ShedAdmission
 from simulator.components.service.internals_params import Internals
 from simulator.components.service.queueing import (
     FifoQueue,
@@ -57,6 +58,13 @@ class ServiceParams(ComponentParams):
         Per operation, compensating steps run when a step of ``calls`` fails (a saga's
         compensation: release the stock when the payment fails). Their outcome is recorded in
         their own spans; the request keeps the status of the failed step.
+    admission
+        Which arrivals an instance refuses at once, status ``rejected``
+        (:mod:`simulator.components.service.admission`): ``{policy: shed, max_queue_time,
+        max_utilization, window}`` (load shedding, by priority class), or an adaptive
+        concurrency limit on the requests in flight at one instance, ``{policy: aimd | vegas |
+        gradient2 | adaptive_concurrency, ...}`` (Netflix concurrency-limits; Envoy's adaptive
+        concurrency filter). Omitted: every arrival is admitted.
     autoscaling
         An autoscaler for the instances (:class:`~simulator.autoscaling.params.Autoscaling`,
         the Kubernetes HPA's semantics); ``replicas`` is then the count at the start.
@@ -78,6 +86,7 @@ class ServiceParams(ComponentParams):
     hold_worker: bool = True
     calls: dict[str, list[Step]] = Field(default_factory=dict)
     on_failure: dict[str, list[Step]] = Field(default_factory=dict)
+    admission: Admission | None = None
     autoscaling: Autoscaling | None = None
     internals: Internals | None = None
 
@@ -124,6 +133,11 @@ class ServiceParams(ComponentParams):
                 refuse_ignored(self, [("hold_worker", False,
                                        "by processor sharing (a request leaves the shared "
                                        "capacity when its local work is done)")])
+                if isinstance(self.admission, ShedAdmission) and \
+                        self.admission.max_queue_time is not None:
+                    raise ValueError("admission.max_queue_time: nothing waits under processor "
+                                     "sharing; shed by max_utilization or use a concurrency "
+                                     "limit")
         if self.internals is not None:
             self._check_internals(self.internals)
         for op in self.on_failure:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Generator, Iterable
 from functools import partial
 from typing import Any, cast
 
-from simpy import AnyOf, Event, Timeout
+from simpy import Event, Timeout
 
 from simulator.calls import AnyStep, CallSpec
 from simulator.components.base import (
@@ -20,6 +20,7 @@ from simulator.components.base import (
 from simulator.components.edge import Bound, bind_call
 from simulator.components.service.disciplines import Discipline, Waiter, discipline
 from simulator.components.service.internals import Internals
+from simulator.components.service.limiter import Algorithm, admitting
 from simulator.components.service.modes import (
     LEAVING,
     Job,
@@ -36,6 +37,7 @@ from simulator.components.service.queueing import FifoQueue, PriorityQueue, Proc
 from simulator.components.service.scaling import ScalableService
 from simulator.components.service.sharing import SharedProcessor
 from simulator.components.steps import Plan, compile_plan
+from simulator.kernel import FirstOf
 from simulator.messages import BAULKED, CANCELLED, ERROR, EXPIRED, OK, REJECTED, Request
 from simulator.tasks import Join
 
@@ -66,6 +68,11 @@ class Service(ScalableService, FaultState, Component):
     which utilisation, Lq and L over any window follow exactly), ``served_total``,
     ``rejected_total``, ``failed_total`` (failed by a fault), ``cancelled_total`` (hedged
     copies dropped when their turn came because another copy had already answered).
+
+    With an ``admission`` block (:mod:`~simulator.components.service.limiter`) ``handle`` is
+    wrapped: refused arrivals end ``rejected`` at once (gauge ``shed_total``); a concurrency
+    limit adds the gauges ``concurrency_limit`` and ``in_flight`` and the rows of the
+    ``concurrency_limits`` table.
 
     Faults: ``crash`` fails every request the instance holds, queued, in service or awaiting
     its downstream calls, at the instant of the crash (the callees carry on), then refuses or
@@ -120,6 +127,14 @@ class Service(ScalableService, FaultState, Component):
         if params.internals is not None:
             self._internals = Internals(self, params.internals)
             self.workers = params.internals.cores
+        # admission (service/limiter.py): only an instance with the block wraps its handle
+        self.shed_total = 0
+        self.in_flight = 0  # admitted by a concurrency limit and not yet answered
+        self.admission_start: Callable[[], None] | None = None
+        self.limit_algorithm: Algorithm | None = None
+        if params.admission is not None:
+            self.handle = admitting(  # type: ignore[method-assign,assignment]
+                self, self.handle, params.admission)
 
     def wire(self, resolve: Callable[[str], Target]) -> None:
         def bind(call: CallSpec) -> Bound:
@@ -139,10 +154,6 @@ class Service(ScalableService, FaultState, Component):
         if self._internals is not None:
             self._internals.wire(partial(self.ctx.sampler, self.group), compile_steps)
 
-    def start(self) -> None:
-        if self._internals is not None:
-            self._internals.start()
-
     def gauges(self) -> Iterable[tuple[str, str, Callable[[], float]]]:
         env = self.env
         yield "workers", "", lambda: self.workers
@@ -161,6 +172,18 @@ class Service(ScalableService, FaultState, Component):
                 yield f"{count}_total", "", partial(self.left_total.__getitem__, code)
         if self._internals is not None:
             yield from self._internals.gauges()
+        if self.params.admission is not None:
+            yield "shed_total", "", lambda: self.shed_total
+        if self.limit_algorithm is not None:
+            algo = self.limit_algorithm
+            yield "concurrency_limit", "", lambda: algo.limit
+            yield "in_flight", "", lambda: self.in_flight
+
+    def start(self) -> None:
+        if self.admission_start is not None:
+            self.admission_start()
+        if self._internals is not None:
+            self._internals.start()
 
     @property
     def queue_length(self) -> int:
@@ -223,7 +246,7 @@ class Service(ScalableService, FaultState, Component):
                 return self._fail(req, op, arrival, start) if status == ERROR else \
                     left(self, req, op, arrival, start, status)
         elif crashable:  # only instances that may crash pay for racing the crash
-            yield AnyOf(env, (Timeout(env, work), self._crash_event))
+            yield FirstOf(env, (Timeout(env, work), self._crash_event))
             if self._epoch != epoch:
                 return self._fail(req, op, arrival, start)
         else:
@@ -236,7 +259,7 @@ class Service(ScalableService, FaultState, Component):
             if not self._hold:
                 self._release()
             calls = env.process(self._run(req, op, plan))
-            yield AnyOf(env, (calls, self._crash_event))
+            yield FirstOf(env, (calls, self._crash_event))
             if self._epoch != epoch:  # the reply has nowhere to go; the callees carry on
                 if not self._hold:
                     self.served_total -= 1  # released early, but it ends failed, not served

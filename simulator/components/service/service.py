@@ -127,6 +127,8 @@ class Service(ScalableService, FaultState, Component):
         if params.internals is not None:
             self._internals = Internals(self, params.internals)
             self.workers = params.internals.cores
+            # it serves every request: bound here, a hop costs no extra generator
+            self.handle = self._internals.handle  # type: ignore[method-assign]
         # admission (service/limiter.py): only an instance with the block wraps its handle
         self.shed_total = 0
         self.in_flight = 0  # admitted by a concurrency limit and not yet answered
@@ -191,8 +193,6 @@ class Service(ScalableService, FaultState, Component):
         return len(self._queue) if self._shared is None else len(self._shared)
 
     def handle(self, req: Request, op: str) -> Handler:
-        if self._internals is not None:
-            return (yield from self._internals.handle(req, op))
         env = self.env
         arrival = env._now
         draw = self._draw_by_op.get(op, self._draw) if self._draw_by_op else self._draw

@@ -4,9 +4,9 @@ memory and GC pauses (the parameters and the modelling assumptions are in
 
 The :class:`Internals` of an instance serves every request of it (the service's ``handle``
 is bound to :meth:`Internals.handle`). It keeps the service's own counters so that the
-generic summaries read it as any service: ``workers`` are the cores, ``busy`` the busy cores (``busy_time_total``:
-core-seconds, so the summary's utilisation is the CPU's), ``queue_length`` the requests
-waiting for a thread, ``in_system`` the requests in the instance. Its own gauges:
+generic summaries read it as any service: ``workers`` are the cores, ``busy`` the busy
+cores (``busy_time_total``: core-seconds, so the summary's utilisation is the CPU's),
+``queue_length`` the requests waiting for a thread, ``in_system`` the requests in the instance. Its own gauges:
 ``ready_queue`` (CPU steps waiting for a core), ``threads`` and ``threads_busy`` (a
 thread pool), ``memory_bytes`` and ``gc_pause_time_total``.
 

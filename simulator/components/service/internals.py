@@ -6,9 +6,9 @@ The :class:`Internals` of an instance serves every request of it (the service's 
 is bound to :meth:`Internals.handle`). It keeps the service's own counters so that the
 generic summaries read it as any service: ``workers`` are the cores, ``busy`` the busy
 cores (``busy_time_total``: core-seconds, so the summary's utilisation is the CPU's),
-``queue_length`` the requests waiting for a thread, ``in_system`` the requests in the instance. Its own gauges:
-``ready_queue`` (CPU steps waiting for a core), ``threads`` and ``threads_busy`` (a
-thread pool), ``memory_bytes`` and ``gc_pause_time_total``.
+``queue_length`` the requests waiting for a thread, ``in_system`` the requests in the
+instance. Its own gauges: ``ready_queue`` (CPU steps waiting for a core), ``threads`` and
+``threads_busy`` (a thread pool), ``memory_bytes`` and ``gc_pause_time_total``.
 
 Cores (:mod:`simulator.components.service.cores`): a thread pool's are one
 :class:`~simulator.components.service.cores.ThreadCores` (egalitarian processor sharing, the

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test validate test-quick fuzz notebooks check-reports bench bench-start bench-fleet bench-streaming bench-parallel lint clean
+.PHONY: run test validate test-quick fuzz notebooks check-reports bench bench-start bench-fleet bench-streaming bench-overload bench-trace bench-parallel bench-internals lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,10 @@ bench-overload: $(STAMP)
 ## bench-trace: peak memory of replaying a 10^6-arrival trace against a 10^5 one
 bench-trace: $(STAMP)
 	$(BIN)/python benchmarks/trace_memory.py
+
+## bench-internals: CPU time per request of a service's internals against the simple model
+bench-internals: $(STAMP)
+	$(BIN)/python benchmarks/service_internals.py
 
 ## bench-parallel: 8 replications serially and on every core
 bench-parallel: $(STAMP)

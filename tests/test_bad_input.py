@@ -406,6 +406,28 @@ CASES = [
          edit(append="    calls: {read: [db]}\n    on_failure: {write: [db]}\n"
                      "  db: {kind: service}\n"), 13,
          "components.api.on_failure", "operation 'write' makes no calls"),
+    case("internals-replaces-workers",
+         edit({11: "    internals: {steps: {'*': [{cpu: 1ms}]}}"}), 10,
+         "components.api.workers", "ignored by internals"),
+    case("internals-threads-with-event-loop",
+         edit({10: None, 11: "    internals:\n      threading: event_loop\n      threads: 4\n"
+                             "      steps: {'*': [{cpu: 1ms}]}"}), 12,
+         "components.api.internals.threads", "ignored by threading: event_loop"),
+    case("internals-event-loop-has-no-queue",
+         edit({10: "    queue_limit: 5", 11: "    internals: {threading: event_loop, "
+                                             "steps: {'*': [{cpu: 1ms}]}}"}), 10,
+         "components.api.queue_limit", "nothing waits for a thread"),
+    case("internals-gc-needs-a-trigger",
+         edit({10: None, 11: "    internals: {gc: {pause: 5ms}, steps: {'*': [{cpu: 1ms}]}}"}),
+         10, "components.api.internals.gc", "exactly one of every"),
+    case("internals-memory-size-unit",
+         edit({10: None, 11: "    internals:\n      memory: {limit: 2 apples}\n"
+                             "      steps: {'*': [{cpu: 1ms}]}"}), 11,
+         "components.api.internals.memory.limit", "must be a size in bytes"),
+    case("internals-slowdown-with-refuse",
+         edit({10: None, 11: "    internals:\n      memory: {limit: 1GB, slowdown: 3}\n"
+                             "      steps: {'*': [{cpu: 1ms}]}"}), 11,
+         "components.api.internals.memory.slowdown", "ignored by on_limit: refuse"),
     # ---- references -----------------------------------------------------------------------
     case("missing-target", edit({6: None}), 4, "workloads.w.target",
          "missing required key 'target'"),

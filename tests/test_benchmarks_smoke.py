@@ -93,3 +93,20 @@ def test_fleet_size_reports_every_size_and_the_ratio() -> None:
     # name, one figure per size, the ratio (no sign check: at these tiny durations the
     # marginal difference of two runs is mostly noise)
     assert all(len(r) == 4 and all(isinstance(float(x), float) for x in r[1:]) for r in rows)
+
+
+def test_service_internals_reports_each_case_and_its_ratio() -> None:
+    """``benchmarks/service_internals.py`` (``make bench-internals``), one tiny round."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "service_internals.py"), "--repeat", "1",
+         "--duration", "0.05"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "load average" in out
+    rows = [line.split() for line in out.splitlines()
+            if line.startswith(("simple", "thread_pool ", "event_loop "))]
+    assert [r[0] for r in rows] == ["simple", "thread_pool", "event_loop"]
+    assert all(len(r) == 3 and all(isinstance(float(x), float) for x in r[1:]) for r in rows)
+    assert out.count("verdict:") == 2

@@ -686,3 +686,23 @@ COVERED.update({f"service.admission.{k}": _AD + v for k, v in {
                                     "minimum",
     "min_rtt_calc.buffer": "test_envoy_gradient_measures_min_rtt_then_updates_per_window",
 }.items()})
+
+# a service's internals (issue 17): each setting is shown by an exact-timing test
+_IN = "test_service_internals.py::"
+COVERED.update({
+    "service.internals.cores": _IN + "test_event_loops_take_requests_in_turn",
+    "service.internals.threading": _IN + "test_thread_pool_cores_are_time_sliced",
+    "service.internals.threads": _IN + "test_thread_pool_throughput_is_bounded_by_threads_and_"
+                                       "cores",
+    "service.internals.steps.cpu": _IN + "test_event_loop_cpu_step_blocks_every_request_of_its_"
+                                         "loop",
+    "service.internals.steps.io": _IN + "test_event_loop_io_step_blocks_no_request",
+    "service.internals.steps.memory": _IN + "test_memory_limit_refuses_arrivals_at_or_above_it",
+    "service.internals.memory.limit": _IN + "test_memory_limit_refuses_arrivals_at_or_above_it",
+    "service.internals.memory.on_limit": _IN + "test_memory_limit_slows_cpu_steps_above_it",
+    "service.internals.memory.slowdown": _IN + "test_memory_limit_slows_cpu_steps_above_it",
+    "service.internals.gc.every": _IN + "test_scheduled_gc_pause_stops_cpu_steps_not_io",
+    "service.internals.gc.pause": _IN + "test_scheduled_gc_pause_stops_cpu_steps_not_io",
+    "service.internals.gc.after_allocated": _IN + "test_allocation_driven_gc_pauses_after_each_"
+                                                  "allocated_amount",
+})

@@ -647,3 +647,25 @@ def test_priorities_header_loads_are_the_scenarios() -> None:
     assert api.queue.discipline == "priority"
     fifo: Any = simulator.load_scenario(PATHS["priorities"], scenario.variants["fifo"])
     assert fifo.components["api"].queue.discipline == "fifo"
+
+
+# ---- async_vs_threads (its runs: tests/test_async_vs_threads_scenario.py) ----------------------
+
+
+def test_async_vs_threads_header_loads_are_the_scenarios() -> None:
+    """The header's arithmetic: 2 of 4 cores of CPU load, browse 2 ms CPU + 20 ms I/O, and
+    the small pool's bound of 8 threads / 22 ms = 364/s under the 620/s offered."""
+    scenario = simulator.load_scenario(PATHS["async_vs_threads"])
+    api: Any = scenario.components["api"]
+    db: Any = scenario.components["db"]
+    rates = {name: w.arrivals.mean_rate() for name, w in scenario.workloads.items()}
+    cpu = {op: sum(s.cpu.mean for s in steps if hasattr(s, "cpu"))
+           for op, steps in api.internals.steps.items()}
+    assert sum(rates[op] * cpu[op] for op in rates) == pytest.approx(0.5 * api.internals.cores)
+    assert cpu["browse"] + db.service_time.mean == pytest.approx(0.022)
+    small: Any = simulator.load_scenario(PATHS["async_vs_threads"],
+                                         scenario.variants["small_pool"])
+    bound = small.components["api"].internals.threads / (cpu["browse"] + db.service_time.mean)
+    assert bound == pytest.approx(364, abs=0.5) and bound < sum(rates.values()) == 620
+    assert api.internals.threading == "event_loop"
+    assert small.components["api"].internals.threading == "thread_pool"

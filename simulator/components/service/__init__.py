@@ -1,10 +1,13 @@
 """``kind: service``: instances with workers, a bounded queue with a chosen discipline,
 service-time distributions, downstream calls in sequence or in parallel (see
 :mod:`simulator.components.service.service`) and admission control: load shedding and
-adaptive concurrency limits (:mod:`simulator.components.service.admission`)."""
+adaptive concurrency limits (:mod:`simulator.components.service.admission`); opt-in
+internals: cores, threads or event loops, steps (:mod:`simulator.components.service.internals`)."""
 
 from simulator.components.service.params import ServiceParams
 from simulator.kind import Column, Kind, Plot, RawTable
+
+_INTERNALS_PLOTS = "simulator.components.service.internals_plots"
 
 CONCURRENCY_LIMITS = RawTable(
     "concurrency_limits", "One row per change of an instance's adaptive concurrency limit "
@@ -30,5 +33,8 @@ KIND = Kind(
                 "simulator.components.service.plots:concurrency_limit_over_time",
                 "The adaptive concurrency limit of each instance (steps) and the requests in "
                 "flight when it changed (dots).",
-                applies="simulator.components.service.plots:has_limits"),),
+                applies="simulator.components.service.plots:has_limits"),
+           Plot("service_internals", f"{_INTERNALS_PLOTS}:service_internals",
+                "Services with internals: CPU steps waiting for a core, busy cores, threads "
+                "busy and memory held.", applies=f"{_INTERNALS_PLOTS}:has_internals")),
 )

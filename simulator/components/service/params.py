@@ -11,6 +11,7 @@ from simulator.autoscaling.params import Autoscaling
 from simulator.calls import Step, step_references
 from simulator.components.params import ComponentParams, KeyPath
 from simulator.components.service.admission import Admission, ShedAdmission
+from simulator.components.service.internals_params import Internals
 from simulator.components.service.queueing import (
     FifoQueue,
     LifoQueue,
@@ -67,6 +68,11 @@ class ServiceParams(ComponentParams):
     autoscaling
         An autoscaler for the instances (:class:`~simulator.autoscaling.params.Autoscaling`,
         the Kubernetes HPA's semantics); ``replicas`` is then the count at the start.
+    internals
+        Opt-in step-based model (:mod:`~simulator.components.service.internals_params`):
+        cores, a threading model (thread pool or event loop), per-operation steps (cpu, io,
+        memory, calls), memory pressure and GC pauses. It replaces ``workers``,
+        ``service_time``, ``calls`` and ``hold_worker``.
     """
 
     kind: Literal["service"] = "service"
@@ -82,10 +88,16 @@ class ServiceParams(ComponentParams):
     on_failure: dict[str, list[Step]] = Field(default_factory=dict)
     admission: Admission | None = None
     autoscaling: Autoscaling | None = None
+    internals: Internals | None = None
 
     reference_labels: ClassVar[dict[str, str]] = {'on_failure': 'on failure'}
 
     def diagram_lines(self) -> list[str]:
+        if self.internals is not None:
+            n = self.internals
+            model = ("event loop" if n.threading == "event_loop"
+                     else f"{n.thread_count} threads")
+            return [f"{n.cores} core{'s' if n.cores != 1 else ''}, {model}"]
         plural = "s" if self.workers != 1 else ""
         lines = [f"{self.workers} worker{plural}, {format_duration(self.service_time.mean)} mean"]
         if isinstance(self.speed, list):
@@ -126,16 +138,34 @@ class ServiceParams(ComponentParams):
                     raise ValueError("admission.max_queue_time: nothing waits under processor "
                                      "sharing; shed by max_utilization or use a concurrency "
                                      "limit")
+        if self.internals is not None:
+            self._check_internals(self.internals)
         for op in self.on_failure:
             if not (op in self.calls or "*" in self.calls or (op == "*" and self.calls)):
                 raise ValueError(f"on_failure: operation {op!r} makes no calls, so there is no "
                                  "failed step to compensate; list its steps in calls")
         return self
 
+    def _check_internals(self, internals: Internals) -> None:
+        why = "by internals (its steps and cores replace it)"
+        refuse_ignored(self, [(name, False, why) for name in (
+            "workers", "service_time", "service_time_by_op", "calls", "on_failure",
+            "hold_worker")])
+        if internals.threading == "event_loop":
+            refuse_ignored(self, [(name, False, "by internals.threading: event_loop (nothing "
+                                   "waits for a thread); it applies to a thread_pool")
+                                  for name in ("queue", "queue_limit", "queue_discipline")])
+        spec = self.queue_spec()
+        if isinstance(spec, ProcessorSharing) or getattr(spec, "preemptive", False):
+            raise ValueError("queue: processor sharing and preemptive priority do not apply "
+                             "to internals (the cores are shared by the thread pool itself)")
+
     def references(self) -> Iterable[tuple[KeyPath, str]]:
         for block in ("calls", "on_failure"):
             for op, steps in getattr(self, block).items():
                 yield from step_references(steps, (block, op))
+        if self.internals is not None:
+            yield from self.internals.references()
 
     def queue_spec(self) -> QueueSpec:
         """The queue block, or the one ``queue_discipline`` and ``queue_limit`` stand for."""

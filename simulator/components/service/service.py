@@ -19,6 +19,7 @@ from simulator.components.base import (
 )
 from simulator.components.edge import Bound, bind_call
 from simulator.components.service.disciplines import Discipline, Waiter, discipline
+from simulator.components.service.internals import Internals
 from simulator.components.service.limiter import Algorithm, admitting
 from simulator.components.service.modes import (
     LEAVING,
@@ -122,6 +123,12 @@ class Service(ScalableService, FaultState, Component):
         self.cancelled_total = 0
         self.left_total = dict.fromkeys(LEAVING, 0)  # dropped, expired, reneged, baulked
         self._init_fault_state(ctx, self.name)
+        self._internals: Internals | None = None  # the opt-in step-based model
+        if params.internals is not None:
+            self._internals = Internals(self, params.internals)
+            self.workers = params.internals.cores
+            # it serves every request: bound here, a hop costs no extra generator
+            self.handle = self._internals.handle  # type: ignore[method-assign]
         # admission (service/limiter.py): only an instance with the block wraps its handle
         self.shed_total = 0
         self.in_flight = 0  # admitted by a concurrency limit and not yet answered
@@ -146,6 +153,8 @@ class Service(ScalableService, FaultState, Component):
                 self._plans[op] = compile_steps(steps, f"calls.{op}")
         self._compensations = {op: compile_steps(steps, f"on_failure.{op}")
                                for op, steps in self.params.on_failure.items()}
+        if self._internals is not None:
+            self._internals.wire(partial(self.ctx.sampler, self.group), compile_steps)
 
     def gauges(self) -> Iterable[tuple[str, str, Callable[[], float]]]:
         env = self.env
@@ -163,6 +172,8 @@ class Service(ScalableService, FaultState, Component):
         if self._leaving:  # only where requests can leave a queue unserved (same tables else)
             for code, count in LEAVING.items():
                 yield f"{count}_total", "", partial(self.left_total.__getitem__, code)
+        if self._internals is not None:
+            yield from self._internals.gauges()
         if self.params.admission is not None:
             yield "shed_total", "", lambda: self.shed_total
         if self.limit_algorithm is not None:
@@ -173,6 +184,8 @@ class Service(ScalableService, FaultState, Component):
     def start(self) -> None:
         if self.admission_start is not None:
             self.admission_start()
+        if self._internals is not None:
+            self._internals.start()
 
     @property
     def queue_length(self) -> int:
@@ -307,6 +320,8 @@ class Service(ScalableService, FaultState, Component):
         self.busy = 0
         self.in_system = 0
         void_jobs(self)
+        if self._internals is not None:
+            self._internals.crash()
         for ev in [*self._queue.drain(), *(self._shared.crash() if self._shared else ())]:
             ev.succeed()
         self._go_down(black_hole)

@@ -1,0 +1,126 @@
+"""CPU cost per request of a service's ``internals`` against the simple model
+(``make bench-internals``).
+
+Issue 17 asks that the step-based service model cost at most 1.5x per request of the simple
+model on the same load. The model: Poisson clients -> ``api``, 8 instances (a plain group:
+uniform random pick), 70% busy. The simple case is ``workers: 4`` with an exponential 2 ms
+``service_time``; the step-based cases have ``internals: {cores: 4}`` and one step, ``{cpu:
+<the same distribution>}``, as a thread pool (``threads: 16`` on the 4 cores, time-sliced:
+they share a core whenever more than 4 are runnable) and as an event loop (a loop per core),
+so the three do the same work per request.
+
+What is reported is the *marginal* CPU time per request, as ``bench-fleet`` and
+``overload_controls.py`` do: each case runs for ``T`` and for ``2T`` simulated seconds and the
+cost is ``(cpu(2T) - cpu(T)) / (requests(2T) - requests(T))`` with ``time.process_time``, so
+building the topology and the tables of the first T cancel out. Rounds are interleaved (the
+order rotates), after one untimed warm-up; the figure is the median over ``--repeat`` rounds,
+and a verdict is printed only when the rounds agree (each ratio's spread across rounds at
+most ``--max-spread``, default 15%): otherwise the machine was too busy to say.
+
+    .venv/bin/python benchmarks/service_internals.py [--repeat 5] [--duration 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Any
+
+import simulator
+
+BOUND = 1.5
+RATE = 0.7 * 8 * 4 / 0.002  # 70% of 8 instances x 4 workers (cores) at 2 ms
+WORK = {"dist": "exponential", "mean": 0.002}
+CASES = ("simple", "thread_pool", "event_loop")
+
+
+def scenario(case: str, duration: float) -> simulator.Scenario:
+    """The simple model or a step-based one (see the module docstring)."""
+    api: dict[str, Any] = {"kind": "service", "replicas": 8}
+    if case == "simple":
+        api.update(workers=4, service_time=WORK)
+    else:
+        api["internals"] = {"cores": 4, "threading": case, "steps": {"*": [{"cpu": WORK}]}}
+        if case == "thread_pool":
+            api["internals"]["threads"] = 16
+    spec: dict[str, Any] = {
+        "name": f"internals-{case}", "duration": duration, "drain": 0,
+        "workloads": {"w": {"arrivals": {"process": "poisson", "rate": RATE},
+                            "target": "api"}},
+        "components": {"api": api},
+        "metrics": {"spans": False, "interval": 2 * duration},
+    }
+    return simulator.parse_scenario(spec)
+
+
+def cpu_run(sc: simulator.Scenario, seed: int) -> tuple[float, int]:
+    """(CPU seconds of one whole run, requests it ended)."""
+    gc.collect()
+    t0 = time.process_time()
+    res = simulator.simulate(sc, seed=seed)
+    cpu = time.process_time() - t0
+    return cpu, int((res.requests["status"] != "in_flight").sum())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the cases in interleaved rounds; print µs per request, the ratios and a verdict."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument("--duration", type=float, default=10.0,
+                        help="T, simulated seconds of the shorter run (default 10)")
+    parser.add_argument("--max-spread", type=float, default=0.15,
+                        help="largest spread of the per-round ratios, relative to their "
+                             "median, for which a verdict is printed (default 0.15)")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    t = args.duration
+    runs = {c: (scenario(c, t), scenario(c, 2 * t)) for c in CASES}
+    load0 = os.getloadavg()
+    for c in CASES:
+        cpu_run(runs[c][0], args.seed)  # warm-up
+    per: dict[str, list[float]] = {c: [] for c in CASES}
+    start = time.perf_counter()
+    for r in range(args.repeat):
+        print(f"[internals] round {r + 1} / {args.repeat}  load {os.getloadavg()[0]:.2f}",
+              file=sys.stderr, flush=True)
+        for c in CASES[r % 3:] + CASES[:r % 3]:
+            c1, n1 = cpu_run(runs[c][0], args.seed)
+            c2, n2 = cpu_run(runs[c][1], args.seed)
+            per[c].append((c2 - c1) / (n2 - n1))
+    load1 = os.getloadavg()
+    print(f"simulator {simulator.__version__} | Python {platform.python_version()} | "
+          f"{platform.machine()} | {os.cpu_count()} CPUs | seed {args.seed} | "
+          f"{args.repeat} rounds | T = {t:g} s at {RATE:g} requests/s, 70% busy")
+    print(f"load average (1, 5, 15 min): before {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}"
+          f", after {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
+    print()
+    print(f"{'case':<40}{'µs CPU / request':>18}{'ratio (median)':>16}")
+    verdicts = []
+    for c in CASES:
+        ratios = [b / a for a, b in zip(per["simple"], per[c], strict=True)]
+        ratio = statistics.median(ratios)
+        print(f"{c:<40}{statistics.median(per[c]) * 1e6:>18.2f}{ratio:>16.3f}")
+        if c == "simple":
+            continue
+        spread = (max(ratios) - min(ratios)) / ratio
+        print(f"  {c} / simple over rounds: {', '.join(f'{x:.3f}' for x in ratios)}, "
+              f"spread {spread:.0%}")
+        if spread > args.max_spread:
+            verdicts.append(f"{c}: no verdict (the rounds disagree by more than "
+                            f"{args.max_spread:.0%}: a busy machine; rerun on a quiet one)")
+        else:
+            word = "within" if ratio <= BOUND else "OVER"
+            verdicts.append(f"{c}: {word} the {BOUND:g}x bound")
+    for v in verdicts:
+        print(f"verdict: {v}")
+    print(f"Total {time.perf_counter() - start:.0f} s.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

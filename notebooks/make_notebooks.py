@@ -837,6 +837,89 @@ replications, `simulator capacity scenarios/autoscaling.yaml ... --minimize cost
 cheapest target utilisation, or a larger spike (`--set faults.0.factor=3`)."""),
 ]
 
+INTERNALS = [
+    new_markdown_cell("""\
+# Service internals: an event loop against a thread pool
+
+Most of the time a service is "workers and a service-time draw". When the question is about
+how the server runs its work (an async Node.js or Netty API against a Tomcat-style thread
+pool, a pool sized below the connections it needs, a GC pause), the `internals:` block models
+the instance itself: `cores`, a threading model, and each operation's work as steps (`cpu`
+holds a core, `io` waits without one, a call waits for a downstream component).
+
+`scenarios/async_vs_threads.yaml`: an api with 4 cores serves `browse` (600/s: 1 ms of CPU, a
+20 ms database call, 1 ms of CPU) and `report` (20/s: 40 ms of CPU). The CPU load is half the
+cores in every variant; only the threading model changes."""),
+    new_code_cell(SETUP + """
+PATH = ROOT / "scenarios" / "async_vs_threads.yaml"
+overrides = ["duration=15s", "warmup=2s"] if SHORT else []
+base = simulator.load_scenario(PATH)
+runs = {name: simulator.simulate(simulator.load_scenario(PATH, [*overrides, *ov]))
+        for name, ov in base.variants.items()}
+
+def workload_row(r, name):
+    s = r.summary().set_index("name").loc[name]
+    return {"p50 ms": 1e3 * s["p50"], "p99 ms": 1e3 * s["p99"], "goodput /s": s["goodput"],
+            "errors %": 100 * s["error_ratio"]}
+
+table = pd.concat({name: pd.DataFrame({w: workload_row(r, w) for w in ("browse", "report")}).T
+                   for name, r in runs.items()})
+table.round(2)"""),
+    new_markdown_cell("""\
+## Why the event loop's light endpoint suffers
+
+On an event loop a CPU step runs to completion: a browse step that becomes ready while a 40 ms
+report runs on its loop waits for all of it. The thread pool's OS time-slices runnable threads,
+so the 1 ms step shares a core for a moment instead. The latency distributions of browse, side
+by side:"""),
+    new_code_cell("""\
+latency_cdf_overlay({name: r for name, r in runs.items() if name != "small_pool"},
+                    workload="browse");"""),
+    new_markdown_cell("""\
+## The small pool's bound
+
+A thread is held through the database call, so 8 threads serve at most threads / (cpu + io) =
+8 / 22 ms = 364 requests/s, whatever the cores: the pool, not the CPU, is the bottleneck. The
+`threads_busy` gauge sits at 8 while the cores are mostly idle."""),
+    new_code_cell("""\
+small = runs["small_pool"]
+s = small.samples
+api = s[s["component"] == "api"]
+gauges = api.pivot_table(index="time", columns="metric", values="value", aggfunc="sum")
+fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 5), sharex=True)
+gauges[[c for c in ("threads_busy", "busy", "ready_queue") if c in gauges]].plot(
+    ax=top, drawstyle="steps-post")
+top.set_title("small_pool: threads in use (of 8), busy cores (of 4), ready queue")
+gauges[["queue_length"]].plot(ax=bottom, drawstyle="steps-post", legend=False)
+bottom.set_title("requests waiting for a thread (the queue limit is 1,000)")
+bottom.set_xlabel("time (s)")
+fig.tight_layout()"""),
+    new_code_cell("""\
+served = {n: r.summary().set_index("name").loc["api", "goodput"] for n, r in runs.items()}
+bound = 8 / 0.022
+p99 = table["p99 ms"]
+print(f"Browse p99: {p99.loc[('event_loop', 'browse')]:.0f} ms on event loops, "
+      f"{p99.loc[('thread_pool', 'browse')]:.0f} ms on the 200-thread pool.")
+print(f"The 8-thread pool served {served['small_pool']:.0f} requests/s against its bound of "
+      f"{bound:.0f}/s ({served['small_pool'] / bound:.0%}), where the large pool served "
+      f"{served['thread_pool']:.0f}/s; "
+      f"{table.loc[('small_pool', 'browse'), 'errors %']:.0f}% of browse requests were refused.")"""),
+    new_markdown_cell("""\
+## Conclusion
+
+With the same cores and the same CPU load, the threading model decides the light endpoint's
+tail: an event loop makes every request on a loop wait behind a CPU-heavy one, while a thread
+pool time-slices and keeps the tail near the request's own work (the first line above). A
+thread pool has a bound of its own, threads / (CPU + I/O time a request holds a thread), that
+no amount of CPU lifts: the small pool served close to its bound and refused the rest (the
+second line). Move CPU-heavy work off an event loop, and size a thread pool from the time a
+request holds a thread, not from the cores.
+
+Try: `--set components.api.internals.cores=8` on the event loop, a GC pause
+(`components.api.internals.gc={pause: 50ms, every: 2s}`), or `simulator compare
+scenarios/async_vs_threads.yaml` for paired intervals over replications."""),
+]
+
 NOTEBOOKS = {
     "load_balancing.ipynb": LOAD_BALANCING,
     "resilience.ipynb": RESILIENCE,
@@ -844,6 +927,7 @@ NOTEBOOKS = {
     "sharding_replication.ipynb": SHARDING_REPLICATION,
     "global_distribution.ipynb": GLOBAL_DISTRIBUTION,
     "elasticity_and_overload.ipynb": ELASTICITY,
+    "service_internals.ipynb": INTERNALS,
 }
 
 

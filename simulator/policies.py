@@ -132,10 +132,12 @@ class BreakerPolicy(_Policy):
     slow_call_rate_threshold: float = Field(100.0, gt=0, le=100, description="Percent.")
     slow_call_duration_threshold: Duration = Field(60.0, gt=0)
     sliding_window_type: Literal["count_based", "time_based"] = "count_based"
-    sliding_window_size: int = Field(100, ge=1, description="Calls, or seconds if time based.")
-    minimum_number_of_calls: int = Field(100, ge=1)
+    # bounded: the window is a deque of at most this many calls (resilience4j's default 100)
+    sliding_window_size: int = Field(100, ge=1, le=10_000_000,
+                                     description="Calls, or seconds if time based.")
+    minimum_number_of_calls: int = Field(100, ge=1, le=10_000_000)
     wait_duration_in_open_state: Duration = Field(60.0, gt=0)
-    permitted_number_of_calls_in_half_open_state: int = Field(10, ge=1)
+    permitted_number_of_calls_in_half_open_state: int = Field(10, ge=1, le=10_000_000)
     max_wait_duration_in_half_open_state: Duration = Field(0.0, ge=0)
     consecutive_failures: int | None = Field(None, ge=1)
     record_statuses: tuple[RetryableStatus, ...] = Field(

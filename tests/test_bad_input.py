@@ -757,3 +757,12 @@ def test_merge_keys_are_located_and_not_duplicates(tmp_path: Path,
     assert main(["validate", str(f)]) == 2
     err = capsys.readouterr().err
     assert f"{f}:13: components.api2.workers: input should be greater than or equal to 1" in err
+
+
+def test_a_huge_breaker_window_is_refused(tmp_path: Path) -> None:
+    """A count-based window is a deque of that many calls: 2**64 overflowed at build time (a
+    fuzzer's find); the model bounds it."""
+    from simulator.policies import BreakerPolicy
+
+    with pytest.raises(ValueError, match="less than or equal to 10000000"):
+        BreakerPolicy(sliding_window_size=2**64)

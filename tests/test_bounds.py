@@ -221,3 +221,13 @@ def test_a_periodic_timer_below_a_millisecond_is_refused(
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err
     assert f"components.c.{key}" in err and "0.001" in err, err
+
+
+def test_a_request_warmup_beyond_the_run_is_refused_at_validation(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A warm-up of more requests than the run can create left nothing to measure only after
+    the run (a fuzzer's find); validation says so first."""
+    assert main(["validate", QUICKSTART, "--set", "warmup=1e30 requests"]) == 2
+    err = capsys.readouterr().err
+    assert "warmup: " in err and "nothing would be left to measure" in err, err
+    assert main(["validate", QUICKSTART, "--set", "warmup=5000 requests"]) == 0

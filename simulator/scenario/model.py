@@ -198,6 +198,14 @@ class Scenario(BaseModel):
                         else f"{self.warmup} (resolved from the requests created)")
                 raise ValueError(f"warmup: {what} needs the requests table; a streaming "
                                  "run counts from a fixed warm-up: give a duration")
+            if isinstance(self.warmup, RequestWarmup):
+                expected = self.expected_requests()
+                # an estimate (a Poisson run's mean): the margin keeps a plausible count in
+                if self.warmup.requests >= 1.5 * expected + 10:
+                    raise ValueError(
+                        f"warmup ({self.warmup}) is more than the run is expected to "
+                        f"create (about {expected:,.0f} requests): nothing would be left to "
+                        "measure; give fewer, a duration, or auto")
         elif self.warmup >= self.duration:
             raise ValueError(
                 f"warmup ({self.warmup:g}s) must be shorter than duration ({self.duration:g}s)"

@@ -93,8 +93,10 @@ class DerivedTable:
     title
         Heading above the table in ``simulator run`` output and in the report (units said).
     format
-        ``"module:function"``: ``function(table) -> str`` rendering it for a terminal (ms, %);
-        default: ``DataFrame.to_string``.
+        ``"module:function"``: ``function(table) -> DataFrame`` of the cells as people read
+        them (:func:`simulator.analysis.formatting.shown`: ms, %, units in the headers), which
+        the terminal prints and the report renders; a function returning a ``str`` is printed
+        as it is (the terminal only). Default: the table itself.
     always
         Written and shown even when empty.
     applies
@@ -121,10 +123,21 @@ class DerivedTable:
         """Compute the table of ``results``."""
         return load(self.compute)(results)
 
+    def display(self, table: Any) -> Any:
+        """The table as people see it (cells formatted, units in the headers: ms, %), or None
+        when the kind declares no ``format`` returning one; the terminal and the report both
+        show it, so they cannot disagree."""
+        if self.format is not None:
+            out = load(self.format)(table)
+            if not isinstance(out, str):
+                return out
+        return None
+
     def text(self, table: Any) -> str:
         """Render the table for a terminal."""
         if self.format is not None:
-            return str(load(self.format)(table))
+            out = load(self.format)(table)
+            return out if isinstance(out, str) else str(out.to_string(index=False))
         return str(table.to_string(index=False, na_rep="-"))
 
 

@@ -260,7 +260,7 @@ def test_the_end_of_the_run_is_not_a_failure_to_recover(overrides: list[str],
     row = r.recovery().iloc[0]
     assert row["outcome"] == outcome and not row["recovered"]
     assert np.isnan(row["recovery_time"])
-    text = format_recovery(r.recovery())
+    text = format_recovery(r.recovery()).to_string(index=False)
     assert outcome in text and "did not recover" not in text
     notes = " ".join(findings(r))
     assert "recovery not measured" in notes and "did not recover" not in notes
@@ -269,4 +269,4 @@ def test_the_end_of_the_run_is_not_a_failure_to_recover(overrides: list[str],
 def test_a_storm_that_outlasts_the_spike_still_did_not_recover(storm: simulator.Results) -> None:
     row = storm.recovery().iloc[0]
     assert row["outcome"] == "did not recover" and not row["recovered"]
-    assert "did not recover" in format_recovery(storm.recovery())
+    assert "did not recover" in format_recovery(storm.recovery()).to_string(index=False)

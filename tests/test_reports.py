@@ -161,3 +161,21 @@ def test_the_sweep_chart_draws_one_curve_per_metric_not_per_steady_flag() -> Non
                 overrides=SHORT, options=ExperimentOptions(executor="serial", progress=False))
     ax = latency_vs_load(swp, metrics=("p50", "p99"), ax=Figure().subplots())
     assert sorted(ln.get_label() for ln in ax.lines) == ["p50", "p99"]
+
+
+def test_a_kind_table_shows_the_same_cells_in_the_report_and_the_terminal(
+        reports: dict[str, Path]) -> None:
+    """One source for both: the report renders the frame the terminal prints (units in the
+    headers: the queues' end-to-end times in ms, as every latency shown to a person)."""
+    from simulator import registry
+
+    r = simulator.simulate(simulator.load_scenario(ROOT / "scenarios" / "order_pipeline.yaml",
+                                                   SHORT))
+    declared = registry.derived_tables()["queue_summary"]
+    frame = declared.display(declared.table(r))
+    assert "e2e_p99_ms" in frame.columns and "e2e_p99" not in frame.columns
+    text = reports["order_pipeline.yaml"].read_text(encoding="utf-8")
+    assert "<th>e2e_p99_ms</th>" in text
+    for cell in frame["e2e_p99_ms"]:
+        assert f"<td>{cell}</td>" in text
+        assert cell in declared.text(declared.table(r))

@@ -9,7 +9,11 @@ format through here, so they cannot disagree.
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Metrics that are durations (seconds in the tables, milliseconds when shown).
 LATENCY_METRICS = ("mean", "p50", "p95", "p99", "p999")
@@ -58,6 +62,32 @@ def label(metric: str) -> str:
     return f"{metric} ({unit})" if unit else metric
 
 
+def shown(df: pd.DataFrame, formatters: Mapping[str, Callable[[Any], str]] | None = None,
+          float_format: Callable[[float], str] | None = None,
+          na_rep: str = "-") -> pd.DataFrame:
+    """A table as people see it: every cell a string, formatted as ``DataFrame.to_string``
+    would (``formatters`` by column, else ``float_format`` for floats), missing values
+    ``na_rep``. Kinds' ``format`` functions return this, so that the terminal (its
+    ``to_string``) and the report (its HTML) show the same units and digits."""
+    import pandas as pd
+
+    out = {}
+    for col in df.columns:
+        f = (formatters or {}).get(col)
+        values = []
+        for v in df[col].tolist():
+            if f is not None:
+                values.append(str(f(v)))
+            elif v is None or (isinstance(v, float) and v != v):
+                values.append(na_rep)
+            elif isinstance(v, float):
+                values.append(str(float_format(v)) if float_format is not None else f"{v:.6g}")
+            else:
+                values.append(str(v))
+        out[col] = values
+    return pd.DataFrame(out, columns=list(df.columns))
+
+
 def difference_sentences(table: Any, baseline: str, unstable: list[str],
                          confidence: float) -> list[str]:
     """One plain sentence per (workload, metric, variant) of a comparison's ranked table:
@@ -89,4 +119,4 @@ def difference_sentences(table: Any, baseline: str, unstable: list[str],
 
 
 __all__ = ["LATENCY_METRICS", "RATIO_METRICS", "difference_sentences", "fmt", "interval_text",
-           "label", "unit_of"]
+           "label", "shown", "unit_of"]

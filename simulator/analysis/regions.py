@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simulator.analysis.formatting import shown
 from simulator.analysis.summary import latency_stats
 
 REGION_COLUMNS = ["window", "region", "requests", "ok_ratio", "mean", "p50", "p95", "p99",
@@ -76,11 +77,11 @@ def region_summary(requests: pd.DataFrame, events: pd.DataFrame, faults: Sequenc
         columns=REGION_COLUMNS)
 
 
-def format_region_summary(table: pd.DataFrame) -> str:
-    """The table as printed by ``simulator run`` (milliseconds, percentages)."""
-    shown = table.copy()
+def format_region_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """The table as ``simulator run`` and the report show it (milliseconds, percentages)."""
+    out = table.copy()
     for col in ("mean", "p50", "p95", "p99"):
-        shown[col] = (shown[col] * 1000).map(lambda v: "-" if np.isnan(v) else f"{v:.1f}")
-    shown = shown.rename(columns={c: f"{c}_ms" for c in ("mean", "p50", "p95", "p99")})
-    shown["ok_ratio"] = shown["ok_ratio"].map("{:.2%}".format)
-    return str(shown.to_string(index=False))
+        out[col] = (out[col] * 1000).map(lambda v: "-" if np.isnan(v) else f"{v:.1f}")
+    out = out.rename(columns={c: f"{c}_ms" for c in ("mean", "p50", "p95", "p99")})
+    out["ok_ratio"] = out["ok_ratio"].map("{:.2%}".format)
+    return shown(out)

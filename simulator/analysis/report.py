@@ -105,6 +105,14 @@ def table_html(df: pd.DataFrame, drop_empty: Sequence[str] = ()) -> str:
     return f'<div class="table-wrap">{body}</div>'  # a wide table scrolls in its box
 
 
+def frame_html(df: pd.DataFrame) -> str:
+    """Render a table already formatted for people (every cell a string) as HTML."""
+    if df.empty:
+        return '<p class="note">(none)</p>'
+    body = df.to_html(index=False, border=0, escape=True, na_rep="-")
+    return f'<div class="table-wrap">{body}</div>'
+
+
 def _prune(value: Any) -> Any:
     """Drop null and empty entries of a scenario dump (they mean "not set")."""
     if isinstance(value, dict):
@@ -224,7 +232,8 @@ def _sections(results: Results, section: str) -> list[str]:
         if not table.empty:
             title = declared.title[:1].upper() + declared.title[1:]
             parts.append(f"<h3>{html.escape(title)}</h3>")
-            parts.append(table_html(table))
+            shown = declared.display(table)  # what the terminal prints, units and all
+            parts.append(table_html(table) if shown is None else frame_html(shown))
     return parts
 
 
@@ -378,5 +387,5 @@ def write_html(text: str, path: str | Path) -> Path:
     return target
 
 
-__all__ = ["STYLE", "embed_png", "findings", "report_html", "scenario_yaml", "scenario_yaml_of",
-           "table_html", "write_html", "write_report"]
+__all__ = ["STYLE", "embed_png", "findings", "frame_html", "report_html", "scenario_yaml",
+           "scenario_yaml_of", "table_html", "write_html", "write_report"]

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from simulator.analysis.formatting import shown
 from simulator.kind import DerivedTable
 
 if TYPE_CHECKING:
@@ -147,15 +148,15 @@ def coverage_lines(summary: pd.DataFrame) -> list[str]:
     return lines
 
 
-def format_breakers(table: pd.DataFrame) -> str:
+def format_breakers(table: pd.DataFrame) -> pd.DataFrame:
     """Seconds to one decimal."""
-    return table.to_string(index=False, float_format="{:.1f}".format)
+    return shown(table, float_format="{:.1f}".format)
 
 
-def format_recovery(table: pd.DataFrame) -> str:
+def format_recovery(table: pd.DataFrame) -> pd.DataFrame:
     """Times to 3 digits; the ``outcome`` in words (``recovered`` is left out: it says the
     same in a bool)."""
-    return table.drop(columns="recovered").to_string(index=False, float_format="{:.3g}".format)
+    return shown(table.drop(columns="recovered"), float_format="{:.3g}".format)
 
 
 _HERE = "simulator.analysis.tables"

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from simulator.analysis.formatting import shown
+
 if TYPE_CHECKING:
     from simulator.results import Results
 
@@ -117,8 +119,8 @@ def cost(results: Results) -> pd.DataFrame:
     return df
 
 
-def format_cost(table: pd.DataFrame) -> str:
+def format_cost(table: pd.DataFrame) -> pd.DataFrame:
     """Hours to 3 decimals, money to 4."""
     df = table.drop(columns=[c for c in ("requests", "price_per_million_requests")
                              if table[c].fillna(0).eq(0).all()])
-    return df.to_string(index=False, na_rep="-", float_format="{:.4g}".format)
+    return shown(df, na_rep="-", float_format="{:.4g}".format)

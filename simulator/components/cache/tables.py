@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from simulator.analysis.formatting import shown
+
 if TYPE_CHECKING:
     from simulator.results import Results
 
@@ -34,7 +36,7 @@ def cache_summary(results: Results) -> pd.DataFrame:
                      ignore_index=True) if rows else table
 
 
-def format_cache_summary(caches: pd.DataFrame) -> str:
+def format_cache_summary(caches: pd.DataFrame) -> pd.DataFrame:
     """Render a cache summary for a terminal: ratios in %, counts as integers."""
     df = caches.copy()
     for col in ("coalesced", "evictions", "expirations", "writes", "lost_writes"):
@@ -48,4 +50,4 @@ def format_cache_summary(caches: pd.DataFrame) -> str:
             fmt[c] = lambda v: "-" if pd.isna(v) else f"{v:.1f}"
         elif c not in ("scope", "name"):
             fmt[c] = lambda v: "-" if pd.isna(v) else f"{v:.0f}"
-    return df.to_string(index=False, na_rep="-", formatters=fmt)
+    return shown(df, na_rep="-", formatters=fmt)

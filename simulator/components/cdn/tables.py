@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from simulator.analysis.formatting import shown
+
 if TYPE_CHECKING:
     from simulator.results import Results
 
@@ -40,7 +42,7 @@ def has_client_regions(results: Results) -> bool:
     return "region" in req.columns and bool((req["region"].astype(str) != "").any())
 
 
-def format_cdn_summary(table: pd.DataFrame) -> str:
+def format_cdn_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Render a CDN table for a terminal: ratios in %, latencies in ms, counts as integers."""
     df = table.copy()
     for col in ("coalesced", "bypassed", "failed"):
@@ -57,4 +59,4 @@ def format_cdn_summary(table: pd.DataFrame) -> str:
             fmt[c] = lambda v: "-" if pd.isna(v) else f"{v:.1f}"
     df = df.rename(columns={c: f"{c}_ms" for c in df.columns if c.startswith("latency_")})
     fmt = {(f"{c}_ms" if c.startswith("latency_") else c): f for c, f in fmt.items()}
-    return df.to_string(index=False, na_rep="-", formatters=fmt)
+    return shown(df, na_rep="-", formatters=fmt)

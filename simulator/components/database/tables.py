@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from simulator.analysis.formatting import shown
+
 if TYPE_CHECKING:
     from simulator.results import Results
 
@@ -49,14 +51,14 @@ def reshards(results: Results) -> pd.DataFrame:
     return reshard_summary(results.events)
 
 
-def format_shard_summary(shards: pd.DataFrame) -> str:
+def format_shard_summary(shards: pd.DataFrame) -> pd.DataFrame:
     """Shares in %, skew to 3 decimals, the hottest shard marked."""
-    return shards.to_string(index=False, formatters={
+    return shown(shards, formatters={
         "share": "{:.1%}".format, "skew": "{:.3f}".format,
         "hottest": lambda v: "hottest" if v else ""})
 
 
-def format_replication_summary(replication: pd.DataFrame) -> str:
+def format_replication_summary(replication: pd.DataFrame) -> pd.DataFrame:
     """Write lags, behind and pool waits in ms, ratios in %."""
     df = replication.copy()
     times = [f"{p}_{s}" for p in ("write_lag", "behind") for s in ("mean", "p50", "p95", "p99",
@@ -66,15 +68,15 @@ def format_replication_summary(replication: pd.DataFrame) -> str:
     fmt: dict[str, Callable[[Any], str]] = {
         c: (lambda v: "-" if pd.isna(v) else f"{v:.2%}")
         for c in ("stale_read_ratio", "pool_timeout_ratio")}
-    return df.to_string(index=False, na_rep="-", formatters=fmt, float_format="{:.3g}".format)
+    return shown(df, na_rep="-", formatters=fmt, float_format="{:.3g}".format)
 
 
-def format_failovers(table: pd.DataFrame) -> str:
+def format_failovers(table: pd.DataFrame) -> pd.DataFrame:
     """Times to the millisecond."""
-    return table.to_string(index=False, float_format="{:.3f}".format)
+    return shown(table, float_format="{:.3f}".format)
 
 
-def format_reshards(table: pd.DataFrame) -> str:
+def format_reshards(table: pd.DataFrame) -> pd.DataFrame:
     """Moved fractions in %."""
-    return table.to_string(index=False, na_rep="-", formatters={
+    return shown(table, na_rep="-", formatters={
         c: "{:.2%}".format for c in ("moved_ratio", "moved_to_new_ratio", "seen_moved_ratio")})

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from simulator.analysis.formatting import shown
+
 if TYPE_CHECKING:
     from simulator.results import Results
 
@@ -21,7 +23,7 @@ def event_sourcing_summary(results: Results) -> pd.DataFrame:
     return command_summary(results.tables["commands"], t0, t1)
 
 
-def format_event_sourcing_summary(stores: pd.DataFrame) -> str:
+def format_event_sourcing_summary(stores: pd.DataFrame) -> pd.DataFrame:
     """Rebuild times in ms, ratios in %."""
     df = stores.copy()
     for c in ("rebuild_mean", "rebuild_p50", "rebuild_p99", "rebuild_max"):
@@ -29,4 +31,4 @@ def format_event_sourcing_summary(stores: pd.DataFrame) -> str:
     fmt: dict[str, Callable[[Any], str]] = {
         c: (lambda v: "-" if pd.isna(v) else f"{v:.2%}") for c in ("conflict_ratio",
                                                                     "failed_ratio")}
-    return df.to_string(index=False, na_rep="-", float_format="{:.3g}".format, formatters=fmt)
+    return shown(df, na_rep="-", float_format="{:.3g}".format, formatters=fmt)

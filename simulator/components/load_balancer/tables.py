@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from simulator.analysis.formatting import shown
+
 if TYPE_CHECKING:
     from simulator.results import Results
 
@@ -18,6 +20,6 @@ def backend_share(results: Results) -> pd.DataFrame:
     return shares(results.samples, t0, t1)
 
 
-def format_backend_share(table: pd.DataFrame) -> str:
+def format_backend_share(table: pd.DataFrame) -> pd.DataFrame:
     """Shares in percent."""
-    return table.to_string(index=False, formatters={"share": "{:.1%}".format})
+    return shown(table, formatters={"share": "{:.1%}".format})

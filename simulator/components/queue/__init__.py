@@ -40,7 +40,7 @@ KIND = Kind(
     colour="#fffde7",
     tables=(MESSAGES,),
     derived=(DerivedTable("queue_summary", f"{_TABLES}:queue_summary",
-                          "queues (e2e: enqueue to acknowledgement; times in seconds)",
+                          "queues (e2e: enqueue to acknowledgement; times in ms)",
                           format=f"{_TABLES}:format_queue_summary"),),
     plots=(Plot("queue_over_time", f"{_PLOTS}:queue_over_time", "Queue depth and consumer lag.",
                 applies=f"{_PLOTS}:has_queues"),),

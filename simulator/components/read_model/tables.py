@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from simulator.analysis.formatting import shown
+
 if TYPE_CHECKING:
     from simulator.results import Results
 
@@ -28,16 +30,16 @@ def rebuilds(results: Results) -> pd.DataFrame:
     return rebuild_summary(results.events, results.tables["projections"])
 
 
-def format_projection_summary(models: pd.DataFrame) -> str:
+def format_projection_summary(models: pd.DataFrame) -> pd.DataFrame:
     """Lags in ms, the stale-read ratio in %."""
     df = models.copy()
     for c in ("lag_mean", "lag_p50", "lag_p95", "lag_p99", "lag_max"):
         df[c] = df[c] * 1e3
     ratio: dict[str, Callable[[Any], str]] = {
         "stale_read_ratio": lambda v: "-" if pd.isna(v) else f"{v:.2%}"}
-    return df.to_string(index=False, na_rep="-", float_format="{:.3g}".format, formatters=ratio)
+    return shown(df, na_rep="-", float_format="{:.3g}".format, formatters=ratio)
 
 
-def format_rebuilds(table: pd.DataFrame) -> str:
+def format_rebuilds(table: pd.DataFrame) -> pd.DataFrame:
     """Times to 3 digits."""
-    return table.to_string(index=False, na_rep="-", float_format="{:.3g}".format)
+    return shown(table, na_rep="-", float_format="{:.3g}".format)

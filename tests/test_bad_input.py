@@ -766,3 +766,20 @@ def test_a_huge_breaker_window_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="less than or equal to 10000000"):
         BreakerPolicy(sliding_window_size=2**64)
+
+
+def test_a_consumer_publishing_to_its_own_source_is_refused(tmp_path: Path) -> None:
+    """Every message taken would publish another, without end (a fuzzer's hang); a
+    probabilistic publish back is a bounded feedback and stays allowed."""
+    import simulator
+
+    spec = {"name": "loop", "duration": "2s",
+            "workloads": {"w": {"arrivals": {"process": "poisson", "rate": "10/s"},
+                                "target": "q"}},
+            "components": {"q": {"kind": "queue"},
+                           "c": {"kind": "consumer", "source": "q", "service_time": "1ms",
+                                 "calls": ["q"]}}}
+    with pytest.raises(simulator.ScenarioError, match="publishes to its own source 'q'"):
+        simulator.parse_scenario(spec)
+    spec["components"]["c"]["calls"] = [{"call": "q", "probability": 0.5}]
+    simulator.parse_scenario(spec)

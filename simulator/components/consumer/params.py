@@ -189,3 +189,13 @@ class ConsumerParams(ComponentParams):
             elif self.dead_letter == self.source:
                 yield ("dead_letter",), ("must differ from the source (dead letters would be "
                                          "delivered again)")
+        for block in ("calls", "on_failure"):
+            for rel, ref in step_references(getattr(self, block), (block,)):
+                # an unconditional publish back to the source feeds the consumer forever:
+                # every message it takes makes another (a probabilistic step ends, as a
+                # Jackson network's feedback does)
+                if ref == name and not {"call", "choice", "fallback"} & set(map(str, rel)):
+                    yield rel, (f"publishes to its own source {name!r} on every message: each "
+                                "message it takes would make another, without end; publish "
+                                "elsewhere, or make it probabilistic ({call: ..., "
+                                "probability: p})")

@@ -265,7 +265,12 @@ def build(scenario: Any) -> Topology:
     edges: list[Edge] = []
     for name, w in scenario.workloads.items():
         regions = {r for r, weight in (w.regions or {}).items() if weight > 0}
-        lines = [_rate(w.arrivals), *_mix(w.mix)]
+        from_trace = getattr(w.arrivals, "op_column", None) is not None  # a replayed log's
+        lines = [_rate(w.arrivals), *(["operations from the trace"] if from_trace
+                                      else _mix(w.mix))]
+        if w.priority or w.priority_by_op:
+            classes = sorted({w.priority, *w.priority_by_op.values()})
+            lines.append("priority " + ", ".join(map(str, classes)))
         if len(regions) > 1:
             lines.append("from " + ", ".join(r for r in scenario.regions.names if r in regions))
         nodes[name] = Node(name, "workload", name, lines, _band(regions), "workload", "#ffffff")

@@ -104,6 +104,14 @@ class ServiceParams(ComponentParams):
             lines.append(f"speeds {min(self.speed):g} to {max(self.speed):g}")
         if self.autoscaling is not None:
             lines.append(f"autoscaled to {self.autoscaling.max_replicas}")
+        extras = []
+        discipline = self.queue_spec().discipline
+        if discipline != "fifo":
+            extras.append(discipline.replace("_", " ") + " queue")
+        if self.admission is not None:
+            extras.append(f"admission: {self.admission.policy}")
+        if extras:
+            lines.append(", ".join(extras))
         return lines
 
     @model_validator(mode="after")

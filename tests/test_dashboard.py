@@ -286,3 +286,31 @@ def test_timeline_events_are_lines_and_the_drain_is_marked() -> None:
         assert [(p.get_x(), p.get_x() + p.get_width()) for p in drain] == [(6.0, 7.0)]
     names = [t.get_text() for t in axes["requests"].texts]
     assert names == ["slow db", "reshard db", " drain"]
+
+
+def test_the_late_breaker_shows_spike_storm_timeouts_and_breaker_in_one_picture() -> None:
+    """The acceptance picture: retry_storm's late_breaker variant (a breaker judging 2,000
+    calls) lets the storm start, then trips: one dashboard holds the spike band, the api's
+    arrivals at several times the clients' (the storm), the timeouts and the open breaker."""
+    path = ROOT / "scenarios" / "retry_storm.yaml"
+    base = simulator.load_scenario(path)
+    r = simulator.simulate(simulator.load_scenario(path, base.variants["late_breaker"]))
+    axes = _board(r)
+    assert {"requests", "latency", "not ok", "utilisation", "queue length", "breakers"} <= set(
+        axes)
+    ev = r.events[r.events["event"] == "breaker"]
+    opened = ev.loc[ev["detail"].astype(str).str.endswith("->open"), "time"]
+    first = float(opened.iloc[0])
+    assert 30 < first < 40  # it trips during the storm the spike set off
+    req = axes["requests"]
+    t, at_api = _line(req, "arriving at api (retries included)")
+    t_c, arrivals = _line(req, "arrivals")
+    storm = (t >= 30) & (t < first)
+    assert at_api[storm].max() > 3 * arrivals[(t_c >= 30) & (t_c < first)].mean()  # the storm
+    t, timeouts = _line(req, "timeout")
+    assert timeouts[(t >= 30) & (t < first + 1)].max() > 50  # the timeouts
+    bars = [b for b in axes["breakers"].collections
+            if np.allclose(b.get_facecolor()[0][:3], matplotlib.colors.to_rgb("#e57373"))]
+    starts = sorted(p.vertices[:, 0].min() for b in bars for p in b.get_paths())
+    assert starts[0] == pytest.approx(first)  # the breaker, open from the moment it tripped
+    assert r.recovery()["recovered"].iloc[0]  # and it ends the storm

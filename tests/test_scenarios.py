@@ -504,7 +504,7 @@ def test_retry_storm_outlives_its_spike_and_each_cure_recovers() -> None:
     rate = scenario.workloads["clients"].arrivals.rate
     end = spike.at + spike.duration
     cures = {name: ov for name, ov in scenario.variants.items() if name != "storm"}
-    assert set(cures) == {"no_retries", "retry_budget", "breaker"}
+    assert set(cures) == {"no_retries", "retry_budget", "breaker", "late_breaker"}
     short = "duration=60s"  # 25 s after the spike: long enough for a cure, not for the storm
 
     def goodput(r: simulator.Results, t0: float, t1: float) -> float:

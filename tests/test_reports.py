@@ -78,7 +78,7 @@ def test_the_compare_report_ranks_pairs_and_charts(reports: dict[str, Path]) -> 
 def test_the_sweep_report_lists_every_point(reports: dict[str, Path]) -> None:
     text = reports["sweep"].read_text(encoding="utf-8")
     assert "100/s" in text and "300/s" in text and "<img" in text
-    assert "steady" in text
+    assert "steady" in text and '<h2 id="scenario">' in text and "name: quickstart" in text
 
 
 def test_compare_and_sweep_write_reports_from_the_cli(tmp_path: Path,

@@ -189,7 +189,8 @@ def sweep_html(result: Sweep, metrics: Sequence[str] = ("mean", "p99", "error_ra
     meta = (f"{len(result.points)} points x {reps} replications over "
             f"{', '.join(result.parameters)}; {result.confidence:.0%} confidence intervals")
     body = ['<nav><a href="#points">Points</a><a href="#charts">Charts</a>'
-            '<a href="#stability">Stability</a></nav>', '<h2 id="points">Points</h2>',
+            '<a href="#stability">Stability</a><a href="#scenario">Scenario</a></nav>',
+            '<h2 id="points">Points</h2>',
             '<p class="note">Mean over replications ± the half width of its interval. '
             "Latencies in milliseconds over successful requests, ratios in percent. A point "
             "marked steady NO had a replication that never settled.</p>",
@@ -204,6 +205,17 @@ def sweep_html(result: Sweep, metrics: Sequence[str] = ("mean", "p99", "error_ra
                     "numbers.</p>")
     body.append('<h2 id="stability">Stability</h2>')
     body += _findings(result.tables.get("findings"), result.parameters)
+    if isinstance(scenario, dict):
+        import yaml
+
+        from simulator.analysis.report import _prune
+
+        body.append('<h2 id="scenario">Scenario</h2>')
+        body.append('<p class="note">The first point as it ran (times in seconds); each point '
+                    "changes the swept keys as listed above.</p>")
+        body.append("<pre>" + html.escape(yaml.safe_dump(_prune(scenario), sort_keys=False,
+                                                         allow_unicode=True, width=100))
+                    + "</pre>")
     return _page(f"{name}: sweep", meta, body)
 
 

@@ -24,7 +24,8 @@ test: $(STAMP)
 validate: $(STAMP)
 	SIMULATOR_VALIDATION_SCALE=1 $(BIN)/python -m pytest -n auto -q -m slow \
 	    tests/test_validation_balancing.py tests/test_validation_cache.py \
-	    tests/test_validation_queues.py tests/test_validation_disciplines.py tests/test_cdn.py
+	    tests/test_validation_queues.py tests/test_validation_disciplines.py tests/test_cdn.py \
+	    tests/test_validation_jackson.py tests/test_validation_batches.py
 
 ## test-quick: the suite without the slow theory-validation runs
 test-quick: $(STAMP)

@@ -81,7 +81,7 @@ bench-parallel: $(STAMP)
 
 ## lint: ruff, mypy and the import layers (pyproject's [tool.importlinter] contracts)
 lint: $(STAMP)
-	$(BIN)/ruff check simulator tests benchmarks
+	$(BIN)/ruff check simulator tests benchmarks notebooks
 	$(BIN)/mypy simulator
 	$(BIN)/lint-imports
 

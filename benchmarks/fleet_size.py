@@ -31,13 +31,13 @@ CPU time too (cache misses, frequency scaling).
 from __future__ import annotations
 
 import argparse
-import gc
 import os
-import platform
 import statistics
 import sys
 import time
 from typing import Any
+
+import harness
 
 import simulator
 
@@ -90,15 +90,6 @@ def scenario(case: str, n: int, rate: float, duration: float, interval: float
     return simulator.parse_scenario(spec)
 
 
-def cpu_run(sc: simulator.Scenario, seed: int) -> tuple[float, int]:
-    """(CPU seconds of one whole run, requests it completed)."""
-    gc.collect()
-    t0 = time.process_time()
-    res = simulator.simulate(sc, seed=seed)
-    cpu = time.process_time() - t0
-    return cpu, int((res.requests["status"] != "in_flight").sum())
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run every case in interleaved rounds; print µs per request and the 4096 / 8 ratio."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -115,30 +106,15 @@ def main(argv: list[str] | None = None) -> int:
     names = [c for c in CASES if args.only is None or args.only in c]
     keys = [(c, n) for c in names for n in args.sizes]
     t = args.duration
-    short = {k: scenario(*k, args.rate, t, 2 * t) for k in keys}
-    long = {k: scenario(*k, args.rate, 2 * t, 2 * t) for k in keys}
+    runs = {k: (scenario(*k, args.rate, t, 2 * t), scenario(*k, args.rate, 2 * t, 2 * t))
+            for k in keys}
     load0 = os.getloadavg()
-    print(f"[fleet] warm-up: {len(keys)} cases", file=sys.stderr, flush=True)
-    for k in keys:
-        cpu_run(short[k], args.seed)
-    per: dict[tuple[str, int], list[float]] = {k: [] for k in keys}
     start = time.perf_counter()
-    for r in range(args.repeat):
-        print(f"[fleet] round {r + 1} / {args.repeat}  load {os.getloadavg()[0]:.2f}",
-              file=sys.stderr, flush=True)
-        turn = r % len(keys)
-        for k in keys[turn:] + keys[:turn]:
-            c1, n1 = cpu_run(short[k], args.seed)
-            c2, n2 = cpu_run(long[k], args.seed)
-            per[k].append((c2 - c1) / (n2 - n1))
-    load1 = os.getloadavg()
-
-    print(f"simulator {simulator.__version__} | Python {platform.python_version()} | "
-          f"{platform.machine()} | {os.cpu_count()} CPUs | seed {args.seed} | "
-          f"{args.repeat} round(s) | T = {args.duration:g} s, {args.rate:g} requests/s, "
-          f"utilisation {UTILISATION:g} at {SIZES[0]} backends (the same total load at every size)")
-    print(f"load average (1, 5, 15 min): before {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}"
-          f", after {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
+    per = harness.marginal_rounds(runs, args.repeat, args.seed, "fleet")
+    print(harness.machine_lines(
+        args.seed, args.repeat, f"T = {args.duration:g} s, {args.rate:g} requests/s, "
+        f"utilisation {UTILISATION:g} at {SIZES[0]} backends (the same total load at every "
+        "size)", load0))
     print()
     width = max(len(c) for c in names)
     head = "".join(f"{n:>9}" for n in args.sizes)

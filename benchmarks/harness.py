@@ -208,3 +208,92 @@ def interleave(
     """
     runs = interleave_runs(cases, repeat, warmup=warmup)
     return summarise_runs(runs, list(cases))
+
+
+# ---- marginal CPU per request of simulator scenarios (bench-fleet, -overload, -internals) ----
+
+def cpu_run(scenario: Any, seed: int) -> tuple[float, int]:
+    """(CPU seconds of one whole ``simulator.simulate`` run, requests it ended)."""
+    import simulator
+
+    gc.collect()
+    t0 = time.process_time()
+    res = simulator.simulate(scenario, seed=seed)
+    cpu = time.process_time() - t0
+    return cpu, int((res.requests["status"] != "in_flight").sum())
+
+
+def marginal_rounds(runs: dict[Any, tuple[Any, Any]], repeat: int, seed: int, tag: str
+                    ) -> dict[Any, list[float]]:
+    """Marginal CPU seconds per request of each case, one figure per round.
+
+    ``runs`` maps a case to its scenario for ``T`` and for ``2T`` simulated seconds; a case's
+    figure is ``(cpu(2T) - cpu(T)) / (requests(2T) - requests(T))``, so building the topology
+    and the tables of the first T cancel out. Every case runs once untimed first; then
+    ``repeat`` rounds run every case, in an order rotated each round, so that slow drift of
+    the machine affects every case alike. Progress (with the load average) goes to stderr.
+    """
+    import os
+    import sys
+
+    keys = list(runs)
+    for k in keys:
+        cpu_run(runs[k][0], seed)  # warm-up
+    per: dict[Any, list[float]] = {k: [] for k in keys}
+    for r in range(repeat):
+        print(f"[{tag}] round {r + 1} / {repeat}  load {os.getloadavg()[0]:.2f}",
+              file=sys.stderr, flush=True)
+        turn = r % len(keys)
+        for k in keys[turn:] + keys[:turn]:
+            c1, n1 = cpu_run(runs[k][0], seed)
+            c2, n2 = cpu_run(runs[k][1], seed)
+            per[k].append((c2 - c1) / (n2 - n1))
+    return per
+
+
+def machine_lines(seed: int, rounds: int, setting: str, load0: tuple[float, ...]) -> str:
+    """The lines that head a benchmark's output: versions, machine, seed, rounds, the setting
+    measured, and the load average before and now."""
+    import os
+    import platform
+
+    import simulator
+
+    load1 = os.getloadavg()
+    return (f"simulator {simulator.__version__} | Python {platform.python_version()} | "
+            f"{platform.machine()} | {os.cpu_count()} CPUs | seed {seed} | {rounds} round(s) "
+            f"| {setting}\nload average (1, 5, 15 min): before {load0[0]:.2f} {load0[1]:.2f} "
+            f"{load0[2]:.2f}, after {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
+
+
+def ratio_verdict(base: list[float], case: list[float], bound: float, max_spread: float
+                  ) -> tuple[list[float], float, float, str]:
+    """Per-round ratios ``case / base``, their median and relative spread, and the verdict:
+    within or over ``bound``, or none when the rounds disagree by more than ``max_spread``
+    (a busy machine)."""
+    ratios = [b / a for a, b in zip(base, case, strict=True)]
+    ratio = statistics.median(ratios)
+    spread = (max(ratios) - min(ratios)) / ratio
+    if spread > max_spread:
+        said = (f"no verdict (the rounds disagree by more than {max_spread:.0%}: a busy "
+                "machine; rerun on a quiet one)")
+    else:
+        said = f"{'within' if ratio <= bound else 'OVER'} the {bound:g}x bound"
+    return ratios, ratio, spread, said
+
+
+def bench_parser(doc: str | None, repeat: int, duration: float) -> Any:
+    """The command line every marginal-CPU benchmark takes: ``--repeat`` rounds, ``--duration``
+    T, ``--max-spread`` for a verdict and ``--seed``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    parser.add_argument("--repeat", type=int, default=repeat,
+                        help=f"interleaved rounds (default {repeat})")
+    parser.add_argument("--duration", type=float, default=duration,
+                        help=f"T, simulated seconds of the shorter run (default {duration:g})")
+    parser.add_argument("--max-spread", type=float, default=0.15,
+                        help="largest spread of the per-round ratios, relative to their "
+                             "median, for which a verdict is printed (default 0.15)")
+    parser.add_argument("--seed", type=int, default=1)
+    return parser

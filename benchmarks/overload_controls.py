@@ -24,14 +24,13 @@ the verdict is printed only when the rounds agree (the ratio's spread across rou
 
 from __future__ import annotations
 
-import argparse
-import gc
 import os
-import platform
 import statistics
 import sys
 import time
 from typing import Any
+
+import harness
 
 import simulator
 
@@ -62,49 +61,19 @@ def scenario(controlled: bool, duration: float) -> simulator.Scenario:
     return simulator.parse_scenario(spec)
 
 
-def cpu_run(sc: simulator.Scenario, seed: int) -> tuple[float, int]:
-    """(CPU seconds of one whole run, requests it ended)."""
-    gc.collect()
-    t0 = time.process_time()
-    res = simulator.simulate(sc, seed=seed)
-    cpu = time.process_time() - t0
-    return cpu, int((res.requests["status"] != "in_flight").sum())
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run both cases in interleaved rounds; print µs per request, the ratio and a verdict."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds (default 5)")
-    parser.add_argument("--duration", type=float, default=10.0,
-                        help="T, simulated seconds of the shorter run (default 10)")
-    parser.add_argument("--max-spread", type=float, default=0.15,
-                        help="largest spread of the per-round ratios, relative to their "
-                             "median, for which a verdict is printed (default 0.15)")
-    parser.add_argument("--seed", type=int, default=1)
+    parser = harness.bench_parser(__doc__, 5, 10.0)
     args = parser.parse_args(argv)
     t = args.duration
-    runs = {c: (scenario(c, t), scenario(c, 2 * t)) for c in (False, True)}
     load0 = os.getloadavg()
-    for c in runs:
-        cpu_run(runs[c][0], args.seed)  # warm-up
-    per: dict[bool, list[float]] = {False: [], True: []}
     start = time.perf_counter()
-    for r in range(args.repeat):
-        print(f"[overload] round {r + 1} / {args.repeat}  load {os.getloadavg()[0]:.2f}",
-              file=sys.stderr, flush=True)
-        for c in ((False, True) if r % 2 == 0 else (True, False)):
-            c1, n1 = cpu_run(runs[c][0], args.seed)
-            c2, n2 = cpu_run(runs[c][1], args.seed)
-            per[c].append((c2 - c1) / (n2 - n1))
-    load1 = os.getloadavg()
-    ratios = [b / a for a, b in zip(per[False], per[True], strict=True)]
-    ratio = statistics.median(ratios)
-    spread = (max(ratios) - min(ratios)) / ratio
-    print(f"simulator {simulator.__version__} | Python {platform.python_version()} | "
-          f"{platform.machine()} | {os.cpu_count()} CPUs | seed {args.seed} | "
-          f"{args.repeat} rounds | T = {t:g} s at {RATE:g} requests/s, 70% busy")
-    print(f"load average (1, 5, 15 min): before {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}"
-          f", after {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
+    runs = {c: (scenario(c, t), scenario(c, 2 * t)) for c in (False, True)}
+    per = harness.marginal_rounds(runs, args.repeat, args.seed, "overload")
+    ratios, ratio, spread, said = harness.ratio_verdict(per[False], per[True], BOUND,
+                                                        args.max_spread)
+    print(harness.machine_lines(args.seed, args.repeat,
+                                f"T = {t:g} s at {RATE:g} requests/s, 70% busy", load0))
     print()
     print(f"{'case':<44}{'µs CPU / request':>18}")
     print(f"{'plain (fifo, fixed fleet)':<44}{statistics.median(per[False]) * 1e6:>18.2f}")
@@ -112,12 +81,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{statistics.median(per[True]) * 1e6:>18.2f}")
     print(f"ratio controlled / plain: median {ratio:.3f} over rounds "
           f"({', '.join(f'{x:.3f}' for x in ratios)}), spread {spread:.0%}")
-    if spread > args.max_spread:
-        print(f"no verdict: the rounds disagree by more than {args.max_spread:.0%} (a busy "
-              "machine); rerun on a quiet one")
-    else:
-        word = "within" if ratio <= BOUND else "OVER"
-        print(f"verdict: {word} the {BOUND:g}x bound")
+    print(f"verdict: {said}")
     print(f"Total {time.perf_counter() - start:.0f} s.")
     return 0
 

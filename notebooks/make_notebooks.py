@@ -754,7 +754,8 @@ def variants(stem, extra=()):
 
 def row(r, workload):
     s = r.summary().set_index("name").loc[workload]
-    return {"p99 ms": 1e3 * s["p99"], "goodput /s": s["goodput"], "errors %": 100 * s["error_ratio"]}
+    return {"p99 ms": 1e3 * s["p99"], "goodput /s": s["goodput"],
+            "errors %": 100 * s["error_ratio"]}
 
 scaling = variants("autoscaling", ["duration=480s"] if SHORT else [])
 table = pd.DataFrame({name: {**row(r, "users"),
@@ -772,7 +773,8 @@ The HPA syncs every 15 s: desired = ceil(current x utilisation / target), within
 table is each change with its reason; the dashboard puts the fleet beside the load."""),
     new_code_cell("""\
 auto = scaling["autoscaled"]
-print(auto.replicas()[["time", "desired", "provisioning", "ready", "draining"]].to_string(index=False))
+columns = ["time", "desired", "provisioning", "ready", "draining"]
+print(auto.replicas()[columns].to_string(index=False))
 auto.plot.dashboard();"""),
     new_markdown_cell("""\
 ## A 2x spike: six ways to meet it
@@ -903,7 +905,8 @@ print(f"Browse p99: {p99.loc[('event_loop', 'browse')]:.0f} ms on event loops, "
 print(f"The 8-thread pool served {served['small_pool']:.0f} requests/s against its bound of "
       f"{bound:.0f}/s ({served['small_pool'] / bound:.0%}), where the large pool served "
       f"{served['thread_pool']:.0f}/s; "
-      f"{table.loc[('small_pool', 'browse'), 'errors %']:.0f}% of browse requests were refused.")"""),
+      f"{table.loc[('small_pool', 'browse'), 'errors %']:.0f}% of browse requests were "
+      "refused.")"""),
     new_markdown_cell("""\
 ## Conclusion
 

@@ -97,16 +97,28 @@ def test_fleet_size_reports_every_size_and_the_ratio() -> None:
 
 def test_service_internals_reports_each_case_and_its_ratio() -> None:
     """``benchmarks/service_internals.py`` (``make bench-internals``), one tiny round."""
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "service_internals.py"), "--repeat", "1",
-         "--duration", "0.05"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    out = proc.stdout
+    out = _tiny_round("service_internals.py")
     assert "load average" in out
     rows = [line.split() for line in out.splitlines()
             if line.startswith(("simple", "thread_pool ", "event_loop "))]
     assert [r[0] for r in rows] == ["simple", "thread_pool", "event_loop"]
     assert all(len(r) == 3 and all(isinstance(float(x), float) for x in r[1:]) for r in rows)
     assert out.count("verdict:") == 2
+
+
+def test_overload_controls_reports_both_cases_and_a_verdict() -> None:
+    """``benchmarks/overload_controls.py`` (``make bench-overload``), one tiny round."""
+    out = _tiny_round("overload_controls.py")
+    assert "load average" in out and "ratio controlled / plain: median" in out
+    assert out.count("verdict:") == 1
+    rows = [line for line in out.splitlines() if line.startswith(("plain", "controlled"))]
+    assert len(rows) == 2 and all(float(r.split()[-1]) > 0 for r in rows)
+
+
+def _tiny_round(script: str) -> str:
+    """The output of one tiny round (T = 0.05 s) of a marginal-CPU benchmark script."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--repeat", "1", "--duration",
+         "0.05"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout

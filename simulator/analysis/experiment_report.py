@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
-from simulator.analysis.formatting import difference_sentences, fmt, interval_text, label
+from simulator.analysis.formatting import difference_sentences, label, ranked_rows, sweep_rows
 from simulator.analysis.report import STYLE, embed_png, table_html, write_html
 
 if TYPE_CHECKING:
@@ -78,23 +78,10 @@ def _findings(findings: pd.DataFrame | None, tag: str | Sequence[str]) -> list[s
 
 def _ranked(table: pd.DataFrame, baseline: str, confidence: float) -> list[str]:
     """One table per (workload, metric): rank, variant, mean and interval, paired difference."""
-    level = f"{confidence:.0%}"
     parts = []
     for (name, key), block in table.groupby(["name", "metric"], sort=False):
         metric = str(key)
-        rows = []
-        for _, r in block.iterrows():
-            is_base = r["variant"] == baseline
-            rows.append({
-                "rank": "-" if pd.isna(r["rank"]) else int(r["rank"]),
-                "variant": r["variant"] + ("" if r["steady"] else " (not steady)"),
-                label(metric).replace(metric, "mean", 1): fmt(metric, r["mean"]),
-                f"{level} CI": interval_text(metric, r["low"], r["high"]),
-                f"vs {baseline}": "baseline" if is_base else fmt(metric, r["diff"], True),
-                f"difference {level} CI": "" if is_base else interval_text(
-                    metric, r["diff_low"], r["diff_high"], True),
-                "significant": "" if is_base else ("yes" if r["significant"] else "no"),
-            })
+        rows = ranked_rows(block, metric, baseline, confidence)
         parts.append(f"<h3>{html.escape(str(name))}: {html.escape(label(metric))}</h3>")
         parts.append(table_html(pd.DataFrame(rows)))
     return parts
@@ -175,17 +162,7 @@ def sweep_html(result: Sweep, metrics: Sequence[str] = ("mean", "p99", "error_ra
     scenario = next(iter(result.scenarios.values()), None)
     name = str(scenario["name"]) if isinstance(scenario, dict) else "sweep"
     iv = result.intervals(list(metrics))
-    keys = [*result.parameters, "name"]
-    wide = []
-    for key, block in iv.groupby(keys, sort=False):
-        row: dict[str, Any] = dict(zip(keys, key if isinstance(key, tuple) else (key,),
-                                       strict=True))
-        for _, r in block.iterrows():
-            m = r["metric"]
-            row[label(m)] = fmt(m, r["mean"]) + (
-                f" ± {fmt(m, r['half_width'])}" if pd.notna(r["half_width"]) else "")
-        row["steady"] = "yes" if block["steady"].all() else "NO"
-        wide.append(row)
+    wide = sweep_rows(iv, result.parameters)
     meta = (f"{len(result.points)} points x {reps} replications over "
             f"{', '.join(result.parameters)}; {result.confidence:.0%} confidence intervals")
     body = ['<nav><a href="#points">Points</a><a href="#charts">Charts</a>'

@@ -88,6 +88,54 @@ def shown(df: pd.DataFrame, formatters: Mapping[str, Callable[[Any], str]] | Non
     return pd.DataFrame(out, columns=list(df.columns))
 
 
+def ranked_rows(block: Any, metric: str, baseline: str, confidence: float,
+                terse: bool = False) -> list[dict[str, Any]]:
+    """The rows people read of one (workload, metric) block of a comparison's ranked table:
+    rank, variant, mean and interval, the paired difference from ``baseline`` and its
+    interval, and whether it is significant. ``terse`` is the terminal's form (``*`` marks a
+    significant difference, ``(unstable)`` a variant without a steady state); otherwise the
+    report's (``yes``/``no``, ``(not steady)``, the mean's unit in its header)."""
+    import pandas as pd
+
+    level = f"{confidence:.0%}"
+    rows = []
+    for _, r in block.iterrows():
+        is_base = r["variant"] == baseline
+        rank = "-" if pd.isna(r["rank"]) else (r["rank"] if terse else int(r["rank"]))
+        mark = "" if r["steady"] else (" (unstable)" if terse else " (not steady)")
+        diff = "" if is_base else interval_text(metric, r["diff_low"], r["diff_high"], True)
+        row = {"rank": rank, "variant": r["variant"] + mark,
+               ("mean" if terse else label(metric).replace(metric, "mean", 1)):
+                   fmt(metric, r["mean"]),
+               f"{level} CI": interval_text(metric, r["low"], r["high"]),
+               f"vs {baseline}": "baseline" if is_base else fmt(metric, r["diff"], True),
+               (f"diff {level} CI" if terse else f"difference {level} CI"): diff}
+        if terse:
+            row[""] = "*" if r["significant"] else ""
+        else:
+            row["significant"] = "" if is_base else ("yes" if r["significant"] else "no")
+        rows.append(row)
+    return rows
+
+
+def sweep_rows(intervals: Any, parameters: list[str]) -> list[dict[str, Any]]:
+    """One row per (point, workload) of a sweep's ``intervals()``: the swept values, the name,
+    each metric's mean ± half width (people's units, the unit in the header) and whether every
+    replication of the point reached a steady state (``yes`` or ``NO``)."""
+    keys = [*parameters, "name"]
+    rows = []
+    for key, block in intervals.groupby(keys, sort=False):
+        row = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+        for _, r in block.iterrows():
+            m = r["metric"]
+            half = float(r["half_width"])
+            row[label(m)] = fmt(m, r["mean"]) + (f" ± {fmt(m, half)}" if math.isfinite(half)
+                                                else "")
+        row["steady"] = "yes" if block["steady"].all() else "NO"
+        rows.append(row)
+    return rows
+
+
 def difference_sentences(table: Any, baseline: str, unstable: list[str],
                          confidence: float) -> list[str]:
     """One plain sentence per (workload, metric, variant) of a comparison's ranked table:
@@ -119,4 +167,5 @@ def difference_sentences(table: Any, baseline: str, unstable: list[str],
 
 
 __all__ = ["LATENCY_METRICS", "RATIO_METRICS", "difference_sentences", "fmt", "interval_text",
-           "label", "shown", "unit_of"]
+           "label", "ranked_rows", "shown", "sweep_rows",
+           "unit_of"]

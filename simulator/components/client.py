@@ -136,8 +136,8 @@ class Client:
             for _ in range(arrivals.users):
                 self.env.process(self._user(think))
         elif self.spec.batch is not None:
-            self.env.process(self._open_batches(self._arrival_times(arrivals),
-                                                self._batch_sizes(self.spec.batch)))
+            self.env.process(self._open(_in_batches(self._arrival_times(arrivals),
+                                                    self._batch_sizes(self.spec.batch))))
         else:
             self.env.process(self._open(self._arrival_times(arrivals)))
 
@@ -215,26 +215,6 @@ class Client:
             t = next(times, math.inf)
             arrival = Timeout(env, t - env._now) if t < stop else None
             Task(serve(req))  # no Process per request: two SimPy events fewer
-            if arrival is None:
-                return
-            yield arrival
-
-    def _open_batches(self, times: Iterator[float], sizes: Callable[[], int]
-                      ) -> Generator[Event, Any, None]:
-        """As :meth:`_open`, each arrival bringing ``sizes()`` requests at once."""
-        env = self.env
-        stop = self.stop_at
-        new, serve = self._new, self._serve
-        t = next(times, math.inf)
-        if t >= stop:
-            return
-        yield Timeout(env, t - env._now)
-        while True:
-            k = sizes()
-            t = next(times, math.inf)
-            arrival = Timeout(env, t - env._now) if t < stop else None
-            for _ in range(k):
-                Task(serve(new()))
             if arrival is None:
                 return
             yield arrival
@@ -347,6 +327,14 @@ def _on_off_segments(
     while True:
         yield on(), rate
         yield off(), 0.0
+
+
+def _in_batches(times: Iterator[float], sizes: Callable[[], int]) -> Iterator[float]:
+    """Each arrival time repeated as many times as its batch has requests (drawn per
+    arrival): the requests of a batch are created at the same instant, one after another."""
+    for t in times:
+        for _ in range(sizes()):
+            yield t
 
 
 def _with_spikes(

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pandas is imported by the commands that print tables, not by the parser
     import pandas as pd
 
-from simulator.analysis.formatting import difference_sentences, fmt, interval_text, label
+from simulator.analysis.formatting import (
+    difference_sentences,
+    fmt,
+    interval_text,
+    label,
+    ranked_rows,
+    sweep_rows,
+)
 from simulator.analysis.terminal import fit
 from simulator.experiment.executors import ExecutorError
 
@@ -331,26 +338,13 @@ def _compare(args: argparse.Namespace) -> Any:
     if "baseline_note" in cmp.meta:
         say(cmp.meta["baseline_note"] + f": {base}")
     table = cmp.table(metrics)
-    level = f"{cmp.confidence:.0%}"
     if cmp.unstable:
         say(f"\nWARNING: {', '.join(cmp.unstable)} did not reach a steady state in some "
               "replication (see the findings table): shown, not ranked, no significance claim")
         _print_unstable(cmp.tables["findings"])
     for (name, key), block in table.groupby(["name", "metric"], sort=False):
         metric = str(key)
-        rows = []
-        for _, r in block.iterrows():
-            is_base = r["variant"] == base
-            rows.append({
-                "rank": "-" if pd.isna(r["rank"]) else r["rank"],
-                "variant": r["variant"] + ("" if r["steady"] else " (unstable)"),
-                "mean": fmt(metric, r["mean"]),
-                f"{level} CI": interval_text(metric, r["low"], r["high"]),
-                f"vs {base}": "baseline" if is_base else fmt(metric, r["diff"], True),
-                f"diff {level} CI": "" if is_base else interval_text(
-                    metric, r["diff_low"], r["diff_high"], True),
-                "": "*" if r["significant"] else "",
-            })
+        rows = ranked_rows(block, metric, base, cmp.confidence, terse=True)
         say(f"\n{name}: {label(metric)}")
         say(pd.DataFrame(rows).to_string(index=False))
     say()
@@ -392,16 +386,7 @@ def _sweep(args: argparse.Namespace) -> Any:
           f"{result.computed} run now, {result.reused} reused"
           + (f" (cache {args.cache})" if args.cache else ""))
     iv = result.intervals(metrics)
-    wide = []
-    keys = [*result.parameters, "name"]
-    for key, block in iv.groupby(keys, sort=False):
-        row = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
-        for _, r in block.iterrows():
-            m = r["metric"]
-            row[label(m)] = fmt(m, r["mean"]) + (
-                f" ± {fmt(m, r['half_width'])}" if math.isfinite(r["half_width"]) else "")
-        row["steady"] = "yes" if block["steady"].all() else "NO"
-        wide.append(row)
+    wide = sweep_rows(iv, result.parameters)
     say()
     say(pd.DataFrame(wide).to_string(index=False))
     if not result.steady()["steady"].all():

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.errors import Problem
+from simulator.scenario.arrivalfiles import arrivals_blocks, files_base, located
 from simulator.units import parse_duration
 from simulator.yamlfile import SourceMap
 
@@ -23,32 +24,23 @@ MAX_ROWS = 100_000
 def inline_rate_files(data: dict[str, Any], smap: SourceMap) -> list[Problem]:
     """Replace every curve's ``file`` with the ``points`` it holds; return the problems."""
     problems: list[Problem] = []
-    workloads = data.get("workloads")
-    if not isinstance(workloads, dict):
-        return problems
-    source = Path(smap.source)
-    base = source.parent if source.is_file() else Path.cwd()
-    for name, workload in workloads.items():
-        arrivals = workload.get("arrivals") if isinstance(workload, dict) else None
-        if not (isinstance(arrivals, dict) and arrivals.get("process") == "curve"
-                and "file" in arrivals):
+    base = files_base(smap)
+    for where, arrivals in arrivals_blocks(data, "curve"):
+        if "file" not in arrivals:
             continue
-        path_key = ("workloads", name, "arrivals", "file")
-
-        def problem(message: str, key: tuple[str, ...] = path_key) -> Problem:
-            return Problem(message, ".".join(key), smap.line_of(key))
-
+        at = (*where, "file")
         if "points" in arrivals:
-            problems.append(problem("give points or file, not both"))
+            problems.append(located(smap, at, "give points or file, not both"))
             continue
         given = arrivals["file"]
         if not isinstance(given, str) or not given:
-            problems.append(problem("file must be the path of a CSV file of at,rate rows"))
+            problems.append(located(smap, at, "file must be the path of a CSV file of at,rate "
+                                    "rows"))
             continue
         try:
             arrivals["points"] = _read(base / given)
         except (OSError, ValueError) as exc:
-            problems.append(problem(f"cannot read rate curve {given!r}: {exc}"))
+            problems.append(located(smap, at, f"cannot read rate curve {given!r}: {exc}"))
             continue
         del arrivals["file"]  # the points are the curve now (variants re-validate this data)
     return problems

@@ -11,10 +11,10 @@ trace may hold millions of them, and the replay streams them from the file.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from simulator.errors import Problem
+from simulator.scenario.arrivalfiles import arrivals_blocks, files_base, located
 from simulator.tracefile import UNITS, TraceError, summarise
 from simulator.yamlfile import SourceMap
 
@@ -24,20 +24,12 @@ _FILLED = ("rows", "first", "last", "digest")
 def resolve_trace_files(data: dict[str, Any], smap: SourceMap) -> list[Problem]:
     """Check every trace a workload names and fill in its summary; return the problems."""
     problems: list[Problem] = []
-    workloads = data.get("workloads")
-    if not isinstance(workloads, dict):
-        return problems
-    source = Path(smap.source)
-    base = source.parent if source.is_file() else Path.cwd()
-    for name, workload in workloads.items():
-        arrivals = workload.get("arrivals") if isinstance(workload, dict) else None
-        if not (isinstance(arrivals, dict) and arrivals.get("process") == "trace"):
-            continue
-        where = ("workloads", name, "arrivals")
+    base = files_base(smap)
+    for where, arrivals in arrivals_blocks(data, "trace"):
         at = (*where, "file") if "file" in arrivals else where
 
         def problem(message: str, at: tuple[str, ...] = at) -> Problem:
-            return Problem(message, ".".join(at), smap.line_of(at))
+            return located(smap, at, message)
 
         given = arrivals.get("file")
         settings = {k: arrivals.get(k) for k in ("column", "op_column", "key_column")}

@@ -33,7 +33,12 @@ from simulator.analysis.plots.instances import (
     queue_length_series,
     utilisation_series,
 )
-from simulator.analysis.plots.run import NOT_OK_LABELS, breaker_rows, status_shares
+from simulator.analysis.plots.run import (
+    NOT_OK_LABELS,
+    breaker_rows,
+    breaker_spans,
+    status_shares,
+)
 from simulator.analysis.plots.style import (
     BREAKER_COLORS,
     FAULT_COLORS,
@@ -372,18 +377,10 @@ def _breakers(ax: Axes, r: Results, rows: dict[tuple[str, str], list[tuple[float
     """One bar per (caller instance, target) breaker, coloured by state."""
     from matplotlib.patches import Patch
 
-    t_end = run_end(r)
-    labels = []
-    for y, ((caller, target), changes) in enumerate(rows.items()):
-        labels.append(f"{caller} → {target}")
-        edges = [0.0, *(t for t, _ in changes), t_end]
-        states = ["closed", *(s for _, s in changes)]
-        for state, color in BREAKER_COLORS.items():
-            spans = [(a, b - a) for s, a, b in zip(states, edges[:-1], edges[1:], strict=True)
-                     if s == state and b > a]
-            if spans:
-                # above the fault bands, whose tint would change the states' colours
-                ax.broken_barh(spans, (y - 0.38, 0.76), color=color, lw=0, zorder=2.5)
+    labels = [f"{caller} → {target}" for caller, target in rows]
+    for y, state, spans in breaker_spans(rows, run_end(r)):
+        # above the fault bands, whose tint would change the states' colours
+        ax.broken_barh(spans, (y - 0.38, 0.76), color=BREAKER_COLORS[state], lw=0, zorder=2.5)
     ax.set_yticks(range(len(labels)), labels, fontsize="small")
     ax.set_ylim(len(labels) - 0.5, -0.5)
     ax.grid(False)

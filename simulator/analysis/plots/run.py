@@ -308,6 +308,23 @@ def load_over_time(r: Results, ax: Axes | None = None, window: float | None = No
     return ax
 
 
+def breaker_spans(rows: dict[tuple[str, str], list[tuple[float, str]]], t_end: float
+                  ) -> list[tuple[int, str, list[tuple[float, float]]]]:
+    """(row, state, [(start, length), ...]) of every state each breaker of ``rows`` (see
+    :func:`breaker_rows`) was in from 0 to ``t_end``, rows in order: the bars the breaker
+    timeline and the dashboard draw."""
+    bars = []
+    for y, changes in enumerate(rows.values()):
+        edges = [0.0, *(t for t, _ in changes), t_end]
+        states = ["closed", *(s for _, s in changes)]
+        for state in BREAKER_COLORS:
+            spans = [(a, b - a) for s, a, b in zip(states, edges[:-1], edges[1:], strict=True)
+                     if s == state and b > a]
+            if spans:
+                bars.append((y, state, spans))
+    return bars
+
+
 def breaker_timeline(r: Results, ax: Axes | None = None) -> Axes:
     """State of every circuit breaker over time: one bar per (caller instance, target).
 
@@ -319,16 +336,9 @@ def breaker_timeline(r: Results, ax: Axes | None = None) -> Axes:
         raise NoDataError(f"{r.scenario.name}: no circuit breakers in this run")
     ax = make_axes(ax, figsize=(8, 1.2 + 0.45 * len(rows)))
     t_end = run_end(r)
-    labels = []
-    for y, ((caller, target), changes) in enumerate(rows.items()):
-        labels.append(f"{caller} → {target}")
-        edges = [0.0, *(t for t, _ in changes), t_end]
-        states = ["closed", *(s for _, s in changes)]
-        for state in BREAKER_COLORS:
-            spans = [(a, b - a) for s, a, b in zip(states, edges[:-1], edges[1:],
-                                                     strict=True) if s == state and b > a]
-            if spans:
-                ax.broken_barh(spans, (y - 0.35, 0.7), color=BREAKER_COLORS[state], lw=0)
+    labels = [f"{caller} → {target}" for caller, target in rows]
+    for y, state, spans in breaker_spans(rows, t_end):
+        ax.broken_barh(spans, (y - 0.35, 0.7), color=BREAKER_COLORS[state], lw=0)
     shade_windows(ax, r, over=True)
     ax.set_yticks(range(len(labels)), labels)
     ax.set_ylim(-0.6, len(labels) - 0.4)

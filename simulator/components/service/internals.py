@@ -26,7 +26,6 @@ from simpy import Event, Timeout
 
 from simulator.calls import AnyStep
 from simulator.components.service.cores import Loop, ThreadCores
-from simulator.components.service.disciplines import Waiter
 from simulator.components.service.internals_params import (
     CpuStep,
     IoStep,
@@ -35,7 +34,7 @@ from simulator.components.service.internals_params import (
 from simulator.components.service.internals_params import (
     Internals as InternalsSpec,
 )
-from simulator.components.service.modes import left, renege
+from simulator.components.service.modes import left
 from simulator.components.steps import Plan, run_plan
 from simulator.kernel import FirstOf
 from simulator.messages import BAULKED, CANCELLED, ERROR, EXPIRED, OK, Request
@@ -202,14 +201,7 @@ class Internals:
                 return svc._reject(req, op, arrival)
             if len(queue) >= req.baulk_at:
                 return left(svc, req, op, arrival, math.nan, BAULKED)
-            w = Waiter(env, req, arrival)
-            queue.join(w)
-            if req.patience < math.inf:
-                Timeout(env, req.patience).callbacks.append(lambda _ev: renege(svc, w))
-            svc._queue_area -= arrival
-            svc.in_system += 1
-            svc._system_area -= arrival
-            outcome = yield w
+            outcome = yield from svc.enqueue(req, arrival)
             if svc._epoch != epoch:
                 return svc._fail(req, op, arrival, math.nan)
             svc._queue_area += env._now

@@ -192,6 +192,20 @@ class Service(ScalableService, FaultState, Component):
         """Requests waiting for a worker now (beyond the capacity, with processor sharing)."""
         return len(self._queue) if self._shared is None else len(self._shared)
 
+    def enqueue(self, req: Request, arrival: float) -> Generator[Event, Any, Any]:
+        """Wait in the queue for a worker (a thread, with internals): the waiter joins, its
+        patience starts, the queue's and the system's time areas open; returns the waiter's
+        outcome (None: a worker was passed to it; a status: it left unserved). A crash wakes
+        it too: the caller compares epochs."""
+        w = Waiter(self.env, req, arrival)
+        self._queue.join(w)
+        if req.patience < math.inf:
+            Timeout(self.env, req.patience).callbacks.append(lambda _ev: renege(self, w))
+        self._queue_area -= arrival
+        self.in_system += 1
+        self._system_area -= arrival
+        return (yield w)
+
     def handle(self, req: Request, op: str) -> Handler:
         env = self.env
         arrival = env._now
@@ -221,14 +235,7 @@ class Service(ScalableService, FaultState, Component):
             self.in_system += 1
             self._system_area -= arrival
         else:
-            w = Waiter(env, req, arrival)
-            self._queue.join(w)
-            if req.patience < math.inf:
-                Timeout(env, req.patience).callbacks.append(lambda _ev: renege(self, w))
-            self._queue_area -= arrival
-            self.in_system += 1
-            self._system_area -= arrival
-            outcome = yield w
+            outcome = yield from self.enqueue(req, arrival)
             if self._epoch != epoch:  # woken by a crash, not by a free worker
                 return self._fail(req, op, arrival, math.nan)
             start = env._now

@@ -297,3 +297,12 @@ def bench_parser(doc: str | None, repeat: int, duration: float) -> Any:
                              "median, for which a verdict is printed (default 0.15)")
     parser.add_argument("--seed", type=int, default=1)
     return parser
+
+
+def marginal_cases(scenario: Callable[[Any, float], Any], cases: Any, args: Any, tag: str
+                   ) -> dict[Any, list[float]]:
+    """:func:`marginal_rounds` of ``scenario(case, T)`` against ``scenario(case, 2T)`` for
+    every case, ``T``, the rounds and the seed from :func:`bench_parser`'s ``args``."""
+    t = args.duration
+    runs = {c: (scenario(c, t), scenario(c, 2 * t)) for c in cases}
+    return marginal_rounds(runs, args.repeat, args.seed, tag)

@@ -63,13 +63,9 @@ def scenario(controlled: bool, duration: float) -> simulator.Scenario:
 
 def main(argv: list[str] | None = None) -> int:
     """Run both cases in interleaved rounds; print µs per request, the ratio and a verdict."""
-    parser = harness.bench_parser(__doc__, 5, 10.0)
-    args = parser.parse_args(argv)
-    t = args.duration
-    load0 = os.getloadavg()
-    start = time.perf_counter()
-    runs = {c: (scenario(c, t), scenario(c, 2 * t)) for c in (False, True)}
-    per = harness.marginal_rounds(runs, args.repeat, args.seed, "overload")
+    args = harness.bench_parser(__doc__, 5, 10.0).parse_args(argv)
+    t, load0, start = args.duration, os.getloadavg(), time.perf_counter()
+    per = harness.marginal_cases(scenario, (False, True), args, "overload")
     ratios, ratio, spread, said = harness.ratio_verdict(per[False], per[True], BOUND,
                                                         args.max_spread)
     print(harness.machine_lines(args.seed, args.repeat,

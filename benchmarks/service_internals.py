@@ -59,13 +59,9 @@ def scenario(case: str, duration: float) -> simulator.Scenario:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the cases in interleaved rounds; print µs per request, the ratios and a verdict."""
-    parser = harness.bench_parser(__doc__, 5, 10.0)
-    args = parser.parse_args(argv)
-    t = args.duration
-    load0 = os.getloadavg()
-    start = time.perf_counter()
-    per = harness.marginal_rounds({c: (scenario(c, t), scenario(c, 2 * t)) for c in CASES},
-                                  args.repeat, args.seed, "internals")
+    args = harness.bench_parser(__doc__, 5, 10.0).parse_args(argv)
+    t, load0, start = args.duration, os.getloadavg(), time.perf_counter()
+    per = harness.marginal_cases(scenario, CASES, args, "internals")
     print(harness.machine_lines(args.seed, args.repeat,
                                 f"T = {t:g} s at {RATE:g} requests/s, 70% busy", load0))
     print()

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test validate test-quick fuzz notebooks check-reports bench bench-start bench-fleet bench-streaming bench-overload bench-trace bench-parallel bench-internals lint clean
+.PHONY: run test validate test-quick fuzz notebooks check-reports bench bench-start bench-fleet bench-streaming bench-overload bench-trace bench-parallel bench-dask bench-internals lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,10 @@ bench-internals: $(STAMP)
 ## bench-parallel: 8 replications serially and on every core
 bench-parallel: $(STAMP)
 	$(BIN)/python benchmarks/parallel.py
+
+## bench-dask: a sweep on a real Dask cluster (`dask scheduler` + 2 `dask worker`s) against serial
+bench-dask: $(STAMP)
+	$(BIN)/python benchmarks/dask_sweep.py
 
 ## lint: ruff, mypy and the import layers (pyproject's [tool.importlinter] contracts)
 lint: $(STAMP)

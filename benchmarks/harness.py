@@ -223,6 +223,50 @@ def cpu_run(scenario: Any, seed: int) -> tuple[float, int]:
     return cpu, int((res.requests["status"] != "in_flight").sum())
 
 
+def window_run(scenario: Any, seed: int, skip: float) -> tuple[float, int]:
+    """(CPU seconds, requests created) of one run's simulation after its first ``skip``
+    simulated seconds, up to its end: the part of the run that scales with requests.
+
+    Read at :func:`simulator.simulate`'s progress stops, so building the topology, the first
+    draws of every instance's random blocks and the end-of-run tables are all outside the
+    window, and their noise (page faults of a fresh 4096-instance fleet vary by tens of
+    milliseconds from run to run) does not swamp the per-request figure."""
+    import simulator
+
+    marks: list[tuple[float, int]] = []
+
+    def mark(now: float, end: float, footprint: tuple[int, int]) -> None:
+        if (not marks and now >= skip) or now >= end:
+            marks.append((time.process_time(), footprint[0]))
+
+    gc.collect()
+    simulator.simulate(scenario, seed=seed, progress=mark)
+    (c0, n0), (c1, n1) = marks[0], marks[-1]
+    return c1 - c0, n1 - n0
+
+
+def window_rounds(runs: dict[Any, tuple[Any, float]], repeat: int, seed: int, tag: str
+                  ) -> dict[Any, list[float]]:
+    """CPU seconds per request of each case inside its run's window (:func:`window_run`),
+    one figure per round; ``runs`` maps a case to (scenario, skip). A warm-up run each, then
+    ``repeat`` rounds in an order rotated each round; progress to stderr."""
+    import os
+    import sys
+
+    keys = list(runs)
+    for k in keys:
+        window_run(runs[k][0], seed, runs[k][1])  # warm-up
+    per: dict[Any, list[float]] = {k: [] for k in keys}
+    for r in range(repeat):
+        print(f"[{tag}] round {r + 1} / {repeat}  load {os.getloadavg()[0]:.2f}",
+              file=sys.stderr, flush=True)
+        turn = r % len(keys)
+        for k in keys[turn:] + keys[:turn]:
+            cpu, n = window_run(runs[k][0], seed, runs[k][1])
+            per[k].append(cpu / n)
+    return per
+
+
 def marginal_rounds(runs: dict[Any, tuple[Any, Any]], repeat: int, seed: int, tag: str
                     ) -> dict[Any, list[float]]:
     """Marginal CPU seconds per request of each case, one figure per round.

@@ -112,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=None, help="cases whose name contains this")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
+    if not 0 <= args.skip < args.duration:
+        parser.error("--skip must be at least 0 and less than --duration")
 
     names = [c for c in CASES if args.only is None or args.only in c]
     keys = [(c, n) for c in names for n in args.sizes]

@@ -116,8 +116,9 @@ class Driver:
 
 class FirstOf(Event):
     """Processed when the first of ``events`` is, with value None (or its failure): SimPy's
-    ``AnyOf`` without the condition's bookkeeping, for the race a request runs against its
-    instance's crash on every hop.
+    ``AnyOf`` without the condition's bookkeeping, for a race run on a hot path. (The
+    service's hops no longer race their instance's crash: they register what they wait on,
+    see ``components.service.service.cut_short``.)
 
     It is triggered exactly when ``AnyOf`` would be (from the first event's callbacks, at
     normal priority), and its own first callback, as ``AnyOf``'s, takes its callback off the

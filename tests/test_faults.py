@@ -144,3 +144,28 @@ def test_one_instance_of_a_group() -> None:
     assert (hit["status"] == "error").mean() == pytest.approx(0.25, abs=0.05)
     failed = r.spans[r.spans["status"] == "error"]["instance"].astype(str)
     assert set(failed) == {"api[2]"}
+
+
+def test_crash_fails_requests_in_service_in_the_order_they_started_and_only_once() -> None:
+    # four workers, 2.5 s each, one arrival a second: at the crash (3.5 s) three requests are in
+    # service (nothing waits). They fail at 3.5 s, their spans in the order they started (the
+    # order racing each against the crash would wake them); their timers, still due at 4.5 s
+    # and later, must wake nobody: after recovery (4.5 s) every request is served in exactly
+    # 2.5 s and no worker is handed back twice
+    r = run({
+        "duration": 12, "drain": 50,
+        "workloads": {"w": {"arrivals": {"process": "constant", "rate": 1}, "target": "db"}},
+        "components": {"db": {"kind": "service", "workers": 4, "service_time": 2.5}},
+        "faults": [{"at": 3.5, "duration": 1, "kind": "crash", "target": "db"}],
+        "metrics": {"interval": 0.25},
+    })
+    spans = r.spans
+    failed = spans[(spans["status"] == "error") & spans["start"].notna()]
+    assert len(failed) == 3
+    assert np.allclose(failed["end"], 3.5)
+    assert failed["start"].is_monotonic_increasing
+    after = spans[spans["arrival"] > 4.5]
+    assert len(after) >= 7 and (after["status"] == "ok").all()
+    assert np.allclose(after["end"] - after["start"], 2.5)
+    busy = r.samples[r.samples["metric"] == "busy"]["value"]
+    assert busy.min() >= 0 and busy.max() <= 3

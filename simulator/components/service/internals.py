@@ -36,7 +36,6 @@ from simulator.components.service.internals_params import (
 )
 from simulator.components.service.modes import left
 from simulator.components.steps import Plan, run_plan
-from simulator.kernel import FirstOf
 from simulator.messages import BAULKED, CANCELLED, ERROR, EXPIRED, OK, Request
 
 if TYPE_CHECKING:
@@ -226,11 +225,14 @@ class Internals:
         plan = self._plans.get(op, self._default)
         if plan is None:
             status = OK
-        elif svc._crashable:  # racing the crash; a crashed run stops at its next step
+        elif svc._crashable:  # a crash cuts it short; a crashed run stops at its next step
             run = env.process(self._steps(req, op, plan, loop, slow, epoch))
-            yield FirstOf(env, (run, svc._crash_event))
+            racing = svc._racing
+            racing[run] = None  # a crash cuts the wait short (service.cut_short)
+            yield run
             if svc._epoch != epoch:
                 return svc._fail(req, op, arrival, start)
+            del racing[run]
             status = cast(int, run.value)
         else:
             status = yield from self._steps(req, op, plan, loop, slow, epoch)

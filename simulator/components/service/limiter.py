@@ -99,6 +99,8 @@ class Aimd(Algorithm):
             limit = int(limit * s.backoff_ratio)
         elif in_flight * 2 >= limit:
             limit += s.increase
+        else:
+            return  # application-limited: the limit stays
         self._set(now, min(s.max_limit, max(s.min_limit, limit)))
 
 
@@ -349,6 +351,12 @@ def admitting(svc: Service, inner: Handle, spec: Admission) -> Handle:
     algo.changed = record
     record(0.0)
 
+    # what the hop pays per request: the timed recalculations only for a limit that has them,
+    # and one look-up for whether (and how) an answer is a sample
+    timed = type(algo).advance is not Algorithm.advance
+    advance, sample = algo.advance, algo.sample
+    dropped = {**dict.fromkeys(SUCCESSES, False), **dict.fromkeys(DROPS, True)}.get
+
     def limited(req: Request, op: str) -> Generator[Event, Any, int]:
         if not (svc.up and svc.in_service):
             # down, stopped or draining: refused or black-holed as without admission (no
@@ -356,17 +364,19 @@ def admitting(svc: Service, inner: Handle, spec: Admission) -> Handle:
             # answered, must not hold a place in the limit after recovery)
             return (yield from inner(req, op))
         now = env._now
-        algo.advance(now)
+        if timed:
+            advance(now)
         if svc.in_flight >= algo.limit:
             return refuse(req, op, now)
-        svc.in_flight += 1
-        admitted_with = svc.in_flight
+        svc.in_flight = admitted_with = svc.in_flight + 1
         status = yield from inner(req, op)
         end = env._now
-        algo.advance(end)
+        if timed:
+            advance(end)
         svc.in_flight -= 1
-        if status in SUCCESSES or status in DROPS:
-            algo.sample(end, end - now, admitted_with, status in DROPS)
+        drop = dropped(status)
+        if drop is not None:
+            sample(end, end - now, admitted_with, drop)
         return status
 
     return limited

@@ -18,7 +18,7 @@ import math
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, cast
 
-from simpy import AnyOf, Event, Timeout
+from simpy import Event, Timeout
 
 from simulator.components.service.disciplines import Priority, Waiter
 from simulator.messages import BAULKED, DROPPED, ERROR, EXPIRED, OK, REJECTED, RENEGED, Request
@@ -111,10 +111,13 @@ def work_preemptible(svc: Service, req: Request, work: float, epoch: int
                 job.done.succeed()
 
         Timeout(env, job.remaining).callbacks.append(finish)
-        if svc._crashable:
-            yield AnyOf(env, (done, svc._crash_event))
+        if svc._crashable:  # a crash cuts the wait short (service.cut_short)
+            racing = svc._racing
+            racing[done] = None
+            yield done
             if svc._epoch != epoch:
                 return ERROR
+            del racing[done]
         else:
             yield done
         waiter = done.value
@@ -187,7 +190,10 @@ def run_watched(svc: Service, req: Request, op: str, plan: Any, epoch: int
         return (yield from svc._run(req, op, plan))
     env = svc.env
     calls = env.process(svc._run(req, op, plan))
-    yield AnyOf(env, (calls, svc._crash_event))
+    racing = svc._racing
+    racing[calls] = None  # a crash cuts the wait short (service.cut_short)
+    yield calls
     if svc._epoch != epoch:
         return -1
+    del racing[calls]
     return cast(int, calls.value)

@@ -42,7 +42,8 @@ class ScalableService:
         def crash(self, black_hole: bool) -> None: ...
 
     def prepare_scaling(self) -> None:
-        """Requests in service race the crash event, so a drain's end can fail them."""
+        """Requests in service register with the instance as under a crash fault, so a
+        drain's end can fail them."""
         self._crashable = True
 
     def set_in_service(self, serving: bool) -> None:

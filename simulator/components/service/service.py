@@ -37,11 +37,25 @@ from simulator.components.service.queueing import FifoQueue, PriorityQueue, Proc
 from simulator.components.service.scaling import ScalableService
 from simulator.components.service.sharing import SharedProcessor
 from simulator.components.steps import Plan, compile_plan
-from simulator.kernel import FirstOf
 from simulator.messages import BAULKED, CANCELLED, ERROR, EXPIRED, OK, REJECTED, Request
 from simulator.tasks import Join
 
 _Plan = Plan
+
+
+def cut_short(held: dict[Event, None], _crashed: Event) -> None:
+    """The crash event's callback: wake every hop still waiting on an event of ``held`` (a
+    service-time timer, a calls process, a preemptible job's end) by moving its callbacks to a
+    new event triggered now, in the order the hops began waiting, the order in which racing each
+    hop's event against the crash event would wake them; the event itself still fires later,
+    to nobody (as a lost race's event does)."""
+    for ev in held:
+        callbacks = ev.callbacks
+        if callbacks:  # None once processed: that hop has woken already
+            ev.callbacks = []
+            wake = Event(ev.env)
+            wake.callbacks = callbacks
+            wake.succeed()
 
 class Service(ScalableService, FaultState, Component):
     """One instance of a service: ``workers`` servers in front of one queue.
@@ -123,6 +137,10 @@ class Service(ScalableService, FaultState, Component):
         self.cancelled_total = 0
         self.left_total = dict.fromkeys(LEAVING, 0)  # dropped, expired, reneged, baulked
         self._init_fault_state(ctx, self.name)
+        # what the hops of a crashable (or stoppable) instance wait on, in the order they began
+        # waiting: a crash cuts them short (see cut_short) instead of every hop racing the
+        # crash event, which cost an event a hop
+        self._racing: dict[Event, None] = {}
         self._internals: Internals | None = None  # the opt-in step-based model
         if params.internals is not None:
             self._internals = Internals(self, params.internals)
@@ -252,10 +270,14 @@ class Service(ScalableService, FaultState, Component):
             if status != OK:
                 return self._fail(req, op, arrival, start) if status == ERROR else \
                     left(self, req, op, arrival, start, status)
-        elif crashable:  # only instances that may crash pay for racing the crash
-            yield FirstOf(env, (Timeout(env, work), self._crash_event))
+        elif crashable:  # only instances that may crash or stop are found by a crash
+            timer = Timeout(env, work)
+            racing = self._racing
+            racing[timer] = None
+            yield timer
             if self._epoch != epoch:
                 return self._fail(req, op, arrival, start)
+            del racing[timer]
         else:
             yield Timeout(env, work)
         plan = self._plans.get(op, self._default_plan)
@@ -266,11 +288,14 @@ class Service(ScalableService, FaultState, Component):
             if not self._hold:
                 self._release()
             calls = env.process(self._run(req, op, plan))
-            yield FirstOf(env, (calls, self._crash_event))
+            racing = self._racing
+            racing[calls] = None
+            yield calls
             if self._epoch != epoch:  # the reply has nowhere to go; the callees carry on
                 if not self._hold:
                     self.served_total -= 1  # released early, but it ends failed, not served
                 return self._fail(req, op, arrival, start)
+            del racing[calls]
             status = cast(int, calls.value)
             if self._hold:
                 self._release()
@@ -331,6 +356,9 @@ class Service(ScalableService, FaultState, Component):
             self._internals.crash()
         for ev in [*self._queue.drain(), *(self._shared.crash() if self._shared else ())]:
             ev.succeed()
+        if self._racing:  # woken when the crash event is, as a race with it would be
+            self._crash_event.callbacks.append(partial(cut_short, self._racing))
+            self._racing = {}
         self._go_down(black_hole)
 
     def recover(self) -> None:

@@ -266,10 +266,7 @@ class Internals:
                     yield loop.run(work)
                 else:
                     assert self._threads_cores is not None
-                    ev, job = self._threads_cores.run(work)
-                    yield ev
-                    if job is not None and job.done is not None:  # slowed while it ran
-                        yield job.done
+                    yield self._threads_cores.run(work)
             elif kind == _IO:
                 yield Timeout(env, what())
             elif kind == _MEMORY:

@@ -12,9 +12,11 @@ import heapq
 import itertools
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 import simpy
 from simpy import Event, Timeout
+from simpy.events import NORMAL
 
 from simulator.components.service.sharing import _EPS
 
@@ -89,17 +91,33 @@ class Loop:
         return len(self.ready)
 
 
+class Busy(Protocol):
+    """What keeps the busy cores and their integral (the service: ``busy`` cores now,
+    ``_busy_area`` = the integral of ``busy`` minus ``busy * now``)."""
+
+    busy: int
+    _busy_area: float
+
+
 class FastStep(Timeout):
     """A CPU step of a thread pool running at full speed: its own timer, which its thread
     waits on. Moved into the shared cores, it keeps its heap entry there and ``waiters``
     holds the thread's callbacks, taken off the timer (which then fires as a no-op)."""
 
+    waiters: list[Callable[[Event], None]]
+
     def __init__(self, env: simpy.Environment, work: float,
                  on_end: Callable[[Event], None]) -> None:
-        super().__init__(env, work)
+        # Timeout.__init__ without its call overhead (the same attributes, the same schedule)
+        if work < 0:
+            raise ValueError(f"negative CPU work {work}")
+        self.env = env
+        self.callbacks = [on_end]
+        self._value = None
+        self._delay = work
+        self._ok = True
         self.end = env._now + work  # the timer's own instant, the same float
-        self.waiters: list[Callable[[Event], None]] = []
-        self.callbacks.append(on_end)
+        env.schedule(self, NORMAL, work)
 
 
 class ThreadCores:
@@ -115,21 +133,29 @@ class ThreadCores:
     again: all of them run at full speed, the shared ones included.
 
     The shared cores are kept in virtual time, as
-    :class:`~simulator.components.service.sharing.SharedProcessor` (the same arithmetic, so
-    the same floats): ``V`` grows at the rate of each runnable thread (0 during a pause), a
-    step that joins at ``V = v`` with work ``w`` ends when ``V`` reaches the tag ``v + w``,
-    a heap of tags, and one timer for the head. What makes it cheaper per step: the timer
-    calls a bound method (no closure, no generation: a timer replaced has its callbacks
-    emptied and fires as a no-op), a batch of moved steps sets one timer, and the threads a
-    completion ends are woken from the timer's own callback, in tag order, once the state
-    is updated (no event scheduled per thread: their SimPy events are processed in place).
+    :class:`~simulator.components.service.sharing.SharedProcessor` does (the same arithmetic,
+    so the same floats): ``V`` grows at the rate of each runnable thread (0 during a pause),
+    a step that joins at ``V = v`` with work ``w`` ends when ``V`` reaches its tag ``v + w``;
+    a heap of tags and one timer, for the head. What makes a step cheaper than there: the
+    timer calls a bound method (no closure, no generation number: a timer replaced has its
+    callbacks emptied and fires as a no-op), a batch of moved steps sets one timer, and the
+    threads a completion ends are woken from the timer's own callback, in tag order, once
+    the state is updated (no event scheduled per thread: theirs are processed in place).
+
+    Parameters
+    ----------
+    env
+        The environment.
+    cores
+        Cores of the instance.
+    busy
+        The counters of busy cores (the service).
     """
 
-    def __init__(self, env: simpy.Environment, cores: int,
-                 core_busy: Callable[[int], None]) -> None:
+    def __init__(self, env: simpy.Environment, cores: int, busy: Busy) -> None:
         self.env = env
         self.cores = cores
-        self._core_busy = core_busy
+        self._busy = busy
         self._fast: dict[FastStep, None] = {}  # insertion-ordered: moves are deterministic
         self._on_fast_end = self._fast_end  # one bound method for every timer
         self._on_fire = self._fire
@@ -138,7 +164,7 @@ class ThreadCores:
         self._last = 0.0
         self._heap: list[tuple[float, int, Event]] = []
         self._seq = itertools.count()
-        self._timer: Timeout | None = None  # the head's completion
+        self._timer: Event | None = None  # the head's completion
         self.paused = False
 
     def __len__(self) -> int:
@@ -147,13 +173,18 @@ class ThreadCores:
 
     def run(self, work: float) -> Event:
         """A CPU step of ``work`` seconds; the event its thread waits for."""
-        if not self.paused and self.n + len(self._fast) < self.cores:
-            step = FastStep(self.env, work, self._on_fast_end)
-            self._fast[step] = None
-            self._core_busy(1)
+        fast = self._fast
+        env = self.env
+        if not self.paused and self.n + len(fast) < self.cores:
+            step = FastStep(env, work, self._on_fast_end)
+            fast[step] = None
+            busy = self._busy
+            busy.busy += 1
+            busy._busy_area -= env._now
             return step
-        now = self.env._now
-        self._share(now)
+        now = env._now
+        if fast:
+            self._share(now)
         return self._join(now, work)
 
     def _fast_end(self, step: Event) -> None:
@@ -161,15 +192,15 @@ class ThreadCores:
             del self._fast[step]  # type: ignore[arg-type]
         except KeyError:
             return  # lost in a crash
-        self._core_busy(-1)
+        busy = self._busy
+        busy.busy -= 1
+        busy._busy_area += self.env._now
 
     # ---- the shared cores -------------------------------------------------------------
-    def _rate(self) -> float:
-        n = self.n
-        return 0.0 if self.paused or not n else min(1.0, self.cores / n)
-
     def _advance(self, now: float) -> None:
-        self._v += (now - self._last) * self._rate()
+        n = self.n
+        rate = 0.0 if self.paused or not n else min(1.0, self.cores / n)
+        self._v += (now - self._last) * rate
         self._last = now
 
     def _join(self, now: float, work: float) -> Event:
@@ -184,7 +215,9 @@ class ThreadCores:
         heapq.heappush(heap, (tag, next(self._seq), ev))
         self.n += 1
         if self.n <= self.cores:
-            self._core_busy(1)
+            busy = self._busy
+            busy.busy += 1
+            busy._busy_area -= now
         if not keep:
             self._schedule()
         return ev
@@ -192,22 +225,24 @@ class ThreadCores:
     def _share(self, now: float) -> None:
         """Move the steps running on their own timers into the shared cores (the caller
         sets the timer: every step of the batch would replace the previous one's)."""
-        fast = self._fast
-        if not fast:
-            return
         self._advance(now)
-        heap, seq, on_end = self._heap, self._seq, self._on_fast_end
-        for step in fast:
-            self._core_busy(-1)  # counted again as a shared step
-            heapq.heappush(heap, (self._v + max(0.0, step.end - now), next(seq), step))
+        heap, seq, on_end, busy = self._heap, self._seq, self._on_fast_end, self._busy
+        v, cores = self._v, self.cores
+        for step in self._fast:
+            # not running on its own any more; counted again as a shared step (the same two
+            # updates of the integral as before: the floats do not cancel exactly)
+            busy.busy -= 1
+            busy._busy_area += now
+            heapq.heappush(heap, (v + max(0.0, step.end - now), next(seq), step))
             self.n += 1
-            if self.n <= self.cores:
-                self._core_busy(1)
+            if self.n <= cores:
+                busy.busy += 1
+                busy._busy_area -= now
             callbacks = step.callbacks
             assert callbacks is not None and callbacks[0] is on_end
             step.waiters = callbacks[1:]  # its thread now waits for the shared completion
             step.callbacks = []
-        fast.clear()
+        self._fast.clear()
 
     def _schedule(self) -> None:
         """Replace the head's completion timer (none while paused or empty)."""
@@ -217,25 +252,34 @@ class ThreadCores:
         heap = self._heap
         if self.paused or not heap:
             return
-        delay = max(0.0, (heap[0][0] - self._v) / self._rate())
-        timer = self._timer = Timeout(self.env, delay)
+        delay = max(0.0, (heap[0][0] - self._v) / min(1.0, self.cores / self.n))
+        timer = self._timer = Event(self.env)  # a Timeout without its checks
         timer.callbacks.append(self._on_fire)  # type: ignore[union-attr]
+        timer._ok = True
+        timer._value = None
+        self.env.schedule(timer, NORMAL, delay)
 
     def _fire(self, _timer: Event) -> None:
         self._timer = None
         now = self.env._now
-        self._advance(now)
+        cores = self.cores
+        self._v += (now - self._last) * min(1.0, cores / self.n)  # _advance (n > 0)
+        self._last = now
         heap = self._heap
         # the head is the step this timer was set for (nothing joined or left since), done
         # whatever rounding left of its tag; others finishing at the same instant go with it
         v = self._v = max(self._v, heap[0][0])
-        slack = _EPS * max(1.0, abs(v))
-        woken = []
-        while heap and heap[0][0] <= v + slack:
-            woken.append(heapq.heappop(heap)[2])
+        limit = v + _EPS * max(1.0, abs(v))
+        busy = self._busy
+        woken = [heapq.heappop(heap)[2]]
+        while True:
             self.n -= 1
-            if self.n < self.cores:
-                self._core_busy(-1)
+            if self.n < cores:
+                busy.busy -= 1
+                busy._busy_area += now
+            if not heap or heap[0][0] > limit:
+                break
+            woken.append(heapq.heappop(heap)[2])
         self._schedule()
         for wake in woken:  # as SimPy would process their events, in this order
             if type(wake) is FastStep:
@@ -254,7 +298,8 @@ class ThreadCores:
     # ---- pauses and crashes -------------------------------------------------------------
     def pause(self) -> None:
         now = self.env._now
-        self._share(now)
+        if self._fast:
+            self._share(now)
         self._advance(now)
         self.paused = True
         self._schedule()

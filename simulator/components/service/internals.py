@@ -61,7 +61,7 @@ class Internals:
             if self.event_loop else []
         self._next_loop = 0
         self._threads_cores = None if self.event_loop else ThreadCores(
-            self.env, spec.cores, self.core_busy)
+            self.env, spec.cores, svc)
         self._plans: dict[str, _Compiled] = {}
         self._default: _Compiled | None = None
         self.memory = 0.0

@@ -204,22 +204,17 @@ class ThreadCores:
         self._last = now
 
     def _join(self, now: float, work: float) -> Event:
-        """One thread starts sharing with ``work`` seconds of a core's time."""
-        heap = self._heap
+        """One thread starts sharing with ``work`` seconds of a core's time: the cores are
+        all taken (or paused), so the head's instant changes with the rate."""
         self._advance(now)
         ev = Event(self.env)
-        tag = self._v + work
-        # a join that leaves every thread at full speed and does not come first keeps the
-        # timer set: the head and the rate are unchanged, so is its instant
-        keep = not self.paused and heap and self.n < self.cores and tag >= heap[0][0]
-        heapq.heappush(heap, (tag, next(self._seq), ev))
+        heapq.heappush(self._heap, (self._v + work, next(self._seq), ev))
         self.n += 1
-        if self.n <= self.cores:
+        if self.n <= self.cores:  # (only when paused)
             busy = self._busy
             busy.busy += 1
             busy._busy_area -= now
-        if not keep:
-            self._schedule()
+        self._schedule()
         return ev
 
     def _share(self, now: float) -> None:

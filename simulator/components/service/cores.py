@@ -1,9 +1,11 @@
 """The cores of a service instance with ``internals``: a thread pool's, time-sliced over its
 runnable threads (:class:`ThreadCores`), and an event loop's (:class:`Loop`, one per core).
 
-Both are frozen by a stop-the-world GC pause: a timer running then is voided (a generation
-number: SimPy timeouts cannot be cancelled) and re-armed with the work left when it ends.
-Both report each core that starts or stops running a step through ``core_busy(+1 / -1)``.
+Both are frozen by a stop-the-world GC pause: a timer running then is voided (SimPy
+timeouts cannot be cancelled: a loop's carries a generation number, the thread pool's has its
+callbacks emptied) and re-armed with the work left when it ends. A loop reports each core
+that starts or stops running a step through ``core_busy(+1 / -1)``; the thread pool's cores
+update the service's busy counters themselves (the same two updates, on its hot path).
 """
 
 from __future__ import annotations
@@ -249,7 +251,7 @@ class ThreadCores:
             return
         delay = max(0.0, (heap[0][0] - self._v) / min(1.0, self.cores / self.n))
         timer = self._timer = Event(self.env)  # a Timeout without its checks
-        timer.callbacks.append(self._on_fire)  # type: ignore[union-attr]
+        timer.callbacks.append(self._on_fire)
         timer._ok = True
         timer._value = None
         self.env.schedule(timer, NORMAL, delay)

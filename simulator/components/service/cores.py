@@ -101,6 +101,17 @@ class Busy(Protocol):
     _busy_area: float
 
 
+class Tick(Event):
+    """A timer's event: a Timeout without its checks, created triggered with one callback
+    (the caller schedules it)."""
+
+    def __init__(self, env: simpy.Environment, callback: Callable[[Event], None]) -> None:
+        self.env = env
+        self.callbacks = [callback]
+        self._ok = True
+        self._value = None
+
+
 class FastStep(Timeout):
     """A CPU step of a thread pool running at full speed: its own timer, which its thread
     waits on. Moved into the shared cores, it keeps its heap entry there and ``waiters``
@@ -199,9 +210,15 @@ class ThreadCores:
         busy._busy_area += self.env._now
 
     # ---- the shared cores -------------------------------------------------------------
+    # (``min``, ``max`` and the calls on the hot path are written out: the same floats)
     def _advance(self, now: float) -> None:
         n = self.n
-        rate = 0.0 if self.paused or not n else min(1.0, self.cores / n)
+        if self.paused or not n:
+            rate = 0.0
+        else:
+            rate = self.cores / n
+            if rate > 1.0:
+                rate = 1.0
         self._v += (now - self._last) * rate
         self._last = now
 
@@ -230,7 +247,8 @@ class ThreadCores:
             # updates of the integral as before: the floats do not cancel exactly)
             busy.busy -= 1
             busy._busy_area += now
-            heapq.heappush(heap, (v + max(0.0, step.end - now), next(seq), step))
+            left = step.end - now
+            heapq.heappush(heap, (v + (left if left > 0.0 else 0.0), next(seq), step))
             self.n += 1
             if self.n <= cores:
                 busy.busy += 1
@@ -249,24 +267,26 @@ class ThreadCores:
         heap = self._heap
         if self.paused or not heap:
             return
-        delay = max(0.0, (heap[0][0] - self._v) / min(1.0, self.cores / self.n))
-        timer = self._timer = Event(self.env)  # a Timeout without its checks
-        timer.callbacks.append(self._on_fire)
-        timer._ok = True
-        timer._value = None
-        self.env.schedule(timer, NORMAL, delay)
+        rate = self.cores / self.n
+        delay = (heap[0][0] - self._v) / (rate if rate < 1.0 else 1.0)
+        timer = self._timer = Tick(self.env, self._on_fire)
+        self.env.schedule(timer, NORMAL, delay if delay > 0.0 else 0.0)
 
     def _fire(self, _timer: Event) -> None:
         self._timer = None
         now = self.env._now
         cores = self.cores
-        self._v += (now - self._last) * min(1.0, cores / self.n)  # _advance (n > 0)
+        rate = cores / self.n  # _advance (n > 0, not paused)
+        v = self._v + (now - self._last) * (rate if rate < 1.0 else 1.0)
         self._last = now
         heap = self._heap
         # the head is the step this timer was set for (nothing joined or left since), done
         # whatever rounding left of its tag; others finishing at the same instant go with it
-        v = self._v = max(self._v, heap[0][0])
-        limit = v + _EPS * max(1.0, abs(v))
+        head = heap[0][0]
+        if head > v:
+            v = head
+        self._v = v
+        limit = v + _EPS * (v if v > 1.0 else 1.0)  # (V >= 0)
         busy = self._busy
         woken = [heapq.heappop(heap)[2]]
         while True:

@@ -153,7 +153,8 @@ class ThreadCores:
     timer calls a bound method (no closure, no generation number: a timer replaced has its
     callbacks emptied and fires as a no-op), a batch of moved steps sets one timer, and the
     threads a completion ends are woken from the timer's own callback, in tag order, once
-    the state is updated (no event scheduled per thread: theirs are processed in place).
+    the state is updated (no event scheduled per thread: theirs are processed in place, so
+    they run before, not after, any other event that falls on exactly that instant).
 
     Parameters
     ----------

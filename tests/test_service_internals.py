@@ -4,6 +4,7 @@ steps and constant arrivals: every number below is exact up to float rounding)."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -224,17 +225,22 @@ def test_the_internals_plot_draws_the_gauges() -> None:
     assert {"svc ready queue", "svc busy cores", "svc threads busy"} <= labels
 
 
-def processor_sharing(arrivals: list[float], work: float, cores: int) -> list[float]:
+def processor_sharing(arrivals: list[float], work: float, cores: int,
+                      pauses: Sequence[tuple[float, float]] = ()) -> list[float]:
     """Sojourn times under egalitarian processor sharing over ``cores`` (each job at
-    ``min(1, cores / n)``), computed event by event, independently of the simulator."""
+    ``min(1, cores / n)``, none during a pause ``[start, end)``), computed event by event,
+    independently of the simulator."""
     left: dict[int, float] = {}
     done: dict[int, float] = {}
+    edges = sorted(t for p in pauses for t in p)
     now, i = 0.0, 0
     while i < len(arrivals) or left:
-        rate = min(1.0, cores / len(left)) if left else 0.0
-        finish = now + min(left.values()) / rate if left else np.inf
+        paused = any(a <= now < b for a, b in pauses)
+        rate = min(1.0, cores / len(left)) if left and not paused else 0.0
+        finish = now + min(left.values()) / rate if rate else np.inf
         arrive = arrivals[i] if i < len(arrivals) else np.inf
-        t = min(finish, arrive)
+        edge = next((t for t in edges if t > now), np.inf)
+        t = min(finish, arrive, edge)
         for j in left:
             left[j] -= (t - now) * rate
         now = t
@@ -321,3 +327,20 @@ def test_counters_stay_consistent_through_crashes_pauses_and_refusals(threading:
     assert (end[["busy", "ready_queue", "memory_bytes", "in_system"]] == 0).all().all()
     statuses = set(r.requests["status"].astype(str))
     assert {"ok", "rejected", "error"} <= statuses and "in_flight" not in statuses
+
+
+def test_thread_pool_processor_sharing_stops_for_gc_pauses() -> None:
+    # as above, with a 20 ms stop-the-world pause every 100 ms: steps on their own timers
+    # and shared ones move into the pause together and share again after it; every latency
+    # must be the processor-sharing one with no progress during the pauses
+    r = run({"duration": 3, "drain": 10,
+             "workloads": {"w": {"arrivals": {"process": "poisson", "rate": 130},
+                                 "target": "svc"}},
+             "components": {"svc": {"kind": "service", "internals": pool(
+                 2, 1000, [{"cpu": "10ms"}], gc={"every": "100ms", "pause": "20ms"})}}})
+    req = r.requests.sort_values("start")
+    assert len(req) > 300
+    pauses = [(0.1 * k, 0.1 * k + 0.02) for k in range(1, 140)]
+    expected = processor_sharing(req["start"].tolist(), 0.010, 2, pauses)
+    assert np.allclose(req["latency"], expected, atol=1e-9, rtol=0)
+    assert max(expected) > 0.035  # sharing and a pause happened to one step

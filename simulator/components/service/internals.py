@@ -60,7 +60,7 @@ class Internals:
             if self.event_loop else []
         self._next_loop = 0
         self._threads_cores = None if self.event_loop else ThreadCores(
-            self.env, spec.cores, self.core_busy)
+            self.env, spec.cores, svc)
         self._plans: dict[str, _Compiled] = {}
         self._default: _Compiled | None = None
         self.memory = 0.0
@@ -268,10 +268,7 @@ class Internals:
                     yield loop.run(work)
                 else:
                     assert self._threads_cores is not None
-                    ev, job = self._threads_cores.run(work)
-                    yield ev
-                    if job is not None and job.done is not None:  # slowed while it ran
-                        yield job.done
+                    yield self._threads_cores.run(work)
             elif kind == _IO:
                 yield Timeout(env, what())
             elif kind == _MEMORY:

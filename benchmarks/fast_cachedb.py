@@ -25,6 +25,7 @@ Every request that completes before ``duration`` is kept (arrival and completion
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import OrderedDict, deque
 from collections.abc import Generator
@@ -35,14 +36,18 @@ import simpy
 from fast_common import CountingEnvironment, Handoff, pairs, stream, summary
 
 
+@functools.lru_cache(maxsize=2)
 def zipf_cdf(keys: int, s: float) -> np.ndarray:
-    """CDF of the finite Zipf law P(k) ∝ (k + 1)^-s over ``keys`` keys."""
+    """CDF of the finite Zipf law P(k) ∝ (k + 1)^-s over ``keys`` keys (built once per
+    process, as the framework builds its own)."""
     cdf = np.cumsum(np.arange(1, keys + 1, dtype=float) ** -s)
     return cdf / cdf[-1]
 
 
+@functools.lru_cache(maxsize=2)
 def shard_table(keys: int, shards: int) -> list[int]:
-    """Shard of every key: md5("key-k"), first 8 bytes big-endian, mod ``shards``."""
+    """Shard of every key: md5("key-k"), first 8 bytes big-endian, mod ``shards`` (built
+    once per process, as the framework caches its key hashes)."""
     return [int.from_bytes(hashlib.md5(f"key-{k}".encode()).digest()[:8], "big") % shards
             for k in range(keys)]
 

@@ -2,10 +2,11 @@
 
 ``python benchmarks/timed_run.py SYSTEM IMPL --seed K --duration S`` imports only what that
 implementation needs (the baselines: numpy and SimPy; the framework: ``simulator``), runs
-the model once and prints one JSON line: ``cpu`` (CPU seconds of the model run alone, after
-imports, loading the scenario and one tiny untimed run, see :func:`prepare`: :func:`time.process_time`
-around :func:`call`), ``requests`` (completed), ``mean_latency`` (seconds). ``peak_rss`` (MiB, the
-process's high-water resident set). ``--trace`` also reports ``peak_heap``, the peak Python heap of the run (tracemalloc; slows the run).
+the model once and prints one JSON line: ``cpu`` (CPU seconds of the model run alone,
+:func:`time.process_time` around it, after imports, loading the scenario and one tiny
+untimed run, see :func:`prepare`), ``requests`` (completed), ``mean_latency`` (seconds),
+``peak_rss`` (MiB, the process's high-water resident set) and, with ``--trace``,
+``peak_heap`` (bytes, the run's peak Python heap from tracemalloc, which slows the run).
 ``benchmarks/run.py`` starts it as a fresh process per timed run and takes the whole
 process's CPU time from :func:`os.wait4`.
 

@@ -1,4 +1,5 @@
-"""Smoke tests of ``benchmarks/run.py`` (``make bench``), its fast baselines, and the other benchmarks.
+"""Smoke tests of ``benchmarks/run.py`` (``make bench``), its fast baselines, and the other
+benchmarks.
 
 No timing assertions: timings belong to the benchmark itself, not to the test suite.
 """

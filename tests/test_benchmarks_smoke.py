@@ -75,6 +75,19 @@ def test_fast_mmc_is_the_idiomatic_model_draw_for_draw() -> None:
         assert fast["p99_latency"] == pytest.approx(idiomatic["p99_latency"], rel=1e-12)
 
 
+def test_the_three_mmc_worker_styles_serve_the_same_customers() -> None:
+    """``fast_variants.py``: Store workers, succeed-woken workers and the Handoff ones draw
+    the same variates in the same order, so they must agree exactly."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import fast_variants
+
+    runs = [fast_variants.store_run(14_400.0, 0.3, 5), fast_variants.succeed_run(14_400.0, 0.3, 5),
+            fast_variants.fast_mmc.run(14_400.0, 0.3, 5, 8)]
+    assert len({r["requests"] for r in runs}) == 1 and runs[0]["requests"] > 3000
+    assert all(r["mean_latency"] == pytest.approx(runs[0]["mean_latency"], rel=1e-12)
+               for r in runs)
+
+
 def test_fast_cachedb_shards_keys_as_the_framework_does() -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import fast_cachedb

@@ -350,3 +350,45 @@ def marginal_cases(scenario: Callable[[Any, float], Any], cases: Any, args: Any,
     t = args.duration
     runs = {c: (scenario(c, t), scenario(c, 2 * t)) for c in cases}
     return marginal_rounds(runs, args.repeat, args.seed, tag)
+
+
+# ---- whole-process CPU of a fresh, pinned subprocess (make bench) ----
+
+def pin_prefix() -> tuple[list[str], str]:
+    """The command prefix that pins a child to CPU 0 (``taskset -c 0``) and a note saying so,
+    or no prefix and a note that the runs are not pinned."""
+    import shutil
+
+    if shutil.which("taskset"):
+        return ["taskset", "-c", "0"], "pinned to CPU 0 (taskset -c 0)"
+    return [], "NOT pinned (no taskset on this machine)"
+
+
+def child_run(argv: list[str]) -> tuple[float, float, str]:
+    """Run ``argv`` as a fresh process; return (user + system CPU seconds of the whole process,
+    from :func:`os.wait4`; its peak resident set in MiB; its stdout)."""
+    import os
+    import subprocess
+    import tempfile
+
+    # stderr to a file, not a pipe: reading two pipes in turn could deadlock, and
+    # communicate() would reap the child before os.wait4 could read its rusage
+    with tempfile.TemporaryFile("w+") as errfile:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errfile, text=True)
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc.stdout.close()
+        if proc.returncode != 0:
+            errfile.seek(0)
+            raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n{errfile.read()}")
+    # ru_maxrss is in KiB on Linux
+    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out
+
+
+def spread_of(values: list[float]) -> float:
+    """(max - min) / median of ``values`` (0 for fewer than two)."""
+    if len(values) < 2:
+        return 0.0
+    return (max(values) - min(values)) / statistics.median(values)

@@ -1,37 +1,32 @@
-"""Framework vs hand-written SimPy, side by side (``make bench``).
+"""Framework vs the fastest hand-written SimPy, CPU time side by side (``make bench``).
 
-Three systems, each run by a hand-written SimPy baseline and by ``simulator`` on a scenario
-describing the same system:
+Two systems (``timed_run.SYSTEMS``), each run by three implementations:
 
-* ``p2c``: Poisson clients -> power-of-two-choices balancer -> 8 services x 4 workers,
-  exponential service time with mean 0.5 ms, per-worker utilisation 0.7
-  (``baseline_p2c.py`` vs ``scenarios/p2c.yaml``);
-* ``mmc``: M/M/c with c = 4, exponential service time with mean 0.5 ms, utilisation 0.7
-  (``baseline_mmc.py`` vs ``scenarios/mmc.yaml``);
-* ``cachedb``: Poisson clients -> power of two choices -> 8 services x 4 workers, Exp(0.5 ms)
-  -> per-service LRU cache of 1000 keys (Zipf 0.9 over 100k keys) -> on a miss one of 4
-  database shards (key hash mod 4, 4 connections, Exp(1 ms)), the worker held meanwhile
-  (``baseline_cachedb.py`` vs ``scenarios/cachedb.yaml``).
+* ``fast``: the fastest plain-SimPy model we can write (``fast_cachedb.py``, ``fast_mmc.py``:
+  worker processes pulling from a hand FIFO, one process for all arrivals, no Process per
+  request or hop, one event per wait, batched numpy draws);
+* ``idiomatic``: the usual SimPy style, a ``simpy.Resource`` and a Process per request
+  (``baseline_cachedb.py``, ``baseline_mmc.py``), a second reference;
+* ``framework``: ``simulator`` on the system's scenario (``scenarios/cachedb.yaml``,
+  ``scenarios/mmc8.yaml``).
 
-For every (system, implementation) case it reports
+Steps, in order:
 
-* requests/s: requests completed in the timed run per wall-clock second, median over
-  ``--repeat`` interleaved rounds (all six cases run once per round, in rotated order,
-  after one untimed warm-up run each);
-* time/request ratio (framework rows): framework wall time per completed request divided
-  by the baseline's, computed per round (the two ran in the same round) and then the
-  median over rounds; below 1 means the framework is faster;
-* events/request: SimPy events processed per completed request, counted in a separate
-  untimed run by temporarily wrapping ``simpy.core.Environment.step`` with a counter
-  (the same counter for both implementations; never active in timed runs);
-* peak memory: peak Python heap during one run, from ``tracemalloc``, in a separate run;
-* mean latency: mean latency of completed requests (from the counting run), as a check
-  that both implementations simulate the same system.
-
-Spans (per-hop rows) are off in every bench scenario (``metrics: {spans: false}``): the
-baselines store one latency per request and trace no hops, so the framework is asked to
-record the same. Timed runs include building the result tables (framework) and the latency
-summary (baselines), since that is what a user of either gets back.
+1. **Agreement.** Over ``--seeds`` seeds, the fast baseline and the framework each run the
+   system in this process; the mean latency (and, for cachedb, the cache hit ratio) of the
+   requests arriving after the warm-up must agree within ``--tolerance`` standard errors of
+   the difference (per-seed values, independent streams). If not, the script prints the
+   figures and exits 1 before timing anything. M/M/8 is also set against Erlang C.
+2. **Events per request**, counted in separate untimed runs by wrapping
+   ``simpy.core.Environment.step`` (the same counter for all three).
+3. **Timing.** Every (system, implementation) runs as a fresh process
+   (``timed_run.py``), pinned to CPU 0 with ``taskset -c 0`` when available, once untimed
+   then ``--repeat`` interleaved rounds in an order rotated each round. Per run: the whole
+   process's user + system CPU (``os.wait4``), the CPU of the model run alone
+   (``time.process_time`` inside the child, after imports and scenario loading), and the
+   peak resident set (``ru_maxrss``). Framework / fast ratios are taken per round, then the
+   median; when the rounds' ratios spread by more than ``--max-spread`` of their median no
+   verdict is printed. The load average is printed per round and before / after.
 
 Run ``python benchmarks/run.py --help`` for the options.
 """
@@ -41,144 +36,104 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import json
 import math
 import os
-import platform
+import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import simpy
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-import baseline_cachedb  # noqa: E402
-import baseline_mmc  # noqa: E402
-import baseline_p2c  # noqa: E402
 import harness  # noqa: E402
+import timed_run  # noqa: E402
+from timed_run import IMPLS, SYSTEMS  # noqa: E402
 
-import simulator  # noqa: E402
-
-UTILISATION = 0.7
-MEAN_SERVICE = 0.0005  # seconds
-SERVICES = 8  # P2C: services behind the balancer
-WORKERS = 4  # P2C: workers per service
-SERVERS = 4  # M/M/c: c
-CACHEDB_RATE = 16_000.0  # cache + database: database connections about 67% busy
-
-HAND = "hand-written"
-FRAMEWORK = "framework"
+BOUNDS = {("cachedb", "whole"): 0.75, ("cachedb", "in"): 0.6, ("mmc8", "in"): 0.6}
+"""Issue 15's acceptance bounds on framework / fast CPU time."""
 
 
-@dataclass(frozen=True)
-class System:
-    """One benchmarked system: its baseline, its scenario and its default durations."""
-
-    name: str
-    scenario: Path
-    rate: float
-    baseline: Callable[..., dict[str, Any]]
-    """``baseline(duration, seed, count_events=...)`` -> the baseline's result dict."""
-    duration: float
-    """Default simulated seconds: sized so that one run takes about 1 s of wall time."""
-    quick_duration: float
-    """Simulated seconds with ``--quick``."""
+def log(message: str) -> None:
+    """Progress on stderr, so that stdout holds only the report."""
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-P2C_RATE = UTILISATION * SERVICES * WORKERS / MEAN_SERVICE  # 44 800/s
-MMC_RATE = UTILISATION * SERVERS / MEAN_SERVICE  # 5 600/s
-
-# Every default duration gives about 112 000 requests per run.
-SYSTEMS = (
-    System(
-        name="p2c",
-        scenario=HERE / "scenarios" / "p2c.yaml",
-        rate=P2C_RATE,
-        baseline=lambda duration, seed, *, count_events: baseline_p2c.run(
-            P2C_RATE, duration, seed, SERVICES, WORKERS, MEAN_SERVICE, count_events=count_events
-        ),
-        duration=2.5,
-        quick_duration=0.05,
-    ),
-    System(
-        name="mmc",
-        scenario=HERE / "scenarios" / "mmc.yaml",
-        rate=MMC_RATE,
-        baseline=lambda duration, seed, *, count_events: baseline_mmc.run(
-            MMC_RATE, duration, seed, SERVERS, MEAN_SERVICE, count_events=count_events
-        ),
-        duration=20.0,
-        quick_duration=0.4,
-    ),
-    System(
-        name="cachedb",
-        scenario=HERE / "scenarios" / "cachedb.yaml",
-        rate=CACHEDB_RATE,
-        baseline=lambda duration, seed, *, count_events: baseline_cachedb.run(
-            CACHEDB_RATE, duration, seed, count_events=count_events
-        ),
-        duration=7.0,
-        quick_duration=0.15,
-    ),
-)
+def load_now() -> str:
+    """The 1-minute load average, for the line it is printed on."""
+    return f"load {os.getloadavg()[0]:.2f}"
 
 
-# ---- the two implementations as zero-argument callables ------------------------------------
+# ---- 1. agreement ------------------------------------------------------------------------
 
 
-def load(system: System, duration: float) -> simulator.Scenario:
-    """Load the system's scenario with ``duration`` and check it matches the baseline's rate."""
-    scenario = simulator.load_scenario(system.scenario, [f"duration={duration!r}"])
-    rates = [w.arrivals.mean_rate() for w in scenario.workloads.values()]
-    if len(rates) != 1 or not math.isclose(rates[0], system.rate, rel_tol=1e-9):
-        raise SystemExit(
-            f"{system.scenario}: arrival rate {rates} differs from the baseline's {system.rate:g}/s"
-        )
-    if scenario.record_spans():
-        raise SystemExit(f"{system.scenario}: spans must be off (metrics: {{spans: false}})")
-    return scenario
+def mean_se(values: list[float]) -> tuple[float, float]:
+    """Mean and standard error of the mean of per-seed values."""
+    return statistics.fmean(values), statistics.stdev(values) / math.sqrt(len(values))
 
 
-def completed(results: simulator.Results) -> int:
-    """Requests of a framework run that completed (any status but ``in_flight``)."""
-    return int((results.requests["status"] != "in_flight").sum())
+def erlang_c_response(lam: float, mean_service: float, c: int) -> float:
+    """Mean response time of an M/M/c queue (Erlang C), in seconds."""
+    a = lam * mean_service
+    term = total = 1.0
+    for k in range(1, c):
+        term *= a / k
+        total += term
+    last = term * a / c / (1.0 - a / c)  # a^c / c! / (1 - rho)
+    return mean_service + last / (total + last) * mean_service / (c - a)
 
 
-def mean_latency(results: simulator.Results) -> float:
-    """Mean latency of the completed requests of a framework run, in seconds."""
-    r = results.requests
-    return float(r.loc[r["status"] != "in_flight", "latency"].mean())
+def agreement(durations: dict[str, float], seeds: int, tolerance: float, quick: bool) -> bool:
+    """Print the fast baseline and the framework's per-seed steady-state figures; True when
+    every figure agrees within ``tolerance`` standard errors of the difference."""
+    ok = True
+    for name, spec in SYSTEMS.items():
+        warm = spec.quick_warmup if quick else spec.warmup
+        runs = {impl: timed_run.prepare(name, impl, durations[name])
+                for impl in ("fast", "framework")}
+        figures = ["steady_mean_latency"] + (["steady_hit_ratio"] if name == "cachedb" else [])
+        got: dict[str, dict[str, list[float]]] = {i: {f: [] for f in figures} for i in runs}
+        for seed in range(1, seeds + 1):
+            for impl, fn in runs.items():
+                res = fn(seed, warmup=warm)
+                for f in figures:
+                    got[impl][f].append(res[f])
+        print(f"agreement, {name}: {seeds} seeds x {durations[name]:g} s, arrivals after "
+              f"{warm:g} s; bound {tolerance:g} standard errors of the difference ({load_now()})")
+        for f in figures:
+            (mf, sf), (mb, sb) = mean_se(got["framework"][f]), mean_se(got["fast"][f])
+            se = math.hypot(sf, sb)
+            diff = mf - mb
+            good = abs(diff) <= tolerance * se
+            ok &= good
+            scale = 1e3 if "latency" in f else 1.0
+            unit = " ms" if "latency" in f else ""
+            print(f"  {f:20s} framework {mf * scale:.5f} ± {sf * scale:.5f}{unit}, fast "
+                  f"{mb * scale:.5f} ± {sb * scale:.5f}{unit}: difference {diff / mb:+.3%} "
+                  f"= {diff / se if se else 0.0:+.2f} SE -> {'agree' if good else 'DISAGREE'}")
+        if name == "mmc8":
+            theory = erlang_c_response(spec.rate, 0.0005, 8)
+            for impl in runs:
+                m, s = mean_se(got[impl]["steady_mean_latency"])
+                print(f"  Erlang C {theory * 1e3:.5f} ms; {impl} {(m - theory) / theory:+.3%} "
+                      f"= {(m - theory) / s if s else 0.0:+.2f} SE")
+    return ok
 
 
-def cases(system: System, duration: float, seed: int) -> dict[str, Callable[[], tuple[int, float]]]:
-    """Implementation -> callable running one simulation, returning (completed, mean latency)."""
-    scenario = load(system, duration)
-
-    def hand() -> tuple[int, float]:
-        res = system.baseline(duration, seed, count_events=False)
-        return res["requests"], res["mean_latency"]
-
-    def framework() -> tuple[int, float]:
-        res = simulator.simulate(scenario, seed=seed)
-        return completed(res), mean_latency(res)
-
-    return {HAND: hand, FRAMEWORK: framework}
-
-
-# ---- the separate, untimed measurements ---------------------------------------------------
+# ---- 2. events per request ---------------------------------------------------------------
 
 
 @contextlib.contextmanager
 def counting_steps() -> Iterator[list[int]]:
     """Count ``simpy.core.Environment.step`` calls (one per event processed) while active.
 
-    Yields a one-element list holding the count. The original method is restored on exit,
+    Yields a one-element list holding the count; the original method is restored on exit,
     so timed runs never pay for the counter.
     """
     original = simpy.core.Environment.step
@@ -195,224 +150,158 @@ def counting_steps() -> Iterator[list[int]]:
         simpy.core.Environment.step = original  # type: ignore[method-assign]
 
 
-def count_events(fn: Callable[[], tuple[int, float]]) -> tuple[int, int, float]:
-    """Run ``fn`` once with the step counter; return (events, completed, mean latency)."""
+def events_per_request(system: str, impl: str, duration: float, seed: int) -> float:
+    """SimPy events per completed request of one untimed run (nan if none were seen: a
+    framework loop that bypasses ``Environment.step``)."""
+    fn = timed_run.prepare(system, impl, duration)
     gc.collect()
     with counting_steps() as count:
-        done, latency = fn()
-    return count[0], done, latency
+        res = fn(seed)
+    return count[0] / res["requests"] if count[0] and res["requests"] else math.nan
 
 
-def peak_mib(fn: Callable[[], Any]) -> float:
-    """Peak Python heap allocated during one call of ``fn``, in MiB (tracemalloc)."""
-    gc.collect()
-    peak, _ = harness.peak_memory(fn)
-    return peak / 2**20
+# ---- 3. timing -----------------------------------------------------------------------------
 
 
-def requests_table_bytes(scenario: simulator.Scenario, seed: int) -> float:
-    """Bytes per row of a framework run's ``requests`` table (pandas, deep)."""
-    requests = simulator.simulate(scenario, seed=seed).requests
-    return float(requests.memory_usage(deep=True).sum()) / max(len(requests), 1)
+def timed(system: str, impl: str, duration: float, seed: int, pin: list[str],
+          trace: bool = False) -> dict[str, Any]:
+    """One fresh, pinned process: whole CPU, in-process CPU, requests, peak RSS (MiB)."""
+    argv = [*pin, sys.executable, str(HERE / "timed_run.py"), system, impl, "--seed",
+            str(seed), "--duration", repr(duration)] + (["--trace"] if trace else [])
+    whole, rss, out = harness.child_run(argv)
+    child = json.loads(out.strip().splitlines()[-1])
+    if child["peak_rss"] is not None:
+        rss = child["peak_rss"]  # ru_maxrss would include this (large) parent's
+    return {"whole": whole, "in": child["cpu"], "requests": child["requests"], "rss": rss,
+            "heap": child["peak_heap"]}
 
 
-# ---- theory, for the sanity footnote --------------------------------------------------------
+def rounds(durations: dict[str, float], repeat: int, seed: int, pin: list[str], warmup: bool
+           ) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Every case once untimed (if ``warmup``), then ``repeat`` rotated rounds."""
+    cases = [(s, i) for s in SYSTEMS for i in IMPLS]
+    if warmup:
+        log("one untimed run per case")
+        for s, i in cases:
+            timed(s, i, durations[s], seed, pin)
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {c: [] for c in cases}
+    for r in range(repeat):
+        load = os.getloadavg()[0]
+        log(f"round {r + 1} / {repeat}  load {load:.2f}")
+        turn = r % len(cases)
+        for case in cases[turn:] + cases[:turn]:
+            row = timed(*case, durations[case[0]], seed, pin)
+            row["load"] = load
+            runs[case].append(row)
+    return runs
 
 
-def mmc_mean_response(lam: float, mean_service: float, c: int) -> float:
-    """Mean response time of an M/M/c queue (Erlang C), in seconds."""
-    a = lam * mean_service
-    rho = a / c
-    term = 1.0
-    total = 1.0
-    for k in range(1, c):
-        term *= a / k
-        total += term
-    last = term * a / c / (1.0 - rho)  # a^c / c! / (1 - rho)
-    p_wait = last / (total + last)
-    return mean_service + p_wait * mean_service / (c - a)
+def verdict(system: str, which: str, ratios: list[float], max_spread: float, quick: bool
+            ) -> str:
+    """What may be said of the median of per-round ratios."""
+    bound = BOUNDS.get((system, which))
+    if quick:
+        return "no verdict (--quick)"
+    if len(ratios) > 1 and harness.spread_of(ratios) > max_spread:
+        return (f"no verdict (rounds spread by more than {max_spread:.0%}: a busy machine; "
+                "rerun on a quiet one)")
+    if bound is None:
+        return "no bound set"
+    return f"{'within' if statistics.median(ratios) <= bound else 'OVER'} the {bound:g}x bound"
 
 
-# ---- driver ---------------------------------------------------------------------------------
-
-
-def run(repeat: int, durations: dict[str, float], seed: int, warmup: bool) -> pd.DataFrame:
-    """Measure every case; return the table (numeric, indexed by system and implementation)."""
-    timed: dict[str, Callable[[], int]] = {}
-    plain: dict[tuple[str, str], Callable[[], tuple[int, float]]] = {}
-    for system in SYSTEMS:
-        for impl, fn in cases(system, durations[system.name], seed).items():
-            plain[system.name, impl] = fn
-            timed[f"{system.name}/{impl}"] = lambda fn=fn: fn()[0]
-
-    log(
-        f"timing: {len(timed)} cases x {repeat} interleaved rounds"
-        + (" after one warm-up run each" if warmup else "")
-    )
-    runs = harness.interleave_runs(timed, repeat, warmup=warmup)
-    summary = harness.summarise_runs(runs, list(timed))
-
-    log("counting events (separate run per case)")
-    counted = {key: count_events(fn) for key, fn in plain.items()}
-    log("measuring peak memory with tracemalloc (separate run per case)")
-    memory = {key: peak_mib(fn) for key, fn in plain.items()}
-    log("measuring the framework's requests table (separate run per system)")
-    table_bytes = {
-        system.name: requests_table_bytes(load(system, durations[system.name]), seed)
-        for system in SYSTEMS
-    }
-
-    # time per request, paired within each round, framework / hand-written
-    per_request = runs.assign(spr=runs["seconds"] / runs["requests"]).pivot(
-        index="round", columns="case", values="spr"
-    )
+def report(durations: dict[str, float], runs: dict[tuple[str, str], list[dict[str, Any]]],
+           events: dict[tuple[str, str], float], heaps: dict[tuple[str, str], float],
+           max_spread: float, quick: bool) -> list[dict[str, Any]]:
+    """Print the per-case table and the ratios; return the table's rows."""
     rows = []
     for system in SYSTEMS:
-        ratio = (
-            per_request[f"{system.name}/{FRAMEWORK}"] / per_request[f"{system.name}/{HAND}"]
-        ).median()
-        for impl in (HAND, FRAMEWORK):
-            key = (system.name, impl)
-            case = summary.loc[f"{system.name}/{impl}"]
-            events, done, latency = counted[key]
-            rows.append(
-                {
-                    "system": system.name,
-                    "implementation": impl,
-                    "sim_seconds": durations[system.name],
-                    "runs": int(case["runs"]),
-                    "requests": int(case["requests"]),
-                    "requests_per_s": float(case["requests_per_second"]),
-                    "time_per_request_ratio": float(ratio) if impl == FRAMEWORK else math.nan,
-                    "events_per_request": events / done if done else math.nan,
-                    "peak_mib": memory[key],
-                    "table_bytes_per_request": table_bytes[system.name]
-                    if impl == FRAMEWORK
-                    else math.nan,
-                    "mean_latency_ms": latency * 1e3,
-                }
-            )
-    return pd.DataFrame(rows).set_index(["system", "implementation"])
-
-
-def render(table: pd.DataFrame) -> str:
-    """The table as fixed-width text."""
-    headers = {
-        "sim_seconds": "sim s",
-        "runs": "runs",
-        "requests": "requests",
-        "requests_per_s": "requests/s",
-        "time_per_request_ratio": "time/req vs hand",
-        "events_per_request": "events/req",
-        "peak_mib": "peak MiB",
-        "table_bytes_per_request": "table B/req",
-        "mean_latency_ms": "mean lat ms",
-    }
-
-    def fmt(spec: str) -> Callable[[float], str]:
-        return lambda x: "-" if pd.isna(x) else format(x, spec)
-
-    formatters = {
-        "sim_seconds": fmt("g"),
-        "runs": fmt("d"),
-        "requests": fmt(",d"),
-        "requests_per_s": fmt(",.0f"),
-        "time_per_request_ratio": fmt(".2f"),
-        "events_per_request": fmt(".2f"),
-        "peak_mib": fmt(".1f"),
-        "table_bytes_per_request": fmt(".1f"),
-        "mean_latency_ms": fmt(".4f"),
-    }
-    shown = table.rename(columns=headers)
-    return shown.to_string(formatters={headers[k]: f for k, f in formatters.items()}, na_rep="-")
-
-
-def log(message: str) -> None:
-    """Progress on stderr, so that stdout holds only the report."""
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
+        print(f"\n{system}: {SYSTEMS[system].title}; {durations[system]:g} simulated s")
+        print(f"  {'impl':10s} {'requests':>9s} {'whole CPU s':>11s} {'in-proc s':>9s} "
+              f"{'req/CPU s whole':>15s} {'req/CPU s in':>12s} {'events/req':>10s} "
+              f"{'peak RSS MiB':>12s}" + ("  heap MiB" if heaps else ""))
+        for impl in IMPLS:
+            rs = runs[system, impl]
+            whole = statistics.median(r["whole"] for r in rs)
+            inner = statistics.median(r["in"] for r in rs)
+            req = statistics.median(r["requests"] for r in rs)
+            row = {"system": system, "impl": impl, "requests": req, "whole_cpu_s": whole,
+                   "in_process_cpu_s": inner, "requests_per_cpu_s_whole": req / whole,
+                   "requests_per_cpu_s_in": req / inner, "events_per_request":
+                   events[system, impl], "peak_rss_mib": statistics.median(
+                       r["rss"] for r in rs), "peak_heap_mib": heaps.get((system, impl))}
+            rows.append(row)
+            print(f"  {impl:10s} {req:9,.0f} {whole:11.3f} {inner:9.3f} "
+                  f"{row['requests_per_cpu_s_whole']:15,.0f} {row['requests_per_cpu_s_in']:12,.0f}"
+                  f" {row['events_per_request']:10.2f} {row['peak_rss_mib']:12.1f}"
+                  + (f" {heaps[system, impl]:9.1f}" if heaps else ""))
+        for ref in ("fast", "idiomatic"):
+            for which, label in (("whole", "whole-process"), ("in", "in-process")):
+                # per round, CPU per completed request, framework over the reference
+                ratios = [(f[which] / f["requests"]) / (b[which] / b["requests"]) for f, b in
+                          zip(runs[system, "framework"], runs[system, ref], strict=True)]
+                loads = " ".join(f"{r['load']:.2f}" for r in runs[system, ref])
+                said = (verdict(system, which, ratios, max_spread, quick) if ref == "fast"
+                        else "reference only")
+                print(f"  framework / {ref:9s} CPU per request, {label:13s}: median "
+                      f"{statistics.median(ratios):.3f}, spread "
+                      f"{harness.spread_of(ratios):.1%}, rounds "
+                      f"[{' '.join(f'{x:.3f}' for x in ratios)}] at loads [{loads}]: {said}")
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse the options, run the benchmark, print the table; return the exit code."""
-    parser = argparse.ArgumentParser(
-        description="Framework vs hand-written SimPy on P2C, M/M/c and cache + database, "
-        "side by side."
-    )
-    parser.add_argument(
-        "--repeat",
-        type=int,
-        default=None,
-        help="interleaved timed rounds (default 5; 1 with --quick)",
-    )
-    parser.add_argument(
-        "--duration",
-        type=float,
-        default=None,
-        help="simulated seconds per run, for every system (default: "
-        + ", ".join(f"{s.name} {s.duration:g}" for s in SYSTEMS)
-        + ", about 1 s of wall time per run)",
-    )
-    parser.add_argument("--seed", type=int, default=1, help="seed of every run (default 1)")
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="tiny runs and no warm-up, for a smoke test (timings meaningless)",
-    )
+    """Parse the options, check agreement, time, print; return the exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="interleaved timed rounds (default 5; 1 with --quick)")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="seeds of the agreement check (default 5; 3 with --quick)")
+    parser.add_argument("--tolerance", type=float, default=4.0,
+                        help="agreement bound, in standard errors of the difference (default 4)")
+    parser.add_argument("--max-spread", type=float, default=0.15,
+                        help="largest spread of per-round ratios, relative to their median, "
+                             "for which a verdict is printed (default 0.15)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the timed runs")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny runs, one round, no warm-up: a smoke test, no verdict")
+    parser.add_argument("--tracemalloc", action="store_true",
+                        help="also the peak Python heap of each case (one more run each)")
+    parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
     parser.add_argument("--csv", type=Path, default=None, help="also write the table to PATH")
     args = parser.parse_args(argv)
+    repeat = args.repeat or (1 if args.quick else 5)
+    seeds = args.seeds or (3 if args.quick else 5)
+    if seeds < 2:
+        parser.error("--seeds must be at least 2 (a standard error needs two)")
+    durations = {n: s.quick_duration if args.quick else s.duration for n, s in SYSTEMS.items()}
+    pin, pin_note = ([], "NOT pinned (--no-pin)") if args.no_pin else harness.pin_prefix()
 
-    repeat = args.repeat if args.repeat is not None else (1 if args.quick else 5)
-    if repeat < 1:
-        parser.error("--repeat must be at least 1")
-    if args.duration is not None and args.duration <= 0:
-        parser.error("--duration must be positive")
-    durations = {
-        s.name: args.duration
-        if args.duration is not None
-        else (s.quick_duration if args.quick else s.duration)
-        for s in SYSTEMS
-    }
-
+    load0 = os.getloadavg()
     start = time.perf_counter()
-    table = run(repeat, durations, args.seed, warmup=not args.quick)
-    elapsed = time.perf_counter() - start
-
-    print(
-        f"simulator {simulator.__version__} vs hand-written SimPy {simpy.__version__} | "
-        f"Python {platform.python_version()} | {platform.machine()} | "
-        f"{os.cpu_count()} CPUs | seed {args.seed} | {repeat} round(s)"
-        + (" | QUICK (timings meaningless)" if args.quick else "")
-    )
-    print(
-        f"p2c: Poisson {P2C_RATE:g}/s -> power of two -> {SERVICES} services x {WORKERS} "
-        f"workers, Exp({MEAN_SERVICE * 1e3:g} ms), utilisation {UTILISATION:g}"
-    )
-    print(
-        f"mmc: M/M/{SERVERS}, Poisson {MMC_RATE:g}/s, Exp({MEAN_SERVICE * 1e3:g} ms), "
-        f"utilisation {UTILISATION:g}"
-    )
-    print(
-        f"cachedb: Poisson {CACHEDB_RATE:g}/s -> power of two -> {SERVICES} services x {WORKERS} "
-        "workers, Exp(0.5 ms) -> per-service LRU cache (1000 keys, Zipf 0.9 over 100k) -> "
-        "4 DB shards x 4 connections, Exp(1 ms)"
-    )
-    print("spans off in every scenario (the baselines trace no hops)")
-    print()
-    print(render(table))
-    print()
-    print(
-        "requests/s: completed requests per wall second, median of the timed runs; "
-        "time/req vs hand: framework / hand-written wall time per request, median of the "
-        "per-round ratios (< 1: framework faster); events/req and peak MiB from separate "
-        "untimed runs; table B/req: bytes per row of the framework's requests table."
-    )
-    theory = mmc_mean_response(MMC_RATE, MEAN_SERVICE, SERVERS)
-    print(f"M/M/{SERVERS} theory: mean latency {theory * 1e3:.4f} ms.  Total {elapsed:.1f} s.")
-
+    print(f"simpy {simpy.__version__} | {pin_note}"
+          + (" | QUICK (timings meaningless)" if args.quick else ""))
+    log(f"agreement check, {seeds} seeds")
+    if not agreement(durations, seeds, args.tolerance, args.quick):
+        print("the fast baseline and the framework DISAGREE: not the same model, no timing")
+        return 1
+    log("counting events (untimed runs)")
+    events = {(s, i): events_per_request(s, i, durations[s], args.seed)
+              for s in SYSTEMS for i in IMPLS}
+    runs = rounds(durations, repeat, args.seed, pin, warmup=not args.quick)
+    heaps: dict[tuple[str, str], float] = {}
+    if args.tracemalloc:
+        log("peak heap (tracemalloc, one more run per case)")
+        heaps = {(s, i): timed(s, i, durations[s], args.seed, pin, trace=True)["heap"] / 2**20
+                 for s in SYSTEMS for i in IMPLS}
+    rows = report(durations, runs, events, heaps, args.max_spread, args.quick)
+    print("\n" + harness.machine_lines(args.seed, repeat, f"framework vs fast and idiomatic "
+                                       f"SimPy, {seeds}-seed agreement", load0))
+    print(f"total {time.perf_counter() - start:.0f} s")
     if args.csv is not None:
-        args.csv.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(args.csv)
-        log(f"wrote {args.csv}")
+        import pandas as pd
+
+        pd.DataFrame(rows).to_csv(args.csv, index=False)
     return 0
 
 

@@ -354,7 +354,9 @@ class Service(ScalableService, FaultState, Component):
         void_jobs(self)
         if self._internals is not None:
             self._internals.crash()
-        for ev in [*self._queue.drain(), *(self._shared.crash() if self._shared else ())]:
+        # (``is not None``: a shared processor's len() is its queue, 0 below its capacity)
+        shared = self._shared.crash() if self._shared is not None else ()
+        for ev in [*self._queue.drain(), *shared]:
             ev.succeed()
         if self._racing:  # woken when the crash event is, as a race with it would be
             self._crash_event.callbacks.append(partial(cut_short, self._racing))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pandas as pd
 import pytest
 
 import simulator
-from simulator.cli import main
+from simulator.cli import SINGLE_THREAD_VARS, main
 from simulator.registry import kinds
 
 SCENARIO = """\
@@ -49,6 +50,18 @@ def run_ok(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     assert code == 0, err
     assert err == ""
     return out
+
+
+def test_the_cli_sets_one_blas_thread_unless_the_user_chose(
+        scenario: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # set then deleted, so that monkeypatch restores whatever the environment had
+    for var in SINGLE_THREAD_VARS:
+        monkeypatch.setenv(var, "unset")
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's choice stays
+    assert main(["validate", str(scenario)]) == 0
+    assert os.environ["OPENBLAS_NUM_THREADS"] == os.environ["MKL_NUM_THREADS"] == "1"
+    assert os.environ["OMP_NUM_THREADS"] == "3"
 
 
 def test_run_prints_a_summary(scenario: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -241,6 +241,8 @@ def window_run(scenario: Any, seed: int, skip: float) -> tuple[float, int]:
 
     gc.collect()
     simulator.simulate(scenario, seed=seed, progress=mark)
+    if len(marks) < 2:  # the first stop at or after ``skip`` was the end: an empty window
+        raise ValueError(f"skip {skip:g} s leaves no progress stop before the run's end")
     (c0, n0), (c1, n1) = marks[0], marks[-1]
     return c1 - c0, n1 - n0
 

@@ -24,9 +24,10 @@ Steps, in order:
    then ``--repeat`` interleaved rounds in an order rotated each round. Per run: the whole
    process's user + system CPU (``os.wait4``), the CPU of the model run alone
    (``time.process_time`` inside the child, after imports and scenario loading), and the
-   peak resident set (``ru_maxrss``). Framework / fast ratios are taken per round, then the
-   median; when the rounds' ratios spread by more than ``--max-spread`` of their median no
-   verdict is printed. The load average is printed per round and before / after.
+   peak resident set (the child's ``VmHWM``; ``ru_maxrss`` where there is none). Framework /
+   fast ratios are taken per round, then the median; when the rounds' ratios spread by more
+   than ``--max-spread`` of their median no verdict is printed. The load average is printed
+   per round and before / after.
 
 Run ``python benchmarks/run.py --help`` for the options.
 """

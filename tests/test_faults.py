@@ -169,3 +169,26 @@ def test_crash_fails_requests_in_service_in_the_order_they_started_and_only_once
     assert np.allclose(after["end"] - after["start"], 2.5)
     busy = r.samples[r.samples["metric"] == "busy"]["value"]
     assert busy.min() >= 0 and busy.max() <= 3
+
+
+def test_a_request_delayed_on_its_way_in_meets_the_crash_it_arrives_in() -> None:
+    # 1 s of added latency from 1 s, one request every 0.25 s, a crash from 5 s to 7 s: the
+    # requests sent from 4 s on reach the instance while it is down and are refused then
+    # (sent + 1 s), as one sent then would be; none is served by the crashed instance
+    r = run({
+        "duration": 10, "drain": 20,
+        "workloads": {"w": {"arrivals": {"process": "constant", "rate": 4}, "target": "db"}},
+        "components": {"db": {"kind": "service", "workers": 2, "service_time": 0.1}},
+        "faults": [{"at": 1, "duration": 8, "kind": "latency", "target": "db", "added": 1.0},
+                   {"at": 5, "duration": 2, "kind": "crash", "target": "db"}],
+    })
+    # (a span's arrival is when the request reached the instance, its latency passed, or,
+    # refused, when it was sent)
+    spans = r.spans
+    failed = spans[spans["status"] == "error"]
+    on_the_way = failed[(failed["arrival"] >= 4.0) & (failed["arrival"] < 5.0)]
+    assert len(on_the_way) == 4
+    assert np.allclose(on_the_way["end"], on_the_way["arrival"] + 1.0)
+    served = spans[spans["status"] == "ok"]
+    assert not ((served["start"] >= 5.0) & (served["start"] < 7.0)).any()
+    assert len(served[(served["start"] >= 4.0) & (served["start"] < 5.0)]) == 4  # sent at 3.x

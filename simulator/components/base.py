@@ -346,7 +346,9 @@ class FaultState:
     def _meet_faults(self) -> Generator[simpy.Event, Any, bool]:
         """What a request arriving while ``_faulted`` meets: ``False`` if it fails here (the
         instance is down, or the error draw hits; a black hole never answers), else ``True``
-        once any added latency has passed. The caller then applies ``_slow_factor``."""
+        once any added latency has passed, unless the instance crashed or stopped meanwhile
+        (it then meets that, as one arriving then would). The caller then applies
+        ``_slow_factor``."""
         if not self.up:
             if self._black_hole:
                 yield simpy.Event(self.env)  # never answered: only the caller's timeout ends it
@@ -357,6 +359,10 @@ class FaultState:
             return False
         if self._added_latency is not None:
             yield simpy.Timeout(self.env, self._added_latency())
+            if not (self.up and self.in_service):  # crashed or stopped while on its way in
+                if not self.up and self._black_hole:
+                    yield simpy.Event(self.env)
+                return False
         return True
 
     def _update_faulted(self) -> None:

@@ -57,6 +57,7 @@ def cut_short(held: dict[Event, None], _crashed: Event) -> None:
             wake.callbacks = callbacks
             wake.succeed()
 
+
 class Service(ScalableService, FaultState, Component):
     """One instance of a service: ``workers`` servers in front of one queue.
 

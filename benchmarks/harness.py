@@ -252,20 +252,32 @@ def window_rounds(runs: dict[Any, tuple[Any, float]], repeat: int, seed: int, ta
     """CPU seconds per request of each case inside its run's window (:func:`window_run`),
     one figure per round; ``runs`` maps a case to (scenario, skip). A warm-up run each, then
     ``repeat`` rounds in an order rotated each round; progress to stderr."""
+    def per_request(k: Any) -> float:
+        cpu, n = window_run(runs[k][0], seed, runs[k][1])
+        return cpu / n
+
+    return _rotated_rounds(list(runs), lambda k: window_run(runs[k][0], seed, runs[k][1]),
+                           per_request, repeat, tag)
+
+
+def _rotated_rounds(keys: list[Any], warm: Callable[[Any], object],
+                    measure: Callable[[Any], float], repeat: int, tag: str
+                    ) -> dict[Any, list[float]]:
+    """``warm(k)`` once per case, then ``repeat`` rounds of ``measure(k)`` for every case in an
+    order rotated each round (slow drift of the machine hits every case alike); a progress
+    line per round, with the load average, to stderr."""
     import os
     import sys
 
-    keys = list(runs)
     for k in keys:
-        window_run(runs[k][0], seed, runs[k][1])  # warm-up
+        warm(k)
     per: dict[Any, list[float]] = {k: [] for k in keys}
     for r in range(repeat):
         print(f"[{tag}] round {r + 1} / {repeat}  load {os.getloadavg()[0]:.2f}",
               file=sys.stderr, flush=True)
         turn = r % len(keys)
         for k in keys[turn:] + keys[:turn]:
-            cpu, n = window_run(runs[k][0], seed, runs[k][1])
-            per[k].append(cpu / n)
+            per[k].append(measure(k))
     return per
 
 
@@ -279,22 +291,13 @@ def marginal_rounds(runs: dict[Any, tuple[Any, Any]], repeat: int, seed: int, ta
     ``repeat`` rounds run every case, in an order rotated each round, so that slow drift of
     the machine affects every case alike. Progress (with the load average) goes to stderr.
     """
-    import os
-    import sys
+    def marginal(k: Any) -> float:
+        c1, n1 = cpu_run(runs[k][0], seed)
+        c2, n2 = cpu_run(runs[k][1], seed)
+        return (c2 - c1) / (n2 - n1)
 
-    keys = list(runs)
-    for k in keys:
-        cpu_run(runs[k][0], seed)  # warm-up
-    per: dict[Any, list[float]] = {k: [] for k in keys}
-    for r in range(repeat):
-        print(f"[{tag}] round {r + 1} / {repeat}  load {os.getloadavg()[0]:.2f}",
-              file=sys.stderr, flush=True)
-        turn = r % len(keys)
-        for k in keys[turn:] + keys[:turn]:
-            c1, n1 = cpu_run(runs[k][0], seed)
-            c2, n2 = cpu_run(runs[k][1], seed)
-            per[k].append((c2 - c1) / (n2 - n1))
-    return per
+    return _rotated_rounds(list(runs), lambda k: cpu_run(runs[k][0], seed), marginal, repeat,
+                           tag)
 
 
 def machine_lines(seed: int, rounds: int, setting: str, load0: tuple[float, ...]) -> str:

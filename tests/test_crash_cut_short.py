@@ -9,8 +9,8 @@ instance: nothing that arrived before a crash ends after it (no hop survives it)
 that ends at the crash instant without finishing is ``error``, every request has one span
 (nothing is failed twice, nothing answered after failing), the ``failed_total`` gauge counts
 the error spans, arrivals during the crash are refused at once, and the instance is empty at
-the end. The hedged-copies path is ``tests/test_service_internals.py``'s and
-``tests/test_properties.py``'s.
+the end; also for one of two instances behind a caller that hedges (copies cancelled when
+their turn comes, the other instance answering).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ MODES = ["fifo", "preemptive", "processor_sharing", "thread_pool", "event_loop"]
 
 
 def scenario(mode: str, calls: bool, hold: bool, crashes: list[tuple[float, float]],
-             rate: float) -> dict[str, Any]:
+             rate: float, hedged: bool = False) -> dict[str, Any]:
     api: dict[str, Any] = {"kind": "service", "workers": 2,
                            "service_time": {"dist": "exponential", "mean": 0.05}}
     if mode == "preemptive":
@@ -48,19 +48,27 @@ def scenario(mode: str, calls: bool, hold: bool, crashes: list[tuple[float, floa
         api["calls"] = {"*": ["db"]}
         if mode != "processor_sharing":  # (it holds no worker: the option is refused)
             api["hold_worker"] = hold
+    components: dict[str, Any] = {
+        "api": api, "db": {"kind": "service", "workers": 4,
+                           "service_time": {"dist": "exponential", "mean": 0.04}}}
+    target = "api"
+    if hedged:  # two instances behind a front that hedges; only the first crashes
+        api["replicas"] = 2
+        components["front"] = {"kind": "service", "workers": 1000, "service_time": 0.0001,
+                               "calls": {"*": [{"to": "api", "hedge": {"delay": 0.03,
+                                                                       "cancel": True}}]}}
+        target = "front"
     return {
         "duration": 3, "drain": 20,
         "workloads": {
-            "high": {"arrivals": {"process": "poisson", "rate": rate / 3}, "target": "api",
+            "high": {"arrivals": {"process": "poisson", "rate": rate / 3}, "target": target,
                      "priority": 0},
-            "low": {"arrivals": {"process": "poisson", "rate": rate}, "target": "api",
+            "low": {"arrivals": {"process": "poisson", "rate": rate}, "target": target,
                     "priority": 1},
         },
-        "components": {"api": api,
-                       "db": {"kind": "service", "workers": 4,
-                              "service_time": {"dist": "exponential", "mean": 0.04}}},
-        "faults": [{"at": at, "duration": d, "kind": "crash", "target": "api"}
-                   for at, d in crashes],
+        "components": components,
+        "faults": [{"at": at, "duration": d, "kind": "crash",
+                    "target": "api[0]" if hedged else "api"} for at, d in crashes],
         "metrics": {"interval": 0.05},
     }
 
@@ -78,16 +86,19 @@ def crash_times(draw: st.DrawFn) -> list[tuple[float, float]]:
 @settings(max_examples=60, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(mode=st.sampled_from(MODES), calls=st.booleans(), hold=st.booleans(),
-       crashes=crash_times(), rate=st.floats(10, 80), seed=st.integers(1, 1000))
+       crashes=crash_times(), rate=st.floats(10, 80), seed=st.integers(1, 1000),
+       hedged=st.booleans())
 def test_a_crash_fails_what_the_instance_holds_once_at_that_instant(
         mode: str, calls: bool, hold: bool, crashes: list[tuple[float, float]], rate: float,
-        seed: int) -> None:
-    r = run(scenario(mode, calls, hold, crashes, rate), seed=seed)
-    spans = r.spans[r.spans["instance"].astype(str) == "api"]
+        seed: int, hedged: bool) -> None:
+    r = run(scenario(mode, calls, hold, crashes, rate, hedged), seed=seed)
+    crashed = "api[0]" if hedged else "api"
+    spans = r.spans[r.spans["instance"].astype(str) == crashed]
     status = spans["status"].astype(str)
     # one span per request: nothing failed twice, nothing answered after it failed
     assert not spans["request_id"].duplicated().any()
     assert set(r.requests["status"].astype(str)) <= {"ok", "error"}
+    assert set(status) <= {"ok", "error", "cancelled"}
     held_total = 0
     for at, d in crashes:
         before = spans["arrival"] < at
@@ -100,7 +111,7 @@ def test_a_crash_fails_what_the_instance_holds_once_at_that_instant(
         assert (status[during] == "error").all()  # refused at once
         assert np.array_equal(spans.loc[during, "end"], spans.loc[during, "arrival"])
     target(float(held_total))  # steer the draws towards crashes that find much in service
-    s = r.samples[r.samples["component"] == "api"]
+    s = r.samples[r.samples["instance"].astype(str) == crashed]
     last = s[s["time"] == s["time"].max()].set_index("metric")["value"]
     assert last["failed_total"] == (status == "error").sum()
     assert last["busy"] == 0 and last["in_system"] == 0 and last["queue_length"] == 0

@@ -136,3 +136,24 @@ def test_processor_sharing_below_its_capacity_fails_at_the_crash() -> None:
     assert (spans.loc[spans.index < 0.75, "status"] == "ok").all()
     busy = r.samples[r.samples["metric"] == "busy"]["value"]
     assert busy.min() == 0 and busy.max() == 1
+
+
+def test_a_drain_cut_short_by_its_grace_period_fails_what_is_in_service_then() -> None:
+    from tests.test_autoscaling import DRAIN, _run
+
+    # 3 -> 1 replicas at 15 s, 0.5 s of grace, 2 s requests: what a drained instance took in
+    # its last 2 s before the drain (arrivals in (13.5, 15]) is still in service at 15.5 s and
+    # fails then, once; what it took before that has finished; nothing of it ends later
+    r = _run(DRAIN, "components.api.autoscaling.termination_grace_period=0.5s")
+    states = r.tables["instance_states"]
+    stopped = states[states["state"] == "stopped"]
+    assert sorted(stopped["instance"].astype(str)) == ["api[1]", "api[2]"]
+    assert (stopped["time"] == 15.5).all()
+    for inst in ("api[1]", "api[2]"):
+        spans = r.spans[r.spans["instance"].astype(str) == inst]
+        assert spans["request_id"].is_unique and (spans["end"] <= 15.5).all()
+        held = (spans["arrival"] > 13.5) & (spans["arrival"] <= 15.0)
+        assert held.sum() > 0
+        assert (spans.loc[held, "status"] == "error").all()
+        assert (spans.loc[held, "end"] == 15.5).all()
+        assert (spans.loc[~held, "status"] == "ok").all()

@@ -116,9 +116,10 @@ class Driver:
 
 class FirstOf(Event):
     """Processed when the first of ``events`` is, with value None (or its failure): SimPy's
-    ``AnyOf`` without the condition's bookkeeping, for a race run on a hot path. (The
-    service's hops no longer race their instance's crash: they register what they wait on,
-    see ``components.service.service.cut_short``.)
+    ``AnyOf`` without the condition's bookkeeping, for a race run on a hot path. (No module
+    uses it now: its one user, the service's hops racing their instance's crash, registers
+    what it waits on instead, see ``components.service.service.cut_short``;
+    ``tests/test_tasks.py`` keeps it equivalent to ``AnyOf``.)
 
     It is triggered exactly when ``AnyOf`` would be (from the first event's callbacks, at
     normal priority), and its own first callback, as ``AnyOf``'s, takes its callback off the

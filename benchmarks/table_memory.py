@@ -78,29 +78,38 @@ def child(path: str, requests: int, case: str, measure: str, top: int = 0) -> di
 
 
 def _top_at_peak(path: str, overrides: list[str], top: int) -> list[str]:
-    """The largest allocation sites held just after the recorder built the tables (its
-    buffers and the frames both alive, near the peak), from a second traced run."""
+    """The largest allocation sites held when the run ends (what recording kept alive) and
+    once the tables are built (the frames, and any buffer still held), from a second traced
+    run."""
+    from typing import Any
+
+    import pandas as pd
+
     import simulator
     from simulator.metrics import recorder
 
     snaps: list[tracemalloc.Snapshot] = []
     original = recorder.Recorder.tables
 
-    def watched(self: recorder.Recorder) -> object:
+    def watched(self: recorder.Recorder) -> dict[str, pd.DataFrame]:
+        snaps.append(tracemalloc.take_snapshot())
         tables = original(self)
-        snaps.append(tracemalloc.take_snapshot())  # buffers and frames, both still held
+        snaps.append(tracemalloc.take_snapshot())
         return tables
 
-    recorder.Recorder.tables = watched  # type: ignore[method-assign]
+    patched: Any = recorder.Recorder
+    patched.tables = watched
     try:
         simulator.simulate(simulator.load_scenario(path, overrides), seed=1)
     finally:
-        recorder.Recorder.tables = original  # type: ignore[method-assign]
-    if not snaps:
-        return []
-    snap = snaps[0]
-    return [f"{s.size / 2**20:8.1f} MiB  {s.traceback.format()[-1].strip()}"
-            for s in snap.statistics("lineno")[:top]]
+        patched.tables = original
+    lines = []
+    for title, snap in zip(("held when the run ends:", "held once the tables are built:"),
+                           snaps, strict=False):
+        lines.append(title)
+        lines += [f"{s.size / 2**20:8.1f} MiB  {s.traceback.format()[-1].strip()}"
+                  for s in snap.statistics("lineno")[:top]]
+    return lines
 
 
 def _rss_kib() -> int:
@@ -164,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     verdict = "holds" if worst <= BOUND else "does NOT hold"
     print(f"default metrics: peak {worst:.1f} B/request (the larger of traced and RSS); "
           f"bound {BOUND:.0f}: {verdict}")
-    for line in default.get("top") or []:  # type: ignore[union-attr]
+    top_lines = default.get("top")
+    for line in top_lines if isinstance(top_lines, list) else []:
         print("  " + str(line))
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")

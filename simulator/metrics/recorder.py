@@ -64,7 +64,7 @@ class Recorder:
         # request creation, indexed by request id
         self.req_workload = array("h")
         self.req_op = array("i")  # codes into ``_ops`` (in order of first use)
-        self._ops: _Codes = _Codes()
+        self._ops: dict[str, int] = {}  # op name -> code, in order of first use
         self.req_key = array("q")
         self.req_start = array("d")
         self.req_region = array("h")  # codes into ``regions``; recorded only with regions
@@ -156,7 +156,10 @@ class Recorder:
         def created(workload: int, op: str, key: int, now: float) -> int:
             rid = len(starts)
             add_workload(workload)
-            add_op(ops[op])
+            try:  # a plain dict: its lookup is the interpreter's fast path
+                add_op(ops[op])
+            except KeyError:
+                add_op(ops.setdefault(op, len(ops)))
             add_key(key)
             add_start(now)
             return rid
@@ -326,14 +329,6 @@ def _status(codes: np.ndarray) -> pd.Categorical[str]:
 
     return pd.Categorical.from_codes(codes.astype(np.int8, copy=False),
                                      categories=pd.Index(STATUS_LABELS))
-
-
-class _Codes(dict[str, int]):
-    """Names to integer codes, a new code for each new name (in order of first use)."""
-
-    def __missing__(self, name: str) -> int:
-        code = self[name] = len(self)
-        return code
 
 
 def _code_dtype(categories: int) -> type[np.signedinteger]:

@@ -56,8 +56,8 @@ class Metrics(BaseModel):
         Record one row per hop (``true``), none (``false``), or ``auto``: on when the run is
         expected to create at most :data:`SPANS_AUTO_MAX_REQUESTS` (500,000) requests, never
         with streaming requests. Spans are traces for interactive runs (every shipped scenario
-        records them); above that size a run's memory would be mostly spans (about 47 bytes a
-        hop at the peak against 55 a request for the requests table, ``make bench-memory``),
+        records them); above that size a run's memory would be mostly spans (46-49 bytes a
+        hop at the peak against 52 a request for the requests table, ``make bench-memory``),
         so a longer run records them only when asked (``spans: true``).
     requests
         ``table``: one row per request (the ``requests`` table). ``streaming``: counters and

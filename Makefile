@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test validate test-quick fuzz notebooks check-reports bench bench-start bench-fleet bench-streaming bench-overload bench-trace bench-parallel bench-dask bench-internals lint clean
+.PHONY: run test validate test-quick fuzz notebooks check-reports bench bench-start bench-fleet bench-streaming bench-memory bench-overload bench-trace bench-parallel bench-dask bench-internals lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,10 @@ bench-fleet: $(STAMP)
 ## bench-streaming: peak memory of 10M streaming requests against 1M (several minutes)
 bench-streaming: $(STAMP)
 	$(BIN)/python benchmarks/streaming_memory.py
+
+## bench-memory: peak bytes per request of a 10^6-request run with default metrics (requests, spans)
+bench-memory: $(STAMP)
+	$(BIN)/python benchmarks/table_memory.py
 
 ## bench-overload: CPU per request with priority, an adaptive limit and an autoscaler against without
 bench-overload: $(STAMP)

@@ -230,6 +230,8 @@ def _run(args: argparse.Namespace) -> int:
     print(fit(f"{scenario.name}: {n} requests in {scenario.duration:g}s simulated "
               f"(seed {results.seed}, warm-up {results.window[0]:g}s{given}) "
               f"in {results.wall_seconds:.2f}s wall time"))
+    if (note := scenario.spans_note()) is not None:
+        print(fit(note))
     findings = print_verdict(results)
     _print_slo(results, findings)
     print_tables(results, {"findings": findings})  # the steady-state checks, computed once

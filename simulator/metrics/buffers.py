@@ -8,6 +8,7 @@ row in place through a column (a message's status as it moves). The buffer becom
 
 from __future__ import annotations
 
+import contextlib
 from array import array
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -62,16 +63,22 @@ class RawBuffer:
 
     def frame(self, component_names: Callable[[np.ndarray], Any]) -> pd.DataFrame:
         """The table as a DataFrame; ``component_names`` turns instance codes into a
-        categorical of component names (``labels="component"``)."""
+        categorical of component names (``labels="component"``).
+
+        Called once, after the run: a column stored in its table dtype becomes a view of its
+        buffer (no copy); every other buffer is emptied once its column is built."""
         import pandas as pd
 
         out: dict[str, Any] = {}
         for col in self.table.columns:
-            values = np.array(self.columns[col.name], dtype=_STORAGE[col.dtype][1])
+            buffer = self.columns[col.name]
+            dtype = _STORAGE[col.dtype][1]
+            values = np.frombuffer(buffer, dtype=dtype) if len(buffer) else np.empty(0, dtype)
+            if col.dtype != "bool" and col.dtype != "category":
+                out[col.name] = values  # the buffer itself
+                continue
             if col.dtype == "bool":
                 out[col.name] = values.astype(bool)
-            elif col.dtype != "category":
-                out[col.name] = values
             elif col.labels == "component":
                 out[col.name] = component_names(values)
             elif col.labels == "names":
@@ -81,7 +88,10 @@ class RawBuffer:
                 labels: Sequence[str] = col.labels or ()
                 out[col.name] = pd.Categorical.from_codes(values.astype(np.int8),
                                                           categories=pd.Index(list(labels)))
-        return pd.DataFrame(out)
+            del values
+            with contextlib.suppress(BufferError):  # raised if the column is still a view
+                del buffer[:]  # its column holds its own (narrower) copy
+        return pd.DataFrame(out, copy=False)
 
 
 def unique(names: list[str]) -> list[str]:

@@ -1,15 +1,23 @@
 """The recorder: columnar buffers that components append raw facts to during a run.
 
-Numbers go to ``array.array`` buffers (8 bytes a value, appended at list speed); strings to
-lists of interned names. Nothing here computes a statistic: tables are assembled once, at the
-end, by :meth:`Recorder.tables`.
+Numbers go to ``array.array`` buffers (the column's own width, appended at list speed); a
+request's operation to an integer code; a span's operation to a list of interned names (the
+hot paths append it inline). Nothing here computes a statistic: tables are assembled once, at
+the end, by :meth:`Recorder.tables`.
+
+Memory (``make bench-memory``): no per-request Python object outlives its request. When the
+tables are built, a column whose buffer already has the table's dtype (ids, keys, times) *is*
+that buffer (a numpy view, no copy, and the frame is built with ``copy=False`` so pandas does
+not stack same-dtype columns into a new block either); every other buffer is emptied as soon as
+its column exists, so the peak is about the buffers plus the narrow columns, not buffers plus
+a whole second copy of the tables.
 """
 
 from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -53,14 +61,10 @@ class Recorder:
         #: ``completed(request, status, now)``: the two halves of a request's record.
         self.created: Callable[[int, str, int, float], int]
         self.completed: Callable[[Request, int, float], None]
-        if stream is None:
-            self.created, self.completed = self._created_row, self._completed_row
-        else:
-            self.created = lambda workload, op, key, now: stream.created_at(workload, op, now)
-            self.completed = stream.completed
         # request creation, indexed by request id
         self.req_workload = array("h")
-        self.req_op: list[str] = []
+        self.req_op = array("i")  # codes into ``_ops`` (in order of first use)
+        self._ops: dict[str, int] = {}  # op name -> code, in order of first use
         self.req_key = array("q")
         self.req_start = array("d")
         self.req_region = array("h")  # codes into ``regions``; recorded only with regions
@@ -89,6 +93,12 @@ class Recorder:
         self._sample_value = array("d")
         self.events: dict[str, list[object]] = {c: [] for c in TABLES["events"]}
         self._gauges: list[tuple[str, str, str, str, Callable[[], float]]] = []
+        self._assembled = False
+        if stream is None:
+            self.created, self.completed = self._row_writers()
+        else:
+            self.created = lambda workload, op, key, now: stream.created_at(workload, op, now)
+            self.completed = stream.completed
 
     # ---- registration -------------------------------------------------------------------
     def instance_code(self, component: str, instance: str) -> int:
@@ -134,21 +144,39 @@ class Recorder:
             codes.append(i)
             values.append(float(gauge[4]()))
 
-    def _created_row(self, workload: int, op: str, key: int, now: float) -> int:
-        rid = len(self.req_start)
-        self.req_workload.append(workload)
-        self.req_op.append(op)
-        self.req_key.append(key)
-        self.req_start.append(now)
-        return rid
+    def _row_writers(self) -> tuple[Callable[[int, str, int, float], int],
+                                    Callable[[Request, int, float], None]]:
+        """The two halves of a request's row, as closures over the buffers' appends (the
+        hot path: one call per request created, one per request completed)."""
+        add_workload, add_op, add_key = (self.req_workload.append, self.req_op.append,
+                                         self.req_key.append)
+        starts = self.req_start
+        add_start, ops = starts.append, self._ops
 
-    def _completed_row(self, req: Request, status: int, now: float) -> None:
-        self.done_id.append(req.id)
-        self.done_end.append(now)
-        self.done_status.append(status)
-        self.done_attempts.append(req.attempts)
-        self.done_lookup.append(req.lookup)
-        self.done_stale.append(req.stale)
+        def created(workload: int, op: str, key: int, now: float) -> int:
+            rid = len(starts)
+            add_workload(workload)
+            try:  # a plain dict: its lookup is the interpreter's fast path
+                add_op(ops[op])
+            except KeyError:
+                add_op(ops.setdefault(op, len(ops)))
+            add_key(key)
+            add_start(now)
+            return rid
+
+        add_id, add_end, add_status, add_attempts, add_lookup, add_stale = (
+            self.done_id.append, self.done_end.append, self.done_status.append,
+            self.done_attempts.append, self.done_lookup.append, self.done_stale.append)
+
+        def completed(req: Request, status: int, now: float) -> None:
+            add_id(req.id)
+            add_end(now)
+            add_status(status)
+            add_attempts(req.attempts)
+            add_lookup(req.lookup)
+            add_stale(req.stale)
+
+        return created, completed
 
     def span(self, request_id: int, instance: int, op: str, arrival: float, start: float,
              end: float, status: int) -> None:
@@ -173,11 +201,15 @@ class Recorder:
 
     # ---- assembly -----------------------------------------------------------------------
     def tables(self) -> dict[str, pd.DataFrame]:
-        """Assemble the tables (called once, after the run).
+        """Assemble the tables (once, after the run: the buffers become the tables' columns
+        or are emptied, so nothing more can be recorded).
 
         In streaming mode ``requests`` is replaced by ``request_stats`` and
         ``latency_histogram`` (:mod:`simulator.metrics.streaming`).
         """
+        if self._assembled:
+            raise RuntimeError("the tables of a run are assembled once (simulator bug)")
+        self._assembled = True
         head = ({"requests": self._requests()} if self.stream is None
                 else self.stream.tables())
         return {
@@ -192,30 +224,30 @@ class Recorder:
         import pandas as pd
 
         n = len(self.req_start)
-        end = np.full(n, np.nan)
-        status = np.full(n, IN_FLIGHT, dtype=np.int8)
-        attempts = np.ones(n, dtype=np.int16)
-        lookup = np.zeros(n, dtype=np.int8)
-        stale = np.zeros(n, dtype=bool)
-        ids = np.frombuffer(self.done_id, dtype=np.int64) if len(self.done_id) else np.empty(
-            0, np.int64)
-        if len(np.unique(ids)) != len(ids):
+        ids = _view(self.done_id, np.int64)
+        seen = np.zeros(n, dtype=bool)  # 1 byte a request, where np.unique would sort a copy
+        seen[ids] = True
+        if int(np.count_nonzero(seen)) != len(ids):
             raise AssertionError("a request completed twice (simulator bug)")
-        if len(ids):
-            end[ids] = np.frombuffer(self.done_end, dtype=np.float64)
-            status[ids] = np.frombuffer(self.done_status, dtype=np.int8)
-            attempts[ids] = np.frombuffer(self.done_attempts, dtype=np.int16)
-            lookup[ids] = np.frombuffer(self.done_lookup, dtype=np.int8)
-            stale[ids] = np.frombuffer(self.done_stale, dtype=np.int8).astype(bool)
-        start = np.array(self.req_start, dtype=np.float64)
-        workload_codes = np.array(self.req_workload, dtype=np.int16)
-        region_codes = (np.array(self.req_region, dtype=np.int16) if len(self.req_region) == n
-                        else np.zeros(n, dtype=np.int16))
+        del seen
+        end = _scatter(np.full(n, np.nan), ids, self.done_end)
+        status = _scatter(np.full(n, IN_FLIGHT, dtype=np.int8), ids, self.done_status)
+        attempts = _scatter(np.ones(n, dtype=np.int16), ids, self.done_attempts)
+        lookup = _scatter(np.zeros(n, dtype=np.int8), ids, self.done_lookup)
+        stale = _scatter(np.zeros(n, dtype=bool), ids, self.done_stale)
+        del ids
+        del self.done_id[:]
+        start = _view(self.req_start, np.float64)
+        workload = _categorical(self.req_workload, np.int16, self.workloads)
+        op = _sorted_categorical(self.req_op, list(self._ops))
+        region = (_categorical(self.req_region, np.int16, self.regions)
+                  if len(self.req_region) == n
+                  else _categorical(np.zeros(n, dtype=np.int8), np.int8, self.regions))
         columns = (  # in the schema's order, which names them
             np.arange(n, dtype=np.int64),
-            pd.Categorical.from_codes(workload_codes, categories=pd.Index(self.workloads)),
-            pd.Categorical(self.req_op),
-            np.array(self.req_key, dtype=np.int64),
+            workload,
+            op,
+            _view(self.req_key, np.int64),
             start,
             end,
             end - start,
@@ -223,9 +255,10 @@ class Recorder:
             attempts,
             pd.Categorical.from_codes(lookup, categories=pd.Index(LOOKUP_LABELS)),
             stale,
-            pd.Categorical.from_codes(region_codes, categories=pd.Index(self.regions)),
+            region,
         )
-        return pd.DataFrame(dict(zip(TABLES["requests"], columns, strict=True)))
+        # copy=False: the columns are the buffers (views) or new arrays, kept as they are
+        return pd.DataFrame(dict(zip(TABLES["requests"], columns, strict=True)), copy=False)
 
     def _samples(self) -> pd.DataFrame:
         import pandas as pd
@@ -247,23 +280,38 @@ class Recorder:
     def _spans(self) -> pd.DataFrame:
         import pandas as pd
 
-        codes = np.array(self.span_instance, dtype=np.int32)
         comps = [c for c, _ in self.instances]
         insts = [i for _, i in self.instances]
         comp_cats = list(dict.fromkeys(comps))
-        comp_of_code = np.array([comp_cats.index(c) for c in comps], dtype=np.int32)
+        comp_of_code = np.array([comp_cats.index(c) for c in comps],
+                                dtype=_code_dtype(len(comp_cats)))
+        codes = _view(self.span_instance, np.int32)
+        component = pd.Categorical.from_codes(
+            comp_of_code[codes] if len(codes) else codes.astype(comp_of_code.dtype),
+            categories=pd.Index(comp_cats))
+        instance = pd.Categorical.from_codes(
+            codes.astype(_code_dtype(len(insts))), categories=pd.Index(unique(insts)))
+        del codes
+        del self.span_instance[:]
+        # as pd.Categorical(names) would make it (sorted categories), without an object
+        # array of every name: the codes are read straight off the list, which is then freed
+        names = sorted(set(self.span_op))
+        where = {name: k for k, name in enumerate(names)}
+        op = pd.Categorical.from_codes(
+            np.fromiter(map(where.__getitem__, self.span_op), dtype=_code_dtype(len(names)),
+                        count=len(self.span_op)),
+            categories=pd.Index(names))
+        self.span_op.clear()
         return pd.DataFrame({
-            "request_id": np.array(self.span_id, dtype=np.int64),
-            "component": pd.Categorical.from_codes(
-                comp_of_code[codes] if len(codes) else codes, categories=pd.Index(comp_cats)),
-            "instance": pd.Categorical.from_codes(codes, categories=pd.Index(unique(insts))),
-            "op": pd.Categorical(self.span_op),
-            "arrival": np.array(self.span_arrival, dtype=np.float64),
-            "start": np.array(self.span_start, dtype=np.float64),
-            "end": np.array(self.span_end, dtype=np.float64),
-            "status": _status(np.array(self.span_status, dtype=np.int8)),
-        })
-
+            "request_id": _view(self.span_id, np.int64),
+            "component": component,
+            "instance": instance,
+            "op": op,
+            "arrival": _view(self.span_arrival, np.float64),
+            "start": _view(self.span_start, np.float64),
+            "end": _view(self.span_end, np.float64),
+            "status": _status(_view(self.span_status, np.int8)),
+        }, copy=False)
 
     def _names(self, codes: np.ndarray) -> pd.Categorical[str]:
         """Instance codes as a categorical of component names."""
@@ -279,7 +327,56 @@ class Recorder:
 def _status(codes: np.ndarray) -> pd.Categorical[str]:
     import pandas as pd
 
-    return pd.Categorical.from_codes(codes.astype(np.int8), categories=pd.Index(STATUS_LABELS))
+    return pd.Categorical.from_codes(codes.astype(np.int8, copy=False),
+                                     categories=pd.Index(STATUS_LABELS))
+
+
+def _code_dtype(categories: int) -> type[np.signedinteger]:
+    """The narrowest codes pandas keeps for ``categories`` categories (it casts to it)."""
+    return np.int8 if categories < 2**7 else np.int16 if categories < 2**15 else np.int32
+
+
+def _view(buffer: array[Any], dtype: type[np.generic]) -> np.ndarray:
+    """The buffer as a numpy array without a copy (it then can no longer grow)."""
+    return np.frombuffer(buffer, dtype=dtype) if len(buffer) else np.empty(0, dtype)
+
+
+def _scatter(out: np.ndarray, ids: np.ndarray, buffer: array[Any]) -> np.ndarray:
+    """``out[ids] = buffer``, then empty the buffer: its memory is freed column by column."""
+    if len(ids):
+        out[ids] = np.frombuffer(buffer, dtype=np.dtype(buffer.typecode))
+    del buffer[:]
+    return out
+
+
+def _categorical(codes: array[Any] | np.ndarray, dtype: type[np.generic],
+                 categories: list[str]) -> pd.Categorical[str]:
+    """Codes into ``categories`` (in that order) as a categorical; an ``array`` buffer of
+    codes is emptied once the categorical holds its own (narrower) copy."""
+    import pandas as pd
+
+    values = _view(codes, dtype) if isinstance(codes, array) else codes
+    out = pd.Categorical.from_codes(values.astype(_code_dtype(len(categories))),
+                                    categories=pd.Index(categories))
+    del values
+    if isinstance(codes, array):
+        del codes[:]
+    return out
+
+
+def _sorted_categorical(codes: array[Any], names: list[str]) -> pd.Categorical[str]:
+    """Codes into ``names`` (codes in order of first use) as ``pd.Categorical`` of the names
+    would be: categories sorted; the buffer is emptied."""
+    import pandas as pd
+
+    cats = sorted(names)
+    rank = np.array([cats.index(name) for name in names], dtype=_code_dtype(len(cats)))
+    values = _view(codes, np.int32)
+    out = pd.Categorical.from_codes(rank[values] if len(values) else rank[:0],
+                                    categories=pd.Index(cats))
+    del values
+    del codes[:]
+    return out
 
 
 def _frame(table: str, columns: dict[str, list[object]]) -> pd.DataFrame:

@@ -41,6 +41,10 @@ MAX_REQUESTS = int(REQUESTS.limit)
 MAX_SAMPLES = int(SAMPLES.limit)
 
 
+#: ``metrics.spans: auto`` records spans up to this many expected requests (none above).
+SPANS_AUTO_MAX_REQUESTS = 500_000
+
+
 class Metrics(BaseModel):
     """What to record.
 
@@ -50,7 +54,11 @@ class Metrics(BaseModel):
         Period of gauge sampling (queue lengths, utilisation...), seconds.
     spans
         Record one row per hop (``true``), none (``false``), or ``auto``: on when the run is
-        expected to create at most 2 million requests (never with streaming requests).
+        expected to create at most :data:`SPANS_AUTO_MAX_REQUESTS` (500,000) requests, never
+        with streaming requests. Spans are traces for interactive runs (every shipped scenario
+        records them); above that size a run's memory would be mostly spans (46-49 bytes a
+        hop at the peak against 52 a request for the requests table, ``make bench-memory``),
+        so a longer run records them only when asked (``spans: true``).
     requests
         ``table``: one row per request (the ``requests`` table). ``streaming``: counters and
         log-bucketed latency histograms per workload, operation and status, for the requests
@@ -264,11 +272,20 @@ class Scenario(BaseModel):
                        for lo, hi in itertools.pairwise(cuts))
         return weighted / self.duration
 
+    def spans_note(self) -> str | None:
+        """What ``simulator run`` says when ``spans: auto`` left the spans out (else None)."""
+        if (self.metrics.spans != "auto" or self.metrics.requests != "table"
+                or self.record_spans()):
+            return None
+        return (f"spans: off (metrics.spans: auto records them up to "
+                f"{SPANS_AUTO_MAX_REQUESTS:,} expected requests; this run expects "
+                f"{self.expected_requests():,.0f}); metrics.spans: true records them")
+
     def record_spans(self) -> bool:
         """Whether per-hop spans are recorded in a run of this scenario."""
         if self.metrics.spans == "auto":
             return (self.metrics.requests == "table"
-                    and self.expected_requests() <= 2_000_000)
+                    and self.expected_requests() <= SPANS_AUTO_MAX_REQUESTS)
         return bool(self.metrics.spans)
 
 

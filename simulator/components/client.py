@@ -95,6 +95,10 @@ class Client:
         self._work: Callable[[], float] = (
             spec.work.sampler(gen(name, "work")) if spec.work is not None else (lambda: 1.0)
         )
+        # the common workload, without a call per request: one operation, unit work
+        from_trace = isinstance(spec.arrivals, Trace) and spec.arrivals.op_column is not None
+        self._only_op = ops[0] if len(ops) == 1 and not from_trace else None
+        self._unit_work = spec.work is None
         self._target: Callable[[Request, str], Handler] | None = None
         # what a request carries downstream: priority class, deadline, patience, baulking
         self._limits = bool(spec.priority or spec.priority_by_op or spec.deadline is not None
@@ -174,10 +178,10 @@ class Client:
     # ---- request life cycle -------------------------------------------------------------
     def _new(self) -> Request:
         now = self.env._now
-        op = self._op()
+        op = self._only_op if self._only_op is not None else self._op()
         key = self._key()
         rid = self._created(self.index, op, key, now)
-        req = Request(rid, self.index, op, key, self._work(), now)
+        req = Request(rid, self.index, op, key, 1.0 if self._unit_work else self._work(), now)
         if self._limits:
             spec = self.spec
             req.priority = spec.priority_by_op.get(op, spec.priority)

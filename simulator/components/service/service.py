@@ -260,9 +260,9 @@ class Service(ScalableService, FaultState, Component):
             start = arrival
             self.in_system += 1
             self._system_area -= arrival
-        elif len(self._queue) >= self._queue_limit:
+        elif (queued := len(self._queue)) >= self._queue_limit:
             return self._reject(req, op, arrival)
-        elif len(self._queue) >= req.baulk_at:
+        elif queued >= req.baulk_at:
             return left(self, req, op, arrival, math.nan, BAULKED)
         elif self._preemptive and preempt(self, req, arrival):
             start = arrival  # the worker of a less important request passed to this one

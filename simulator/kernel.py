@@ -107,13 +107,12 @@ class Driver:
         Called with the generator's return value when it ends.
     """
 
-    __slots__ = ("_gen", "_on_end", "_wake")
+    __slots__ = ("_gen", "_on_end")
 
     def __init__(self, generator: Generator[Event, Any, Any],
                  on_end: Callable[[Any], object] | None = None) -> None:
         self._gen = generator
         self._on_end = on_end
-        self._wake = self._resume  # one bound method per task, not one per wait
         self._advance(generator.send, None)
 
     def _resume(self, event: Event) -> None:
@@ -129,7 +128,7 @@ class Driver:
             return
         callbacks = nxt.callbacks
         if callbacks is not None:
-            callbacks.append(self._wake)
+            callbacks.append(self._resume)
         elif nxt._ok:
             self._advance(self._gen.send, nxt._value)
         else:
@@ -146,7 +145,7 @@ class Driver:
                 return
             callbacks = event.callbacks
             if callbacks is not None:  # not yet processed: resume when it is
-                callbacks.append(self._wake)
+                callbacks.append(self._resume)
                 return
             # already processed: go on at once with its outcome, as Process does
             if event._ok:

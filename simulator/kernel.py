@@ -20,6 +20,11 @@ What is relied on, and why:
     The callbacks run when the event is processed; ``None`` once it has been. Appending to it
     is how a task (and a component's timer) waits for an event without a Process.
 
+``Environment._queue``, ``Environment._eid``
+    The event heap and the counter of scheduled events, as ``Environment.schedule`` pushes
+    ``(time, priority, id, event)``; :class:`Timer` pushes its entry itself, one Python call
+    fewer per timer than ``Timeout`` (whose ``__init__`` calls ``schedule``).
+
 Failures a task handles are marked with the public ``Event.defused``, so that
 ``Environment.step`` does not raise them again.
 """
@@ -27,11 +32,14 @@ Failures a task handles are marked with the public ``Event.defused``, so that
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from heapq import heappush
 from importlib.metadata import version
+from itertools import count
 from typing import Any
 
 import simpy
-from simpy import Environment, Event
+from simpy import Environment, Event, Timeout
+from simpy.events import NORMAL
 
 #: The SimPy releases these internals are checked against (``simpy>=4.1,<4.2``).
 SUPPORTED = ((4, 1), (4, 2))
@@ -61,8 +69,27 @@ def check() -> None:
         problems.append("Event._ok / Event._value")
     if ok.callbacks is not None:
         problems.append("Event.callbacks is None once processed")
+    if not isinstance(getattr(env, "_eid", None), count) or not isinstance(
+            getattr(env, "_queue", None), list):
+        problems.append("Environment._queue / Environment._eid")
     if problems:
         raise RuntimeError("simpy " + version("simpy") + " changed: " + ", ".join(problems))
+
+
+class Timer(Timeout):
+    """``Timeout(env, delay)`` without its call overhead: the same attributes and the same
+    heap entry, pushed here (what ``Environment.schedule`` does), so the run's event order
+    is the same; for the timers of a request's hops, created once or more per request."""
+
+    def __init__(self, env: Environment, delay: float) -> None:
+        if delay < 0:
+            raise ValueError(f"Negative delay {delay}")
+        self.env = env
+        self.callbacks = []
+        self._value = None
+        self._delay = delay
+        self._ok = True
+        heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), self))
 
 
 class Driver:
@@ -89,10 +116,23 @@ class Driver:
         self._advance(generator.send, None)
 
     def _resume(self, event: Event) -> None:
-        if event._ok:
-            self._advance(self._gen.send, event._value)
-        else:
+        if not event._ok:
             self._advance(self._gen.throw, _handled(event))
+            return
+        # the common resume, _advance's loop inlined: one Python call fewer per wait
+        try:
+            nxt = self._gen.send(event._value)
+        except StopIteration as stop:
+            if self._on_end is not None:
+                self._on_end(stop.value)
+            return
+        callbacks = nxt.callbacks
+        if callbacks is not None:
+            callbacks.append(self._resume)
+        elif nxt._ok:
+            self._advance(self._gen.send, nxt._value)
+        else:
+            self._advance(self._gen.throw, _handled(nxt))
 
     def _advance(self, step: Any, value: Any) -> None:
         gen = self._gen

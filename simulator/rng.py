@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
+from itertools import chain
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # numpy is imported where variates are drawn: validating needs none
@@ -77,16 +78,12 @@ def batched(
     pre-drawn block costs a few tens of nanoseconds. ``rng`` may be a function that makes the
     generator: it is then called when the first block is drawn.
     """
-    it: Iterator[float] = iter(())
+    def blocks() -> Iterator[list[float]]:
+        # each block drawn when the last one runs out, as a draw asks for its first value
+        gen = rng() if callable(rng) else rng
+        while True:
+            yield block(gen, BLOCK).tolist()
 
-    def draw() -> float:
-        nonlocal it, rng
-        try:
-            return next(it)
-        except StopIteration:
-            if callable(rng):
-                rng = rng()
-            it = iter(block(rng, BLOCK).tolist())
-            return next(it)
-
-    return draw
+    # a draw is one C call (the chain's __next__), no Python frame: the generator above
+    # resumes once per block only
+    return chain.from_iterable(blocks()).__next__

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Generator, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from simpy import Event, Timeout
 from simulator.components.base import BuildContext, Handler, Target
 from simulator.components.edge import bind_call, with_deadline
 from simulator.errors import TopologyError
+from simulator.kernel import Timer
 from simulator.messages import Request
 from simulator.rng import batched
 from simulator.tasks import Task
@@ -93,6 +95,10 @@ class Client:
         self._work: Callable[[], float] = (
             spec.work.sampler(gen(name, "work")) if spec.work is not None else (lambda: 1.0)
         )
+        # the common workload, without a call per request: one operation, unit work
+        from_trace = isinstance(spec.arrivals, Trace) and spec.arrivals.op_column is not None
+        self._only_op = ops[0] if len(ops) == 1 and not from_trace else None
+        self._unit_work = spec.work is None
         self._target: Callable[[Request, str], Handler] | None = None
         # what a request carries downstream: priority class, deadline, patience, baulking
         self._limits = bool(spec.priority or spec.priority_by_op or spec.deadline is not None
@@ -172,10 +178,10 @@ class Client:
     # ---- request life cycle -------------------------------------------------------------
     def _new(self) -> Request:
         now = self.env._now
-        op = self._op()
+        op = self._only_op if self._only_op is not None else self._op()
         key = self._key()
         rid = self._created(self.index, op, key, now)
-        req = Request(rid, self.index, op, key, self._work(), now)
+        req = Request(rid, self.index, op, key, 1.0 if self._unit_work else self._work(), now)
         if self._limits:
             spec = self.spec
             req.priority = spec.priority_by_op.get(op, spec.priority)
@@ -194,15 +200,16 @@ class Client:
     def _done(self, req: Request, status: int) -> None:
         self._completed(req, status, self.env._now)
 
-    def _serve(self, req: Request) -> Generator[Event, Any, None]:
-        assert self._target is not None
-        status = yield from self._target(req, req.op)
-        self._done(req, status)
-
     def _open(self, times: Iterator[float]) -> Generator[Event, Any, None]:
         env = self.env
         stop = self.stop_at
-        new, serve = self._new, self._serve
+        new, completed = self._new, self._completed
+        assert self._target is not None
+        target = self._target
+
+        def done(req: Request, status: int) -> None:
+            completed(req, status, env._now)
+
         t = next(times, math.inf)
         if t >= stop:
             return
@@ -213,8 +220,11 @@ class Client:
             # request was a Process (started by an event processed after this step), so that
             # events at equal times keep their order.
             t = next(times, math.inf)
-            arrival = Timeout(env, t - env._now) if t < stop else None
-            Task(serve(req))  # no Process per request: two SimPy events fewer
+            arrival = Timer(env, t - env._now) if t < stop else None
+            # no Process per request (two SimPy events fewer), and no generator of the
+            # client's own around the target's: the outcome is recorded from the task's end,
+            # at the same instant, so every resume passes through one frame fewer
+            Task(target(req, req.op), partial(done, req))
             if arrival is None:
                 return
             yield arrival

@@ -41,7 +41,9 @@ class Waiter(Event):
     """A request waiting for a worker (``joined``: when it joined this queue)."""
 
     def __init__(self, env: simpy.Environment, req: Request, joined: float) -> None:
-        super().__init__(env)
+        # Event.__init__ inlined (its two attributes): one per request that queues
+        self.env = env
+        self.callbacks = []
         self.req = req
         self.joined = joined
         self.gone = False  # left the queue (lazy removal from a heap)

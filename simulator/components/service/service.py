@@ -37,6 +37,7 @@ from simulator.components.service.queueing import FifoQueue, PriorityQueue, Proc
 from simulator.components.service.scaling import ScalableService
 from simulator.components.service.sharing import SharedProcessor
 from simulator.components.steps import Plan, compile_plan
+from simulator.kernel import Timer
 from simulator.messages import BAULKED, CANCELLED, ERROR, EXPIRED, OK, REJECTED, Request
 from simulator.tasks import Join
 
@@ -56,6 +57,13 @@ def cut_short(held: dict[Event, None], _crashed: Event) -> None:
             wake = Event(ev.env)
             wake.callbacks = callbacks
             wake.succeed()
+
+
+def _only_call(plan: _Plan) -> Bound | None:
+    """The call of a plan of one sequential step (``_run`` of it is that call), else None."""
+    if len(plan) == 1 and not isinstance(plan[0], list):
+        return plan[0]
+    return None
 
 
 class Service(ScalableService, FaultState, Component):
@@ -122,6 +130,10 @@ class Service(ScalableService, FaultState, Component):
         self._plans: dict[str, _Plan] = {}
         self._default_plan: _Plan | None = None
         self._compensations: dict[str, _Plan] = {}
+        # the one call of a one-step plan, by operation (None: the op's plan is longer), run
+        # without the frame of _run, which only forwards it when nothing compensates
+        self._single: dict[str, Bound | None] = {}
+        self._default_single: Bound | None = None
         self.busy = 0
         self.in_system = 0
         self.served_total = 0
@@ -172,6 +184,10 @@ class Service(ScalableService, FaultState, Component):
                 self._plans[op] = compile_steps(steps, f"calls.{op}")
         self._compensations = {op: compile_steps(steps, f"on_failure.{op}")
                                for op, steps in self.params.on_failure.items()}
+        if not self._compensations:
+            self._single = {op: _only_call(plan) for op, plan in self._plans.items()}
+            if self._default_plan is not None:
+                self._default_single = _only_call(self._default_plan)
         if self._internals is not None:
             self._internals.wire(partial(self.ctx.sampler, self.group), compile_steps)
 
@@ -245,16 +261,24 @@ class Service(ScalableService, FaultState, Component):
             start = arrival
             self.in_system += 1
             self._system_area -= arrival
-        elif len(self._queue) >= self._queue_limit:
+        elif (queued := len(self._queue)) >= self._queue_limit:
             return self._reject(req, op, arrival)
-        elif len(self._queue) >= req.baulk_at:
+        elif queued >= req.baulk_at:
             return left(self, req, op, arrival, math.nan, BAULKED)
         elif self._preemptive and preempt(self, req, arrival):
             start = arrival  # the worker of a less important request passed to this one
             self.in_system += 1
             self._system_area -= arrival
         else:
-            outcome = yield from self.enqueue(req, arrival)
+            # enqueue(), inlined: the wait passes through one generator frame fewer
+            w = Waiter(env, req, arrival)
+            self._queue.join(w)
+            if req.patience < math.inf:
+                Timeout(env, req.patience).callbacks.append(lambda _ev: renege(self, w))
+            self._queue_area -= arrival
+            self.in_system += 1
+            self._system_area -= arrival
+            outcome = yield w
             if self._epoch != epoch:  # woken by a crash, not by a free worker
                 return self._fail(req, op, arrival, math.nan)
             start = env._now
@@ -280,7 +304,7 @@ class Service(ScalableService, FaultState, Component):
                 return self._fail(req, op, arrival, start)
             del racing[timer]
         else:
-            yield Timeout(env, work)
+            yield Timer(env, work)
         plan = self._plans.get(op, self._default_plan)
         if plan is None:
             status = OK
@@ -300,12 +324,16 @@ class Service(ScalableService, FaultState, Component):
             status = cast(int, calls.value)
             if self._hold:
                 self._release()
-        elif self._hold:
-            status = yield from self._run(req, op, plan)
-            self._release()
         else:
-            self._release()
-            status = yield from self._run(req, op, plan)
+            single = self._single.get(op, self._default_single)
+            if self._hold:
+                status = yield from (self._run(req, op, plan) if single is None
+                                     else single(req, op))
+                self._release()
+            else:
+                self._release()
+                status = yield from (self._run(req, op, plan) if single is None
+                                     else single(req, op))
         rec = self._rec
         if rec is not None:
             rec.span_id.append(req.id)

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 
 from simulator.components.base import BuildContext
 from simulator.components.hashing import hash64, hash_ring
-from simulator.components.load_balancer.balancer import LoadBalancer
 from simulator.components.load_balancer import strategies
+from simulator.components.load_balancer.balancer import LoadBalancer
 from simulator.components.load_balancer.index import (
     Excluding,
     LeastIndex,

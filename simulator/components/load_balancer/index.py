@@ -109,7 +109,7 @@ class LeastIndex:
     __slots__ = ("_buckets", "_dense_v", "_enter_at", "_gaps", "_heap", "_members", "_of",
                  "_pos", "dense_min", "gaps_enter", "gaps_max", "value")
 
-    def __init__(self, value: Callable[[int], float], *, dense_min: int = 128,
+    def __init__(self, value: Callable[[int], float], *, dense_min: int = 1024,
                  gaps_enter: int = 16, gaps_max: int = 48) -> None:
         if not 0 <= gaps_enter <= gaps_max < dense_min - gaps_enter:
             raise ValueError("need 0 <= gaps_enter <= gaps_max < dense_min - gaps_enter")

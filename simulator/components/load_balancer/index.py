@@ -139,9 +139,9 @@ class LeastIndex:
         self._dense_v, self._gaps = None, []
         n = len(self._members)
         self._enter_at = n - self.gaps_enter if n >= self.dense_min else n + 1
-        v = max(buckets, key=lambda v: len(buckets[v]), default=None)
-        if v is not None and len(buckets[v]) >= self._enter_at:
-            self._densify(v)
+        big = max(buckets, key=lambda v: len(buckets[v]), default=None)
+        if big is not None and len(buckets[big]) >= self._enter_at:
+            self._densify(big)
 
     def _densify(self, v: float) -> None:
         inside = set(self._buckets[v])

@@ -11,6 +11,7 @@ the hosts already used, and every pick must agree.
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Callable, Generator
 from types import SimpleNamespace
 from typing import Any, ClassVar
@@ -23,8 +24,15 @@ from hypothesis import strategies as st
 
 from simulator.components.base import BuildContext
 from simulator.components.hashing import hash64, hash_ring
+from simulator.components.load_balancer import strategies
 from simulator.components.load_balancer.balancer import LoadBalancer
-from simulator.components.load_balancer.index import Excluding, LeastIndex, SmoothWeighted
+from simulator.components.load_balancer.index import (
+    Excluding,
+    LeastIndex,
+    SmoothWeighted,
+    ring_lookup,
+    shift,
+)
 from simulator.components.load_balancer.params import LoadBalancerParams
 from simulator.components.load_balancer.strategies import _distinct
 from simulator.messages import OK, Request
@@ -346,6 +354,11 @@ def test_excluding_is_the_filtered_list(avail: list[int], used: set[int]) -> Non
         view[len(plain)]
 
 
+def ties(index: LeastIndex) -> list[int]:
+    bucket, skip = index.least()
+    return [bucket[shift(k, skip)] for k in range(len(bucket) - len(skip))]
+
+
 @given(values=st.lists(st.integers(0, 3), min_size=1, max_size=30),
        moves=st.lists(st.tuples(st.integers(0, 29), st.integers(0, 3)), max_size=200))
 def test_least_index_heap_stays_small(values: list[int], moves: list[tuple[int, int]]) -> None:
@@ -357,8 +370,57 @@ def test_least_index_heap_stays_small(values: list[int], moves: list[tuple[int, 
         values[i] = v + len(values) * i  # many distinct values come and go
         index.update(i)
         m = min(values)
-        assert index.least() == [j for j, x in enumerate(values) if x == m]
+        assert ties(index) == [j for j, x in enumerate(values) if x == m]
         assert len(index._heap) <= 2 * len(index._buckets) + 17
+
+
+@settings(max_examples=300)
+@given(values=st.lists(st.sampled_from([0, 0, 0, 0, 1, 2]), min_size=1, max_size=30),
+       members=st.sets(st.integers(0, 29), min_size=1),
+       moves=st.lists(st.tuples(st.integers(0, 29), st.sampled_from([0, 0, 0, 1, 2])),
+                      max_size=200),
+       used=st.sets(st.integers(0, 29), max_size=4))
+def test_dense_buckets_give_the_plain_ties(values: list[int], members: set[int],
+                                           moves: list[tuple[int, int]], used: set[int]
+                                           ) -> None:
+    """With low thresholds, buckets turn dense and back as backends move (mostly to value 0,
+    as at low load); the ties (and those outside ``used``) are always the scan's."""
+    n = len(values)
+    members = {i % n for i in members}
+    index = LeastIndex(values.__getitem__, dense_min=5, gaps_enter=1, gaps_max=3)
+    index.reset(sorted(members))
+    went_dense = index._dense_v is not None
+    left = frozenset(u % n for u in used)
+    for i, v in moves:
+        i %= n
+        values[i] = v
+        index.update(i)
+        went_dense |= index._dense_v is not None
+        m = min(values[j] for j in members)
+        assert ties(index) == [j for j in sorted(members) if values[j] == m]
+        if members - left:
+            m = min(values[j] for j in members - left)
+            bucket, skip = index.least_excluding(left)
+            got = [bucket[shift(k, skip)] for k in range(len(bucket) - len(skip))]
+            assert got == [j for j in sorted(members - left) if values[j] == m]
+    if len(members) >= 5 and len(moves) > 30:
+        assert went_dense or all(v == 0 for v in values)
+
+
+def test_dense_thresholds_are_checked() -> None:
+    with pytest.raises(ValueError):
+        LeastIndex(int, dense_min=4, gaps_enter=1, gaps_max=3)
+
+
+@pytest.mark.parametrize("spec", [
+    {"strategy": s} for s in ("least_connections", "weighted_least_connections",
+                              "shortest_expected_delay", "least_response_time")])
+def test_dense_picks_match_the_scan(spec: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+                                    ) -> None:
+    """The whole balancer with buckets that turn dense at 5 backends."""
+    monkeypatch.setattr(strategies, "LeastIndex", functools.partial(
+        LeastIndex, dense_min=5, gaps_enter=1, gaps_max=3))
+    test_picks_match_the_scan(spec)
 
 
 @given(data=st.data(), n=st.integers(1, 12))
@@ -398,3 +460,13 @@ def test_smooth_weighted_is_the_scan(weights: list[float], seed: int) -> None:
                 best = i
         current[best] -= total
         assert fast.pick(left) == best
+
+
+@given(n=st.sampled_from([1, 2, 3, 8, 64]), vnodes=st.integers(1, 200),
+       hashes=st.lists(st.integers(0, 2**64 - 1), max_size=50), near=st.integers(-2, 2))
+def test_ring_lookup_is_the_full_bisect(n: int, vnodes: int, hashes: list[int],
+                                        near: int) -> None:
+    tokens, _ = hash_ring([f"b{i}" for i in range(n)], vnodes)
+    point = ring_lookup(tokens)
+    probes = hashes + [min(max(t + near, 0), 2**64 - 1) for t in tokens[::7]] + [0, 2**64 - 1]
+    assert [point(h) for h in probes] == [bisect.bisect_left(tokens, h) for h in probes]

@@ -7,10 +7,12 @@ A pick costs O(1) or O(log n) in the number n of backends (``benchmarks/fleet_si
 the least-loaded rules keep the available backends bucketed by load
 (:class:`~simulator.components.load_balancer.index.LeastIndex`, updated when a request is
 sent or finishes and when availability changes, never rebuilt per pick), consistent hash
-bisects a sorted ring, and ``allowed`` is a view that leaves out the used backends without
-copying the fleet (:class:`~simulator.components.load_balancer.index.Excluding`). Two rules
-still look at every backend: ``join_shortest_queue`` (it reads the backends' own queues, which
-change without the balancer knowing) and the exclusion path of ``weighted_random``.
+bisects one slice of a sorted ring
+(:func:`~simulator.components.load_balancer.index.ring_lookup`), and ``allowed`` is a view
+that leaves out the used backends without copying the fleet
+(:class:`~simulator.components.load_balancer.index.Excluding`). Two rules still look at
+every backend: ``join_shortest_queue`` (it reads the backends' own queues, which change
+without the balancer knowing) and the exclusion path of ``weighted_random``.
 
 With every backend available a pick keeps the draws of the full fleet; otherwise it chooses
 among ``lb._avail`` (what health checks and outlier ejection leave). ``among`` chooses within
@@ -33,6 +35,7 @@ from simulator.components.load_balancer.index import (
     Excluding,
     LeastIndex,
     SmoothWeighted,
+    ring_lookup,
     shift,
 )
 from simulator.messages import Request
@@ -191,8 +194,10 @@ def _argmin_by(lb: LoadBalancer, value: Callable[[int], float], *,
 
     def pick(req: Request) -> int:
         fresh()
-        ties = index.least()
-        return ties[0] if len(ties) == 1 else ties[int(tie() * len(ties))]
+        ties, skip = index.least()
+        k = len(ties) - len(skip)
+        j = 0 if k == 1 else int(tie() * k)
+        return ties[shift(j, skip)] if skip else ties[j]
 
     def among(req: Request, allowed: Excluding) -> int:
         fresh()
@@ -432,6 +437,7 @@ def pick_geo(lb: LoadBalancer) -> Strategy:
 
 def pick_consistent_hash(lb: LoadBalancer) -> Strategy:
     tokens, owners = hash_ring([b.name for b in lb.backends], lb.params.vnodes)
+    point = ring_lookup(tokens)  # bisect_left(tokens, h), within one slice of the ring
     cache: dict[int, int] = {}
     n = len(tokens)
     seen = {"version": 0}
@@ -445,7 +451,7 @@ def pick_consistent_hash(lb: LoadBalancer) -> Strategy:
         if i is None:
             # requests without a key hash their id, so they spread like random
             name = f"key-{key}" if key >= 0 else f"request-{req.id}"
-            pos = bisect.bisect_left(tokens, hash64(name))
+            pos = point(hash64(name))
             i = owners[pos % n]
             if not lb._full:  # walk clockwise to the first available owner, as Envoy
                 member = lb._in_avail
@@ -462,7 +468,7 @@ def pick_consistent_hash(lb: LoadBalancer) -> Strategy:
         # on a retry that rejects the previous hosts)
         key = req.key
         name = f"key-{key}" if key >= 0 else f"request-{req.id}"
-        pos = bisect.bisect_left(tokens, hash64(name))
+        pos = point(hash64(name))
         member, used = lb._in_avail, allowed.used
         step = 0
         while not member[i := owners[(pos + step) % n]] or i in used:

@@ -315,15 +315,24 @@ def machine_lines(seed: int, rounds: int, setting: str, load0: tuple[float, ...]
             f"{load0[2]:.2f}, after {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
 
 
+#: Fewest interleaved rounds from which a benchmark states a verdict: one or two rounds show no
+#: spread that would reveal a busy machine.
+MIN_VERDICT_ROUNDS = 3
+
+
 def ratio_verdict(base: list[float], case: list[float], bound: float, max_spread: float
                   ) -> tuple[list[float], float, float, str]:
     """Per-round ratios ``case / base``, their median and relative spread, and the verdict:
     within or over ``bound``, or none when the rounds disagree by more than ``max_spread``
-    (a busy machine)."""
+    (a busy machine) or when there are fewer than :data:`MIN_VERDICT_ROUNDS` rounds (too few
+    to judge the noise by)."""
     ratios = [b / a for a, b in zip(base, case, strict=True)]
     ratio = statistics.median(ratios)
     spread = (max(ratios) - min(ratios)) / ratio
-    if spread > max_spread:
+    if len(ratios) < MIN_VERDICT_ROUNDS:
+        said = (f"no verdict (fewer than {MIN_VERDICT_ROUNDS} rounds: no spread to judge the "
+                "noise by)")
+    elif spread > max_spread:
         said = (f"no verdict (the rounds disagree by more than {max_spread:.0%}: a busy "
                 "machine; rerun on a quiet one)")
     else:

@@ -203,7 +203,10 @@ def verdict(system: str, which: str, ratios: list[float], max_spread: float, qui
     bound = BOUNDS.get((system, which))
     if quick:
         return "no verdict (--quick)"
-    if len(ratios) > 1 and harness.spread_of(ratios) > max_spread:
+    if len(ratios) < harness.MIN_VERDICT_ROUNDS:
+        return (f"no verdict (fewer than {harness.MIN_VERDICT_ROUNDS} rounds: no spread to "
+                "judge the noise by)")
+    if harness.spread_of(ratios) > max_spread:
         return (f"no verdict (rounds spread by more than {max_spread:.0%}: a busy machine; "
                 "rerun on a quiet one)")
     if bound is None:

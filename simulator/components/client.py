@@ -203,12 +203,10 @@ class Client:
     def _open(self, times: Iterator[float]) -> Generator[Event, Any, None]:
         env = self.env
         stop = self.stop_at
-        new, completed = self._new, self._completed
+        new = self._new
+        done = self.ctx.recorder.completed_at(env)  # (req, status), at the task's end
         assert self._target is not None
         target = self._target
-
-        def done(req: Request, status: int) -> None:
-            completed(req, status, env._now)
 
         t = next(times, math.inf)
         if t >= stop:

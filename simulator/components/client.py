@@ -205,22 +205,9 @@ class Client:
         only = self._only_op
         if only is None or not self._unit_work or self._limits or self._regions:
             return self._new
-        env, index, created = self.env, self.index, self._created
-        if self.spec.keys is None and not isinstance(self.spec.arrivals, Trace):
-
-            def keyless() -> Request:
-                now = env._now
-                return Request(created(index, only, -1, now), index, only, -1, 1.0, now)
-
-            return keyless
-        key_of = self._key
-
-        def keyed() -> Request:
-            now = env._now
-            key = key_of()
-            return Request(created(index, only, key, now), index, only, key, 1.0, now)
-
-        return keyed
+        keyless = self.spec.keys is None and not isinstance(self.spec.arrivals, Trace)
+        return self.ctx.recorder.maker(self.index, only, self.env,
+                                       None if keyless else self._key)
 
     def _done(self, req: Request, status: int) -> None:
         self._completed(req, status, self.env._now)

@@ -181,6 +181,47 @@ class Recorder:
         self._finished = finished
         return created, completed
 
+    def maker(self, workload: int, op: str, clock: Any,
+              key: Callable[[], int] | None = None) -> Callable[[], Request]:
+        """``make()``: a new request of ``workload`` and ``op`` with unit work, created now
+        (``clock._now``, simulated seconds) with the key ``key()`` draws (-1 when ``key`` is
+        None), its creation recorded: what ``created`` then ``Request(...)`` do, in one call
+        (a workload's common case, once per request; the packed workload and op code is
+        computed here, once)."""
+        if self.stream is not None:
+            created = self.created
+
+            def counted() -> Request:
+                now, k = clock._now, -1 if key is None else key()
+                return Request(created(workload, op, k, now), workload, op, k, 1.0, now)
+
+            return counted
+        ops = self._ops
+        code = ops.setdefault(op, len(ops)) << 16 | workload
+        add_workload_op, add_key = self.req_workload_op.append, self.req_key.append
+        starts = self.req_start
+        add_start = starts.append
+        if key is None:
+
+            def keyless() -> Request:
+                now, rid = clock._now, len(starts)
+                add_workload_op(code)
+                add_key(-1)
+                add_start(now)
+                return Request(rid, workload, op, -1, 1.0, now)
+
+            return keyless
+        draw = key
+
+        def keyed() -> Request:
+            now, rid, k = clock._now, len(starts), draw()
+            add_workload_op(code)
+            add_key(k)
+            add_start(now)
+            return Request(rid, workload, op, k, 1.0, now)
+
+        return keyed
+
     def completed_at(self, clock: Any) -> Callable[[Request, int], None]:
         """``completed(request, status, clock._now)`` as one call of two arguments: what a
         task's end calls (one Python frame per request fewer than a wrapper reading the
@@ -403,12 +444,16 @@ def _categorical(codes: array[Any] | np.ndarray, dtype: type[np.generic],
 
 
 def _sorted_categorical(codes: np.ndarray, names: list[str]) -> pd.Categorical[str]:
-    """Codes into ``names`` (codes in order of first use) as ``pd.Categorical`` of the names
-    would be: categories sorted."""
+    """Codes into ``names`` (codes in order of registration) as ``pd.Categorical`` of the
+    names would be: the names used, sorted."""
     import pandas as pd
 
-    cats = sorted(names)
-    rank = np.array([cats.index(name) for name in names], dtype=_code_dtype(len(cats)))
+    # the names no request used (a workload that made none) are no category
+    used = np.bincount(codes, minlength=len(names)) > 0 if len(codes) else np.zeros(
+        len(names), dtype=bool)
+    cats = sorted(name for name, u in zip(names, used.tolist(), strict=True) if u)
+    rank = np.array([cats.index(name) if u else -1 for name, u in
+                     zip(names, used.tolist(), strict=True)], dtype=_code_dtype(len(cats)))
     return pd.Categorical.from_codes(rank[codes] if len(codes) else rank[:0],
                                      categories=pd.Index(cats))
 

@@ -85,7 +85,7 @@ def test_columns_are_the_buffers_and_the_rest_are_emptied() -> None:
     assert np.shares_memory(tables["spans"]["arrival"].to_numpy(),
                             np.frombuffer(rec.span_arrival, dtype=np.float64))
     # other buffers: emptied once their (narrower) column exists
-    for buf in (rec.done_id, rec.done_end, rec.done_status, rec.req_op, rec.req_workload,
+    for buf in (rec.done_id, rec.done_end, rec.done_code, rec.req_workload_op,
                 rec.span_instance, rec.span_op):
         assert len(buf) == 0
     with pytest.raises(RuntimeError, match="assembled once"):

@@ -143,7 +143,8 @@ class Scenario(BaseModel):
         Extra simulated time after ``duration`` for requests in flight to finish, seconds.
         Requests still unfinished then are reported with status ``in_flight``.
     workloads
-        Client populations by name.
+        Client populations by name (at most 10,000: the recorder packs a request's workload
+        and operation codes into one integer).
     components
         Components by name; each has a ``kind`` and that kind's parameters.
     metrics
@@ -178,7 +179,7 @@ class Scenario(BaseModel):
                       Field(json_schema_extra={"anyOf": [{"type": "number", "minimum": 0},
                                                          {"type": "string"}]})] = 0.0
     drain: Duration = Field(0.0, ge=0)
-    workloads: dict[str, Workload] = Field(min_length=1)
+    workloads: dict[str, Workload] = Field(min_length=1, max_length=10_000)
     components: dict[str, ComponentParams] = Field(min_length=1)
     metrics: Metrics = Metrics()
     faults: list[Fault] = Field(default_factory=list)

@@ -42,6 +42,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 import simpy
+from fast_common import CountingEnvironment  # the shared event counter (instrumentation)
 
 BATCH = 4096
 """Number of random variates drawn from numpy per refill."""
@@ -55,19 +56,6 @@ class Result(TypedDict):
     p99_latency: float
     hit_ratio: float
     events: int | None
-
-
-class CountingEnvironment(simpy.Environment):
-    """A :class:`simpy.Environment` that counts the events it processes (untimed runs only)."""
-
-    def __init__(self, initial_time: float = 0) -> None:
-        super().__init__(initial_time)
-        self.events_processed = 0
-
-    def step(self) -> None:
-        """Process the next event and increment :attr:`events_processed`."""
-        self.events_processed += 1
-        super().step()
 
 
 def _batched(draw: Callable[[int], np.ndarray], size: int = BATCH) -> Iterator[Any]:

@@ -26,6 +26,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 import simpy
+from fast_common import CountingEnvironment  # the shared event counter (instrumentation)
 
 BATCH = 4096
 """Number of random variates drawn from numpy per refill."""
@@ -38,23 +39,6 @@ class Result(TypedDict):
     mean_latency: float
     p99_latency: float
     events: int | None
-
-
-class CountingEnvironment(simpy.Environment):
-    """A :class:`simpy.Environment` that counts the events it processes.
-
-    Only used when event counts are requested; timed runs use a plain
-    :class:`simpy.Environment` so that the counter adds no overhead.
-    """
-
-    def __init__(self, initial_time: float = 0) -> None:
-        super().__init__(initial_time)
-        self.events_processed = 0
-
-    def step(self) -> None:
-        """Process the next event and increment :attr:`events_processed`."""
-        self.events_processed += 1
-        super().step()
 
 
 def _batched(draw: Callable[[int], np.ndarray], size: int = BATCH) -> Iterator[Any]:

@@ -20,7 +20,7 @@ import os
 import statistics
 import time
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import fast_mmc
@@ -29,16 +29,23 @@ import simpy
 from fast_common import stream, summary
 
 
+def _setup(rate: float, seed: int, mean: float
+           ) -> tuple[simpy.Environment, Callable[[], float], Callable[[], float], list[float],
+                      list[float]]:
+    """What every variant starts from: an environment, the inter-arrival and service draws (in
+    that order from one generator, as ``fast_mmc`` draws them), and the lists of start and end
+    times."""
+    rng = np.random.Generator(np.random.PCG64(seed))
+    gap = stream(lambda n: rng.exponential(1.0 / rate, n)).__next__
+    work = stream(lambda n: rng.exponential(mean, n)).__next__
+    return simpy.Environment(), gap, work, [], []
+
+
 def store_run(rate: float, duration: float, seed: int, servers: int = 8, mean: float = 0.0005
               ) -> dict[str, Any]:
     """M/M/c with Store-based workers."""
-    rng = np.random.Generator(np.random.PCG64(seed))
-    env = simpy.Environment()
-    gap = stream(lambda n: rng.exponential(1.0 / rate, n)).__next__
-    work = stream(lambda n: rng.exponential(mean, n)).__next__
+    env, gap, work, starts, ends = _setup(rate, seed, mean)
     store: simpy.Store = simpy.Store(env)
-    starts: list[float] = []
-    ends: list[float] = []
     timeout = env.timeout
     def worker() -> Generator[simpy.Event, Any, None]:
         get = store.get
@@ -61,14 +68,9 @@ def store_run(rate: float, duration: float, seed: int, servers: int = 8, mean: f
 def succeed_run(rate: float, duration: float, seed: int, servers: int = 8, mean: float = 0.0005
                 ) -> dict[str, Any]:
     """M/M/c with a hand FIFO and workers woken by ``succeed`` (public API only)."""
-    rng = np.random.Generator(np.random.PCG64(seed))
-    env = simpy.Environment()
-    gap = stream(lambda n: rng.exponential(1.0 / rate, n)).__next__
-    work = stream(lambda n: rng.exponential(mean, n)).__next__
+    env, gap, work, starts, ends = _setup(rate, seed, mean)
     queue: deque[float] = deque()
     idle: list[simpy.Event] = []
-    starts: list[float] = []
-    ends: list[float] = []
     timeout, event = env.timeout, env.event
     def worker() -> Generator[simpy.Event, Any, None]:
         while True:

@@ -60,11 +60,7 @@ class CacheServing(CacheEntries):
             # the common miss (no coalescing, no miss latency, no crash, no set round trip),
             # as _miss runs it, inlined: a load's resumes pass through one frame fewer
             epoch = self._epoch
-            self.misses_total += 1
-            if req.lookup == 0:
-                req.lookup = MISS
-            if self._on_miss is not None and key not in self._entries:
-                self._on_miss(key)
+            self._count_miss(req, key)
             self.loads_total += 1
             req.version = -1
             status = yield from cast(Bound, self._backing)(req, "read")
@@ -100,6 +96,15 @@ class CacheServing(CacheEntries):
             self._span(req, op, now, OK)
         return OK
 
+    def _count_miss(self, req: Request, key: int) -> None:
+        """Count a miss of ``key``: the counter, the request's first lookup, the policy's
+        ``on_miss`` (for a key not cached at all)."""
+        self.misses_total += 1
+        if req.lookup == 0:
+            req.lookup = MISS
+        if self._on_miss is not None and key not in self._entries:
+            self._on_miss(key)
+
     def _miss(self, req: Request, op: str, arrival: float, kept: int | None = None) -> Handler:
         """A read that did not find a fresh entry: wait for a load in flight, or load.
 
@@ -107,11 +112,7 @@ class CacheServing(CacheEntries):
         env = self.env
         key = req.key
         epoch = self._epoch
-        self.misses_total += 1
-        if req.lookup == 0:
-            req.lookup = MISS
-        if self._on_miss is not None and key not in self._entries:
-            self._on_miss(key)
+        self._count_miss(req, key)
         delay = self._miss_delay
         if delay is not None:
             yield from self._sleep(delay())

@@ -248,14 +248,11 @@ class ShardServing(ShardState):
                 return self._end(req, op, arrival, start, status)
             if not (yield from self._work(node, work)):
                 return self._end(req, op, arrival, start, ERROR)
-        if self._reads != "read_your_writes":
-            return self._read_ok(node, req, op, arrival, start)
         key = req.key
-        if key >= 0:
+        if self._reads == "read_your_writes" and key >= 0:
             committed = self._committed.get(key, 0)
             version = committed if node is self.leader else node.applied.get(key, 0)
-            if version < committed and self._behind(
-                    node, req):
+            if version < committed and self._behind(node, req):
                 # the session wrote the key while this read waited: ask the leader instead
                 self._release(node)
                 node = self.leader
@@ -264,21 +261,13 @@ class ShardServing(ShardState):
                     return self._end(req, op, arrival, start, status)
                 if not (yield from self._work(node, work)):
                     return self._end(req, op, arrival, start, ERROR)
-                version = committed = self._committed.get(key, 0)
-            req.version = version
-            if version < committed:
-                req.stale = True
-                self.stale_reads_total += 1
-        node.reads += 1
-        self.reads_ok_total += 1
-        self._release(node)
-        return self._end(req, op, arrival, start, OK)
+        return self._read_ok(node, req, op, arrival, start)
 
     def _read_ok(self, node: _Node, req: Request, op: str, arrival: float, start: float
                  ) -> int:
-        """The end of a read that held a connection of ``node`` from ``start`` (reads other
-        than ``read_your_writes``, which may go again to the leader): the version it saw,
-        and whether that was stale."""
+        """The end of a read that held a connection of ``node`` from ``start`` (for
+        ``read_your_writes``, after any second try at the leader): the version it saw, and
+        whether that was stale."""
         key = req.key
         if key >= 0:
             committed = self._committed.get(key, 0)
